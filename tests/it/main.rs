@@ -1,0 +1,13 @@
+//! The one integration test binary: a module per capability, sharing `support`.
+
+mod support;
+
+mod cli;
+mod cluster;
+mod config;
+mod create_env;
+mod gitops;
+mod terraform;
+mod testkit_apiserver;
+mod testkit_flux;
+mod testkit_git;

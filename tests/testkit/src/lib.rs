@@ -1,0 +1,12 @@
+//! The test cluster of gitops-bootstrap's test suite: a Kubernetes API server speaking the
+//! real HTTP API ([`apiserver`]), a Git server over smart HTTP and ssh ([`git`]), and
+//! controllers that play Flux, the kubelet and cloud load balancers against any API server
+//! ([`flux`], [`kubelet`]). It never enters the product.
+
+pub mod apiserver;
+pub mod charts;
+pub mod cluster;
+pub mod flux;
+pub mod git;
+pub mod kubelet;
+pub mod tls;
