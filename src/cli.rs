@@ -1,1 +1,178 @@
-//! cli
+//! The command line, as clap types only. Behaviour lives in `commands`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitops-bootstrap",
+    version,
+    about = "From nothing to a running, GitOps-managed Kubernetes environment: Terraform, then Flux, then the runtime apps.",
+    after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad input or usage, 3 timed out, 130 interrupted."
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "GITOPS_BOOTSTRAP_CONFIG",
+        default_value = "gitops-bootstrap.toml"
+    )]
+    pub config: PathBuf,
+
+    /// `text` for people (progress on stderr); `json` for one JSON event per line on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// More detail (repeat for debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings, errors and the result.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create (or converge) an environment: Terraform, cluster config and secrets, the GitOps
+    /// commit, Flux, and the runtime apps of its profile, waiting until they are Ready.
+    CreateEnv(CreateEnvArgs),
+    /// Show the readiness of an environment's Flux objects and runtime apps.
+    Status(EnvArgs),
+    /// Show what Terraform would change for an environment.
+    Plan(EnvArgs),
+    /// Check tools, configuration and access; one line per check with the fix.
+    Doctor(DoctorArgs),
+    /// Configuration file helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Command {
+    /// The name as typed, for events and the run record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateEnv(_) => "create-env",
+            Command::Status(_) => "status",
+            Command::Plan(_) => "plan",
+            Command::Doctor(_) => "doctor",
+            Command::Config(ConfigCommand::Schema) => "config schema",
+            Command::Completions { .. } => "completions",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The environment, as named under [envs.<name>] in the config file.
+    pub env: String,
+
+    /// The terraform or tofu binary (default: found on PATH).
+    #[arg(long, env = "GITOPS_BOOTSTRAP_TERRAFORM")]
+    pub terraform: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateEnvArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+
+    /// The profile (a directory under profiles/ in the GitOps repository); default: the env's.
+    #[arg(long)]
+    pub profile: Option<String>,
+
+    /// Apply without asking (required when not interactive).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Allow Terraform to destroy or replace existing resources.
+    #[arg(long)]
+    pub allow_replace: bool,
+
+    /// Allow re-pointing an env that already runs another profile.
+    #[arg(long)]
+    pub change_profile: bool,
+
+    /// How long to wait for the runtime apps, e.g. 15m, 90s.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// The Flux components manifest: a file or an https URL (default: the committed copy when
+    /// its version matches, else the official release of the configured Flux version).
+    #[arg(long)]
+    pub flux_manifests: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also check this environment's module and repository.
+    pub env: Option<String>,
+
+    /// The terraform or tofu binary (default: found on PATH).
+    #[arg(long, env = "GITOPS_BOOTSTRAP_TERRAFORM")]
+    pub terraform: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON schema of the configuration file.
+    Schema,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|err| format!("not a duration like 15m or 90s: {err}"))?;
+    Duration::try_from(parsed).map_err(|_| "a timeout cannot be negative".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn timeouts_parse_in_friendly_units() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn create_env_defaults() {
+        let cli = Cli::try_parse_from(["gitops-bootstrap", "create-env", "dev"]).unwrap();
+        let Command::CreateEnv(args) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(args.target.env, "dev");
+        assert_eq!(args.timeout, Duration::from_secs(900));
+        assert!(!args.yes);
+        assert_eq!(cli.output, OutputFormat::Text);
+    }
+}

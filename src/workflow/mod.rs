@@ -1,1 +1,7 @@
-//! workflow
+//! Workflows as explicit lists of named steps over a shared context. Each step observes first,
+//! acts only when needed, and says "up to date" when it had nothing to do, so any run can be
+//! repeated after a failure or a kill and converges.
+
+mod runner;
+
+pub use runner::{Outcome, Step, run_steps};
