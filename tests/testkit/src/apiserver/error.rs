@@ -1,0 +1,192 @@
+//! The API server's errors, answered as the real server does: a `metav1.Status` body with
+//! `status: Failure`, a machine-readable `reason`, the HTTP `code` and `details`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One failed request, rendered as a `metav1.Status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn not_found(group: &str, plural: &str, name: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, plural)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    /// A 404 for a path the server does not serve at all.
+    pub fn not_found_path(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "NotFound", message)
+    }
+
+    pub fn already_exists(group: &str, plural: &str, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, plural)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    pub fn conflict(group: &str, plural: &str, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                qualified(group, plural)
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    /// A server-side apply conflict; `causes` are `(manager, field path)` pairs.
+    pub fn apply_conflict(causes: &[(String, String)], api_version: &str) -> ApiError {
+        let lines: Vec<String> = causes
+            .iter()
+            .map(|(manager, field)| {
+                format!("conflict with \"{manager}\" using {api_version}: {field}")
+            })
+            .collect();
+        let message = if lines.len() == 1 {
+            format!("Apply failed with 1 conflict: {}", lines[0])
+        } else {
+            format!(
+                "Apply failed with {} conflicts: {}",
+                lines.len(),
+                lines.join("\n")
+            )
+        };
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|(manager, field)| {
+                json!({
+                    "type": "FieldManagerConflict",
+                    "message": format!("conflict with \"{manager}\" using {api_version}"),
+                    "field": field,
+                })
+            })
+            .collect();
+        ApiError::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
+    }
+
+    pub fn invalid(kind: &str, name: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {message}"),
+        )
+        .with_details(json!({"name": name, "kind": kind, "causes": [{"message": message}]}))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(403, "Forbidden", message)
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+        ApiError::new(405, "MethodNotAllowed", message)
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        )
+    }
+
+    pub fn gone(message: impl Into<String>) -> ApiError {
+        ApiError::new(410, "Expired", message)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "InternalError", message)
+    }
+
+    pub fn too_many_requests(retry_after_seconds: u64) -> ApiError {
+        ApiError::new(
+            429,
+            "TooManyRequests",
+            "the server has received too many requests",
+        )
+        .with_details(json!({ "retryAfterSeconds": retry_after_seconds }))
+    }
+
+    /// The `metav1.Status` body.
+    pub fn status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+}
+
+fn qualified(group: &str, plural: &str) -> String {
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = super::json_response(code, &self.status());
+        if let Some(seconds) = self
+            .details
+            .as_ref()
+            .and_then(|details| details["retryAfterSeconds"].as_u64())
+        {
+            response
+                .headers_mut()
+                .insert("Retry-After", seconds.to_string().parse().expect("digits"));
+        }
+        response
+    }
+}

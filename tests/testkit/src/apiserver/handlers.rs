@@ -1,0 +1,516 @@
+//! The resource verbs: get, list, watch, create, update, patch (incl. server-side apply),
+//! delete and deletecollection, on `/api/v1/...` and `/apis/<group>/<version>/...`.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::fieldset::Scope;
+use super::objects::{self, Ownership, Propagation, WriteOptions};
+use super::registry::ResourceType;
+use super::selectors::{FieldSelector, LabelSelector};
+use super::ssa::{self, Writer};
+use super::store::Store;
+use super::{Query, Shared, json_response, patch, table, watch};
+
+/// A parsed resource path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub group: String,
+    pub version: String,
+    pub namespace: Option<String>,
+    pub plural: String,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+impl Target {
+    pub fn parse(path: &str) -> Option<Target> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segments.as_slice() {
+            ["api", version, rest @ ..] => ("", *version, rest),
+            ["apis", group, version, rest @ ..] => (*group, *version, rest),
+            _ => return None,
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, plural, tail @ ..] if !matches!(*plural, "status" | "finalize") => {
+                (Some(ns.to_string()), [&[*plural][..], tail].concat())
+            }
+            _ => (None, rest.to_vec()),
+        };
+        let (plural, name, subresource) = match rest.as_slice() {
+            [plural] => (*plural, None, None),
+            [plural, name] => (*plural, Some(name.to_string()), None),
+            [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
+            _ => return None,
+        };
+        Some(Target {
+            group: group.into(),
+            version: version.into(),
+            namespace,
+            plural: plural.into(),
+            name,
+            subresource,
+        })
+    }
+
+    /// The verb as audit logs and the request counters name it.
+    pub fn verb(&self, method: &Method, query: &Query) -> &'static str {
+        match (method.as_str(), self.name.is_some()) {
+            ("GET", true) => "get",
+            ("GET", false) if query.flag("watch") => "watch",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", true) => "delete",
+            ("DELETE", false) => "deletecollection",
+            _ => "unknown",
+        }
+    }
+
+    pub fn resource(&self) -> String {
+        match &self.subresource {
+            Some(sub) => format!("{}/{sub}", self.plural),
+            None => self.plural.clone(),
+        }
+    }
+}
+
+/// Everything a verb needs from the request.
+pub struct Call<'a> {
+    pub target: Target,
+    pub method: Method,
+    pub query: Query,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl Call<'_> {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The manager a non-apply write is recorded under: `fieldManager`, else the client's
+    /// user agent up to its first `/`, as the real server derives it.
+    fn manager(&self) -> String {
+        if let Some(manager) = self.query.get("fieldManager") {
+            return manager.to_string();
+        }
+        let agent = self
+            .header("user-agent")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if agent.is_empty() {
+            "unknown".into()
+        } else {
+            agent.into()
+        }
+    }
+
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun") == Some("All")
+    }
+
+    fn scope(&self) -> ApiResult<Scope> {
+        match self.target.subresource.as_deref() {
+            None => Ok(Scope::Main),
+            Some("status") => Ok(Scope::Status),
+            Some(other) => Err(ApiError::not_found_path(format!(
+                "the server could not find the requested resource ({other})"
+            ))),
+        }
+    }
+
+    fn json_body(&self) -> ApiResult<Value> {
+        serde_json::from_slice(self.body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    }
+}
+
+pub fn handle(shared: &Arc<Shared>, call: Call<'_>) -> ApiResult<Response> {
+    let mut store = shared.store.lock().expect("store lock");
+    let rt = store
+        .registry
+        .lookup(
+            &call.target.group,
+            &call.target.version,
+            &call.target.plural,
+        )?
+        .clone();
+    if call.target.namespace.is_some() && !rt.namespaced {
+        return Err(ApiError::not_found_path(format!(
+            "the server could not find the requested resource ({})",
+            rt.plural
+        )));
+    }
+    if let Some(sub) = call.target.subresource.as_deref()
+        && !(sub == "status" && rt.status_subresource)
+    {
+        return Err(ApiError::not_found_path(format!(
+            "the server could not find the requested resource ({}/{sub})",
+            rt.plural
+        )));
+    }
+    let verb = call.target.verb(&call.method, &call.query);
+    let response = match verb {
+        "get" => Ok(ok(&versioned(
+            &rt,
+            &call.target.version,
+            existing(&store, &rt, &call)?,
+        ))),
+        "list" => list(&store, &rt, &call),
+        "watch" => {
+            let scope = watch_scope(&rt, &call)?;
+            watch::start(shared, &store, scope, &call.query)
+        }
+        "create" => create(&mut store, &rt, &call),
+        "update" => update(&mut store, &rt, &call),
+        "patch" => patch_object(&mut store, &rt, &call),
+        "delete" => delete(&mut store, &rt, &call),
+        "deletecollection" => delete_collection(&mut store, &rt, &call),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {}",
+            call.method,
+            call.target.resource()
+        ))),
+    }?;
+    if matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) {
+        shared.changed.notify_one();
+    }
+    Ok(response)
+}
+
+fn ok(object: &Value) -> Response {
+    json_response(StatusCode::OK, object)
+}
+
+fn versioned(rt: &ResourceType, version: &str, mut object: Value) -> Value {
+    object["apiVersion"] = json!(rt.api_version(version));
+    object
+}
+
+fn namespace_of(call: &Call<'_>) -> String {
+    call.target.namespace.clone().unwrap_or_default()
+}
+
+fn existing(store: &Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Value> {
+    let name = call.target.name.as_deref().unwrap_or_default();
+    store
+        .get(&rt.group, &rt.plural, &namespace_of(call), name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+}
+
+fn selected<'a>(store: &'a Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Vec<&'a Value>> {
+    let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or_default())?;
+    let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or_default())?;
+    Ok(store
+        .list(&rt.group, &rt.plural, call.target.namespace.as_deref())
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .collect())
+}
+
+fn list(store: &Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let items: Vec<Value> = selected(store, rt, call)?
+        .into_iter()
+        .map(|o| versioned(rt, &call.target.version, o.clone()))
+        .collect();
+    let resource_version = store.resource_version().to_string();
+    if table::wanted(call.header("accept")) {
+        return Ok(ok(&table::render(&items, &resource_version)));
+    }
+    Ok(ok(&json!({
+        "kind": rt.list_kind,
+        "apiVersion": rt.api_version(&call.target.version),
+        "metadata": { "resourceVersion": resource_version },
+        "items": items,
+    })))
+}
+
+fn watch_scope(rt: &ResourceType, call: &Call<'_>) -> ApiResult<watch::WatchScope> {
+    Ok(watch::WatchScope {
+        rt: rt.clone(),
+        version: call.target.version.clone(),
+        namespace: call.target.namespace.clone(),
+        name: None,
+        labels: LabelSelector::parse(call.query.get("labelSelector").unwrap_or_default())?,
+        fields: FieldSelector::parse(call.query.get("fieldSelector").unwrap_or_default())?,
+    })
+}
+
+fn options<'a>(call: &Call<'_>, manager: &'a str) -> WriteOptions<'a> {
+    WriteOptions {
+        manager,
+        dry_run: call.dry_run(),
+    }
+}
+
+fn create(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let mut object = call.json_body()?;
+    objects::check_type(rt, &call.target.version, &mut object)?;
+    objects::check_namespace(rt, call.target.namespace.as_deref(), &mut object)?;
+    let manager = call.manager();
+    let created = objects::create(
+        store,
+        rt,
+        &call.target.version,
+        object,
+        options(call, &manager),
+        false,
+    )?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &versioned(rt, &call.target.version, created),
+    ))
+}
+
+fn update(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let scope = call.scope()?;
+    let mut object = call.json_body()?;
+    objects::check_type(rt, &call.target.version, &mut object)?;
+    objects::check_namespace(rt, call.target.namespace.as_deref(), &mut object)?;
+    let old = existing(store, rt, call)?;
+    let manager = call.manager();
+    let writer = Writer {
+        manager: &manager,
+        api_version: &rt.api_version(&call.target.version),
+        scope,
+        now: &objects::now(),
+    };
+    let written = objects::write(
+        store,
+        rt,
+        &old,
+        object,
+        scope,
+        Ownership::Update(&writer),
+        call.dry_run(),
+    )?;
+    Ok(ok(&versioned(rt, &call.target.version, written)))
+}
+
+fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let content_type = call
+        .header("content-type")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if content_type == patch::APPLY {
+        return server_side_apply(store, rt, call);
+    }
+    let scope = call.scope()?;
+    let old = existing(store, rt, call)?;
+    let mut object = patch::patch(&content_type, &old, call.body)?;
+    objects::check_type(rt, &call.target.version, &mut object)?;
+    let manager = call.manager();
+    let writer = Writer {
+        manager: &manager,
+        api_version: &rt.api_version(&call.target.version),
+        scope,
+        now: &objects::now(),
+    };
+    let written = objects::write(
+        store,
+        rt,
+        &old,
+        object,
+        scope,
+        Ownership::Update(&writer),
+        call.dry_run(),
+    )?;
+    Ok(ok(&versioned(rt, &call.target.version, written)))
+}
+
+fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let scope = call.scope()?;
+    let manager = call
+        .query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?
+        .to_string();
+    let mut applied: Value = serde_yaml_ng::from_slice(call.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    objects::check_type(rt, &call.target.version, &mut applied)?;
+    objects::check_namespace(rt, call.target.namespace.as_deref(), &mut applied)?;
+    let name = call.target.name.clone().unwrap_or_default();
+    if applied["metadata"]["name"].as_str() != Some(name.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            applied["metadata"]["name"]
+        )));
+    }
+    let api_version = rt.api_version(&call.target.version);
+    let writer = Writer {
+        manager: &manager,
+        api_version: &api_version,
+        scope,
+        now: &objects::now(),
+    };
+    let force = call.query.flag("force");
+    let written = match store
+        .get(&rt.group, &rt.plural, &namespace_of(call), &name)
+        .cloned()
+    {
+        Some(live) => {
+            let merged = ssa::apply(&live, &applied, &writer, force)?;
+            objects::write(
+                store,
+                rt,
+                &live,
+                merged,
+                scope,
+                Ownership::Applied,
+                call.dry_run(),
+            )?
+        }
+        None if scope == Scope::Status => {
+            return Err(ApiError::not_found(&rt.group, &rt.plural, &name));
+        }
+        None => {
+            let skeleton = json!({
+                "apiVersion": api_version,
+                "kind": rt.kind,
+                "metadata": {"name": name, "namespace": applied["metadata"]["namespace"]},
+            });
+            let mut merged = ssa::apply(&skeleton, &applied, &writer, force)?;
+            objects::check_namespace(rt, call.target.namespace.as_deref(), &mut merged)?;
+            let created = objects::create(
+                store,
+                rt,
+                &call.target.version,
+                merged,
+                options(call, &manager),
+                true,
+            )?;
+            return Ok(json_response(
+                StatusCode::CREATED,
+                &versioned(rt, &call.target.version, created),
+            ));
+        }
+    };
+    Ok(ok(&versioned(rt, &call.target.version, written)))
+}
+
+fn propagation(call: &Call<'_>) -> ApiResult<Propagation> {
+    let body: Value = serde_json::from_slice(call.body).unwrap_or(Value::Null);
+    let from_body = body["propagationPolicy"].as_str().map(String::from);
+    let from_orphan = match body["orphanDependents"]
+        .as_bool()
+        .or_else(|| call.query.get("orphanDependents").map(|v| v == "true"))
+    {
+        Some(true) => Some("Orphan".to_string()),
+        _ => None,
+    };
+    let policy = call
+        .query
+        .get("propagationPolicy")
+        .map(String::from)
+        .or(from_body)
+        .or(from_orphan);
+    Propagation::parse(policy.as_deref())
+}
+
+fn delete(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let old = existing(store, rt, call)?;
+    let body: Value = serde_json::from_slice(call.body).unwrap_or(Value::Null);
+    let preconditions = &body["preconditions"];
+    for (field, actual) in [
+        ("uid", &old["metadata"]["uid"]),
+        ("resourceVersion", &old["metadata"]["resourceVersion"]),
+    ] {
+        if let Some(expected) = preconditions[field].as_str()
+            && Some(expected) != actual.as_str()
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                call.target.name.as_deref().unwrap_or_default(),
+            ));
+        }
+    }
+    let dry_run = call.dry_run()
+        || body["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    let (namespace, name) = super::store::key_of(&old);
+    let deleted = objects::delete(store, rt, &namespace, &name, propagation(call)?, dry_run)?;
+    Ok(ok(&versioned(rt, &call.target.version, deleted)))
+}
+
+fn delete_collection(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
+    let targets: Vec<(String, String)> = selected(store, rt, call)?
+        .into_iter()
+        .map(super::store::key_of)
+        .collect();
+    let policy = propagation(call)?;
+    let mut items = Vec::new();
+    for (namespace, name) in targets {
+        items.push(versioned(
+            rt,
+            &call.target.version,
+            objects::delete(store, rt, &namespace, &name, policy, call.dry_run())?,
+        ));
+    }
+    Ok(ok(&json!({
+        "kind": rt.list_kind,
+        "apiVersion": rt.api_version(&call.target.version),
+        "metadata": { "resourceVersion": store.resource_version().to_string() },
+        "items": items,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_targets() {
+        let t = Target::parse("/api/v1/namespaces/default/configmaps/x").unwrap();
+        assert_eq!(
+            (
+                t.group.as_str(),
+                t.namespace.as_deref(),
+                t.plural.as_str(),
+                t.name.as_deref()
+            ),
+            ("", Some("default"), "configmaps", Some("x"))
+        );
+        let t = Target::parse("/api/v1/namespaces/default/status").unwrap();
+        assert_eq!(
+            (
+                t.plural.as_str(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("namespaces", Some("default"), Some("status"))
+        );
+        let t = Target::parse("/api/v1/namespaces/default").unwrap();
+        assert_eq!(
+            (t.plural.as_str(), t.name.as_deref(), t.namespace),
+            ("namespaces", Some("default"), None)
+        );
+        let t = Target::parse("/apis/apps/v1/namespaces/n/deployments/web/status").unwrap();
+        assert_eq!(
+            (t.group.as_str(), t.subresource.as_deref()),
+            ("apps", Some("status"))
+        );
+        let t = Target::parse("/api/v1/configmaps").unwrap();
+        assert_eq!((t.namespace, t.name), (None, None));
+        assert!(Target::parse("/healthz").is_none());
+    }
+}
