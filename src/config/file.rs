@@ -1,0 +1,75 @@
+//! The config file as written: what serde reads and what the JSON schema describes. The loader
+//! turns it into [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::outputs::OutputMapping;
+use super::types::{BackendConfig, RepositoryConfig, TerraformConfig};
+
+/// gitops-bootstrap configuration (`gitops-bootstrap.toml`). Relative paths are relative to
+/// this file's directory. It never holds secret values, only the names of the environment
+/// variables that do.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "gitops-bootstrap configuration")]
+pub(super) struct ConfigFile {
+    /// Where per-env state lives. Default `.gitops-bootstrap`.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub terraform: TerraformConfig,
+    /// The repository of every env that has no `repository` of its own.
+    #[serde(default)]
+    pub repository: Option<RepositoryConfig>,
+    /// The environments, by name (DNS-1123 labels).
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" }))]
+    pub envs: BTreeMap<String, EnvFile>,
+}
+
+/// `[envs.<name>]`: one environment.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnvFile {
+    /// The Terraform module directory.
+    pub module: PathBuf,
+    /// The profile the env runs (a DNS-1123 label; `profiles/<profile>` in the repository).
+    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub profile: String,
+    /// The Flux release to install, e.g. `v2.4.0`.
+    #[schemars(pattern(r"^v2\.[0-9]+\.[0-9]+$"))]
+    pub flux_version: String,
+    /// Flux's component manifests: a file path or an `https://` URL. Default: the release of
+    /// `flux_version`.
+    #[serde(default)]
+    pub flux_manifests: Option<String>,
+    /// An extra CA certificate (PEM file) to trust for a `flux_manifests` URL.
+    #[serde(default)]
+    pub flux_manifests_ca_file: Option<PathBuf>,
+    /// The env is meant to be created from CI.
+    #[serde(default)]
+    pub ci: bool,
+    /// Non-secret Terraform variables (any TOML value).
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Secret Terraform variables: variable name → NAME of the environment variable holding the
+    /// value.
+    #[serde(default)]
+    #[schemars(extend("additionalProperties" = { "type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$" }))]
+    pub secret_variables: BTreeMap<String, String>,
+    /// Extra `.tfvars` files.
+    #[serde(default)]
+    pub var_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    /// The env's repository. Default: the top-level `[repository]`.
+    #[serde(default)]
+    pub repository: Option<RepositoryConfig>,
+    /// Contract field → the module's output (and a path inside it) that provides it.
+    #[serde(default)]
+    pub outputs: OutputMapping,
+}

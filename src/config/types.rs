@@ -1,0 +1,206 @@
+//! The config as the rest of the program sees it: validated, with every path absolute and
+//! every env's repository settled. The tables shared with the file model (`file.rs`) are
+//! defined here once and documented for the JSON schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::names::GitTransport;
+use super::outputs::OutputMapping;
+
+/// A loaded, validated config file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The config file, absolute.
+    pub file: PathBuf,
+    /// Where per-env state lives (`<state_dir>/<env>/`), absolute.
+    pub state_dir: PathBuf,
+    pub terraform: TerraformConfig,
+    pub envs: BTreeMap<String, EnvConfig>,
+}
+
+impl Config {
+    /// The directory holding the config file, against which its relative paths are resolved.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+/// One environment (`[envs.<name>]`), resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvConfig {
+    pub name: String,
+    /// The Terraform module directory, absolute; it exists.
+    pub module: PathBuf,
+    /// The profile the env runs (`profiles/<profile>` in the repository).
+    pub profile: String,
+    /// The Flux release to install, `v2.<minor>.<patch>`.
+    pub flux_version: String,
+    /// Where Flux's components come from instead of the release of `flux_version`.
+    pub flux_manifests: Option<FluxManifests>,
+    /// An extra CA certificate (PEM file, absolute) to trust for a `flux_manifests` URL.
+    pub flux_manifests_ca_file: Option<PathBuf>,
+    /// The env is meant to be created from CI.
+    pub ci: bool,
+    /// Non-secret Terraform variables.
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Terraform variable → name of the environment variable holding its value.
+    pub secret_variables: BTreeMap<String, String>,
+    /// Extra `.tfvars` files, absolute; they exist.
+    pub var_files: Vec<PathBuf>,
+    pub backend: BackendConfig,
+    pub repository: RepositoryConfig,
+    pub outputs: OutputMapping,
+}
+
+/// Flux's component manifests, when not the published release of `flux_version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FluxManifests {
+    /// An `https://` URL.
+    Url(String),
+    /// A local file, absolute; it exists.
+    File(PathBuf),
+}
+
+/// `[terraform]`: how Terraform is run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerraformConfig {
+    /// The terraform (or tofu) executable: a command name looked up in PATH, or a path
+    /// (relative to the config file's directory). Default: `terraform` from PATH.
+    #[serde(default)]
+    pub binary: Option<PathBuf>,
+}
+
+/// `[envs.<env>.backend]`: the Terraform state backend of the generated root module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// The backend type (`local`, `s3`, `azurerm`, …).
+    #[serde(rename = "type", default = "default_backend")]
+    pub kind: String,
+    /// Backend settings (`-backend-config` key/value pairs). No credentials: backends read them
+    /// from their usual environment variables.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: default_backend(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_backend() -> String {
+    "local".to_owned()
+}
+
+/// `[repository]` / `[envs.<env>.repository]`: the Git repository Flux syncs from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// `https://`, `http://` or `ssh://` URL.
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Prefix inside the repository under which `clusters/` and `profiles/` live (no leading
+    /// or trailing `/`; empty: the root).
+    #[serde(default)]
+    pub path: String,
+    /// Author of the tool's commits.
+    pub author_name: String,
+    pub author_email: String,
+    /// An extra CA certificate (PEM file) for an https repository; also given to Flux.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// How the tool pushes.
+    pub push: PushCredentials,
+    /// How Flux reads (its credentials are never the push credentials).
+    #[serde(default)]
+    pub read: ReadCredentials,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}
+
+impl RepositoryConfig {
+    /// Https/http or ssh, from the (validated) URL's scheme.
+    pub fn transport(&self) -> GitTransport {
+        if self
+            .url
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("ssh://"))
+        {
+            GitTransport::Ssh
+        } else {
+            GitTransport::Http
+        }
+    }
+
+    /// The known_hosts file Flux gets for an ssh repository: `read.known_hosts`, else the push
+    /// method's.
+    pub fn flux_known_hosts(&self) -> Option<&Path> {
+        self.read.known_hosts.as_deref().or(match &self.push {
+            PushCredentials::Token { .. } => None,
+            PushCredentials::SshKey { known_hosts, .. }
+            | PushCredentials::SshAgent { known_hosts } => Some(known_hosts.as_path()),
+        })
+    }
+}
+
+/// `[...repository.push]`: the operator's credentials for pushing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PushCredentials {
+    /// An https token read from an environment variable.
+    Token {
+        /// NAME of the environment variable holding the token.
+        token_env: String,
+        #[serde(default = "default_git_username")]
+        username: String,
+    },
+    /// An ssh private key file.
+    SshKey {
+        key_file: PathBuf,
+        known_hosts: PathBuf,
+    },
+    /// The running ssh-agent.
+    SshAgent { known_hosts: PathBuf },
+}
+
+/// `[...repository.read]`: Flux's own read credentials. For https, `token_env` names a token
+/// separate from the push token (that one never enters the cluster); for ssh a per-env deploy
+/// key is generated, and only `known_hosts` may be given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadCredentials {
+    /// NAME of the environment variable holding Flux's read token (https only).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Username for the read token (https only). Default `git`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// known_hosts for Flux (ssh only). Default: the push method's.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl ReadCredentials {
+    pub fn username(&self) -> &str {
+        self.username.as_deref().unwrap_or(GIT_USERNAME)
+    }
+}
+
+const GIT_USERNAME: &str = "git";
+
+fn default_git_username() -> String {
+    GIT_USERNAME.to_owned()
+}
