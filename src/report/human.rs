@@ -88,6 +88,24 @@ fn seconds(duration_ms: u64) -> String {
 }
 
 impl Reporter for HumanReporter {
+    fn confirm(&self, question: &str) -> Option<bool> {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return None;
+        }
+        let ask = || {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "{} {question} [y/N] ", style("?").yellow().bold());
+            let _ = stderr.flush();
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer).ok()?;
+            Some(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+        };
+        match &self.live {
+            Some(live) => live.multi.suspend(ask),
+            None => ask(),
+        }
+    }
+
     fn emit(&self, event: Event) {
         let normal = self.verbosity >= Verbosity::Normal;
         match event {

@@ -98,6 +98,13 @@ pub trait Reporter: Send + Sync {
     fn warning(&self, message: String) {
         self.emit(Event::Warning { message });
     }
+
+    /// Asks a yes/no question when a person is there to answer; `None` when nobody can be
+    /// asked (not a terminal, JSON output), so callers require an explicit flag instead.
+    fn confirm(&self, question: &str) -> Option<bool> {
+        let _ = question;
+        None
+    }
 }
 
 /// How much the human reporter says (`-q` / default / `-v`).
