@@ -1,1 +1,469 @@
-//! render
+//! The files the tool commits under `<prefix>/clusters/<env>/`, rendered from the tera
+//! templates in `bootstrap/` (embedded in the binary), and the two facts a rerun reads back
+//! from committed copies: the env's profile and its age recipient.
+//!
+//! Every value goes into the YAML through the `yaml` filter, which writes a double-quoted
+//! scalar, so a branch or URL with `:`, `#`, quotes or newlines cannot change the structure.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_yaml_ng::Value;
+
+use crate::error::{Diagnose, ExitStatus};
+
+#[cfg(test)]
+mod profile_tests;
+
+/// The annotation on the `profile` Kustomization naming the env's profile.
+pub const PROFILE_ANNOTATION: &str = "gitops-bootstrap.io/profile";
+
+/// What the cluster dir of one env is rendered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderInput {
+    pub env: String,
+    /// A directory under `<prefix>/profiles/`.
+    pub profile: String,
+    /// The URL Flux clones (the `flux-system` GitRepository).
+    pub repo_url: String,
+    pub branch: String,
+    /// `""` or a relative directory such as `platform` holding `clusters/` and `profiles/`.
+    pub path_prefix: String,
+    /// Recorded on the GitRepository so a reader sees which Flux wrote the sync.
+    pub flux_version: String,
+    /// Flux duration between syncs, e.g. `1m`.
+    pub interval: String,
+    /// Flux duration the `profile` Kustomization waits for its apps, e.g. `30m`.
+    pub timeout: String,
+    /// The env's age recipient (`age1…`) for `.sops.yaml`.
+    pub age_recipient: String,
+}
+
+/// One rendered file, its path relative to the repository root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: String,
+    pub contents: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot render clusters/{env}/: {field} {reason}")]
+    InvalidInput {
+        env: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("failed to render bootstrap template {template}: {source}")]
+    Template {
+        template: &'static str,
+        #[source]
+        source: tera::Error,
+    },
+}
+
+impl Diagnose for RenderError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            RenderError::InvalidInput { .. } => ExitStatus::BadInput,
+            RenderError::Template { .. } => ExitStatus::Failure,
+        }
+    }
+}
+
+/// A template of `bootstrap/` and where its output goes inside `clusters/<env>/`.
+struct Template {
+    output: &'static str,
+    source: &'static str,
+}
+
+const TEMPLATES: &[Template] = &[
+    Template {
+        output: "flux-system/gotk-sync.yaml",
+        source: include_str!("../bootstrap/flux-system/gotk-sync.yaml.tera"),
+    },
+    Template {
+        output: "flux-system/kustomization.yaml",
+        source: include_str!("../bootstrap/flux-system/kustomization.yaml.tera"),
+    },
+    Template {
+        output: "profile.yaml",
+        source: include_str!("../bootstrap/profile.yaml.tera"),
+    },
+    Template {
+        output: "kustomization.yaml",
+        source: include_str!("../bootstrap/kustomization.yaml.tera"),
+    },
+    Template {
+        output: ".sops.yaml",
+        source: include_str!("../bootstrap/.sops.yaml.tera"),
+    },
+];
+
+/// The template variables: the input plus the repository paths derived from it.
+#[derive(Serialize)]
+struct Vars<'a> {
+    env: &'a str,
+    profile: &'a str,
+    repo_url: &'a str,
+    branch: &'a str,
+    flux_version: &'a str,
+    interval: &'a str,
+    timeout: &'a str,
+    age_recipient: &'a str,
+    cluster_path: String,
+    profile_path: String,
+    profiles_root: String,
+}
+
+/// `<prefix>/clusters/<env>`, repository-relative without a leading `./`.
+pub fn cluster_dir(path_prefix: &str, env: &str) -> String {
+    repo_path(path_prefix, &format!("clusters/{env}"))
+}
+
+fn repo_path(path_prefix: &str, rest: &str) -> String {
+    let prefix = path_prefix.trim_matches('/');
+    if prefix.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{prefix}/{rest}")
+    }
+}
+
+/// Renders every file of `<prefix>/clusters/<env>/` except `flux-system/gotk-components.yaml`
+/// (written as applied, not from a template).
+pub fn render_cluster_dir(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
+    validate(input)?;
+    let vars = Vars {
+        env: &input.env,
+        profile: &input.profile,
+        repo_url: &input.repo_url,
+        branch: &input.branch,
+        flux_version: &input.flux_version,
+        interval: &input.interval,
+        timeout: &input.timeout,
+        age_recipient: &input.age_recipient,
+        cluster_path: format!("./{}", cluster_dir(&input.path_prefix, &input.env)),
+        profile_path: format!(
+            "./{}",
+            repo_path(&input.path_prefix, &format!("profiles/{}", input.profile))
+        ),
+        profiles_root: format!("./{}", repo_path(&input.path_prefix, "profiles")),
+    };
+    let context = tera::Context::from_serialize(&vars).map_err(|source| RenderError::Template {
+        template: "context",
+        source,
+    })?;
+    let mut engine = tera::Tera::default();
+    // YAML, not HTML: escaping is the `yaml` filter's job.
+    engine.autoescape_on(Vec::new());
+    engine.register_filter("yaml", yaml_filter);
+    let dir = cluster_dir(&input.path_prefix, &input.env);
+    TEMPLATES
+        .iter()
+        .map(|template| {
+            let contents = engine
+                .render_str(template.source, &context)
+                .map_err(|source| RenderError::Template {
+                    template: template.output,
+                    source,
+                })?;
+            Ok(RenderedFile {
+                path: format!("{dir}/{}", template.output),
+                contents,
+            })
+        })
+        .collect()
+}
+
+/// Names become path segments: refuse anything that could leave `clusters/` or `profiles/`.
+fn validate(input: &RenderInput) -> Result<(), RenderError> {
+    let invalid = |field: &'static str, reason: &str| RenderError::InvalidInput {
+        env: input.env.clone(),
+        field,
+        reason: reason.to_owned(),
+    };
+    let is_segment = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\']);
+    if !is_segment(&input.env) {
+        return Err(invalid("env", "must be a single directory name"));
+    }
+    if !is_segment(&input.profile) {
+        return Err(invalid("profile", "must be a single directory name"));
+    }
+    let prefix = input.path_prefix.trim_matches('/');
+    if !prefix.is_empty() && !prefix.split('/').all(is_segment) {
+        return Err(invalid(
+            "path_prefix",
+            "must be a relative directory without `.` or `..` segments",
+        ));
+    }
+    if !input.age_recipient.starts_with("age1") {
+        return Err(invalid("age_recipient", "must be an age recipient (age1…)"));
+    }
+    Ok(())
+}
+
+/// Quotes a string as a YAML double-quoted scalar: JSON string syntax is valid YAML.
+fn yaml_filter(
+    value: &tera::Value,
+    _args: &HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg(format!("the yaml filter takes a string, not {value}")))?;
+    let quoted = serde_json::to_string(text)
+        .map_err(|e| tera::Error::msg(format!("cannot quote a string for YAML: {e}")))?;
+    Ok(tera::Value::String(quoted))
+}
+
+/// The profile recorded on a committed `profile.yaml`, if it has one.
+pub fn committed_profile(profile_yaml: &str) -> Option<String> {
+    let doc: Value = serde_yaml_ng::from_str(profile_yaml).ok()?;
+    doc.get("metadata")?
+        .get("annotations")?
+        .get(PROFILE_ANNOTATION)?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The first age recipient of a committed `.sops.yaml`, if it names one.
+pub fn sops_recipient(sops_yaml: &str) -> Option<String> {
+    let doc: Value = serde_yaml_ng::from_str(sops_yaml).ok()?;
+    doc.get("creation_rules")?
+        .as_sequence()?
+        .iter()
+        .filter_map(|rule| rule.get("age")?.as_str())
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .find(|recipient| !recipient.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    fn input(prefix: &str) -> RenderInput {
+        RenderInput {
+            env: "dev".into(),
+            profile: "minimal".into(),
+            repo_url: "https://git.example.com/platform/fleet.git".into(),
+            branch: "main".into(),
+            path_prefix: prefix.into(),
+            flux_version: "v2.5.1".into(),
+            interval: "1m".into(),
+            timeout: "30m".into(),
+            age_recipient: RECIPIENT.into(),
+        }
+    }
+
+    fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
+        &files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("{path} was not rendered"))
+            .contents
+    }
+
+    pub(super) fn documents(text: &str) -> Vec<Value> {
+        serde_yaml_ng::Deserializer::from_str(text)
+            .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
+            .filter(|doc| !doc.is_null())
+            .collect()
+    }
+
+    pub(super) fn kind_and_name(doc: &Value) -> (String, String) {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+        (
+            text(doc.get("kind")),
+            text(doc.get("metadata").and_then(|m| m.get("name"))),
+        )
+    }
+
+    #[test]
+    fn renders_the_files_of_the_cluster_dir() {
+        let files = render_cluster_dir(&input("")).unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "clusters/dev/flux-system/gotk-sync.yaml",
+                "clusters/dev/flux-system/kustomization.yaml",
+                "clusters/dev/profile.yaml",
+                "clusters/dev/kustomization.yaml",
+                "clusters/dev/.sops.yaml",
+            ]
+        );
+    }
+
+    #[test]
+    fn snapshots_without_prefix() {
+        for rendered in render_cluster_dir(&input("")).unwrap() {
+            insta::assert_snapshot!(rendered.path.clone(), rendered.contents);
+        }
+    }
+
+    #[test]
+    fn prefix_moves_every_path() {
+        let files = render_cluster_dir(&input("platform")).unwrap();
+        assert!(
+            files
+                .iter()
+                .all(|f| f.path.starts_with("platform/clusters/dev/"))
+        );
+        let sync = documents(file(
+            &files,
+            "platform/clusters/dev/flux-system/gotk-sync.yaml",
+        ));
+        assert_eq!(sync[1]["spec"]["path"], "./platform/clusters/dev");
+        let profile = &documents(file(&files, "platform/clusters/dev/profile.yaml"))[0];
+        assert_eq!(profile["spec"]["path"], "./platform/profiles/minimal");
+        assert_eq!(
+            profile["spec"]["postBuild"]["substitute"]["profiles_root"],
+            "./platform/profiles"
+        );
+    }
+
+    #[test]
+    fn every_file_parses_back_with_the_expected_objects() {
+        let files = render_cluster_dir(&input("")).unwrap();
+        let objects = |path: &str| -> Vec<(String, String)> {
+            documents(file(&files, path))
+                .iter()
+                .map(kind_and_name)
+                .collect()
+        };
+        let pair = |k: &str, n: &str| (k.to_owned(), n.to_owned());
+        assert_eq!(
+            objects("clusters/dev/flux-system/gotk-sync.yaml"),
+            [
+                pair("GitRepository", "flux-system"),
+                pair("Kustomization", "flux-system")
+            ]
+        );
+        assert_eq!(
+            objects("clusters/dev/profile.yaml"),
+            [pair("Kustomization", "profile")]
+        );
+        assert_eq!(
+            objects("clusters/dev/kustomization.yaml"),
+            [pair("Kustomization", "")]
+        );
+        let profile = &documents(file(&files, "clusters/dev/profile.yaml"))[0];
+        assert_eq!(profile["metadata"]["namespace"], "flux-system");
+        assert_eq!(profile["spec"]["wait"], true);
+        assert_eq!(
+            profile["spec"]["decryption"]["secretRef"]["name"],
+            "sops-age"
+        );
+        let sources = &profile["spec"]["postBuild"]["substituteFrom"];
+        assert_eq!(sources[0]["name"], "cluster-config");
+        assert_eq!(sources[1]["kind"], "Secret");
+        assert_eq!(sources[1]["name"], "cluster-secrets");
+    }
+
+    #[test]
+    fn special_characters_stay_inside_their_values() {
+        let mut tricky = input("");
+        tricky.branch = "feature/x: \"y\" #1\n- injected: true".into();
+        tricky.repo_url = "https://host/repo.git?a=1&b='2' #frag".into();
+        let files = render_cluster_dir(&tricky).unwrap();
+        let sync = documents(file(&files, "clusters/dev/flux-system/gotk-sync.yaml"));
+        assert_eq!(sync[0]["spec"]["ref"]["branch"], tricky.branch.as_str());
+        assert_eq!(sync[0]["spec"]["url"], tricky.repo_url.as_str());
+        assert_eq!(sync[0]["spec"]["ref"].as_mapping().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reads_back_profile_and_recipient() {
+        let files = render_cluster_dir(&input("")).unwrap();
+        assert_eq!(
+            committed_profile(file(&files, "clusters/dev/profile.yaml")).as_deref(),
+            Some("minimal")
+        );
+        assert_eq!(
+            sops_recipient(file(&files, "clusters/dev/.sops.yaml")).as_deref(),
+            Some(RECIPIENT)
+        );
+        assert_eq!(committed_profile("kind: Kustomization\n"), None);
+        assert_eq!(sops_recipient("creation_rules: []\n"), None);
+        assert_eq!(sops_recipient(": not yaml: ["), None);
+    }
+
+    #[test]
+    fn refuses_names_that_leave_the_cluster_dir() {
+        for (field, value) in [
+            ("env", "../prod"),
+            ("profile", "a/b"),
+            ("path_prefix", "x/../.."),
+        ] {
+            let mut bad = input("");
+            match field {
+                "env" => bad.env = value.into(),
+                "profile" => bad.profile = value.into(),
+                _ => bad.path_prefix = value.into(),
+            }
+            let err = render_cluster_dir(&bad).unwrap_err();
+            assert_eq!(err.exit_status(), ExitStatus::BadInput, "{field}");
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
+
+    /// `kubectl kustomize` (v5 kustomize) builds the rendered dir with a stand-in for the
+    /// Flux components, as Flux's kustomize-controller will.
+    #[test]
+    fn kubectl_kustomize_builds_the_rendered_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let files = render_cluster_dir(&input("platform")).unwrap();
+        for rendered in &files {
+            write(&root.path().join(&rendered.path), &rendered.contents);
+        }
+        let dir = root.path().join("platform/clusters/dev");
+        write(
+            &dir.join("flux-system/gotk-components.yaml"),
+            "# Flux version: v2.5.1\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n",
+        );
+        let built = documents(&kustomize(&dir));
+        let mut objects: Vec<(String, String)> = built.iter().map(kind_and_name).collect();
+        objects.sort();
+        let pair = |k: &str, n: &str| (k.to_owned(), n.to_owned());
+        assert_eq!(
+            objects,
+            [
+                pair("GitRepository", "flux-system"),
+                pair("Kustomization", "flux-system"),
+                pair("Kustomization", "profile"),
+                pair("Namespace", "flux-system"),
+            ]
+        );
+    }
+
+    pub(super) fn write(path: &Path, contents: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// Output of `kubectl kustomize <dir>`; panics with kubectl's stderr when it fails.
+    pub(super) fn kustomize(dir: &Path) -> String {
+        let kubectl = which::which("kubectl").expect("kubectl on PATH (FACTS: /usr/bin/kubectl)");
+        let output = Command::new(kubectl)
+            .arg("kustomize")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl kustomize {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
