@@ -1,0 +1,305 @@
+//! kustomize-controller's build: copy the source artifact, generate a kustomization.yaml where
+//! the path has none (as Flux does), run the real `kubectl kustomize`, check the SOPS key and
+//! substitute variables object by object.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::DynamicObject;
+use kube::{Api, Client};
+use tempfile::TempDir;
+use tokio::process::Command;
+
+use super::objects::parse_documents;
+use super::substitution::substitute;
+use super::types::Decryption;
+
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
+
+/// A failed step, with the reason Flux gives it.
+#[derive(Debug)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub fn failure(reason: &'static str, message: impl Into<String>) -> Failure {
+    Failure {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// `spec.decryption` needs its Secret, holding an age key (an entry ending `.agekey`).
+pub async fn check_decryption(
+    client: &Client,
+    namespace: &str,
+    decryption: &Decryption,
+) -> Result<(), Failure> {
+    let decryption_failed = |message: String| failure("DecryptionFailed", message);
+    if decryption.provider != "sops" {
+        return Err(decryption_failed(format!(
+            "unsupported decryption provider '{}'",
+            decryption.provider
+        )));
+    }
+    let Some(reference) = &decryption.secret_ref else {
+        return Ok(());
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get_opt(&reference.name)
+        .await
+        .map_err(|e| {
+            decryption_failed(format!(
+                "cannot get decryption Secret '{namespace}/{}': {e}",
+                reference.name
+            ))
+        })?
+        .ok_or_else(|| {
+            decryption_failed(format!(
+                "cannot get decryption Secret '{namespace}/{}': secrets \"{}\" not found",
+                reference.name, reference.name
+            ))
+        })?;
+    let has_age_key = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+        .any(|k| k.ends_with(".agekey"));
+    if !has_age_key {
+        return Err(decryption_failed(format!(
+            "decryption Secret '{namespace}/{}' has no entry ending in '.agekey'",
+            reference.name
+        )));
+    }
+    Ok(())
+}
+
+/// Builds `path` of the artifact at `source_dir` into objects, substituting `vars` if given.
+pub async fn build(
+    source_dir: &Path,
+    path: &str,
+    vars: Option<&BTreeMap<String, String>>,
+    decrypts: bool,
+) -> Result<Vec<DynamicObject>, Failure> {
+    let workdir = TempDir::new().map_err(|e| failure("ArtifactFailed", e.to_string()))?;
+    let source = source_dir.to_owned();
+    let target = workdir.path().to_owned();
+    tokio::task::spawn_blocking(move || copy_tree(&source, &target))
+        .await
+        .map_err(|e| failure("ArtifactFailed", e.to_string()))?
+        .map_err(|e| failure("ArtifactFailed", format!("cannot copy artifact: {e}")))?;
+    let relative = path.trim_start_matches("./").trim_start_matches('/');
+    if Path::new(relative)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(failure(
+            "ArtifactFailed",
+            format!("kustomization path '{path}' escapes the artifact"),
+        ));
+    }
+    let dir = workdir.path().join(relative);
+    if !dir.is_dir() {
+        return Err(failure(
+            "ArtifactFailed",
+            format!("kustomization path not found: stat {path}: no such file or directory"),
+        ));
+    }
+    if !has_kustomization(&dir) {
+        generate_kustomization(&dir).map_err(|e| {
+            failure(
+                "BuildFailed",
+                format!("failed to generate kustomization.yaml: {e}"),
+            )
+        })?;
+    }
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| failure("BuildFailed", format!("cannot run kubectl kustomize: {e}")))?;
+    if !output.status.success() {
+        return Err(failure(
+            "BuildFailed",
+            format!(
+                "kustomize build failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        ));
+    }
+    let objects = parse_documents(&String::from_utf8_lossy(&output.stdout))
+        .map_err(|e| failure("BuildFailed", format!("{e:#}")))?;
+    objects
+        .into_iter()
+        .map(|object| post_build(object, vars, decrypts))
+        .collect()
+}
+
+fn post_build(
+    object: DynamicObject,
+    vars: Option<&BTreeMap<String, String>>,
+    decrypts: bool,
+) -> Result<DynamicObject, Failure> {
+    let what = || {
+        let kind = object
+            .types
+            .as_ref()
+            .map(|t| t.kind.clone())
+            .unwrap_or_default();
+        format!(
+            "{kind}/{}",
+            object.metadata.name.as_deref().unwrap_or_default()
+        )
+    };
+    if object.data.get("sops").is_some() {
+        let message = if decrypts {
+            format!(
+                "{}: decrypting SOPS-encrypted values is not implemented by the testkit",
+                what()
+            )
+        } else {
+            format!(
+                "{}: SOPS-encrypted object but spec.decryption is not set",
+                what()
+            )
+        };
+        return Err(failure("DecryptionFailed", message));
+    }
+    let disabled = object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SUBSTITUTE_ANNOTATION))
+        .is_some_and(|v| v == "disabled");
+    let Some(vars) = vars.filter(|_| !disabled) else {
+        return Ok(object);
+    };
+    let yaml =
+        serde_yaml_ng::to_string(&object).map_err(|e| failure("BuildFailed", e.to_string()))?;
+    let substituted = substitute(&yaml, vars).map_err(|e| {
+        failure(
+            "BuildFailed",
+            format!("post build failed for '{}': {e}", what()),
+        )
+    })?;
+    serde_yaml_ng::from_str(&substituted).map_err(|e| {
+        failure(
+            "BuildFailed",
+            format!("post build failed for '{}': {e}", what()),
+        )
+    })
+}
+
+fn has_kustomization(dir: &Path) -> bool {
+    KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file())
+}
+
+/// Lists the manifests under `dir` like Flux's generator: YAML files holding Kubernetes
+/// objects, and subdirectories with their own kustomization as one entry each.
+fn generate_kustomization(dir: &Path) -> std::io::Result<()> {
+    let mut resources = Vec::new();
+    collect_resources(dir, dir, &mut resources)?;
+    resources.sort();
+    let mut text = String::from(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
+    for resource in &resources {
+        text.push_str(&format!("- {resource}\n"));
+    }
+    if resources.is_empty() {
+        text = text.replace("resources:\n", "resources: []\n");
+    }
+    std::fs::write(dir.join("kustomization.yaml"), text)
+}
+
+fn collect_resources(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let relative = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        if path.is_dir() {
+            if has_kustomization(&path) {
+                out.push(relative);
+            } else {
+                collect_resources(root, &path, out)?;
+            }
+        } else if is_manifest(&path) {
+            out.push(relative);
+        }
+    }
+    Ok(())
+}
+
+fn is_manifest(path: &Path) -> bool {
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    yaml && std::fs::read_to_string(path)
+        .is_ok_and(|text| text.contains("apiVersion:") && text.contains("kind:"))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        let (source, target): (PathBuf, PathBuf) = (entry.path(), to.join(&name));
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn builds_a_plain_directory_with_substitution() {
+        let repo = TempDir::new().unwrap();
+        let apps = repo.path().join("apps");
+        std::fs::create_dir_all(apps.join("nested")).unwrap();
+        std::fs::write(apps.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${cluster_name}\ndata:\n  region: ${region:=eu}\n").unwrap();
+        std::fs::write(
+            apps.join("nested/ns.yml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n",
+        )
+        .unwrap();
+        std::fs::write(apps.join("notes.yaml"), "just: data\n").unwrap();
+        let vars: BTreeMap<String, String> = [("cluster_name".to_owned(), "dev".to_owned())].into();
+        let objects = build(repo.path(), "./apps", Some(&vars), false)
+            .await
+            .unwrap();
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
+        assert!(names.contains(&"cm-dev".to_owned()), "{names:?}");
+        assert!(names.contains(&"team".to_owned()), "{names:?}");
+        let cm = objects
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some("cm-dev"))
+            .unwrap();
+        assert_eq!(cm.data["data"]["region"], "eu");
+        assert!(
+            !repo.path().join("apps/kustomization.yaml").exists(),
+            "the artifact itself is never modified"
+        );
+        let missing = build(repo.path(), "./nope", None, false).await.unwrap_err();
+        assert_eq!(missing.reason, "ArtifactFailed");
+    }
+}

@@ -1,0 +1,407 @@
+//! kustomize-controller's Kustomization: dependsOn, build, server-side apply with field
+//! manager `kustomize-controller`, prune by inventory, wait/healthChecks, finalizer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::DynamicObject;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+
+use super::build::{self, Failure, failure};
+use super::conditions::{
+    self, format_duration, mark_failed, mark_progressing, mark_ready, parse_duration,
+};
+use super::objects::{self, ObjectId};
+use super::runtime::{self, Context, ReconcileResult};
+use super::substitution;
+use super::types::{GitRepository, Kustomization, KustomizationStatus, ResourceInventory};
+
+const MANAGER: &str = "kustomize-controller";
+const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
+const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+
+pub async fn run(ctx: Arc<Context>) {
+    runtime::wait_installed::<Kustomization>(
+        &ctx,
+        "kustomizations.kustomize.toolkit.fluxcd.io",
+        MANAGER,
+    )
+    .await;
+    let controller = Controller::new(
+        Api::<Kustomization>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    );
+    // A new source revision, or a dependency turning Ready, triggers the dependants at once.
+    let by_source = controller.store();
+    let by_dependency = controller.store();
+    let controller = controller
+        .watches(
+            Api::<GitRepository>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |repo| {
+                let (ns, name) = (repo.namespace().unwrap_or_default(), repo.name_any());
+                by_source
+                    .state()
+                    .into_iter()
+                    .filter(|ks| ks.spec.source_ref.name == name && source_namespace(ks) == ns)
+                    .map(|ks| ObjectRef::from_obj(&*ks))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<Kustomization>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |dependency| {
+                let (ns, name) = (
+                    dependency.namespace().unwrap_or_default(),
+                    dependency.name_any(),
+                );
+                by_dependency
+                    .state()
+                    .into_iter()
+                    .filter(|ks| {
+                        let own_ns = ks.namespace().unwrap_or_default();
+                        ks.spec.depends_on.iter().any(|d| {
+                            d.name == name && d.namespace.as_deref().unwrap_or(&own_ns) == ns
+                        })
+                    })
+                    .map(|ks| ObjectRef::from_obj(&*ks))
+                    .collect::<Vec<_>>()
+            },
+        );
+    runtime::drive(controller, ctx, reconcile).await;
+}
+
+fn source_namespace(ks: &Kustomization) -> String {
+    ks.spec
+        .source_ref
+        .namespace
+        .clone()
+        .or_else(|| ks.namespace())
+        .unwrap_or_default()
+}
+
+async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult {
+    let namespace = ks.namespace().unwrap_or_default();
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &namespace);
+    if runtime::is_deleting(&*ks) {
+        if runtime::has_finalizer(&*ks) {
+            if ks.spec.prune && !runtime::is_suspended(ks.spec.suspend) {
+                let inventory = ks
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.inventory.clone())
+                    .unwrap_or_default();
+                prune(&ctx.client, &inventory, &BTreeSet::new())
+                    .await
+                    .map_err(|f| anyhow::anyhow!(f.message))?;
+            }
+            runtime::set_finalizer(&api, &ks, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !runtime::has_finalizer(&*ks) {
+        runtime::set_finalizer(&api, &ks, true).await?;
+        return Ok(Action::await_change());
+    }
+    if runtime::is_suspended(ks.spec.suspend) {
+        return Ok(Action::await_change());
+    }
+    let key = runtime::key_of(&*ks);
+    let artifact = ctx
+        .artifacts
+        .get(&source_namespace(&ks), &ks.spec.source_ref.name);
+    let requested_at = runtime::requested_at(&*ks);
+    let revision = artifact.as_ref().map(|a| a.revision.clone());
+    let fingerprint = format!(
+        "{:?}/{:?}/{:?}",
+        ks.metadata.generation, requested_at, revision
+    );
+    let interval = ctx.interval(Some(&ks.spec.interval));
+    if let Some(wait) = ctx.not_due(&key, &fingerprint, interval) {
+        return Ok(Action::requeue(wait));
+    }
+
+    let generation = ks.metadata.generation;
+    let mut status = ks.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    if requested_at.is_some() {
+        status.last_handled_reconcile_at = requested_at;
+    }
+    let outcome = attempt(
+        &ctx,
+        &ks,
+        &namespace,
+        artifact.as_ref(),
+        &mut status,
+        &fingerprint,
+    )
+    .await;
+    let next = match outcome {
+        Outcome::Ready(message) => {
+            status.last_applied_revision = revision;
+            mark_ready(
+                &mut status.conditions,
+                generation,
+                "ReconciliationSucceeded",
+                &message,
+            );
+            ctx.stop_waiting(&key);
+            ctx.settle(&key, fingerprint);
+            interval
+        }
+        Outcome::Progressing(message) => {
+            mark_progressing(&mut status.conditions, generation, &message);
+            ctx.unsettle(&key);
+            ctx.opts.retry_interval
+        }
+        Outcome::Failed(Failure { reason, message }) => {
+            mark_failed(&mut status.conditions, generation, reason, &message);
+            ctx.unsettle(&key);
+            ctx.opts.retry_interval
+        }
+    };
+    runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
+    Ok(Action::requeue(next))
+}
+
+enum Outcome {
+    Ready(String),
+    Progressing(String),
+    Failed(Failure),
+}
+
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Self {
+        Outcome::Failed(f)
+    }
+}
+
+/// One pass: dependencies, build, apply, prune, health. Records inventory and attempted
+/// revision in `status` as soon as they are known.
+async fn attempt(
+    ctx: &Context,
+    ks: &Kustomization,
+    namespace: &str,
+    artifact: Option<&super::StoredArtifact>,
+    status: &mut KustomizationStatus,
+    fingerprint: &str,
+) -> Outcome {
+    if let Err(f) = dependencies_ready(&ctx.client, ks, namespace).await {
+        return f.into();
+    }
+    if ks.spec.source_ref.kind != "GitRepository" {
+        return failure(
+            "ArtifactFailed",
+            format!(
+                "source kind '{}' is not supported by the testkit",
+                ks.spec.source_ref.kind
+            ),
+        )
+        .into();
+    }
+    let Some(artifact) = artifact else {
+        let source = format!("{}/{}", source_namespace(ks), ks.spec.source_ref.name);
+        return failure(
+            "ArtifactFailed",
+            format!("Source artifact not found for GitRepository '{source}', retrying"),
+        )
+        .into();
+    };
+    status.last_attempted_revision = Some(artifact.revision.clone());
+    let applied = match build_and_apply(ctx, ks, namespace, artifact).await {
+        Ok(applied) => applied,
+        Err(f) => return f.into(),
+    };
+    let keep: BTreeSet<String> = applied.iter().map(ObjectId::inventory_id).collect();
+    let previous = status.inventory.clone().unwrap_or_default();
+    let mut entries: Vec<_> = applied.iter().map(ObjectId::to_ref).collect();
+    entries.sort();
+    status.inventory = Some(ResourceInventory { entries });
+    if ks.spec.prune
+        && let Err(f) = prune(&ctx.client, &previous, &keep).await
+    {
+        return f.into();
+    }
+    health(
+        ctx,
+        ks,
+        namespace,
+        &applied,
+        &artifact.revision,
+        fingerprint,
+    )
+    .await
+}
+
+async fn dependencies_ready(
+    client: &Client,
+    ks: &Kustomization,
+    namespace: &str,
+) -> Result<(), Failure> {
+    for dependency in &ks.spec.depends_on {
+        let dep_ns = dependency.namespace.as_deref().unwrap_or(namespace);
+        let api: Api<Kustomization> = Api::namespaced(client.clone(), dep_ns);
+        let found = api
+            .get_opt(&dependency.name)
+            .await
+            .map_err(|e| failure("DependencyNotReady", e.to_string()))?;
+        let ready = found
+            .as_ref()
+            .is_some_and(|d| conditions::is_ready(d.status.as_ref(), d.metadata.generation));
+        if !ready {
+            return Err(failure(
+                "DependencyNotReady",
+                format!("dependency '{dep_ns}/{}' is not ready", dependency.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn build_and_apply(
+    ctx: &Context,
+    ks: &Kustomization,
+    namespace: &str,
+    artifact: &super::StoredArtifact,
+) -> Result<Vec<ObjectId>, Failure> {
+    if let Some(decryption) = &ks.spec.decryption {
+        build::check_decryption(&ctx.client, namespace, decryption).await?;
+    }
+    let vars = match &ks.spec.post_build {
+        Some(post_build) => Some(
+            substitution::variables(&ctx.client, namespace, post_build)
+                .await
+                .map_err(|m| failure("BuildFailed", m))?,
+        ),
+        None => None,
+    };
+    let path = ks.spec.path.as_deref().unwrap_or("./");
+    let mut objects = build::build(
+        artifact.dir(),
+        path,
+        vars.as_ref(),
+        ks.spec.decryption.is_some(),
+    )
+    .await?;
+    objects.sort_by_key(objects::apply_order);
+    let mut applied = Vec::with_capacity(objects.len());
+    for mut object in objects {
+        label(&mut object, &ks.name_any(), namespace);
+        let id = objects::apply(
+            &ctx.client,
+            MANAGER,
+            object,
+            ks.spec.target_namespace.as_deref(),
+        )
+        .await
+        .map_err(|e| failure("ReconciliationFailed", format!("{e:#}")))?;
+        applied.push(id);
+    }
+    Ok(applied)
+}
+
+fn label(object: &mut DynamicObject, name: &str, namespace: &str) {
+    let labels = object.metadata.labels.get_or_insert_with(Default::default);
+    labels.insert(NAME_LABEL.to_owned(), name.to_owned());
+    labels.insert(NAMESPACE_LABEL.to_owned(), namespace.to_owned());
+}
+
+/// Deletes inventory entries not in `keep`, namespaced objects before cluster-scoped ones.
+async fn prune(
+    client: &Client,
+    inventory: &ResourceInventory,
+    keep: &BTreeSet<String>,
+) -> Result<(), Failure> {
+    let mut stale: Vec<ObjectId> = inventory
+        .entries
+        .iter()
+        .filter(|e| !keep.contains(&e.id))
+        .filter_map(ObjectId::from_ref)
+        .collect();
+    stale.sort_by_key(|id| {
+        (
+            id.namespace.is_empty(),
+            id.kind == "CustomResourceDefinition",
+        )
+    });
+    for id in &stale {
+        objects::delete(client, id)
+            .await
+            .map_err(|e| failure("PruneFailed", format!("{e:#}")))?;
+    }
+    Ok(())
+}
+
+async fn health(
+    ctx: &Context,
+    ks: &Kustomization,
+    namespace: &str,
+    applied: &[ObjectId],
+    revision: &str,
+    fingerprint: &str,
+) -> Outcome {
+    let ready = Outcome::Ready(format!("Applied revision: {revision}"));
+    let mut checked: Vec<ObjectId> = if ks.spec.wait.unwrap_or(false) {
+        applied.to_vec()
+    } else {
+        Vec::new()
+    };
+    for reference in &ks.spec.health_checks {
+        let api_version = reference.api_version.as_deref().unwrap_or("v1");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        checked.push(ObjectId {
+            namespace: reference
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace.to_owned()),
+            name: reference.name.clone(),
+            group: group.to_owned(),
+            kind: reference.kind.clone(),
+            version: version.to_owned(),
+        });
+    }
+    if checked.is_empty() {
+        return ready;
+    }
+    let timeout = ks
+        .spec
+        .timeout
+        .as_deref()
+        .or(Some(&ks.spec.interval))
+        .and_then(parse_duration)
+        .unwrap_or(Duration::from_secs(300));
+    let report = match objects::check_health(&ctx.client, &checked).await {
+        Ok(report) => report,
+        Err(e) => return failure("HealthCheckFailed", format!("{e:#}")).into(),
+    };
+    if report.is_healthy() {
+        return ready;
+    }
+    let waited = ctx.waited(&runtime::key_of(ks), fingerprint);
+    if !report.failed.is_empty() {
+        let message = format!(
+            "health check failed after {}: failed early due to stalled resources: {}",
+            format_duration(waited),
+            report.describe()
+        );
+        return failure("HealthCheckFailed", message).into();
+    }
+    if waited >= timeout {
+        let message = format!(
+            "health check failed after {}: timeout waiting for: {}",
+            format_duration(waited),
+            report.describe()
+        );
+        return failure("HealthCheckFailed", message).into();
+    }
+    Outcome::Progressing(format!(
+        "Running health checks for revision {revision} with a timeout of {}",
+        format_duration(timeout)
+    ))
+}
