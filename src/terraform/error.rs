@@ -1,0 +1,186 @@
+//! Errors of the Terraform adapter. Each variant names the failed operation; none carries a
+//! variable value, an output value or raw JSON from Terraform.
+
+use std::path::PathBuf;
+
+use crate::error::{Diagnose, ExitStatus};
+
+use super::events::Diagnostic;
+
+const INSTALL_HINT: &str = "install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install) \
+     or OpenTofu (https://opentofu.org/docs/intro/install/), or give its path with --terraform";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TerraformError {
+    #[error("no terraform or tofu command found on PATH")]
+    NotFound,
+
+    #[error("the Terraform command {path} does not exist or is not executable")]
+    NotExecutable { path: PathBuf },
+
+    #[error("{path} is version {version}; gitops-bootstrap needs {minimum} or newer")]
+    TooOld {
+        path: PathBuf,
+        version: String,
+        minimum: String,
+    },
+
+    #[error("failed to read the version of {path}: {reason}")]
+    VersionUnreadable { path: PathBuf, reason: String },
+
+    #[error("failed to read Terraform module {path}: {source}")]
+    ReadModule {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{path} holds no *.tf files: it is not a Terraform module")]
+    EmptyModule { path: PathBuf },
+
+    #[error("failed to parse {path}: {message}")]
+    ParseHcl { path: PathBuf, message: String },
+
+    #[error("failed to read var file {path}: {source}")]
+    ReadVarFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("module {module} has no variable {names:?}, which the config sets")]
+    UnknownVariables { module: PathBuf, names: Vec<String> },
+
+    #[error("module {module} needs variable {names:?}, which the config does not set")]
+    MissingVariables { module: PathBuf, names: Vec<String> },
+
+    #[error("variable {name} is set both as a secret and as a plain value")]
+    VariableSetTwice { name: String },
+
+    #[error("failed to write the Terraform root module in {path}: {source}")]
+    WriteRoot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("failed to start terraform {command}: {source}")]
+    Spawn {
+        command: &'static str,
+        source: std::io::Error,
+    },
+
+    #[error("failed while running terraform {command}: {source}")]
+    Io {
+        command: &'static str,
+        source: std::io::Error,
+    },
+
+    #[error("terraform {command} failed in {dir}: {}", join_diagnostics(.errors))]
+    Failed {
+        command: &'static str,
+        dir: PathBuf,
+        errors: Vec<Diagnostic>,
+    },
+
+    #[error("terraform {command} was interrupted{}", if *.forced { " and killed after the grace period" } else { "" })]
+    Interrupted { command: &'static str, forced: bool },
+
+    #[error("failed to parse the output of terraform {command}: {reason}")]
+    ParseOutput {
+        command: &'static str,
+        reason: String,
+    },
+
+    #[error("failed to read Terraform state {path}: {reason}")]
+    ReadState { path: PathBuf, reason: String },
+}
+
+fn join_diagnostics(errors: &[Diagnostic]) -> String {
+    let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    rendered.join("; ")
+}
+
+impl Diagnose for TerraformError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            TerraformError::NotFound
+            | TerraformError::NotExecutable { .. }
+            | TerraformError::TooOld { .. }
+            | TerraformError::EmptyModule { .. }
+            | TerraformError::ParseHcl { .. }
+            | TerraformError::ReadVarFile { .. }
+            | TerraformError::UnknownVariables { .. }
+            | TerraformError::MissingVariables { .. }
+            | TerraformError::VariableSetTwice { .. } => ExitStatus::BadInput,
+            TerraformError::Interrupted { .. } => ExitStatus::Interrupted,
+            _ => ExitStatus::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            TerraformError::NotFound
+            | TerraformError::NotExecutable { .. }
+            | TerraformError::TooOld { .. } => Some(INSTALL_HINT.to_owned()),
+            TerraformError::Interrupted { forced: true, .. } => Some(
+                "Terraform may have left its state locked: if the next run says so, \
+                 run `terraform force-unlock <LOCK_ID>` in the environment's terraform directory"
+                    .to_owned(),
+            ),
+            TerraformError::UnknownVariables { .. } | TerraformError::MissingVariables { .. } => {
+                Some(
+                    "compare the config's terraform variables with the module's variables"
+                        .to_owned(),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::terraform::events::Severity;
+
+    #[test]
+    fn failures_show_diagnostics_and_statuses_match_the_cause() {
+        let err = TerraformError::Failed {
+            command: "apply",
+            dir: "/state/dev/terraform".into(),
+            errors: vec![
+                Diagnostic {
+                    severity: Severity::Error,
+                    summary: "Invalid value".into(),
+                    detail: "must be a DNS label".into(),
+                    address: None,
+                },
+                Diagnostic {
+                    severity: Severity::Error,
+                    summary: "execution halted".into(),
+                    detail: String::new(),
+                    address: None,
+                },
+            ],
+        };
+        assert_eq!(
+            err.to_string(),
+            "terraform apply failed in /state/dev/terraform: Invalid value: must be a DNS label; execution halted"
+        );
+        assert_eq!(err.exit_status(), ExitStatus::Failure);
+
+        let interrupted = TerraformError::Interrupted {
+            command: "apply",
+            forced: false,
+        };
+        assert_eq!(interrupted.exit_status().code(), 130);
+        assert_eq!(interrupted.hint(), None);
+        let killed = TerraformError::Interrupted {
+            command: "apply",
+            forced: true,
+        };
+        assert!(killed.hint().unwrap().contains("force-unlock"));
+
+        let missing = crate::Error::from(TerraformError::NotFound);
+        assert_eq!(missing.status(), ExitStatus::BadInput);
+        assert!(missing.hint().unwrap().contains("install Terraform"));
+    }
+}

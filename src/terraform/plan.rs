@@ -1,0 +1,150 @@
+//! What a saved plan would do, read from `terraform show -json <planfile>`.
+//!
+//! That JSON carries variable and planned values, sensitive ones included, in clear text: only
+//! resource addresses and actions are read from it, and parse errors never quote it.
+
+use serde::{Deserialize, Serialize};
+
+/// The resource changes of a plan, by kind, as resource addresses in Terraform's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    pub adds: Vec<String>,
+    pub changes: Vec<String>,
+    pub destroys: Vec<String>,
+    pub replaces: Vec<String>,
+    /// Some root output would change (an apply is needed even without resource changes).
+    pub outputs_change: bool,
+}
+
+impl PlanSummary {
+    /// Parses the output of `show -json`. The error is a position, never a quote of the text.
+    pub fn from_show_json(json: &str) -> Result<Self, String> {
+        let plan: ShowPlan = serde_json::from_str(json).map_err(|err| json_error_position(&err))?;
+        let mut summary = PlanSummary {
+            outputs_change: plan
+                .output_changes
+                .values()
+                .any(|change| !is_noop(&change.actions)),
+            ..PlanSummary::default()
+        };
+        for resource in plan.resource_changes {
+            let actions: Vec<&str> = resource.change.actions.iter().map(String::as_str).collect();
+            let bucket = match actions.as_slice() {
+                [] | ["no-op"] | ["read"] => continue,
+                ["create"] => &mut summary.adds,
+                ["delete"] => &mut summary.destroys,
+                ["delete", "create"] | ["create", "delete"] => &mut summary.replaces,
+                // "update", and anything newer that changes the resource in place or in state.
+                _ => &mut summary.changes,
+            };
+            bucket.push(resource.address);
+        }
+        Ok(summary)
+    }
+
+    /// Nothing to apply: no resource and no output would change.
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty()
+            && self.changes.is_empty()
+            && self.destroys.is_empty()
+            && self.replaces.is_empty()
+            && !self.outputs_change
+    }
+
+    /// Something would be destroyed or replaced: create-env refuses that without
+    /// `--allow-replace`.
+    pub fn is_destructive(&self) -> bool {
+        !self.destroys.is_empty() || !self.replaces.is_empty()
+    }
+}
+
+fn is_noop(actions: &[String]) -> bool {
+    actions
+        .iter()
+        .all(|action| action == "no-op" || action == "read")
+}
+
+/// Describes a JSON error by category and position only: serde_json's messages can quote the
+/// offending value, which may be secret.
+pub(crate) fn json_error_position(err: &serde_json::Error) -> String {
+    let category = match err.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected structure",
+        serde_json::error::Category::Eof => "unexpected end",
+    };
+    format!("{category} at line {} column {}", err.line(), err.column())
+}
+
+#[derive(Deserialize)]
+struct ShowPlan {
+    #[serde(default)]
+    resource_changes: Vec<ResourceChange>,
+    #[serde(default)]
+    /// Unlike resource changes, each output maps straight to its change.
+    output_changes: std::collections::BTreeMap<String, Change>,
+}
+
+#[derive(Deserialize)]
+struct ResourceChange {
+    address: String,
+    change: Change,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    actions: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"{
+      "format_version": "1.2",
+      "variables": {"token": {"value": "canary-secret"}},
+      "resource_changes": [
+        {"address": "terraform_data.new", "change": {"actions": ["create"], "after": {"input": "x"}}},
+        {"address": "terraform_data.same", "change": {"actions": ["no-op"]}},
+        {"address": "data.x.y", "change": {"actions": ["read"]}},
+        {"address": "terraform_data.edit", "change": {"actions": ["update"]}},
+        {"address": "terraform_data.gone", "change": {"actions": ["delete"]}},
+        {"address": "module.cluster.terraform_data.a", "change": {"actions": ["delete", "create"]}},
+        {"address": "terraform_data.b", "change": {"actions": ["create", "delete"]}}
+      ],
+      "output_changes": {"kubeconfig": {"actions": ["no-op"], "before": "canary-secret"}}
+    }"#;
+
+    #[test]
+    fn actions_are_sorted_into_kinds() {
+        let summary = PlanSummary::from_show_json(PLAN).unwrap();
+        assert_eq!(summary.adds, ["terraform_data.new"]);
+        assert_eq!(summary.changes, ["terraform_data.edit"]);
+        assert_eq!(summary.destroys, ["terraform_data.gone"]);
+        assert_eq!(
+            summary.replaces,
+            ["module.cluster.terraform_data.a", "terraform_data.b"]
+        );
+        assert!(!summary.outputs_change);
+        assert!(summary.is_destructive());
+        assert!(!summary.is_empty());
+    }
+
+    #[test]
+    fn an_output_change_alone_still_needs_an_apply() {
+        let json = r#"{"output_changes": {"cluster_name": {"actions": ["create"]}}}"#;
+        let summary = PlanSummary::from_show_json(json).unwrap();
+        assert!(summary.outputs_change);
+        assert!(!summary.is_empty());
+        assert!(!summary.is_destructive());
+        assert!(PlanSummary::from_show_json("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_json() {
+        let bad = r#"{"resource_changes": [{"address": "canary-secret", "change": {"actions": "canary-secret"}}]}"#;
+        let err = PlanSummary::from_show_json(bad).unwrap_err();
+        assert!(!err.contains("canary"), "{err}");
+        assert!(err.starts_with("unexpected structure at line 1"), "{err}");
+    }
+}

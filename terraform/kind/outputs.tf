@@ -1,0 +1,36 @@
+# The output contract of gitops-bootstrap (see terraform/README.md).
+
+output "contract_version" {
+  description = "Version of the output contract this module honours."
+  value       = 1
+}
+
+output "cluster_name" {
+  description = "Name of the cluster."
+  value       = kind_cluster.this.name
+}
+
+output "kubeconfig" {
+  description = "Kubeconfig giving administrative access to the cluster."
+  value       = kind_cluster.this.kubeconfig
+  sensitive   = true
+}
+
+output "network" {
+  description = "Facts about the cluster's network."
+  value = {
+    provider = "kind"
+    endpoint = kind_cluster.this.endpoint
+  }
+}
+
+output "cluster_config" {
+  description = "Non-secret settings for the cluster-config ConfigMap."
+  value       = var.cluster_config
+}
+
+output "cluster_secrets" {
+  description = "Secret settings for the cluster-secrets Secret."
+  value       = var.cluster_secrets
+  sensitive   = true
+}
