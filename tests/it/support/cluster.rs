@@ -1,1 +1,89 @@
-//! cluster support
+//! Helpers around the testkit's [`TestCluster`] for integration tests: start one, run
+//! kubectl against it with a timeout, build typed APIs.
+
+use std::process::Output;
+use std::time::Duration;
+
+use kube::Api;
+pub use testkit::cluster::TestCluster;
+
+/// Starts the test cluster (in-process unless `GITOPS_BOOTSTRAP_TEST_KUBECONFIG` is set).
+pub async fn start() -> TestCluster {
+    TestCluster::start()
+        .await
+        .expect("starting the test cluster")
+}
+
+/// Starts an in-process cluster, for tests that need its admin handle.
+pub async fn start_in_process() -> TestCluster {
+    TestCluster::start_in_process(Default::default())
+        .await
+        .expect("starting the in-process test cluster")
+}
+
+/// Runs `kubectl <args>` against `cluster` with `stdin`, killed after `timeout`.
+pub async fn kubectl_with_input(
+    cluster: &TestCluster,
+    args: &[&str],
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> Output {
+    use tokio::io::AsyncWriteExt as _;
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(["--request-timeout", "20s"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .env("HOME", std::env::temp_dir())
+        .env(
+            "KUBECACHEDIR",
+            tempfile::tempdir().expect("cache dir").keep(),
+        );
+    let mut child = command.spawn().expect("spawning kubectl");
+    let mut input = child.stdin.take().expect("kubectl stdin");
+    if let Some(text) = stdin {
+        input
+            .write_all(text.as_bytes())
+            .await
+            .expect("writing kubectl stdin");
+    }
+    drop(input);
+    tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} took longer than {timeout:?}"))
+        .expect("running kubectl")
+}
+
+/// Runs `kubectl <args>` with a 30 s limit.
+pub async fn kubectl(cluster: &TestCluster, args: &[&str]) -> Output {
+    kubectl_with_input(cluster, args, None, Duration::from_secs(30)).await
+}
+
+/// Runs kubectl and returns stdout, failing the test with stderr when kubectl fails.
+pub async fn kubectl_ok(cluster: &TestCluster, args: &[&str], stdin: Option<&str>) -> String {
+    let output = kubectl_with_input(cluster, args, stdin, Duration::from_secs(30)).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A namespaced typed API.
+pub fn api<K>(cluster: &TestCluster, namespace: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::namespaced(cluster.client(), namespace)
+}

@@ -231,10 +231,8 @@ pub fn from_fields_v1(value: &Value) -> FieldSet {
 
 fn collect(node: &Value, path: &mut Path, set: &mut FieldSet) {
     let Some(map) = node.as_object() else { return };
-    if map.is_empty() || map.contains_key(".") {
-        if !path.is_empty() {
-            set.insert(path.clone());
-        }
+    if (map.is_empty() || map.contains_key(".")) && !path.is_empty() {
+        set.insert(path.clone());
     }
     for (key, child) in map {
         match decode_segment(key) {

@@ -130,6 +130,10 @@ impl Call<'_> {
     }
 
     fn json_body(&self) -> ApiResult<Value> {
+        let content_type = self.header("content-type");
+        if content_type.contains("protobuf") {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
         serde_json::from_slice(self.body)
             .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
     }

@@ -280,7 +280,7 @@ impl Registry {
             .iter()
             .find(|t| t.group == group && t.plural == plural && t.serves(version))
             .ok_or_else(|| {
-                ApiError::not_found_path(&format!(
+                ApiError::not_found_path(format!(
                     "the server could not find the requested resource ({group}/{version} {plural})"
                 ))
             })
