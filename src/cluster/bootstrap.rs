@@ -1,0 +1,281 @@
+//! The objects gitops-bootstrap writes into `flux-system` before Flux syncs (docs/design.md):
+//! the `cluster-config` ConfigMap, the `cluster-secrets` Secret, the Git read credentials in
+//! Flux's format (`flux-system`) and the SOPS age key (`sops-age`). Secret values stay in
+//! `SecretString` until the Secret's `data` is built, right before it is sent.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use kube::Client;
+use kube::api::DynamicObject;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+
+use super::FLUX_NAMESPACE;
+use super::apply::{ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, apply_objects};
+use crate::contract::Contract;
+
+pub const CLUSTER_CONFIG: &str = "cluster-config";
+pub const CLUSTER_SECRETS: &str = "cluster-secrets";
+/// The Secret Flux's GitRepository `flux-system` reads its credentials from.
+pub const GIT_CREDENTIALS: &str = "flux-system";
+pub const SOPS_AGE: &str = "sops-age";
+
+/// How Flux's source-controller reads the repository. Debug shows no secret value.
+#[derive(Debug, Clone)]
+pub enum GitReadCredentials {
+    Https {
+        username: String,
+        password: SecretString,
+        /// A CA for a Git server whose certificate the system roots do not cover.
+        ca_pem: Option<String>,
+    },
+    Ssh {
+        /// The private key (OpenSSH PEM).
+        identity: SecretString,
+        identity_pub: String,
+        /// The server's host keys, `known_hosts` format.
+        known_hosts: String,
+    },
+}
+
+/// The env's age identity, which Flux uses to decrypt SOPS files.
+#[derive(Debug, Clone)]
+pub struct SopsAgeKey {
+    pub env_name: String,
+    /// `AGE-SECRET-KEY-1…`, as in an `.agekey` file.
+    pub identity: SecretString,
+}
+
+/// Everything the config and secrets objects are made of.
+#[derive(Debug, Clone, Copy)]
+pub struct BootstrapInputs<'a> {
+    pub contract: &'a Contract,
+    pub git: &'a GitReadCredentials,
+    pub age_key: &'a SopsAgeKey,
+}
+
+/// Applies the Namespace, ConfigMap and Secrets with field manager `gitops-bootstrap`.
+pub async fn apply_bootstrap_objects(
+    client: &Client,
+    inputs: BootstrapInputs<'_>,
+) -> Result<ApplySummary, ApplyError> {
+    apply_objects(
+        client,
+        bootstrap_objects(inputs),
+        &ApplyOptions::new(CONFIG_MANAGER),
+    )
+    .await
+}
+
+/// The objects, built at the last moment: the Secrets' `data` holds the values.
+fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
+    let namespace = object(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": FLUX_NAMESPACE},
+    }));
+    let config = object(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CLUSTER_CONFIG, "namespace": FLUX_NAMESPACE},
+        "data": inputs.contract.config_map_data(),
+    }));
+    let cluster_secrets = inputs
+        .contract
+        .secret_data()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.expose_secret().as_bytes().to_vec()))
+        .collect();
+    let age_key_name = format!("{}.agekey", inputs.age_key.env_name);
+    let age = [(
+        age_key_name,
+        inputs.age_key.identity.expose_secret().as_bytes().to_vec(),
+    )];
+    vec![
+        namespace,
+        config,
+        secret(CLUSTER_SECRETS, cluster_secrets),
+        secret(GIT_CREDENTIALS, git_secret_data(inputs.git)),
+        secret(SOPS_AGE, age.into_iter().collect()),
+    ]
+}
+
+/// The keys Flux's source-controller reads: `username`/`password` (+ `ca.crt`) for https,
+/// `identity`/`identity.pub`/`known_hosts` for ssh.
+fn git_secret_data(credentials: &GitReadCredentials) -> BTreeMap<String, Vec<u8>> {
+    let entries: Vec<(&str, &str)> = match credentials {
+        GitReadCredentials::Https {
+            username,
+            password,
+            ca_pem,
+        } => {
+            let mut entries = vec![
+                ("username", username.as_str()),
+                ("password", password.expose_secret()),
+            ];
+            entries.extend(ca_pem.as_deref().map(|ca| ("ca.crt", ca)));
+            entries
+        }
+        GitReadCredentials::Ssh {
+            identity,
+            identity_pub,
+            known_hosts,
+        } => vec![
+            ("identity", identity.expose_secret()),
+            ("identity.pub", identity_pub.as_str()),
+            ("known_hosts", known_hosts.as_str()),
+        ],
+    };
+    entries
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.as_bytes().to_vec()))
+        .collect()
+}
+
+/// An Opaque Secret in `flux-system`. `data` rather than `stringData`, so a rerun with the
+/// same values is a no-op the API server recognises (no resourceVersion bump).
+fn secret(name: &str, data: BTreeMap<String, Vec<u8>>) -> DynamicObject {
+    let encoded: BTreeMap<String, String> = data
+        .into_iter()
+        .map(|(key, value)| (key, base64::engine::general_purpose::STANDARD.encode(value)))
+        .collect();
+    object(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": FLUX_NAMESPACE},
+        "type": "Opaque",
+        "data": encoded,
+    }))
+}
+
+fn object(value: serde_json::Value) -> DynamicObject {
+    // The literals above are always valid objects.
+    serde_json::from_value(value).expect("bootstrap object literal")
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::contract::ClusterAccess;
+
+    const CANARY: &str = "canary-4b1d-secret";
+
+    fn contract() -> Contract {
+        Contract {
+            contract_version: 1,
+            cluster_name: "dev".to_owned(),
+            access: ClusterAccess::Kubeconfig(SecretString::from(CANARY)),
+            network: [("network_vpc_id".to_owned(), "vpc-1".to_owned())].into(),
+            cluster_config: [("region".to_owned(), "eu-west-1".to_owned())].into(),
+            cluster_secrets: [("db_password".to_owned(), SecretString::from(CANARY))].into(),
+        }
+    }
+
+    fn decoded(object: &DynamicObject) -> BTreeMap<String, String> {
+        object.data["data"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, value)| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(value.as_str().unwrap())
+                    .unwrap();
+                (key.clone(), String::from_utf8(bytes).unwrap())
+            })
+            .collect()
+    }
+
+    fn find<'a>(objects: &'a [DynamicObject], name: &str, kind: &str) -> &'a DynamicObject {
+        objects
+            .iter()
+            .find(|o| {
+                o.metadata.name.as_deref() == Some(name)
+                    && o.types.as_ref().is_some_and(|t| t.kind == kind)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn https_credentials_use_flux_key_names() {
+        let contract = contract();
+        let git = GitReadCredentials::Https {
+            username: "git".to_owned(),
+            password: SecretString::from(CANARY),
+            ca_pem: Some("-----BEGIN CERTIFICATE-----".to_owned()),
+        };
+        let age_key = SopsAgeKey {
+            env_name: "dev".to_owned(),
+            identity: SecretString::from("AGE-SECRET-KEY-1XYZ"),
+        };
+        let objects = bootstrap_objects(BootstrapInputs {
+            contract: &contract,
+            git: &git,
+            age_key: &age_key,
+        });
+        let git_secret = decoded(find(&objects, GIT_CREDENTIALS, "Secret"));
+        assert_eq!(
+            git_secret.keys().collect::<Vec<_>>(),
+            ["ca.crt", "password", "username"]
+        );
+        assert_eq!(git_secret["password"], CANARY);
+        let age = decoded(find(&objects, SOPS_AGE, "Secret"));
+        assert_eq!(age["dev.agekey"], "AGE-SECRET-KEY-1XYZ");
+        let secrets = decoded(find(&objects, CLUSTER_SECRETS, "Secret"));
+        assert_eq!(secrets["db_password"], CANARY);
+        let config = &find(&objects, CLUSTER_CONFIG, "ConfigMap").data["data"];
+        assert_eq!(config["cluster_name"], "dev");
+        assert_eq!(config["network_vpc_id"], "vpc-1");
+        assert_eq!(config["region"], "eu-west-1");
+        assert_eq!(objects[0].types.as_ref().unwrap().kind, "Namespace");
+    }
+
+    #[test]
+    fn ssh_credentials_use_flux_key_names() {
+        let git = GitReadCredentials::Ssh {
+            identity: SecretString::from(CANARY),
+            identity_pub: "ssh-ed25519 AAAA".to_owned(),
+            known_hosts: "[127.0.0.1]:2222 ssh-ed25519 AAAA".to_owned(),
+        };
+        let data = git_secret_data(&git);
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            ["identity", "identity.pub", "known_hosts"]
+        );
+        assert_eq!(data["identity"], CANARY.as_bytes());
+    }
+
+    #[test]
+    fn debug_output_never_shows_secret_values() {
+        let https = GitReadCredentials::Https {
+            username: "git".to_owned(),
+            password: SecretString::from(CANARY),
+            ca_pem: None,
+        };
+        let ssh = GitReadCredentials::Ssh {
+            identity: SecretString::from(CANARY),
+            identity_pub: String::new(),
+            known_hosts: String::new(),
+        };
+        let age = SopsAgeKey {
+            env_name: "dev".to_owned(),
+            identity: SecretString::from(CANARY),
+        };
+        let contract = contract();
+        let inputs = BootstrapInputs {
+            contract: &contract,
+            git: &https,
+            age_key: &age,
+        };
+        for text in [
+            format!("{https:?}"),
+            format!("{ssh:?}"),
+            format!("{age:?}"),
+            format!("{inputs:?}"),
+        ] {
+            assert!(!text.contains(CANARY), "{text}");
+        }
+    }
+}

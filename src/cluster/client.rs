@@ -1,0 +1,431 @@
+//! A verified client for the cluster the Terraform outputs describe: from a kubeconfig (token,
+//! client certificate or `exec` plugin) or from endpoint + CA + bearer token. TLS is always
+//! verified. A just-created API server may refuse connections for a while, so connecting
+//! retries within a budget; rejected credentials fail at once.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use kube::config::{
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
+    NamedContext,
+};
+use kube::{Client, Config};
+use secrecy::ExposeSecret as _;
+
+use super::retry::{RetryFailure, retry};
+use crate::contract::ClusterAccess;
+use crate::error::{Diagnose, ExitStatus};
+
+/// Longest single attempt at `/version`; the budget bounds the whole.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the kubeconfig from Terraform output `{output}` is not usable: {reason}")]
+    InvalidKubeconfig {
+        output: &'static str,
+        reason: String,
+    },
+    #[error(
+        "the kubeconfig from Terraform output `{output}` disables TLS verification (insecure-skip-tls-verify)"
+    )]
+    InsecureKubeconfig { output: &'static str },
+    #[error(
+        "the cluster endpoint `{endpoint}` from Terraform output `cluster_endpoint` is not an https URL"
+    )]
+    InvalidEndpoint { endpoint: String },
+    #[error("failed to build a client for {endpoint}: {source}")]
+    Client {
+        endpoint: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the cluster at {endpoint} rejected the credentials from Terraform output `{output}` (HTTP {code}): {message}"
+    )]
+    Rejected {
+        endpoint: String,
+        output: &'static str,
+        code: u16,
+        message: String,
+    },
+    #[error(
+        "the TLS certificate of {endpoint} could not be verified against the CA from Terraform output `{output}`: {message}"
+    )]
+    UntrustedServer {
+        endpoint: String,
+        output: &'static str,
+        message: String,
+    },
+    #[error("failed to reach the cluster at {endpoint}: {message}")]
+    Request { endpoint: String, message: String },
+    #[error(
+        "the cluster at {endpoint} did not answer within {budget:?} ({attempts} attempts); last error: {message}"
+    )]
+    Unreachable {
+        endpoint: String,
+        budget: Duration,
+        attempts: u32,
+        message: String,
+    },
+}
+
+impl Diagnose for ClusterError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            ClusterError::InvalidKubeconfig { .. }
+            | ClusterError::InsecureKubeconfig { .. }
+            | ClusterError::InvalidEndpoint { .. }
+            | ClusterError::Rejected { .. }
+            | ClusterError::UntrustedServer { .. } => ExitStatus::BadInput,
+            ClusterError::Unreachable { .. } => ExitStatus::TimedOut,
+            ClusterError::Client { .. } | ClusterError::Request { .. } => ExitStatus::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ClusterError::Rejected { output, .. } => Some(format!(
+                "the token or certificate in `{output}` is wrong or expired: check the Terraform module's output (`terraform output {output}` after a refresh), or the output mapping in the config"
+            )),
+            ClusterError::InsecureKubeconfig { .. } => Some(
+                "give the module's kubeconfig the cluster's CA (certificate-authority-data) instead of skipping verification".to_owned(),
+            ),
+            ClusterError::UntrustedServer { .. } => Some(
+                "the CA output must be the certificate that signed the API server's certificate (PEM, or base64 of PEM)".to_owned(),
+            ),
+            ClusterError::Unreachable { .. } => Some(
+                "a new cluster can take minutes to answer; check the endpoint and network, then rerun (it resumes where it stopped)".to_owned(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Connects to the cluster `access` describes and checks it answers `/version`, retrying
+/// connection failures within `budget`.
+pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Client, ClusterError> {
+    super::install_crypto_provider();
+    let output = credentials_output(access);
+    let config = config_for(access).await?;
+    let endpoint = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|source| ClusterError::Client {
+        endpoint: endpoint.clone(),
+        source,
+    })?;
+    let check = || async {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, client.apiserver_version()).await {
+            Ok(answer) => answer.map_err(Failure::from),
+            Err(_) => Err(Failure::Transient(format!(
+                "no answer within {ATTEMPT_TIMEOUT:?}"
+            ))),
+        }
+    };
+    match retry(
+        budget,
+        |f: &Failure| matches!(f, Failure::Transient(_)),
+        check,
+    )
+    .await
+    {
+        Ok(version) => {
+            tracing::debug!(endpoint, version = %version.git_version, "connected");
+            Ok(client)
+        }
+        Err(RetryFailure::Permanent(failure)) => Err(failure.into_error(endpoint, output)),
+        Err(RetryFailure::Exhausted { last, attempts }) => Err(ClusterError::Unreachable {
+            endpoint,
+            budget,
+            attempts,
+            message: last.message(),
+        }),
+    }
+}
+
+/// Names the contract output the credentials came from, for messages.
+fn credentials_output(access: &ClusterAccess) -> &'static str {
+    match access {
+        ClusterAccess::Kubeconfig(_) => "kubeconfig",
+        ClusterAccess::Endpoint { .. } => "cluster_token",
+    }
+}
+
+async fn config_for(access: &ClusterAccess) -> Result<Config, ClusterError> {
+    let (kubeconfig, output) = match access {
+        ClusterAccess::Kubeconfig(yaml) => {
+            let parsed = Kubeconfig::from_yaml(yaml.expose_secret()).map_err(|err| {
+                ClusterError::InvalidKubeconfig {
+                    output: "kubeconfig",
+                    reason: kubeconfig_reason(&err),
+                }
+            })?;
+            (parsed, "kubeconfig")
+        }
+        ClusterAccess::Endpoint {
+            endpoint,
+            ca_certificate_pem,
+            token,
+        } => (
+            endpoint_kubeconfig(endpoint, ca_certificate_pem, token)?,
+            "cluster_endpoint",
+        ),
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|err| ClusterError::InvalidKubeconfig {
+            output,
+            reason: kubeconfig_reason(&err),
+        })?;
+    if config.accept_invalid_certs {
+        return Err(ClusterError::InsecureKubeconfig { output });
+    }
+    Ok(config)
+}
+
+/// kube's own message, except for YAML errors whose text may quote the (secret) input.
+fn kubeconfig_reason(err: &kube::config::KubeconfigError) -> String {
+    match err {
+        kube::config::KubeconfigError::Parse(_) => {
+            "it is not a valid kubeconfig YAML document".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The endpoint form of the contract as a one-context kubeconfig, so both forms go through
+/// kube's one loader (CA parsing, token auth).
+fn endpoint_kubeconfig(
+    endpoint: &str,
+    ca_certificate_pem: &str,
+    token: &secrecy::SecretString,
+) -> Result<Kubeconfig, ClusterError> {
+    if !endpoint.starts_with("https://") {
+        return Err(ClusterError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+        });
+    }
+    const NAME: &str = "gitops-bootstrap";
+    Ok(Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: NAME.to_owned(),
+            cluster: Some(Cluster {
+                server: Some(endpoint.to_owned()),
+                certificate_authority_data: Some(
+                    base64::engine::general_purpose::STANDARD.encode(ca_certificate_pem),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: NAME.to_owned(),
+            auth_info: Some(AuthInfo {
+                token: Some(token.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: NAME.to_owned(),
+            context: Some(Context {
+                cluster: NAME.to_owned(),
+                user: Some(NAME.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        current_context: Some(NAME.to_owned()),
+        ..Default::default()
+    })
+}
+
+/// One failed `/version` attempt, classified.
+#[derive(Debug)]
+enum Failure {
+    Rejected { code: u16, message: String },
+    Untrusted(String),
+    Permanent(String),
+    Transient(String),
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        match self {
+            Failure::Rejected { message, .. }
+            | Failure::Untrusted(message)
+            | Failure::Permanent(message)
+            | Failure::Transient(message) => message.clone(),
+        }
+    }
+
+    fn into_error(self, endpoint: String, output: &'static str) -> ClusterError {
+        match self {
+            Failure::Rejected { code, message } => ClusterError::Rejected {
+                endpoint,
+                output,
+                code,
+                message,
+            },
+            Failure::Untrusted(message) => ClusterError::UntrustedServer {
+                endpoint,
+                output: if output == "cluster_token" {
+                    "cluster_ca_certificate"
+                } else {
+                    output
+                },
+                message,
+            },
+            Failure::Permanent(message) | Failure::Transient(message) => {
+                ClusterError::Request { endpoint, message }
+            }
+        }
+    }
+}
+
+impl From<kube::Error> for Failure {
+    fn from(err: kube::Error) -> Failure {
+        match &err {
+            kube::Error::Api(status) if matches!(status.code, 401 | 403) => Failure::Rejected {
+                code: status.code,
+                message: super::api_message(&err),
+            },
+            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+                Failure::Transient(super::api_message(&err))
+            }
+            kube::Error::Api(_) | kube::Error::Auth(_) => {
+                Failure::Permanent(super::api_message(&err))
+            }
+            _ if tls_rejection(&err).is_some() => {
+                Failure::Untrusted(tls_rejection(&err).unwrap_or_default())
+            }
+            kube::Error::HyperError(_) | kube::Error::Service(_) => {
+                Failure::Transient(error_chain(&err))
+            }
+            _ => Failure::Permanent(error_chain(&err)),
+        }
+    }
+}
+
+/// The rustls error somewhere below `err`, when the server's certificate was refused.
+fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(current) = next {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // io::Error hides its payload from `source()`: look inside.
+        if let Some(tls) = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// An error and its causes on one line ("connection refused" sits deep in hyper's chain).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    const CANARY: &str = "canary-token-5f3a";
+
+    #[tokio::test]
+    async fn endpoint_access_becomes_a_token_config_that_verifies_tls() {
+        let access = ClusterAccess::Endpoint {
+            endpoint: "https://127.0.0.1:6443".to_owned(),
+            ca_certificate_pem: TEST_CA_PEM.to_owned(),
+            token: SecretString::from(CANARY),
+        };
+        let config = config_for(&access).await.unwrap();
+        assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
+        assert!(!config.accept_invalid_certs);
+        assert_eq!(config.root_cert.as_ref().map(Vec::len), Some(1));
+        assert!(!format!("{config:?}").contains(CANARY));
+    }
+
+    #[tokio::test]
+    async fn plain_http_endpoints_are_refused() {
+        let access = ClusterAccess::Endpoint {
+            endpoint: "http://127.0.0.1:6443".to_owned(),
+            ca_certificate_pem: TEST_CA_PEM.to_owned(),
+            token: SecretString::from(CANARY),
+        };
+        let err = config_for(&access).await.unwrap_err();
+        assert!(matches!(err, ClusterError::InvalidEndpoint { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfigs_that_skip_tls_verification_are_refused() {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {CANARY}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+        );
+        let err = config_for(&ClusterAccess::Kubeconfig(SecretString::from(yaml)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClusterError::InsecureKubeconfig { .. }),
+            "{err}"
+        );
+        assert_eq!(err.exit_status(), ExitStatus::BadInput);
+    }
+
+    #[tokio::test]
+    async fn broken_kubeconfig_errors_do_not_quote_the_input() {
+        let yaml = format!("clusters: [{CANARY}");
+        let err = config_for(&ClusterAccess::Kubeconfig(SecretString::from(yaml)))
+            .await
+            .unwrap_err();
+        assert!(!err.to_string().contains(CANARY), "{err}");
+        assert!(!format!("{err:?}").contains(CANARY));
+    }
+
+    #[test]
+    fn rejected_credentials_name_the_output_and_hint_at_the_token() {
+        let err = Failure::Rejected {
+            code: 401,
+            message: "Unauthorized".to_owned(),
+        }
+        .into_error("https://k:6443/".to_owned(), "cluster_token");
+        assert!(
+            err.to_string()
+                .contains("rejected the credentials from Terraform output `cluster_token`")
+        );
+        assert_eq!(err.exit_status(), ExitStatus::BadInput);
+        assert!(err.hint().unwrap().contains("cluster_token"));
+    }
+
+    // A self-signed CA certificate made for this test (never used to connect).
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBgzCCASmgAwIBAgIUPXFidL0IAkNKBghSpwcdoEy9h8swCgYIKoZIzj0EAwIw
+FzEVMBMGA1UEAwwMdW5pdC10ZXN0LWNhMB4XDTI2MTEyMzE0MDIyMloXDTM2MTEy
+MDE0MDIyMlowFzEVMBMGA1UEAwwMdW5pdC10ZXN0LWNhMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAE//ecx2hDtK/PnYbwZ64BTTXS/JcH3S4E+azE50JwV4T74iGP
+j+aT9ARBx3eGvV0wxanxL6QMlj3ae0e7pTozoKNTMFEwHQYDVR0OBBYEFHZS6dhK
+5wXLHVEkZyR99Ufa9GF4MB8GA1UdIwQYMBaAFHZS6dhK5wXLHVEkZyR99Ufa9GF4
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgHxpZiZM29sZC3U3B
+2vrYCZpbQOn5SNxQVnyJbPQqslQCIQCbeALe/0RqcSK/nElWxIbOMOC5FPBU8TMK
+XldiDjgc5Q==
+-----END CERTIFICATE-----
+";
+}

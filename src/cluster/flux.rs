@@ -1,0 +1,521 @@
+//! Flux itself: which components manifest to install (an explicit file or URL, the copy
+//! committed in the repository when its version matches, else the release of the configured
+//! version), installing it (CRDs first, force-applied, then the controllers Available), and
+//! syncing (the GitRepository + Kustomization `flux-system`, with a reconcile requested).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ApiResource, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt as _};
+use serde::Serialize;
+use serde_json::json;
+
+use super::ObjectName;
+use super::apply::{
+    self, ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, FLUX_MANAGER, parse_documents,
+};
+use crate::error::{Diagnose, ExitStatus};
+
+/// The first line of a components manifest, as Flux's release manifests have it.
+const VERSION_HEADER: &str = "# Flux version: ";
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FluxError {
+    #[error("`--flux-manifests {location}` must be a file path or an https:// URL")]
+    InsecureLocation { location: String },
+    #[error("failed to read the Flux components from {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to download the Flux components from {url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("the Flux release manifest of {version} is not reachable at {url}: {message}")]
+    ReleaseUnreachable {
+        version: String,
+        url: String,
+        message: String,
+    },
+    #[error(
+        "the Flux components from {origin} are version {found}, but the config asks for {wanted}"
+    )]
+    VersionMismatch {
+        origin: String,
+        found: String,
+        wanted: String,
+    },
+    #[error("failed to install the Flux components: {0}")]
+    Install(#[source] ApplyError),
+    #[error("the Flux controllers were not Available within {timeout:?}: {}", not_available.join("; "))]
+    ControllersNotAvailable {
+        timeout: Duration,
+        not_available: Vec<String>,
+    },
+    #[error("failed to watch Deployment {object}: {message}")]
+    Watch { object: ObjectName, message: String },
+    #[error("failed to apply the Flux sync objects: {0}")]
+    Sync(#[source] ApplyError),
+    #[error("failed to request a reconcile of {object}: {message}")]
+    RequestReconcile { object: ObjectName, message: String },
+}
+
+impl Diagnose for FluxError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            FluxError::InsecureLocation { .. }
+            | FluxError::ReadFile { .. }
+            | FluxError::VersionMismatch { .. } => ExitStatus::BadInput,
+            FluxError::ControllersNotAvailable { .. } => ExitStatus::TimedOut,
+            FluxError::Install(err) | FluxError::Sync(err) => err.exit_status(),
+            _ => ExitStatus::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            FluxError::ReleaseUnreachable { version, .. } => Some(format!(
+                "download Flux {version}'s install.yaml where the internet is reachable (or run `flux install --export`) and pass it with --flux-manifests <file or https URL>"
+            )),
+            FluxError::VersionMismatch { .. } => Some(
+                "pass the manifests of the configured flux_version, or change flux_version in the config".to_owned(),
+            ),
+            FluxError::ControllersNotAvailable { .. } => Some(
+                "check the controllers' pods in flux-system (image pulls, resources); rerunning resumes the wait".to_owned(),
+            ),
+            FluxError::Install(err) | FluxError::Sync(err) => err.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Where `--flux-manifests` points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestLocation {
+    File(PathBuf),
+    Url(String),
+}
+
+impl ManifestLocation {
+    /// An `https://` URL, else a file path; plain `http://` is refused.
+    pub fn parse(text: &str) -> Result<ManifestLocation, FluxError> {
+        if text.starts_with("https://") {
+            Ok(ManifestLocation::Url(text.to_owned()))
+        } else if text.contains("://") {
+            Err(FluxError::InsecureLocation {
+                location: text.to_owned(),
+            })
+        } else {
+            Ok(ManifestLocation::File(PathBuf::from(text)))
+        }
+    }
+}
+
+/// The candidates for the components manifest, in order of preference.
+#[derive(Debug, Clone, Default)]
+pub struct ComponentsSource {
+    /// `--flux-manifests`.
+    pub explicit: Option<ManifestLocation>,
+    /// The `gotk-components.yaml` already committed for the env, if any.
+    pub committed: Option<String>,
+    /// An extra CA (PEM) to trust when downloading, for private mirrors.
+    pub extra_ca_pem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "location")]
+pub enum ComponentsOrigin {
+    File(PathBuf),
+    Url(String),
+    Committed,
+    Release(String),
+}
+
+impl std::fmt::Display for ComponentsOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentsOrigin::File(path) => write!(f, "{}", path.display()),
+            ComponentsOrigin::Url(url) | ComponentsOrigin::Release(url) => f.write_str(url),
+            ComponentsOrigin::Committed => f.write_str("the copy committed in the repository"),
+        }
+    }
+}
+
+/// A components manifest whose first line is `# Flux version: <version>`.
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub yaml: String,
+    pub version: String,
+    pub origin: ComponentsOrigin,
+}
+
+/// The official release manifest of `version`.
+pub fn release_url(version: &str) -> String {
+    format!("https://github.com/fluxcd/flux2/releases/download/{version}/install.yaml")
+}
+
+/// The version a manifest's first line declares.
+pub fn manifest_version(yaml: &str) -> Option<&str> {
+    yaml.lines()
+        .next()
+        .and_then(|line| line.strip_prefix(VERSION_HEADER))
+        .map(str::trim)
+}
+
+/// Picks the components manifest for `version`: explicit, else committed (when its header
+/// matches), else the release download.
+pub async fn resolve_components(
+    source: &ComponentsSource,
+    version: &str,
+) -> Result<Components, FluxError> {
+    if let Some(location) = &source.explicit {
+        let (yaml, origin) = match location {
+            ManifestLocation::File(path) => {
+                let yaml = tokio::fs::read_to_string(path).await.map_err(|source| {
+                    FluxError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                (yaml, ComponentsOrigin::File(path.clone()))
+            }
+            ManifestLocation::Url(url) => {
+                let yaml = fetch(url, source.extra_ca_pem.as_deref())
+                    .await
+                    .map_err(|message| FluxError::Fetch {
+                        url: url.clone(),
+                        message,
+                    })?;
+                (yaml, ComponentsOrigin::Url(url.clone()))
+            }
+        };
+        return with_header(yaml, version, origin);
+    }
+    if let Some(committed) = &source.committed
+        && manifest_version(committed) == Some(version)
+    {
+        return Ok(Components {
+            yaml: committed.clone(),
+            version: version.to_owned(),
+            origin: ComponentsOrigin::Committed,
+        });
+    }
+    let url = release_url(version);
+    let yaml = fetch(&url, source.extra_ca_pem.as_deref())
+        .await
+        .map_err(|message| FluxError::ReleaseUnreachable {
+            version: version.to_owned(),
+            url: url.clone(),
+            message,
+        })?;
+    with_header(yaml, version, ComponentsOrigin::Release(url))
+}
+
+/// Checks the manifest's declared version, or declares it when the manifest has none, so
+/// the committed copy can be matched next time.
+fn with_header(
+    yaml: String,
+    version: &str,
+    origin: ComponentsOrigin,
+) -> Result<Components, FluxError> {
+    let yaml = match manifest_version(&yaml) {
+        Some(found) if found != version => {
+            return Err(FluxError::VersionMismatch {
+                origin: origin.to_string(),
+                found: found.to_owned(),
+                wanted: version.to_owned(),
+            });
+        }
+        Some(_) => yaml,
+        None => format!("{VERSION_HEADER}{version}\n{yaml}"),
+    };
+    Ok(Components {
+        yaml,
+        version: version.to_owned(),
+        origin,
+    })
+}
+
+async fn fetch(url: &str, extra_ca_pem: Option<&str>) -> Result<String, String> {
+    super::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .https_only(true)
+        .timeout(FETCH_TIMEOUT);
+    if let Some(pem) = extra_ca_pem {
+        let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
+            .map_err(|err| format!("the extra CA is not a PEM certificate: {err}"))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    let client = builder.build().map_err(|err| err.to_string())?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|err| error_chain(&err))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    response.text().await.map_err(|err| error_chain(&err))
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+/// Force-applies the components (field manager `gitops-bootstrap-flux`, CRDs first), then
+/// waits until every Deployment of the manifest is Available.
+pub async fn install(
+    client: &Client,
+    components: &Components,
+    timeout: Duration,
+) -> Result<ApplySummary, FluxError> {
+    let objects = parse_documents(&components.yaml).map_err(FluxError::Install)?;
+    let deployments: Vec<ObjectName> = objects
+        .iter()
+        .map(apply::object_name)
+        .filter(|name| name.kind == "Deployment")
+        .collect();
+    let options = ApplyOptions::new(FLUX_MANAGER).forced();
+    let summary = apply::apply_objects(client, objects, &options)
+        .await
+        .map_err(FluxError::Install)?;
+    wait_available(client, &deployments, timeout).await?;
+    Ok(summary)
+}
+
+/// Watches until every Deployment is Available, or reports those that are not.
+async fn wait_available(
+    client: &Client,
+    deployments: &[ObjectName],
+    timeout: Duration,
+) -> Result<(), FluxError> {
+    let api_of = |name: &ObjectName| -> Api<Deployment> {
+        Api::namespaced(
+            client.clone(),
+            name.namespace.as_deref().unwrap_or("default"),
+        )
+    };
+    let all_available = try_join_all(deployments.iter().map(|deployment| async {
+        await_condition(api_of(deployment), &deployment.name, is_available)
+            .await
+            .map_err(|err| FluxError::Watch {
+                object: deployment.clone(),
+                message: err.to_string(),
+            })
+    }));
+    match tokio::time::timeout(timeout, all_available).await {
+        Ok(result) => result.map(drop),
+        Err(_) => {
+            let mut not_available = Vec::new();
+            for deployment in deployments {
+                let current = api_of(deployment)
+                    .get_opt(&deployment.name)
+                    .await
+                    .ok()
+                    .flatten();
+                if !is_available(current.as_ref()) {
+                    not_available.push(format!("{deployment}: {}", availability(current.as_ref())));
+                }
+            }
+            Err(FluxError::ControllersNotAvailable {
+                timeout,
+                not_available,
+            })
+        }
+    }
+}
+
+/// Available=True for the current generation of the Deployment.
+pub fn is_available(deployment: Option<&Deployment>) -> bool {
+    let Some(deployment) = deployment else {
+        return false;
+    };
+    let observed = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation);
+    observed >= deployment.metadata.generation
+        && available_condition(deployment).is_some_and(|(status, _)| status == "True")
+}
+
+fn available_condition(deployment: &Deployment) -> Option<(String, String)> {
+    deployment
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_.as_deref() == Some("Available"))
+        .map(|c| {
+            (
+                c.status.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+}
+
+fn availability(deployment: Option<&Deployment>) -> String {
+    match deployment {
+        None => "not found".to_owned(),
+        Some(deployment) => match available_condition(deployment) {
+            Some((status, message)) => format!("Available={status} {message}").trim().to_owned(),
+            None => "no Available condition yet".to_owned(),
+        },
+    }
+}
+
+/// Applies the sync objects (GitRepository + Kustomization `flux-system`) and asks Flux to
+/// reconcile them now rather than at their next interval.
+pub async fn sync(client: &Client, gotk_sync_yaml: &str) -> Result<ApplySummary, FluxError> {
+    let summary = apply::apply_yaml(client, gotk_sync_yaml, &ApplyOptions::new(CONFIG_MANAGER))
+        .await
+        .map_err(FluxError::Sync)?;
+    let requested_at = jiff::Timestamp::now().to_string();
+    for applied in &summary.objects {
+        if let Some(resource) = flux_resource(&applied.object.kind) {
+            request_reconcile(client, &resource, &applied.object, &requested_at).await?;
+        }
+    }
+    Ok(summary)
+}
+
+async fn request_reconcile(
+    client: &Client,
+    resource: &ApiResource,
+    object: &ObjectName,
+    requested_at: &str,
+) -> Result<(), FluxError> {
+    let namespace = object.namespace.as_deref().unwrap_or("default");
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, resource);
+    let patch = json!({"metadata": {"annotations": {REQUESTED_AT: requested_at}}});
+    let params = PatchParams {
+        field_manager: Some(CONFIG_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    let patched = api
+        .patch(&object.name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|err| FluxError::RequestReconcile {
+            object: object.clone(),
+            message: super::api_message(&err),
+        })?;
+    tracing::debug!(object = %object, resource_version = ?patched.resource_version(), "reconcile requested");
+    Ok(())
+}
+
+/// The API resources of the Flux kinds gitops-bootstrap reads and reconciles.
+pub(crate) fn flux_resource(kind: &str) -> Option<ApiResource> {
+    let (group, plural) = match kind {
+        "GitRepository" => ("source.toolkit.fluxcd.io/v1", "gitrepositories"),
+        "Kustomization" => ("kustomize.toolkit.fluxcd.io/v1", "kustomizations"),
+        "HelmRelease" => ("helm.toolkit.fluxcd.io/v2", "helmreleases"),
+        _ => return None,
+    };
+    let (group, version) = group.split_once('/')?;
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        plural,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_files_or_https_urls() {
+        assert_eq!(
+            ManifestLocation::parse("https://example.com/install.yaml").unwrap(),
+            ManifestLocation::Url("https://example.com/install.yaml".to_owned())
+        );
+        assert_eq!(
+            ManifestLocation::parse("./flux/install.yaml").unwrap(),
+            ManifestLocation::File(PathBuf::from("./flux/install.yaml"))
+        );
+        let err = ManifestLocation::parse("http://example.com/install.yaml").unwrap_err();
+        assert_eq!(err.exit_status(), ExitStatus::BadInput);
+    }
+
+    #[test]
+    fn the_header_names_the_version() {
+        assert_eq!(
+            manifest_version("# Flux version: v2.5.1\n---\n"),
+            Some("v2.5.1")
+        );
+        assert_eq!(manifest_version("---\n# Flux version: v2.5.1\n"), None);
+    }
+
+    #[tokio::test]
+    async fn a_committed_copy_of_the_configured_version_is_used() {
+        let source = ComponentsSource {
+            committed: Some("# Flux version: v2.5.1\n---\nkind: X\n".to_owned()),
+            ..Default::default()
+        };
+        let components = resolve_components(&source, "v2.5.1").await.unwrap();
+        assert_eq!(components.origin, ComponentsOrigin::Committed);
+        assert_eq!(components.yaml, source.committed.unwrap());
+    }
+
+    #[tokio::test]
+    async fn explicit_files_win_and_get_a_header_when_they_lack_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("install.yaml");
+        std::fs::write(&path, "---\nkind: X\n").unwrap();
+        let source = ComponentsSource {
+            explicit: Some(ManifestLocation::File(path.clone())),
+            committed: Some("# Flux version: v2.5.1\n".to_owned()),
+            extra_ca_pem: None,
+        };
+        let components = resolve_components(&source, "v2.5.1").await.unwrap();
+        assert_eq!(components.origin, ComponentsOrigin::File(path.clone()));
+        assert_eq!(components.yaml, "# Flux version: v2.5.1\n---\nkind: X\n");
+
+        std::fs::write(&path, "# Flux version: v2.4.0\n---\n").unwrap();
+        let err = resolve_components(&source, "v2.5.1").await.unwrap_err();
+        assert!(matches!(err, FluxError::VersionMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unreachable_release_says_to_pass_flux_manifests() {
+        let err = FluxError::ReleaseUnreachable {
+            version: "v2.5.1".to_owned(),
+            url: release_url("v2.5.1"),
+            message: "dns error".to_owned(),
+        };
+        assert!(
+            err.to_string()
+                .contains("releases/download/v2.5.1/install.yaml")
+        );
+        assert!(err.hint().unwrap().contains("--flux-manifests"));
+    }
+
+    #[test]
+    fn deployments_are_available_only_for_their_current_generation() {
+        let deployment = |generation: i64, observed: i64, status: &str| -> Deployment {
+            serde_yaml_ng::from_str(&format!(
+                "metadata: {{name: d, generation: {generation}}}\nstatus:\n  observedGeneration: {observed}\n  conditions:\n  - {{type: Available, status: \"{status}\"}}\n"
+            ))
+            .unwrap()
+        };
+        assert!(is_available(Some(&deployment(2, 2, "True"))));
+        assert!(!is_available(Some(&deployment(3, 2, "True"))));
+        assert!(!is_available(Some(&deployment(2, 2, "False"))));
+        assert!(!is_available(None));
+    }
+}

@@ -1,0 +1,377 @@
+//! When a Flux object counts as Ready, when it never will, and when it is still on its way:
+//! small pure functions of `Option<&DynamicObject>` (absent is a normal state while Flux
+//! catches up), as flux2's `objectReconciled` reads its objects.
+//!
+//! - Ready: `Ready=True` for the current generation (`status.observedGeneration ==
+//!   metadata.generation`), and for objects tied to the pushed commit, at that revision (or
+//!   a newer one).
+//! - Terminal: `spec.suspend: true` (nothing will happen), `Stalled=True` (Flux gave up, e.g.
+//!   a HelmRelease out of retries: `RetriesExceeded`), and `Ready=False` for the reasons in
+//!   [`TERMINAL_REASONS`], which no retry fixes without a new commit.
+//! - Everything else keeps the wait going: `DependencyNotReady`, `Progressing`,
+//!   `ArtifactFailed` while the source catches up, a HelmRelease `InstallFailed` with retries
+//!   left, and `HealthCheckFailed` (Flux retries it; workloads may still come up), which our
+//!   timeout reports with its message.
+
+use kube::api::DynamicObject;
+use serde::Serialize;
+use serde_json::Value;
+
+/// `(kind, Ready=False reason)` pairs that will not resolve by waiting.
+pub const TERMINAL_REASONS: &[(&str, &str)] = &[
+    // kustomize build (or variable substitution) of this revision fails: it needs a new commit.
+    ("Kustomization", "BuildFailed"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Readiness {
+    Ready,
+    Progressing {
+        reason: String,
+        message: String,
+    },
+    /// Terminal: waiting longer will not help.
+    Failed {
+        reason: String,
+        message: String,
+    },
+    /// `spec.suspend: true`: terminal too.
+    Suspended,
+    /// Not created yet (or not seen yet by the watch).
+    Missing,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Readiness::Ready)
+    }
+
+    /// Failed or Suspended: the wait should stop now.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Readiness::Failed { .. } | Readiness::Suspended)
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Readiness::Ready => "Ready",
+            Readiness::Progressing { reason, .. } | Readiness::Failed { reason, .. } => reason,
+            Readiness::Suspended => "Suspended",
+            Readiness::Missing => "NotFound",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Readiness::Ready => "",
+            Readiness::Progressing { message, .. } | Readiness::Failed { message, .. } => message,
+            Readiness::Suspended => {
+                "spec.suspend is true: resume it (flux resume) to let it reconcile"
+            }
+            Readiness::Missing => "not created yet",
+        }
+    }
+
+    fn progressing(reason: &str, message: impl Into<String>) -> Readiness {
+        Readiness::Progressing {
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self {
+            Readiness::Ready => return f.write_str("Ready"),
+            Readiness::Progressing { .. } => "waiting",
+            Readiness::Failed { .. } => "failed",
+            Readiness::Suspended => return f.write_str("suspended"),
+            Readiness::Missing => return f.write_str("not found"),
+        };
+        write!(f, "{state} ({}): {}", self.reason(), self.message())
+    }
+}
+
+/// The revision Flux must reach: the pushed commit, or one `is_descendant` says is newer.
+pub struct WantedRevision<'a> {
+    pub sha: &'a str,
+    pub is_descendant: &'a dyn Fn(&str) -> bool,
+}
+
+impl WantedRevision<'_> {
+    /// Whether a Flux revision (`<branch>@sha1:<sha>`, `sha1:<sha>` or a bare sha) is it.
+    pub fn accepts(&self, revision: &str) -> bool {
+        let sha = revision_sha(revision);
+        !sha.is_empty() && (sha == self.sha || (self.is_descendant)(sha))
+    }
+}
+
+/// The commit sha of a Flux revision string.
+pub fn revision_sha(revision: &str) -> &str {
+    let after_branch = revision.rsplit_once('@').map_or(revision, |(_, rest)| rest);
+    after_branch
+        .split_once(':')
+        .map_or(after_branch, |(_, sha)| sha)
+}
+
+/// Readiness by Flux's conventions, ignoring revisions.
+pub fn flux_readiness(object: Option<&DynamicObject>) -> Readiness {
+    let Some(object) = object else {
+        return Readiness::Missing;
+    };
+    if object.data["spec"]["suspend"].as_bool() == Some(true) {
+        return Readiness::Suspended;
+    }
+    let status = &object.data["status"];
+    if let Some(stalled) = condition(status, "Stalled").filter(|c| c.status == "True") {
+        let ready = condition(status, "Ready");
+        let message = match ready.filter(|r| !r.message.is_empty() && r.message != stalled.message)
+        {
+            Some(ready) => format!(
+                "{} (last attempt: {}: {})",
+                stalled.message, ready.reason, ready.message
+            ),
+            None => stalled.message.clone(),
+        };
+        return Readiness::Failed {
+            reason: stalled.reason.clone(),
+            message,
+        };
+    }
+    let generation = object.metadata.generation;
+    let observed = status["observedGeneration"].as_i64();
+    if generation.is_some() && observed != generation {
+        return Readiness::progressing(
+            "Progressing",
+            format!(
+                "generation {} not reconciled yet (observed {})",
+                generation.unwrap_or_default(),
+                observed.map_or("none".to_owned(), |g| g.to_string())
+            ),
+        );
+    }
+    let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
+    match condition(status, "Ready") {
+        Some(ready) if ready.status == "True" => Readiness::Ready,
+        Some(ready)
+            if ready.status == "False"
+                && TERMINAL_REASONS.contains(&(kind, ready.reason.as_str())) =>
+        {
+            Readiness::Failed {
+                reason: ready.reason,
+                message: ready.message,
+            }
+        }
+        Some(ready) => Readiness::progressing(
+            if ready.reason.is_empty() {
+                "Progressing"
+            } else {
+                &ready.reason
+            },
+            ready.message,
+        ),
+        None => Readiness::progressing("Progressing", "not reconciled yet"),
+    }
+}
+
+/// A GitRepository: Ready, with an artifact of the wanted revision.
+pub fn source_readiness(object: Option<&DynamicObject>, wanted: &WantedRevision<'_>) -> Readiness {
+    let revision = object.and_then(|o| o.data["status"]["artifact"]["revision"].as_str());
+    at_revision(flux_readiness(object), "artifact", revision, wanted)
+}
+
+/// A Kustomization of the pushed repository: Ready, having applied the wanted revision.
+pub fn applied_readiness(object: Option<&DynamicObject>, wanted: &WantedRevision<'_>) -> Readiness {
+    let revision = object.and_then(|o| o.data["status"]["lastAppliedRevision"].as_str());
+    at_revision(flux_readiness(object), "applied revision", revision, wanted)
+}
+
+fn at_revision(
+    readiness: Readiness,
+    what: &str,
+    revision: Option<&str>,
+    wanted: &WantedRevision<'_>,
+) -> Readiness {
+    match (readiness, revision) {
+        (Readiness::Ready, Some(revision)) if wanted.accepts(revision) => Readiness::Ready,
+        (Readiness::Ready, revision) => Readiness::progressing(
+            "OlderRevision",
+            format!(
+                "{what} is {}, waiting for commit {}",
+                revision.unwrap_or("none"),
+                wanted.sha
+            ),
+        ),
+        (other, _) => other,
+    }
+}
+
+struct Condition {
+    status: String,
+    reason: String,
+    message: String,
+}
+
+fn condition(status: &Value, type_: &str) -> Option<Condition> {
+    let found = status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"].as_str() == Some(type_))?;
+    let text = |key: &str| found[key].as_str().unwrap_or_default().to_owned();
+    Some(Condition {
+        status: text("status"),
+        reason: text("reason"),
+        message: text("message"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(yaml: &str) -> DynamicObject {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn flux(kind: &str, generation: i64, observed: i64, extra: &str) -> DynamicObject {
+        object(&format!(
+            "apiVersion: x/v1\nkind: {kind}\nmetadata: {{name: a, namespace: flux-system, generation: {generation}}}\nstatus:\n  observedGeneration: {observed}\n{extra}"
+        ))
+    }
+
+    const READY: &str = "  conditions:\n  - {type: Ready, status: \"True\", reason: ReconciliationSucceeded, message: ok}\n";
+
+    #[test]
+    fn absent_objects_are_missing_not_failed() {
+        assert_eq!(flux_readiness(None), Readiness::Missing);
+        assert!(!flux_readiness(None).is_terminal());
+    }
+
+    #[test]
+    fn ready_counts_only_for_the_observed_generation() {
+        assert_eq!(
+            flux_readiness(Some(&flux("Kustomization", 2, 2, READY))),
+            Readiness::Ready
+        );
+        let stale = flux_readiness(Some(&flux("Kustomization", 3, 2, READY)));
+        assert!(matches!(stale, Readiness::Progressing { .. }), "{stale}");
+        assert!(stale.message().contains("generation 3"));
+    }
+
+    #[test]
+    fn suspended_objects_fail_at_once() {
+        let mut ks = flux("Kustomization", 1, 1, READY);
+        ks.data["spec"] = serde_json::json!({"suspend": true});
+        let readiness = flux_readiness(Some(&ks));
+        assert_eq!(readiness, Readiness::Suspended);
+        assert!(readiness.is_terminal());
+    }
+
+    #[test]
+    fn stalled_is_terminal_and_keeps_the_last_attempt() {
+        let hr = flux(
+            "HelmRelease",
+            1,
+            1,
+            "  conditions:\n  - {type: Stalled, status: \"True\", reason: RetriesExceeded, message: Failed to install after 1 attempt(s)}\n  - {type: Ready, status: \"False\", reason: InstallFailed, message: \"image pull: boom\"}\n",
+        );
+        let readiness = flux_readiness(Some(&hr));
+        assert!(readiness.is_terminal());
+        assert_eq!(readiness.reason(), "RetriesExceeded");
+        assert!(
+            readiness
+                .message()
+                .contains("InstallFailed: image pull: boom"),
+            "{readiness}"
+        );
+    }
+
+    #[test]
+    fn transient_reasons_keep_waiting() {
+        for (kind, reason) in [
+            ("HelmRelease", "InstallFailed"),
+            ("Kustomization", "DependencyNotReady"),
+            ("Kustomization", "ArtifactFailed"),
+            ("Kustomization", "HealthCheckFailed"),
+            ("HelmRelease", "BuildFailed"),
+        ] {
+            let conditions = format!(
+                "  conditions:\n  - {{type: Ready, status: \"False\", reason: {reason}, message: m}}\n"
+            );
+            let readiness = flux_readiness(Some(&flux(kind, 1, 1, &conditions)));
+            assert_eq!(
+                readiness,
+                Readiness::Progressing {
+                    reason: reason.to_owned(),
+                    message: "m".to_owned()
+                },
+                "{kind} {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn kustomization_build_failures_are_terminal() {
+        let conditions = "  conditions:\n  - {type: Ready, status: \"False\", reason: BuildFailed, message: \"kustomize build failed: accumulating resources\"}\n";
+        let readiness = flux_readiness(Some(&flux("Kustomization", 1, 1, conditions)));
+        assert!(readiness.is_terminal(), "{readiness}");
+    }
+
+    #[test]
+    fn revisions_match_the_pushed_commit_or_a_descendant() {
+        let no_descendants = |_: &str| false;
+        let wanted = WantedRevision {
+            sha: "abc123",
+            is_descendant: &no_descendants,
+        };
+        assert!(wanted.accepts("main@sha1:abc123"));
+        assert!(wanted.accepts("sha1:abc123"));
+        assert!(!wanted.accepts("main@sha1:0ld0ld"));
+        assert!(!wanted.accepts(""));
+        let newer = |sha: &str| sha == "def456";
+        let wanted = WantedRevision {
+            sha: "abc123",
+            is_descendant: &newer,
+        };
+        assert!(wanted.accepts("main@sha1:def456"));
+        assert_eq!(revision_sha("refs/heads/main@sha1:abc"), "abc");
+    }
+
+    #[test]
+    fn sources_and_kustomizations_must_reach_the_revision() {
+        let none = |_: &str| false;
+        let wanted = WantedRevision {
+            sha: "abc123",
+            is_descendant: &none,
+        };
+        let repo = |revision: &str| {
+            flux(
+                "GitRepository",
+                1,
+                1,
+                &format!("{READY}  artifact: {{revision: \"{revision}\"}}\n"),
+            )
+        };
+        assert_eq!(
+            source_readiness(Some(&repo("main@sha1:abc123")), &wanted),
+            Readiness::Ready
+        );
+        let old = source_readiness(Some(&repo("main@sha1:0ld")), &wanted);
+        assert_eq!(old.reason(), "OlderRevision");
+        assert!(old.message().contains("main@sha1:0ld"));
+
+        let ks = flux(
+            "Kustomization",
+            1,
+            1,
+            &format!("{READY}  lastAppliedRevision: main@sha1:abc123\n"),
+        );
+        assert_eq!(applied_readiness(Some(&ks), &wanted), Readiness::Ready);
+        let ks = flux("Kustomization", 1, 1, READY);
+        assert_eq!(
+            applied_readiness(Some(&ks), &wanted).reason(),
+            "OlderRevision"
+        );
+    }
+}

@@ -1,0 +1,437 @@
+//! The tree of Flux objects under a root Kustomization, read from `status.inventory` (entries
+//! `<namespace>_<name>_<group>_<Kind>`), with the `dependsOn` graph on top, and the blocking
+//! chain that explains why something is not Ready:
+//! `HelmRelease apps/external-dns ← dependsOn HelmRelease apps/cert-manager: failed (RetriesExceeded): …`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+use kube::api::DynamicObject;
+use serde::Serialize;
+
+use super::conditions::Readiness;
+use crate::cluster::ObjectName;
+
+/// The kinds the tree follows, by API group.
+const FOLLOWED: &[(&str, &str)] = &[
+    ("kustomize.toolkit.fluxcd.io", "Kustomization"),
+    ("helm.toolkit.fluxcd.io", "HelmRelease"),
+];
+
+/// One entry of a Kustomization's inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryId {
+    pub namespace: String,
+    pub name: String,
+    pub group: String,
+    pub kind: String,
+}
+
+/// Parses `<namespace>_<name>_<group>_<Kind>` (namespace empty for cluster-scoped objects,
+/// group empty for the core group). Kubernetes names never contain `_`.
+pub fn parse_inventory_id(id: &str) -> Option<InventoryId> {
+    let mut parts = id.split('_');
+    let (namespace, name, group, kind) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || name.is_empty() || kind.is_empty() {
+        return None;
+    }
+    Some(InventoryId {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        group: group.to_owned(),
+        kind: kind.to_owned(),
+    })
+}
+
+/// The Kustomizations and HelmReleases a Kustomization applied.
+pub fn flux_children(kustomization: &DynamicObject) -> Vec<ObjectName> {
+    let entries = kustomization.data["status"]["inventory"]["entries"].as_array();
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| parse_inventory_id(entry["id"].as_str()?))
+        .filter(|id| FOLLOWED.contains(&(id.group.as_str(), id.kind.as_str())))
+        .map(|id| ObjectName::namespaced(&id.kind, &id.namespace, &id.name))
+        .collect()
+}
+
+/// `spec.dependsOn`: objects of the same kind, in the object's namespace unless named.
+pub fn depends_on(object: &DynamicObject) -> Vec<ObjectName> {
+    let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
+    let own_namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+    object.data["spec"]["dependsOn"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|dependency| {
+            let name = dependency["name"].as_str()?;
+            let namespace = dependency["namespace"].as_str().unwrap_or(own_namespace);
+            Some(ObjectName::namespaced(kind, namespace, name))
+        })
+        .collect()
+}
+
+/// How one object waits on another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    /// The waiting Kustomization applied it (and, with `wait: true`, waits for it).
+    Contains,
+    DependsOn,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub readiness: Readiness,
+    pub depends_on: Vec<ObjectName>,
+    pub children: Vec<ObjectName>,
+}
+
+/// The objects under a root, in breadth-first order from it.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: ObjectName,
+    pub order: Vec<ObjectName>,
+    pub nodes: BTreeMap<ObjectName, Node>,
+}
+
+impl Tree {
+    /// Walks from `root` through inventories and `dependsOn`, looking objects up with
+    /// `lookup` and judging them with `readiness`.
+    pub fn build<'a>(
+        root: &ObjectName,
+        lookup: impl Fn(&ObjectName) -> Option<&'a DynamicObject>,
+        readiness: impl Fn(&ObjectName, Option<&DynamicObject>) -> Readiness,
+    ) -> Tree {
+        let mut order = Vec::new();
+        let mut nodes = BTreeMap::new();
+        let mut queue = VecDeque::from([root.clone()]);
+        while let Some(name) = queue.pop_front() {
+            if nodes.contains_key(&name) {
+                continue;
+            }
+            let object = lookup(&name);
+            let node = Node {
+                readiness: readiness(&name, object),
+                depends_on: object.map(depends_on).unwrap_or_default(),
+                children: object
+                    .filter(|_| name.kind == "Kustomization")
+                    .map(flux_children)
+                    .unwrap_or_default(),
+            };
+            queue.extend(node.children.iter().chain(&node.depends_on).cloned());
+            order.push(name.clone());
+            nodes.insert(name, node);
+        }
+        Tree {
+            root: root.clone(),
+            order,
+            nodes,
+        }
+    }
+
+    pub fn readiness(&self, name: &ObjectName) -> Option<&Readiness> {
+        self.nodes.get(name).map(|n| &n.readiness)
+    }
+
+    fn is_ready(&self, name: &ObjectName) -> bool {
+        self.readiness(name).is_some_and(Readiness::is_ready)
+    }
+
+    /// What `name` waits on directly: not-Ready dependencies first, then not-Ready children.
+    pub fn blockers(&self, name: &ObjectName) -> Vec<(Edge, ObjectName)> {
+        let Some(node) = self.nodes.get(name) else {
+            return Vec::new();
+        };
+        let dependencies = node.depends_on.iter().map(|d| (Edge::DependsOn, d));
+        let children = node.children.iter().map(|c| (Edge::Contains, c));
+        dependencies
+            .chain(children)
+            .filter(|(_, other)| !self.is_ready(other))
+            .map(|(edge, other)| (edge, other.clone()))
+            .collect()
+    }
+
+    /// Follows blockers down from `start` to the object that holds everything up, preferring
+    /// terminal ones.
+    pub fn blocking_chain(&self, start: &ObjectName) -> BlockingChain {
+        let mut links = vec![ChainLink {
+            via: None,
+            object: start.clone(),
+        }];
+        let mut seen = BTreeSet::from([start.clone()]);
+        let mut current = start.clone();
+        loop {
+            let blockers = self.blockers(&current);
+            let next = blockers
+                .iter()
+                .find(|(_, o)| self.readiness(o).is_some_and(Readiness::is_terminal))
+                .or_else(|| blockers.first())
+                .filter(|(_, o)| !seen.contains(o));
+            let Some((edge, object)) = next.cloned() else {
+                break;
+            };
+            seen.insert(object.clone());
+            links.push(ChainLink {
+                via: Some(edge),
+                object: object.clone(),
+            });
+            current = object;
+        }
+        self.chain(links)
+    }
+
+    /// The path from the root to `target` along which it blocks: walks up through the objects
+    /// waiting on it, preferring those that depend on it over the one that contains it.
+    pub fn chain_to(&self, target: &ObjectName) -> BlockingChain {
+        let mut links = vec![ChainLink {
+            via: None,
+            object: target.clone(),
+        }];
+        let mut seen = BTreeSet::from([target.clone()]);
+        let mut current = target.clone();
+        while let Some((edge, waiter)) = self.waiter_of(&current, &seen) {
+            links.last_mut().expect("chain starts non-empty").via = Some(edge);
+            links.push(ChainLink {
+                via: None,
+                object: waiter.clone(),
+            });
+            seen.insert(waiter.clone());
+            current = waiter;
+        }
+        // Top first: each link's `via` says how the link before it waits on it.
+        links.reverse();
+        self.chain(links)
+    }
+
+    fn waiter_of(
+        &self,
+        name: &ObjectName,
+        seen: &BTreeSet<ObjectName>,
+    ) -> Option<(Edge, ObjectName)> {
+        let waiting = |edge: Edge| {
+            self.order.iter().find(|other| {
+                !seen.contains(*other)
+                    && !self.is_ready(other)
+                    && self.nodes[*other].edges(edge).contains(name)
+            })
+        };
+        waiting(Edge::DependsOn)
+            .map(|o| (Edge::DependsOn, o.clone()))
+            .or_else(|| waiting(Edge::Contains).map(|o| (Edge::Contains, o.clone())))
+    }
+
+    fn chain(&self, links: Vec<ChainLink>) -> BlockingChain {
+        let cause = links
+            .last()
+            .and_then(|l| self.readiness(&l.object))
+            .cloned()
+            .unwrap_or(Readiness::Missing);
+        BlockingChain { links, cause }
+    }
+}
+
+impl Node {
+    fn edges(&self, edge: Edge) -> &[ObjectName] {
+        match edge {
+            Edge::DependsOn => &self.depends_on,
+            Edge::Contains => &self.children,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainLink {
+    /// How the previous link waits on this one (None for the first).
+    pub via: Option<Edge>,
+    pub object: ObjectName,
+}
+
+/// Who waits on whom, ending at the object that holds everything up and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockingChain {
+    pub links: Vec<ChainLink>,
+    pub cause: Readiness,
+}
+
+impl fmt::Display for BlockingChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, link) in self.links.iter().enumerate() {
+            if index > 0 {
+                f.write_str(" ← ")?;
+            }
+            if link.via == Some(Edge::DependsOn) {
+                f.write_str("dependsOn ")?;
+            }
+            write!(f, "{}", link.object)?;
+        }
+        write!(f, ": {}", self.cause)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conditions::flux_readiness;
+    use super::*;
+
+    const OBJECTS: &str = r#"
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: flux-system, namespace: flux-system, generation: 1}
+status:
+  observedGeneration: 1
+  conditions: [{type: Ready, status: "True", reason: ReconciliationSucceeded, message: ok}]
+  inventory:
+    entries:
+    - {id: flux-system_profile_kustomize.toolkit.fluxcd.io_Kustomization, v: v1}
+    - {id: flux-system_cluster-config__ConfigMap, v: v1}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: profile, namespace: flux-system, generation: 1}
+status:
+  observedGeneration: 1
+  conditions: [{type: Ready, status: "Unknown", reason: Progressing, message: health checks}]
+  inventory:
+    entries:
+    - {id: apps_cert-manager_helm.toolkit.fluxcd.io_HelmRelease, v: v2}
+    - {id: apps_external-dns_helm.toolkit.fluxcd.io_HelmRelease, v: v2}
+    - {id: _apps__Namespace, v: v1}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: external-dns, namespace: apps, generation: 1}
+spec:
+  dependsOn: [{name: cert-manager}]
+status:
+  observedGeneration: 1
+  conditions: [{type: Ready, status: "False", reason: DependencyNotReady, message: "dependency 'apps/cert-manager' is not ready"}]
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: cert-manager, namespace: apps, generation: 1}
+status:
+  observedGeneration: 1
+  conditions:
+  - {type: Stalled, status: "True", reason: RetriesExceeded, message: "Failed to install after 1 attempt(s)"}
+  - {type: Ready, status: "False", reason: InstallFailed, message: boom}
+"#;
+
+    fn objects() -> BTreeMap<ObjectName, DynamicObject> {
+        crate::cluster::apply::parse_documents(OBJECTS)
+            .unwrap()
+            .into_iter()
+            .map(|o| (crate::cluster::apply::object_name(&o), o))
+            .collect()
+    }
+
+    fn tree(objects: &BTreeMap<ObjectName, DynamicObject>) -> Tree {
+        let root = ObjectName::namespaced("Kustomization", "flux-system", "flux-system");
+        Tree::build(
+            &root,
+            |name| objects.get(name),
+            |_, object| flux_readiness(object),
+        )
+    }
+
+    fn hr(name: &str) -> ObjectName {
+        ObjectName::namespaced("HelmRelease", "apps", name)
+    }
+
+    #[test]
+    fn inventory_ids_parse_with_empty_namespace_and_group() {
+        let id =
+            parse_inventory_id("apps_cert-manager_helm.toolkit.fluxcd.io_HelmRelease").unwrap();
+        assert_eq!(
+            (id.namespace.as_str(), id.name.as_str()),
+            ("apps", "cert-manager")
+        );
+        assert_eq!(
+            (id.group.as_str(), id.kind.as_str()),
+            ("helm.toolkit.fluxcd.io", "HelmRelease")
+        );
+        let id = parse_inventory_id("_apps__Namespace").unwrap();
+        assert_eq!(
+            (id.namespace.as_str(), id.group.as_str(), id.kind.as_str()),
+            ("", "", "Namespace")
+        );
+        assert_eq!(parse_inventory_id("a_b_c"), None);
+        assert_eq!(parse_inventory_id("a_b_c_D_e"), None);
+    }
+
+    #[test]
+    fn the_tree_follows_inventories_to_kustomizations_and_helm_releases_only() {
+        let objects = objects();
+        let tree = tree(&objects);
+        let names: Vec<String> = tree.order.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "Kustomization flux-system/flux-system",
+                "Kustomization flux-system/profile",
+                "HelmRelease apps/cert-manager",
+                "HelmRelease apps/external-dns",
+            ]
+        );
+        assert_eq!(
+            tree.nodes[&hr("external-dns")].depends_on,
+            [hr("cert-manager")]
+        );
+    }
+
+    #[test]
+    fn blocking_chains_follow_dependencies_to_the_cause() {
+        let objects = objects();
+        let tree = tree(&objects);
+        let chain = tree.blocking_chain(&hr("external-dns"));
+        assert_eq!(
+            chain.to_string(),
+            "HelmRelease apps/external-dns ← dependsOn HelmRelease apps/cert-manager: failed (RetriesExceeded): Failed to install after 1 attempt(s) (last attempt: InstallFailed: boom)"
+        );
+        let from_root = tree.blocking_chain(&tree.root);
+        assert_eq!(from_root.links.last().unwrap().object, hr("cert-manager"));
+    }
+
+    #[test]
+    fn the_chain_to_a_failure_names_who_waits_on_it_up_to_the_root() {
+        let objects = objects();
+        let tree = tree(&objects);
+        let chain = tree.chain_to(&hr("cert-manager"));
+        let links: Vec<(Option<Edge>, String)> = chain
+            .links
+            .iter()
+            .map(|l| (l.via, l.object.to_string()))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (None, "Kustomization flux-system/profile".to_owned()),
+                (
+                    Some(Edge::Contains),
+                    "HelmRelease apps/external-dns".to_owned()
+                ),
+                (
+                    Some(Edge::DependsOn),
+                    "HelmRelease apps/cert-manager".to_owned()
+                ),
+            ]
+        );
+        assert!(chain.cause.is_terminal());
+    }
+
+    #[test]
+    fn missing_children_are_nodes_that_wait() {
+        let mut objects = objects();
+        objects.remove(&hr("cert-manager"));
+        let tree = tree(&objects);
+        assert_eq!(
+            tree.readiness(&hr("cert-manager")),
+            Some(&Readiness::Missing)
+        );
+        assert_eq!(
+            tree.blockers(&hr("external-dns")),
+            [(Edge::DependsOn, hr("cert-manager"))]
+        );
+    }
+}
