@@ -25,9 +25,11 @@ pub enum Flavor {
 }
 
 impl Flavor {
-    /// Told apart by the command's file name: both print the same `version -json` shape.
+    /// Told apart by the command's file name (after following symlinks): both print the
+    /// same `version -json` shape.
     pub fn of_command(path: &Path) -> Flavor {
-        let stem = path.file_stem().map(|stem| stem.to_string_lossy());
+        let resolved = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let stem = resolved.file_stem().map(|stem| stem.to_string_lossy());
         match stem {
             Some(stem) if stem.starts_with("tofu") => Flavor::OpenTofu,
             _ => Flavor::Terraform,
@@ -71,6 +73,8 @@ impl Version {
     pub fn from_version_json(json: &str) -> Result<Version, String> {
         #[derive(Deserialize)]
         struct VersionJson {
+            // OpenTofu prints the same key; the alias guards against a rename there.
+            #[serde(alias = "tofu_version")]
             terraform_version: String,
         }
         let parsed: VersionJson =
@@ -138,6 +142,8 @@ mod tests {
             Version::from_version_json(json).unwrap().to_string(),
             "1.15.5"
         );
+        let tofu = r#"{"tofu_version":"1.8.3","platform":"linux_amd64"}"#;
+        assert_eq!(Version::from_version_json(tofu).unwrap().to_string(), "1.8.3");
         assert!(Version::from_version_json("Terraform v1.11.4").is_err());
     }
 
