@@ -143,7 +143,10 @@ mod tests {
             "1.15.5"
         );
         let tofu = r#"{"tofu_version":"1.8.3","platform":"linux_amd64"}"#;
-        assert_eq!(Version::from_version_json(tofu).unwrap().to_string(), "1.8.3");
+        assert_eq!(
+            Version::from_version_json(tofu).unwrap().to_string(),
+            "1.8.3"
+        );
         assert!(Version::from_version_json("Terraform v1.11.4").is_err());
     }
 
