@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use gitops_bootstrap::error::Diagnose;
 use gitops_bootstrap::terraform::{
     Backend, ChangeAction, EnvRoot, ModuleInterface, PlanMode, RootSpec, StateInfo, Terraform,
-    TerraformError, TfEvent,
+    TerraformError, TfEvent, command,
 };
 use gitops_bootstrap::{Error, ExitStatus};
 use secrecy::{ExposeSecret, SecretString};
@@ -148,8 +148,13 @@ async fn runner_existing_module_applies_outputs_and_destroys() {
     assert_eq!(state.resources, 1);
     assert_eq!(state.sensitive_outputs, ["cluster_secrets", "kubeconfig"]);
 
+    tear_down_with_a_destroy_plan(&tf, &root).await;
+}
+
+/// Teardown as the workflow does it: a destroy plan, then apply; nothing left behind.
+async fn tear_down_with_a_destroy_plan(tf: &Terraform, root: &EnvRoot) {
     let teardown = tf
-        .plan(&root, PlanMode::Destroy, &CancellationToken::new())
+        .plan(root, PlanMode::Destroy, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(
@@ -158,7 +163,7 @@ async fn runner_existing_module_applies_outputs_and_destroys() {
     );
     assert!(teardown.summary().is_destructive());
     let recorder = Recorder::default();
-    tf.apply(&root, teardown, recorder.sink(), &CancellationToken::new())
+    tf.apply(root, teardown, recorder.sink(), &CancellationToken::new())
         .await
         .unwrap();
     assert!(recorder.events().iter().any(|event| matches!(event,
@@ -409,6 +414,15 @@ async fn runner_secret_variables_never_reach_events_or_errors() {
             let text = std::fs::read(&path).unwrap();
             assert!(!String::from_utf8_lossy(&text).contains(CANARY), "{path:?}");
         }
+    }
+
+    for command in [
+        command::plan(tf.path(), &root, PlanMode::Apply, Path::new("env.tfplan")),
+        command::destroy(tf.path(), &root),
+    ] {
+        let argv = format!("{:?}", command.argv());
+        assert!(!argv.contains(CANARY), "{argv}");
+        assert_eq!(command.secret_env()[0].0, "TF_VAR_token");
     }
 
     let mut failing = good.clone();
