@@ -359,6 +359,46 @@ async fn runner_interrupt_stops_a_slow_apply_within_the_grace_period_and_a_rerun
     assert!(again.summary().is_empty(), "{:?}", again.summary());
 }
 
+#[tokio::test]
+async fn runner_interrupt_kills_terraform_that_outlasts_the_grace_period() {
+    let tf = terraform().await.with_grace_period(Duration::ZERO);
+    let slow = module(&[("main.tf", SLOW)]);
+    let work = tempfile::tempdir().unwrap();
+    let root = EnvRoot::prepare(
+        work.path(),
+        &spec(slow.path(), json!({"sleep_seconds": 30})),
+    )
+    .unwrap();
+    let cancel = CancellationToken::new();
+    tf.init(&root, &cancel).await.unwrap();
+    let plan = tf.plan(&root, PlanMode::Apply, &cancel).await.unwrap();
+    let on_event = {
+        let cancel = cancel.clone();
+        move |event: &TfEvent| {
+            if matches!(event, TfEvent::ApplyStart(_)) {
+                cancel.cancel();
+            }
+        }
+    };
+    let started = Instant::now();
+    let err = tf.apply(&root, plan, on_event, &cancel).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "sleep 30 was killed too"
+    );
+    assert!(
+        matches!(
+            err,
+            TerraformError::Interrupted {
+                command: "apply",
+                forced: true
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("force-unlock"));
+}
+
 const SECRETIVE: &str = r#"
 variable "token" {
   type      = string
