@@ -64,7 +64,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error(
-        "cannot locate the age key of env {env}: neither {SOPS_AGE_KEY_FILE}, XDG_CONFIG_HOME nor HOME is set"
+        "cannot locate the age key of env {env}: neither SOPS_AGE_KEY_FILE, XDG_CONFIG_HOME nor HOME is set"
     )]
     NoLocation { env: String },
 }
