@@ -1,1 +1,726 @@
-//! testkit_flux
+//! The testkit's Flux stand-ins, kubelet and load balancers against the in-process API server
+//! and the HTTPS Git server: GitRepository auth, Kustomization ordering, substitution, prune,
+//! health checks, HelmRelease install/uninstall and retries, LoadBalancer finalizers, and
+//! controllers that wait for the components manifest.
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use testkit::cluster::TestCluster;
+use testkit::flux::conditions::{self, READY, STALLED};
+use testkit::flux::types::{
+    CrossNamespaceObjectReference, FluxObject, FluxStatus, GitRepositoryRef, GitRepositorySpec,
+    HelmChartTemplate, HelmChartTemplateSpec, HelmReleaseSpec, HelmRepositorySpec, Install,
+    InstallRemediation, KustomizationSpec, LocalObjectReference, NamespacedObjectReference,
+    PostBuild, SubstituteReference,
+};
+use testkit::flux::{
+    Controllers, FLUX_NAMESPACE, FluxOptions, GitRepository, HelmRelease, HelmRepository,
+    Kustomization, apply_manifest, components_manifest,
+};
+use testkit::git::GitServer;
+use testkit::kubelet::{FAIL_ANNOTATION, LOAD_BALANCER_FINALIZER};
+
+const WAIT: Duration = Duration::from_secs(20);
+const REPO: &str = "fleet";
+
+struct Env {
+    client: Client,
+    git: GitServer,
+    _controllers: Controllers,
+    _cluster: TestCluster,
+}
+
+/// A cluster with the components installed, running controllers and an empty Git server.
+async fn env() -> Env {
+    let cluster = TestCluster::start().await.expect("cluster");
+    let client = cluster.client();
+    let controllers = Controllers::start(client.clone(), FluxOptions::default());
+    apply_manifest(&client, &components_manifest("v2.5.1"), "gitops-bootstrap")
+        .await
+        .expect("install Flux");
+    let git = GitServer::start().await.expect("git server");
+    git.create_repo(REPO).expect("repo");
+    Env {
+        client,
+        git,
+        _controllers: controllers,
+        _cluster: cluster,
+    }
+}
+
+fn flux_api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(
+    client: &Client,
+) -> Api<K> {
+    Api::namespaced(client.clone(), FLUX_NAMESPACE)
+}
+
+/// Polls until `check` holds for the named object; panics with its last state on timeout.
+async fn until<K, F>(api: &Api<K>, name: &str, what: &str, mut check: F) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    F: FnMut(&K) -> bool,
+{
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    loop {
+        if let Some(object) = api.get_opt(name).await.expect("get") {
+            if check(&object) {
+                return object;
+            }
+            last = Some(object);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {name} to be {what}; last: {last:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn until_gone<K: Resource + Clone + DeserializeOwned + Debug>(
+    api: &Api<K>,
+    name: &str,
+) -> Duration {
+    let start = Instant::now();
+    while api.get_opt(name).await.expect("get").is_some() {
+        assert!(start.elapsed() < WAIT, "{name} was never deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+fn ready_reason<S: FluxStatus>(status: Option<&S>) -> Option<(String, String, String)> {
+    status
+        .and_then(|s| s.condition(READY))
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn secret(name: &str, entries: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+async fn create_git_repository(env: &Env, secret_entries: &[(&str, &str)]) {
+    let secrets: Api<Secret> = flux_api(&env.client);
+    secrets
+        .create(&PostParams::default(), &secret("git-auth", secret_entries))
+        .await
+        .expect("secret");
+    let spec = GitRepositorySpec {
+        url: env.git.url(REPO),
+        secret_ref: Some(LocalObjectReference {
+            name: "git-auth".into(),
+        }),
+        interval: "1m".into(),
+        reference: Some(GitRepositoryRef {
+            branch: Some("main".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    flux_api::<GitRepository>(&env.client)
+        .create(&PostParams::default(), &GitRepository::new(REPO, spec))
+        .await
+        .expect("GitRepository");
+}
+
+async fn good_git_repository(env: &Env) {
+    let token = env.git.read_token().to_owned();
+    let ca = env.git.ca_pem().to_owned();
+    create_git_repository(
+        env,
+        &[("username", "git"), ("password", &token), ("ca.crt", &ca)],
+    )
+    .await;
+}
+
+fn kustomization(
+    name: &str,
+    path: &str,
+    edit: impl FnOnce(&mut KustomizationSpec),
+) -> Kustomization {
+    let mut spec = KustomizationSpec {
+        interval: "1m".into(),
+        source_ref: CrossNamespaceObjectReference {
+            kind: "GitRepository".into(),
+            name: REPO.into(),
+            ..Default::default()
+        },
+        path: Some(path.into()),
+        prune: true,
+        ..Default::default()
+    };
+    edit(&mut spec);
+    Kustomization::new(name, spec)
+}
+
+async fn create_kustomization(env: &Env, ks: Kustomization) {
+    flux_api::<Kustomization>(&env.client)
+        .create(&PostParams::default(), &ks)
+        .await
+        .expect("Kustomization");
+}
+
+async fn until_ready<K>(api: &Api<K>, name: &str) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug + FluxObject,
+{
+    until(api, name, "Ready", |o| o.is_ready()).await
+}
+
+const NAMESPACE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n";
+
+fn deployment_yaml(name: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: apps\n{annotations}spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: main\n        image: example.invalid/{name}:1\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_repository_fetches_over_https_with_a_flux_secret() {
+    let env = env().await;
+    let sha = env
+        .git
+        .commit_files(REPO, "main", &[("apps/ns.yaml", NAMESPACE_YAML)], "init")
+        .unwrap();
+    good_git_repository(&env).await;
+    let repo = until_ready(&flux_api::<GitRepository>(&env.client), REPO).await;
+    let status = repo.status.unwrap();
+    assert_eq!(
+        status.artifact.unwrap().revision,
+        format!("main@sha1:{sha}")
+    );
+    assert_eq!(status.observed_generation, repo.metadata.generation);
+
+    // A new commit is picked up at once on a reconcile request.
+    let next = env
+        .git
+        .commit_files(REPO, "main", &[("apps/more.yaml", NAMESPACE_YAML)], "more")
+        .unwrap();
+    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-1"}}});
+    flux_api::<GitRepository>(&env.client)
+        .patch(REPO, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let repo = until(
+        &flux_api::<GitRepository>(&env.client),
+        REPO,
+        "at the new commit",
+        |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .is_some_and(|a| a.revision.ends_with(&next))
+        },
+    )
+    .await;
+    assert_eq!(
+        repo.status.unwrap().last_handled_reconcile_at.as_deref(),
+        Some("now-1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_repository_with_wrong_secret_keys_fails_authentication() {
+    let env = env().await;
+    env.git
+        .commit_files(REPO, "main", &[("apps/ns.yaml", NAMESPACE_YAML)], "init")
+        .unwrap();
+    let token = env.git.read_token().to_owned();
+    create_git_repository(&env, &[("user", "git"), ("token", &token)]).await;
+    let repo = until(
+        &flux_api::<GitRepository>(&env.client),
+        REPO,
+        "failed",
+        |r| ready_reason(r.status.as_ref()).is_some_and(|(status, _, _)| status == "False"),
+    )
+    .await;
+    let (_, reason, message) = ready_reason(repo.status.as_ref()).unwrap();
+    assert_eq!(reason, "AuthenticationFailed");
+    assert!(message.contains("'username'"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomizations_wait_for_their_dependencies() {
+    let env = env().await;
+    let slow = format!("{NAMESPACE_YAML}---\n{}", deployment_yaml("base", ""));
+    let files = [
+        ("base/all.yaml", slow.as_str()),
+        (
+            "apps/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: apps\n",
+        ),
+    ];
+    env.git.commit_files(REPO, "main", &files, "init").unwrap();
+    good_git_repository(&env).await;
+    create_kustomization(
+        &env,
+        kustomization("apps", "./apps", |s| {
+            s.depends_on = vec![NamespacedObjectReference {
+                name: "base".into(),
+                namespace: None,
+            }]
+        }),
+    )
+    .await;
+    let api = flux_api::<Kustomization>(&env.client);
+    let waiting = until(&api, "apps", "waiting", |k| {
+        ready_reason(k.status.as_ref()).is_some_and(|(_, r, _)| r == "DependencyNotReady")
+    })
+    .await;
+    assert!(
+        ready_reason(waiting.status.as_ref())
+            .unwrap()
+            .2
+            .contains("flux-system/base")
+    );
+    create_kustomization(
+        &env,
+        kustomization("base", "./base", |s| s.wait = Some(true)),
+    )
+    .await;
+    let base = until_ready(&api, "base").await;
+    let apps = until_ready(&api, "apps").await;
+    let ready_at = |k: &Kustomization| {
+        k.status
+            .as_ref()
+            .unwrap()
+            .condition(READY)
+            .unwrap()
+            .last_transition_time
+            .clone()
+    };
+    assert!(ready_at(&base) <= ready_at(&apps));
+    let deployment = Api::<Deployment>::namespaced(env.client.clone(), "apps")
+        .get("base")
+        .await
+        .unwrap();
+    assert_eq!(deployment.status.unwrap().ready_replicas, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomization_substitutes_from_config_map_and_secret() {
+    let env = env().await;
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings-${cluster_name}\n  namespace: apps\ndata:\n  token: ${api_token}\n  region: ${region:=eu-west-1}\n  kept: $literal\n";
+    env.git
+        .commit_files(
+            REPO,
+            "main",
+            &[("apps/ns.yaml", NAMESPACE_YAML), ("apps/cm.yaml", cm)],
+            "init",
+        )
+        .unwrap();
+    good_git_repository(&env).await;
+    let config_map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("cluster-config".into()),
+            ..Default::default()
+        },
+        data: Some([("cluster_name".to_owned(), "dev".to_owned())].into()),
+        ..Default::default()
+    };
+    flux_api::<ConfigMap>(&env.client)
+        .create(&PostParams::default(), &config_map)
+        .await
+        .unwrap();
+    flux_api::<Secret>(&env.client)
+        .create(
+            &PostParams::default(),
+            &secret("cluster-secrets", &[("api_token", "s3cret")]),
+        )
+        .await
+        .unwrap();
+    let references = vec![
+        SubstituteReference {
+            kind: "ConfigMap".into(),
+            name: "cluster-config".into(),
+            optional: false,
+        },
+        SubstituteReference {
+            kind: "Secret".into(),
+            name: "cluster-secrets".into(),
+            optional: false,
+        },
+        SubstituteReference {
+            kind: "Secret".into(),
+            name: "absent".into(),
+            optional: true,
+        },
+    ];
+    create_kustomization(
+        &env,
+        kustomization("apps", "./apps", |s| {
+            s.post_build = Some(PostBuild {
+                substitute: None,
+                substitute_from: references,
+            })
+        }),
+    )
+    .await;
+    let ks = until_ready(&flux_api::<Kustomization>(&env.client), "apps").await;
+    let applied = Api::<ConfigMap>::namespaced(env.client.clone(), "apps")
+        .get("settings-dev")
+        .await
+        .unwrap();
+    let data = applied.data.unwrap();
+    assert_eq!(data["token"], "s3cret");
+    assert_eq!(data["region"], "eu-west-1");
+    assert_eq!(data["kept"], "$literal");
+    let ids: Vec<String> = ks
+        .status
+        .unwrap()
+        .inventory
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(
+        ids.contains(&"apps_settings-dev__ConfigMap".to_owned()),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"_apps__Namespace".to_owned()), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomization_prunes_objects_dropped_from_git() {
+    let env = env().await;
+    let cm = |name: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: apps\n")
+    };
+    let (a, b) = (cm("a"), cm("b"));
+    let both = "resources:\n- ns.yaml\n- a.yaml\n- b.yaml\n";
+    let files = [
+        ("apps/ns.yaml", NAMESPACE_YAML),
+        ("apps/a.yaml", a.as_str()),
+        ("apps/b.yaml", b.as_str()),
+        ("apps/kustomization.yaml", both),
+    ];
+    env.git.commit_files(REPO, "main", &files, "init").unwrap();
+    good_git_repository(&env).await;
+    create_kustomization(&env, kustomization("apps", "./apps", |_| {})).await;
+    let api = flux_api::<Kustomization>(&env.client);
+    until_ready(&api, "apps").await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), "apps");
+    assert!(config_maps.get_opt("b").await.unwrap().is_some());
+
+    let sha = env
+        .git
+        .commit_files(
+            REPO,
+            "main",
+            &[(
+                "apps/kustomization.yaml",
+                "resources:\n- ns.yaml\n- a.yaml\n",
+            )],
+            "drop b",
+        )
+        .unwrap();
+    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "drop-b"}}});
+    flux_api::<GitRepository>(&env.client)
+        .patch(REPO, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let ks = until(&api, "apps", "at the new revision", |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_applied_revision.as_ref())
+            .is_some_and(|r| r.ends_with(&sha))
+    })
+    .await;
+    assert!(
+        config_maps.get_opt("b").await.unwrap().is_none(),
+        "b was not pruned"
+    );
+    assert!(config_maps.get_opt("a").await.unwrap().is_some());
+    let ids: Vec<String> = ks
+        .status
+        .unwrap()
+        .inventory
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(!ids.contains(&"apps_b__ConfigMap".to_owned()), "{ids:?}");
+
+    // Deleting the Kustomization (prune on) deletes its inventory through the finalizer.
+    api.delete("apps", &DeleteParams::default()).await.unwrap();
+    until_gone(&api, "apps").await;
+    assert!(
+        config_maps.get_opt("a").await.unwrap().is_none(),
+        "a survived the Kustomization"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_deployment_fails_the_health_check() {
+    let env = env().await;
+    let broken = deployment_yaml(
+        "broken",
+        &format!("  annotations:\n    {FAIL_ANNOTATION}: \"image pull back-off\"\n"),
+    );
+    env.git
+        .commit_files(
+            REPO,
+            "main",
+            &[
+                ("apps/ns.yaml", NAMESPACE_YAML),
+                ("apps/broken.yaml", broken.as_str()),
+            ],
+            "init",
+        )
+        .unwrap();
+    good_git_repository(&env).await;
+    create_kustomization(
+        &env,
+        kustomization("apps", "./apps", |s| {
+            s.wait = Some(true);
+            s.timeout = Some("2s".into());
+        }),
+    )
+    .await;
+    let ks = until(
+        &flux_api::<Kustomization>(&env.client),
+        "apps",
+        "unhealthy",
+        |k| {
+            ready_reason(k.status.as_ref())
+                .is_some_and(|(_, reason, _)| reason == "HealthCheckFailed")
+        },
+    )
+    .await;
+    let (_, reason, message) = ready_reason(ks.status.as_ref()).unwrap();
+    assert_eq!(reason, "HealthCheckFailed");
+    assert!(
+        message.contains("Deployment/apps/broken") && message.contains("image pull back-off"),
+        "{message}"
+    );
+}
+
+async fn helm_repository(env: &Env, url: &str) {
+    let spec = HelmRepositorySpec {
+        url: url.into(),
+        interval: Some("1h".into()),
+        ..Default::default()
+    };
+    flux_api::<HelmRepository>(&env.client)
+        .create(&PostParams::default(), &HelmRepository::new("charts", spec))
+        .await
+        .unwrap();
+}
+
+fn helm_release(chart: &str, version: &str, retries: i64) -> HelmRelease {
+    HelmRelease::new(
+        chart,
+        HelmReleaseSpec {
+            interval: "1h".into(),
+            chart: HelmChartTemplate {
+                spec: HelmChartTemplateSpec {
+                    chart: chart.into(),
+                    version: Some(version.into()),
+                    source_ref: CrossNamespaceObjectReference {
+                        kind: "HelmRepository".into(),
+                        name: "charts".into(),
+                        ..Default::default()
+                    },
+                },
+            },
+            release_name: Some(chart.into()),
+            target_namespace: Some("ingress".into()),
+            install: Some(Install {
+                create_namespace: Some(true),
+                remediation: Some(InstallRemediation { retries }),
+            }),
+            ..Default::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_release_installs_and_uninstalls_a_catalogue_chart() {
+    let env = env().await;
+    helm_repository(&env, "https://kubernetes.github.io/ingress-nginx").await;
+    let api = flux_api::<HelmRelease>(&env.client);
+    api.create(
+        &PostParams::default(),
+        &helm_release("ingress-nginx", "4.12.1", 0),
+    )
+    .await
+    .unwrap();
+    let hr = until_ready(&api, "ingress-nginx").await;
+    let status = hr.status.unwrap();
+    assert_eq!(status.history[0].chart_version, "4.12.1");
+    assert_eq!(ready_reason(Some(&status)).unwrap().1, "InstallSucceeded");
+    let services: Api<Service> = Api::namespaced(env.client.clone(), "ingress");
+    let service = until(
+        &services,
+        "ingress-nginx-controller",
+        "given an address",
+        |s| {
+            s.status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .is_some()
+        },
+    )
+    .await;
+    let ip = service
+        .status
+        .unwrap()
+        .load_balancer
+        .unwrap()
+        .ingress
+        .unwrap()[0]
+        .ip
+        .clone()
+        .unwrap();
+    assert!(ip.starts_with("192.0.2."), "{ip}");
+
+    api.delete("ingress-nginx", &DeleteParams::default())
+        .await
+        .unwrap();
+    until_gone(&api, "ingress-nginx").await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "ingress");
+    until_gone(&deployments, "ingress-nginx-controller").await;
+    until_gone(&services, "ingress-nginx-controller").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_release_of_a_missing_chart_stalls_after_its_retries() {
+    let env = env().await;
+    helm_repository(&env, "https://charts.jetstack.io").await;
+    let api = flux_api::<HelmRelease>(&env.client);
+    api.create(
+        &PostParams::default(),
+        &helm_release("cert-manager", "v0.0.1", 1),
+    )
+    .await
+    .unwrap();
+    let hr = until(&api, "cert-manager", "stalled", |h| {
+        conditions::is_stalled(h.status.as_ref())
+    })
+    .await;
+    let status = hr.status.unwrap();
+    assert_eq!(status.install_failures, Some(2));
+    let stalled = status.condition(STALLED).unwrap();
+    assert_eq!(stalled.reason, "RetriesExceeded");
+    let (ready, reason, message) = ready_reason(Some(&status)).unwrap();
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "InstallFailed")
+    );
+    assert!(
+        message.contains(
+            "chart \"cert-manager\" version \"v0.0.1\" not found in https://charts.jetstack.io"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_services_keep_their_finalizer_for_a_while() {
+    let env = env().await;
+    let services: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "edge"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    until(&services, "edge", "given an address and a finalizer", |s| {
+        s.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == LOAD_BALANCER_FINALIZER))
+            && s.status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .is_some()
+    })
+    .await;
+    services
+        .delete("edge", &DeleteParams::default())
+        .await
+        .unwrap();
+    let took = until_gone(&services, "edge").await;
+    assert!(
+        took >= Duration::from_millis(500),
+        "released after {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_start_only_once_the_components_are_installed() {
+    let cluster = TestCluster::start().await.unwrap();
+    let client = cluster.client();
+    let _controllers = Controllers::start(client.clone(), FluxOptions::default());
+    let manifest = components_manifest("v2.5.1");
+    assert_eq!(manifest.lines().next(), Some("# Flux version: v2.5.1"));
+    let (crds, rest): (Vec<&str>, Vec<&str>) = manifest
+        .split("\n---\n")
+        .partition(|doc| doc.contains("kind: CustomResourceDefinition"));
+    apply_manifest(&client, &crds.join("\n---\n"), "gitops-bootstrap")
+        .await
+        .unwrap();
+    apply_manifest(
+        &client,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n",
+        "gitops-bootstrap",
+    )
+    .await
+    .unwrap();
+    helm_repository_in(&client).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let api = flux_api::<HelmRepository>(&client);
+    assert!(
+        api.get("charts").await.unwrap().status.is_none(),
+        "reconciled before source-controller was installed"
+    );
+
+    apply_manifest(&client, &rest.join("\n---\n"), "gitops-bootstrap")
+        .await
+        .unwrap();
+    until(
+        &flux_api::<Deployment>(&client),
+        "source-controller",
+        "Available",
+        |d| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(1),
+    )
+    .await;
+    until_ready(&api, "charts").await;
+}
+
+async fn helm_repository_in(client: &Client) {
+    let spec = HelmRepositorySpec {
+        url: "https://charts.jetstack.io".into(),
+        ..Default::default()
+    };
+    flux_api::<HelmRepository>(client)
+        .create(&PostParams::default(), &HelmRepository::new("charts", spec))
+        .await
+        .unwrap();
+}

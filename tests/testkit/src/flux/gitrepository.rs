@@ -1,9 +1,9 @@
 //! source-controller's GitRepository: fetches `spec.url` at `spec.ref.branch` with the
 //! credentials of `spec.secretRef` in Flux's format, and keeps the checkout as the artifact.
 //!
-//! The workspace builds git2 without transports (no https/ssh features), so the network part
-//! runs the `git` CLI with credentials passed through its environment (never argv), and git2
-//! reads the fetched commit.
+//! The network part runs the `git` CLI, which speaks both https and ssh with per-fetch trust
+//! (a CA file, a known_hosts file) instead of libgit2's process-wide certificate settings;
+//! credentials pass through its environment, never argv. git2 reads the fetched commit.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -74,7 +74,7 @@ async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> ReconcileResu
     let requested_at = runtime::requested_at(&*repo);
     let fingerprint = format!("{:?}/{:?}", repo.metadata.generation, requested_at);
     let interval = ctx.interval(Some(&repo.spec.interval));
-    if let Some(wait) = ctx.not_due(&key, &fingerprint, interval) {
+    if let Some(wait) = ctx.not_due(&key, &fingerprint) {
         return Ok(Action::requeue(wait));
     }
 
@@ -84,7 +84,7 @@ async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> ReconcileResu
     if requested_at.is_some() {
         status.last_handled_reconcile_at = requested_at;
     }
-    let next = match fetch(&ctx, &repo, &namespace).await {
+    let (next, pace) = match fetch(&ctx, &repo, &namespace).await {
         Ok(stored) => {
             let message = format!("stored artifact for revision '{}'", stored.revision);
             let unchanged = status
@@ -96,15 +96,18 @@ async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> ReconcileResu
             }
             ctx.artifacts.put(&namespace, &name, stored);
             mark_ready(&mut status.conditions, generation, "Succeeded", &message);
-            ctx.settle(&key, fingerprint);
-            interval
+            (interval, true)
         }
         Err(Failure { reason, message }) => {
             mark_failed(&mut status.conditions, generation, reason, &message);
-            ctx.unsettle(&key);
-            ctx.opts.retry_interval
+            (ctx.opts.retry_interval, true)
         }
     };
+    if pace {
+        ctx.settle(&key, fingerprint, next);
+    } else {
+        ctx.unsettle(&key);
+    }
     runtime::write_status(&api, &repo, MANAGER, repo.status.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }

@@ -157,7 +157,7 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
     let requested_at = runtime::requested_at(&*hr);
     let fingerprint = format!("{generation:?}/{requested_at:?}");
     let interval = ctx.interval(Some(&hr.spec.interval));
-    if let Some(wait) = ctx.not_due(&key, &fingerprint, interval) {
+    if let Some(wait) = ctx.not_due(&key, &fingerprint) {
         return Ok(Action::requeue(wait));
     }
     if !same_generation {
@@ -170,7 +170,7 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
     if requested_at.is_some() {
         status.last_handled_reconcile_at = requested_at;
     }
-    let next = match release(&ctx, &hr, &namespace, &mut status, &fingerprint).await {
+    let (next, pace) = match release(&ctx, &hr, &namespace, &mut status, &fingerprint).await {
         Step::Ready(message) => {
             let reason = ready_reason(&status);
             set_condition(
@@ -183,26 +183,27 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
             );
             mark_ready(&mut status.conditions, generation, reason, &message);
             ctx.stop_waiting(&key);
-            ctx.settle(&key, fingerprint);
-            interval
+            (interval, true)
         }
         Step::Progressing(message) => {
             mark_progressing(&mut status.conditions, generation, &message);
-            ctx.unsettle(&key);
-            ctx.opts.retry_interval
+            (ctx.opts.retry_interval, false)
         }
         Step::Waiting(Failure { reason, message }) => {
             mark_failed(&mut status.conditions, generation, reason, &message);
-            ctx.unsettle(&key);
-            ctx.opts.retry_interval
+            (ctx.opts.retry_interval, true)
         }
         Step::InstallFailed(message) => {
             record_install_failure(&hr, &mut status, &message);
             ctx.stop_waiting(&key);
-            ctx.unsettle(&key);
-            ctx.opts.helm_retry_interval
+            (ctx.opts.helm_retry_interval, true)
         }
     };
+    if pace {
+        ctx.settle(&key, fingerprint, next);
+    } else {
+        ctx.unsettle(&key);
+    }
     runtime::write_status(&api, &hr, MANAGER, hr.status.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }

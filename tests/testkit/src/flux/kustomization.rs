@@ -123,7 +123,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
         ks.metadata.generation, requested_at, revision
     );
     let interval = ctx.interval(Some(&ks.spec.interval));
-    if let Some(wait) = ctx.not_due(&key, &fingerprint, interval) {
+    if let Some(wait) = ctx.not_due(&key, &fingerprint) {
         return Ok(Action::requeue(wait));
     }
 
@@ -142,7 +142,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
         &fingerprint,
     )
     .await;
-    let next = match outcome {
+    let (next, pace) = match outcome {
         Outcome::Ready(message) => {
             status.last_applied_revision = revision;
             mark_ready(
@@ -152,20 +152,22 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
                 &message,
             );
             ctx.stop_waiting(&key);
-            ctx.settle(&key, fingerprint);
-            interval
+            (interval, true)
         }
         Outcome::Progressing(message) => {
             mark_progressing(&mut status.conditions, generation, &message);
-            ctx.unsettle(&key);
-            ctx.opts.retry_interval
+            (ctx.opts.retry_interval, false)
         }
         Outcome::Failed(Failure { reason, message }) => {
             mark_failed(&mut status.conditions, generation, reason, &message);
-            ctx.unsettle(&key);
-            ctx.opts.retry_interval
+            (ctx.opts.retry_interval, true)
         }
     };
+    if pace {
+        ctx.settle(&key, fingerprint, next);
+    } else {
+        ctx.unsettle(&key);
+    }
     runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }

@@ -45,18 +45,21 @@ impl Context {
         })
     }
 
-    /// If the object settled (Ready) with this fingerprint less than an interval ago, how long
-    /// to wait before reconciling it again; `None` means reconcile now.
-    pub fn not_due(&self, key: &str, fingerprint: &str, interval: Duration) -> Option<Duration> {
+    /// If the object was reconciled with this fingerprint and its next attempt is not due
+    /// yet, how long to wait; `None` means reconcile now. Watch events caused by our own
+    /// status writes land here.
+    pub fn not_due(&self, key: &str, fingerprint: &str) -> Option<Duration> {
         let pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
-        let (settled_fingerprint, at) = pacer.get(key)?;
-        let elapsed = at.elapsed();
-        (settled_fingerprint == fingerprint && elapsed < interval).then(|| interval - elapsed)
+        let (settled_fingerprint, due) = pacer.get(key)?;
+        let now = Instant::now();
+        (settled_fingerprint == fingerprint && now < *due).then(|| *due - now)
     }
 
-    pub fn settle(&self, key: &str, fingerprint: String) {
+    /// Records a finished attempt: the next one is due after `wait` unless the fingerprint
+    /// (generation, reconcile request, source revision) changes.
+    pub fn settle(&self, key: &str, fingerprint: String, wait: Duration) {
         let mut pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
-        pacer.insert(key.to_owned(), (fingerprint, Instant::now()));
+        pacer.insert(key.to_owned(), (fingerprint, Instant::now() + wait));
     }
 
     pub fn unsettle(&self, key: &str) {

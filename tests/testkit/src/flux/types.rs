@@ -53,7 +53,43 @@ pub struct Artifact {
 pub trait FluxStatus {
     fn conditions(&self) -> &[Condition];
     fn observed_generation(&self) -> Option<i64>;
+
+    fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions().iter().find(|c| c.type_ == type_)
+    }
 }
+
+/// A Flux object: its status and generation, and whether it counts as Ready.
+pub trait FluxObject {
+    type Status: FluxStatus;
+    fn flux_status(&self) -> Option<&Self::Status>;
+    fn generation(&self) -> Option<i64>;
+
+    /// Ready=True at the current generation.
+    fn is_ready(&self) -> bool {
+        crate::flux::conditions::is_ready(self.flux_status(), self.generation())
+    }
+}
+
+macro_rules! flux_object {
+    ($($kind:ty => $status:ty),*) => {$(
+        impl FluxObject for $kind {
+            type Status = $status;
+            fn flux_status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn generation(&self) -> Option<i64> {
+                self.metadata.generation
+            }
+        }
+    )*};
+}
+flux_object!(
+    GitRepository => GitRepositoryStatus,
+    HelmRepository => HelmRepositoryStatus,
+    Kustomization => KustomizationStatus,
+    HelmRelease => HelmReleaseStatus
+);
 
 macro_rules! flux_status {
     ($($status:ty),*) => {$(
