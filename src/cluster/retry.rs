@@ -59,7 +59,7 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn retries_transient_errors_until_success() {
         let calls = Cell::new(0);
         let result: Result<u32, RetryFailure<&str>> = retry(
@@ -75,7 +75,7 @@ mod tests {
         assert_eq!(result.unwrap(), 3);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn permanent_errors_stop_at_once() {
         let calls = Cell::new(0);
         let result: Result<(), _> = retry(
@@ -91,10 +91,10 @@ mod tests {
         assert_eq!(calls.get(), 1);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_budget_bounds_the_attempts() {
         let result: Result<(), _> =
-            retry(Duration::from_secs(2), |_| true, || async { Err("down") }).await;
+            retry(Duration::from_secs(1), |_| true, || async { Err("down") }).await;
         match result {
             Err(RetryFailure::Exhausted { last, attempts }) => {
                 assert_eq!(last, "down");

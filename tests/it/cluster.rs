@@ -59,7 +59,8 @@ async fn a_wrong_token_is_rejected_at_once() {
     let started = Instant::now();
     let err = connect(&endpoint_access(&cluster, "not-the-token"), WAIT)
         .await
-        .unwrap_err();
+        .err()
+        .expect("connecting should fail");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -94,7 +95,10 @@ async fn an_api_server_that_never_answers_times_out_within_the_budget() {
         token: SecretString::from("token"),
     };
     let started = Instant::now();
-    let err = connect(&access, Duration::from_secs(2)).await.unwrap_err();
+    let err = connect(&access, Duration::from_secs(2))
+        .await
+        .err()
+        .expect("connecting should fail");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -551,7 +555,10 @@ async fn a_server_certificate_from_another_ca_is_refused_without_retrying() {
         token: SecretString::from(server.token()),
     };
     let started = Instant::now();
-    let err = connect(&access, WAIT).await.unwrap_err();
+    let err = connect(&access, WAIT)
+        .await
+        .err()
+        .expect("connecting should fail");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",

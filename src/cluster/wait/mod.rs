@@ -6,9 +6,9 @@
 pub mod conditions;
 pub mod tree;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -34,7 +34,7 @@ pub struct WaitTarget {
     pub git_repository: ObjectName,
     pub revision_sha: String,
     /// Whether a commit is newer than (descends from) the pushed one; a newer revision counts.
-    pub is_descendant: Box<dyn Fn(&str) -> bool + Send>,
+    pub is_descendant: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 impl fmt::Debug for WaitTarget {
@@ -199,10 +199,12 @@ async fn watch_until_settled(
     }
     let mut events = futures::stream::select_all(streams);
     let mut initialized = [false; WATCHED_KINDS.len()];
-    let descendants = RefCell::new(HashMap::new());
+    // Asking Git about ancestry can be slow: once per sha.
+    let descendants = Mutex::new(HashMap::new());
     let is_descendant = |sha: &str| {
         *descendants
-            .borrow_mut()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(sha.to_owned())
             .or_insert_with(|| (target.is_descendant)(sha))
     };
