@@ -34,6 +34,7 @@ pub(super) struct ConfigFile {
 /// `[envs.<name>]`: one environment.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Env")]
 pub(super) struct EnvFile {
     /// The Terraform module directory.
     pub module: PathBuf,

@@ -94,7 +94,8 @@ pub fn check_repository_url(url: &str) -> Result<GitTransport, String> {
                 url.replacen(':', "/", 1)
             ));
         }
-        Err(err) => return Err(format!("must be a URL, not `{url}` ({err})")),
+        // Not echoed: a malformed URL may still carry a token.
+        Err(err) => return Err(format!("must be a URL ({err})")),
     };
     let transport = match parsed.scheme() {
         "https" | "http" => GitTransport::Http,
@@ -106,12 +107,15 @@ pub fn check_repository_url(url: &str) -> Result<GitTransport, String> {
         }
     };
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("has no host: `{url}`"));
+        return Err("has no host".to_owned());
     }
-    if !parsed.password().unwrap_or_default().is_empty() {
+    // `https://<token>@host/…` is a common way to paste a token; ssh's user name is not secret.
+    let has_credentials = parsed.password().is_some()
+        || (transport == GitTransport::Http && !parsed.username().is_empty());
+    if has_credentials {
         return Err(
-            "carries a password: credentials go in [repository.push] (token_env), \
-                    never in the file"
+            "carries credentials: they go in [repository.push] (token_env), never \
+                    in the file"
                 .to_owned(),
         );
     }
@@ -236,8 +240,14 @@ mod tests {
         assert!(ftp.contains("scheme `ftp`"), "{ftp}");
         let file = check_repository_url("file:///tmp/fleet").unwrap_err();
         assert!(file.contains("scheme `file`"), "{file}");
-        let password = check_repository_url("https://me:hunter2@host/fleet").unwrap_err();
-        assert!(!password.contains("hunter2"), "{password}");
+        for with_secret in [
+            "https://me:hunter2@host/fleet",
+            "https://hunter2@host/fleet",
+        ] {
+            let err = check_repository_url(with_secret).unwrap_err();
+            assert!(err.contains("carries credentials"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -351,11 +351,35 @@ const CASES: &[Case] = &[
         at: Some("21:1"),
     },
     Case {
-        name: "no envs",
-        replace: "[envs.dev]",
-        with: "[unused]",
-        expect: &["unknown field `unused`"],
-        at: Some("15:2"),
+        name: "bad backend type",
+        replace: "[envs.dev.variables]",
+        with: "[envs.dev.backend]\ntype = \"S3!\"\n[envs.dev.variables]",
+        expect: &["`envs.dev.backend.type` must be a Terraform backend type"],
+        at: Some("21:1"),
+    },
+    Case {
+        name: "flux manifests CA without a URL",
+        replace: "[envs.dev.variables]",
+        with: "flux_manifests_ca_file = \"ca.pem\"\n[envs.dev.variables]",
+        expect: &["`envs.dev.flux_manifests_ca_file` applies only when flux_manifests is a URL"],
+        at: Some("20:1"),
+    },
+    Case {
+        name: "read token for an ssh repository",
+        replace: "known_hosts = \"known_hosts\"\n",
+        with: "known_hosts = \"known_hosts\"\n[envs.prod.repository.read]\ntoken_env = \"READ\"\n",
+        expect: &[
+            "`envs.prod.repository.read` takes only known_hosts",
+            "deploy key",
+        ],
+        at: Some("40:"),
+    },
+    Case {
+        name: "credentials in the url",
+        replace: "https://git.example.com/fleet.git",
+        with: "https://canary@git.example.com/fleet.git",
+        expect: &["`repository.url` carries credentials"],
+        at: Some("4:1"),
     },
 ];
 

@@ -1,1 +1,102 @@
-//! config
+//! The config file as the program reads it from disk: relative paths resolve against the
+//! file's directory (not the working directory), errors name the file and line:column, and the
+//! JSON schema documents the env keys.
+
+use std::path::Path;
+
+use gitops_bootstrap::ExitStatus;
+use gitops_bootstrap::config::{self, Config, ConfigError, DEFAULT_FILE};
+
+const CONFIG: &str = r#"
+[repository]
+url = "https://git.example.com/fleet.git"
+author_name = "Bootstrap Bot"
+author_email = "bot@example.com"
+push = { method = "token", token_env = "GIT_PUSH_TOKEN" }
+read = { token_env = "GIT_READ_TOKEN" }
+
+[envs.dev]
+module = "terraform/kind"
+profile = "base"
+flux_version = "v2.4.0"
+"#;
+
+/// A project directory with a module directory and `text` as its config file.
+fn project(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("terraform/kind")).unwrap();
+    let file = dir.path().join(DEFAULT_FILE);
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+fn load(file: &Path) -> Result<Config, ConfigError> {
+    Config::load(file)
+}
+
+#[test]
+fn paths_resolve_against_the_config_files_directory() {
+    let (dir, file) = project(CONFIG);
+    let config = load(&file).unwrap();
+    assert_eq!(config.file, file);
+    assert_eq!(config.state_dir, dir.path().join(".gitops-bootstrap"));
+    let dev = config.env("dev").unwrap();
+    assert_eq!(dev.module, dir.path().join("terraform/kind"));
+    assert_eq!(dev.repository.branch, "main");
+    assert_eq!(dev.outputs.table(), "[envs.dev.outputs]");
+}
+
+#[test]
+fn an_unknown_key_is_reported_with_file_line_and_column() {
+    let (_dir, file) = project(&CONFIG.replace(
+        "profile = \"base\"",
+        "profile = \"base\"\npassword = \"canary-secret\"",
+    ));
+    let err = load(&file).unwrap_err();
+    let message = err.to_string();
+    let location = format!("{}:12:1", file.display());
+    assert!(message.contains(&location), "{message}");
+    assert!(message.contains("unknown field `password`"), "{message}");
+    assert!(!message.contains("canary-secret"), "{message}");
+    assert_eq!(
+        gitops_bootstrap::Error::from(err).status(),
+        ExitStatus::BadInput
+    );
+}
+
+#[test]
+fn a_missing_module_directory_is_named() {
+    let (dir, file) = project(&CONFIG.replace("terraform/kind", "terraform/eks"));
+    let err = load(&file).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("`envs.dev.module`"), "{message}");
+    let module = dir.path().join("terraform/eks");
+    assert!(message.contains(&module.display().to_string()), "{message}");
+    let err = gitops_bootstrap::Error::from(err);
+    assert_eq!(err.status().code(), 2);
+    assert!(err.hint().is_some());
+}
+
+#[test]
+fn a_missing_config_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = gitops_bootstrap::Error::from(load(&dir.path().join(DEFAULT_FILE)).unwrap_err());
+    assert_eq!(err.status(), ExitStatus::BadInput);
+    assert!(err.message().contains(DEFAULT_FILE), "{}", err.message());
+}
+
+#[test]
+fn the_schema_lists_the_env_keys() {
+    let schema = config::json_schema();
+    let env = &schema["$defs"]["Env"]["properties"];
+    for key in [
+        "module",
+        "profile",
+        "flux_version",
+        "secret_variables",
+        "repository",
+        "outputs",
+    ] {
+        assert!(env.get(key).is_some(), "Env lacks {key}: {schema:#}");
+    }
+}
