@@ -18,6 +18,11 @@ mod profile_tests;
 /// The annotation on the `profile` Kustomization naming the env's profile.
 pub const PROFILE_ANNOTATION: &str = "gitops-bootstrap.io/profile";
 
+/// Files of `clusters/<env>/` that are read back, relative to that dir.
+pub const COMPONENTS_FILE: &str = "flux-system/gotk-components.yaml";
+pub const PROFILE_FILE: &str = "profile.yaml";
+pub const SOPS_FILE: &str = ".sops.yaml";
+
 /// What the cluster dir of one env is rendered from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderInput {
@@ -87,7 +92,7 @@ const TEMPLATES: &[Template] = &[
         source: include_str!("../bootstrap/flux-system/kustomization.yaml.tera"),
     },
     Template {
-        output: "profile.yaml",
+        output: PROFILE_FILE,
         source: include_str!("../bootstrap/profile.yaml.tera"),
     },
     Template {
@@ -95,7 +100,7 @@ const TEMPLATES: &[Template] = &[
         source: include_str!("../bootstrap/kustomization.yaml.tera"),
     },
     Template {
-        output: ".sops.yaml",
+        output: SOPS_FILE,
         source: include_str!("../bootstrap/.sops.yaml.tera"),
     },
 ];
@@ -130,8 +135,8 @@ fn repo_path(path_prefix: &str, rest: &str) -> String {
     }
 }
 
-/// Renders every file of `<prefix>/clusters/<env>/` except `flux-system/gotk-components.yaml`
-/// (written as applied, not from a template).
+/// Renders every file of `<prefix>/clusters/<env>/` except [`COMPONENTS_FILE`] (written as
+/// applied, not from a template).
 pub fn render_cluster_dir(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
     validate(input)?;
     let vars = Vars {
@@ -428,7 +433,7 @@ mod tests {
         }
         let dir = root.path().join("platform/clusters/dev");
         write(
-            &dir.join("flux-system/gotk-components.yaml"),
+            &dir.join(COMPONENTS_FILE),
             "# Flux version: v2.5.1\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n",
         );
         let built = documents(&kustomize(&dir));
