@@ -1,1 +1,56 @@
-//! commands
+//! One thin driver per command: validate inputs, build the context, run the steps.
+
+mod completions;
+mod config_schema;
+mod create_env;
+mod doctor;
+mod plan;
+mod status;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::config::{Config, EnvConfig};
+use crate::error::{ExitStatus, Result};
+use crate::report::Reporter;
+
+/// What a command produced: the `result` event's payload and its human rendering.
+#[derive(Debug)]
+pub struct CommandOutput {
+    pub status: ExitStatus,
+    pub result: serde_json::Value,
+    pub text: String,
+}
+
+impl CommandOutput {
+    pub fn new(status: ExitStatus, result: &impl Serialize, text: String) -> Self {
+        CommandOutput {
+            status,
+            result: serde_json::to_value(result).expect("command results always serialize"),
+            text,
+        }
+    }
+}
+
+pub async fn run(
+    cli: &Cli,
+    reporter: &dyn Reporter,
+    cancel: CancellationToken,
+) -> Result<CommandOutput> {
+    match &cli.command {
+        Command::CreateEnv(args) => create_env::run(cli, args, reporter, cancel).await,
+        Command::Status(args) => status::run(cli, args, reporter, &cancel).await,
+        Command::Plan(args) => plan::run(cli, args, reporter, &cancel).await,
+        Command::Doctor(args) => doctor::run(cli, args, reporter).await,
+        Command::Config(ConfigCommand::Schema) => Ok(config_schema::run()),
+        Command::Completions { shell } => Ok(completions::run(*shell)),
+    }
+}
+
+/// Every command that touches an environment validates the whole file first.
+fn load_env(cli: &Cli, env: &str) -> Result<(Config, EnvConfig)> {
+    let config = Config::load(&cli.config)?;
+    let env = config.env(env)?.clone();
+    Ok((config, env))
+}

@@ -51,6 +51,25 @@ impl PlanSummary {
             && !self.outputs_change
     }
 
+    /// One line for people: the counts, or "no changes".
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            return "no changes".to_owned();
+        }
+        format!(
+            "{} to add, {} to change, {} to replace, {} to destroy{}",
+            self.adds.len(),
+            self.changes.len(),
+            self.replaces.len(),
+            self.destroys.len(),
+            if self.outputs_change {
+                " (outputs change)"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// Something would be destroyed or replaced: create-env refuses that without
     /// `--allow-replace`.
     pub fn is_destructive(&self) -> bool {

@@ -2,6 +2,11 @@
 //! acts only when needed, and says "up to date" when it had nothing to do, so any run can be
 //! repeated after a failure or a kill and converges.
 
+pub mod create_env;
+pub mod git;
+mod paths;
 mod runner;
+pub mod terraform;
 
-pub use runner::{Outcome, Step, run_steps};
+pub use paths::EnvPaths;
+pub use runner::{Outcome, Step, run_step, run_steps};

@@ -40,33 +40,48 @@ pub async fn run_steps<C, S: Step<C>>(
             )
             .with_hint("rerun the same command: every step picks up where it stopped"));
         }
-        let name = step.name();
-        reporter.emit(Event::StepStarted {
-            step: name.to_owned(),
-        });
-        let started = Instant::now();
-        let result = step.run(ctx).await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (outcome, summary) = match &result {
-            Ok(Outcome::Done(summary)) => (StepOutcome::Done, summary.clone()),
-            Ok(Outcome::UpToDate(summary)) => (StepOutcome::UpToDate, summary.clone()),
-            Err(err) => (StepOutcome::Failed, err.message().to_owned()),
-        };
-        record.steps.push(StepRecord {
-            name: name.to_owned(),
-            outcome,
-            duration_ms,
-            summary: summary.clone(),
-        });
-        reporter.emit(Event::StepFinished {
-            step: name.to_owned(),
-            outcome,
-            duration_ms,
-            summary,
-        });
-        result.map_err(|err| err.context(format!("step {name} failed")))?;
+        let work = async { step.run(ctx).await.map(|outcome| (outcome, ())) };
+        let (timing, result) = run_step(reporter, step.name(), work).await;
+        record.steps.push(timing);
+        result?;
     }
     Ok(())
+}
+
+/// Runs one named piece of work as a step: announced, timed, reported with its outcome. Also
+/// for commands that are a single step and keep no run record.
+pub async fn run_step<T>(
+    reporter: &dyn Reporter,
+    name: &str,
+    work: impl Future<Output = Result<(Outcome, T)>>,
+) -> (StepRecord, Result<T>) {
+    reporter.emit(Event::StepStarted {
+        step: name.to_owned(),
+    });
+    let started = Instant::now();
+    let result = work.await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (outcome, summary) = match &result {
+        Ok((Outcome::Done(summary), _)) => (StepOutcome::Done, summary.clone()),
+        Ok((Outcome::UpToDate(summary), _)) => (StepOutcome::UpToDate, summary.clone()),
+        Err(err) => (StepOutcome::Failed, err.message().to_owned()),
+    };
+    reporter.emit(Event::StepFinished {
+        step: name.to_owned(),
+        outcome,
+        duration_ms,
+        summary: summary.clone(),
+    });
+    let timing = StepRecord {
+        name: name.to_owned(),
+        outcome,
+        duration_ms,
+        summary,
+    };
+    let result = result
+        .map(|(_, value)| value)
+        .map_err(|err| err.context(format!("step {name} failed")));
+    (timing, result)
 }
 
 #[cfg(test)]

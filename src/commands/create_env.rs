@@ -1,0 +1,66 @@
+//! `create-env <env>`: validate the request, then run create-env's steps and keep the run record.
+
+use std::io::IsTerminal;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{CommandOutput, load_env};
+use crate::cli::{Cli, CreateEnvArgs, OutputFormat};
+use crate::config::check_dns_label;
+use crate::error::{Error, ExitStatus, Result};
+use crate::record::{RunRecord, RunStatus};
+use crate::report::Reporter;
+use crate::workflow::create_env::{self, Context, CreateEnvOptions, STEPS};
+use crate::workflow::run_steps;
+
+pub async fn run(
+    cli: &Cli,
+    args: &CreateEnvArgs,
+    reporter: &dyn Reporter,
+    cancel: CancellationToken,
+) -> Result<CommandOutput> {
+    let (config, env) = load_env(cli, &args.target.env)?;
+    let profile = args.profile.clone().unwrap_or_else(|| env.profile.clone());
+    check_dns_label(&profile).map_err(|reason| Error::bad_input(format!("--profile {reason}")))?;
+    let interactive = cli.output == OutputFormat::Text
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    if !args.yes && !interactive {
+        return Err(Error::bad_input(
+            "create-env applies Terraform changes and nobody can confirm them here",
+        )
+        .with_hint(
+            "pass --yes (required when not running in a terminal, and with --output json)",
+        ));
+    }
+
+    let options = CreateEnvOptions {
+        profile: profile.clone(),
+        assume_yes: args.yes,
+        allow_replace: args.allow_replace,
+        change_profile: args.change_profile,
+        timeout: args.timeout,
+        flux_manifests: args.flux_manifests.clone(),
+        terraform_binary: args.target.terraform.clone(),
+    };
+    let mut record = RunRecord::start(&env.name, "create-env");
+    record.profile = Some(profile);
+    let mut ctx = Context::new(reporter, cancel.clone(), config, env, options);
+    let outcome = run_steps(&STEPS, &mut ctx, reporter, &mut record, &cancel).await;
+
+    record.commit = ctx.commit().map(str::to_owned);
+    record.deploy_key = ctx.deploy_key().map(|key| key.public_openssh.clone());
+    record.age_recipient = ctx.age_key().map(|key| key.recipient.clone());
+    record.finish(match &outcome {
+        Ok(()) => RunStatus::Succeeded,
+        Err(_) => RunStatus::Failed,
+    });
+    // The record is advisory: failing to write it must not hide the run's own outcome.
+    if let Err(err) = record.save(&ctx.paths.record()) {
+        reporter.warning(err.to_string());
+    }
+    outcome?;
+    let result = create_env::summary_result(&ctx)?;
+    let text = result.text();
+    Ok(CommandOutput::new(ExitStatus::Success, &result, text))
+}

@@ -1,0 +1,144 @@
+//! preflight: everything that can be checked before the first side effect — the env lock,
+//! Terraform, the repository (reachable with push rights, the profile present, the env not
+//! running another profile), the Flux components, Flux's read credentials and the age key.
+//! Keys are generated last, so a failed check leaves nothing behind.
+
+use super::Context;
+use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
+use crate::config::GitTransport;
+use crate::error::{Error, Result};
+use crate::gitops::{Workspace, check_push_access, generate_deploy_key};
+use crate::keys::KeyStore;
+use crate::lock::EnvLock;
+use crate::render::{self, cluster_dir};
+use crate::workflow::git::{blocking, push_spec, read_credentials};
+use crate::workflow::{Outcome, terraform};
+
+pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
+    ctx.lock = Some(EnvLock::acquire(&ctx.env.name, &ctx.paths.lock())?);
+    let tf = terraform::discover(&ctx.config, ctx.options.terraform_binary.as_deref()).await?;
+    let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
+    ctx.terraform = Some(tf);
+
+    let spec = push_spec(&ctx.env)?;
+    let repo_dir = ctx.paths.repo();
+    let workspace = blocking(move || {
+        check_push_access(&spec)?;
+        Ok(Workspace::open_or_clone(&repo_dir, spec)?)
+    })
+    .await?;
+    facts.push(format!("repository reachable ({})", ctx.env.repository.url));
+    check_profile(ctx, &workspace)?;
+    facts.push(format!("profile {}", ctx.options.profile));
+
+    let cluster_dir = cluster_dir(&ctx.env.repository.path, &ctx.env.name);
+    let read = |rel: &str| -> Result<Option<String>> {
+        let bytes = workspace.read_file(&format!("{cluster_dir}/{rel}"))?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    let committed_components = read("flux-system/gotk-components.yaml")?;
+    let committed_recipient = read(".sops.yaml")?
+        .as_deref()
+        .and_then(render::sops_recipient);
+    ctx.workspace = Some(workspace);
+
+    let components = resolve_components(
+        &components_source(ctx, committed_components)?,
+        &ctx.env.flux_version,
+    )
+    .await?;
+    facts.push(format!(
+        "Flux {} from {}",
+        components.version, components.origin
+    ));
+    ctx.components = Some(components);
+
+    let key_store = KeyStore::from_env();
+    // An env whose recipient is committed only reads its key, and must find it before
+    // anything is generated; an env without one gets a key last.
+    let committed_key = match &committed_recipient {
+        Some(recipient) => Some(key_store.settle(&ctx.env.name, Some(recipient))?),
+        None => None,
+    };
+    let deploy_key = match ctx.env.repository.transport() {
+        GitTransport::Ssh => {
+            let path = ctx.paths.deploy_key();
+            Some(blocking(move || Ok(generate_deploy_key(&path)?)).await?)
+        }
+        GitTransport::Http => None,
+    };
+    ctx.read_credentials = Some(read_credentials(&ctx.env, deploy_key.as_ref())?);
+    ctx.deploy_key = deploy_key;
+    let age_key = match committed_key {
+        Some(key) => key,
+        None => key_store.settle(&ctx.env.name, None)?,
+    };
+    let generated = age_key.generated;
+    facts.push(format!("age recipient {}", age_key.recipient));
+    ctx.age_key = Some(age_key);
+
+    let summary = facts.join(" · ");
+    Ok(if generated {
+        Outcome::Done(format!("{summary} (new age key)"))
+    } else {
+        Outcome::UpToDate(summary)
+    })
+}
+
+/// The profile must exist in the repository, and an env already running another profile is
+/// re-pointed only with `--change-profile`.
+fn check_profile(ctx: &Context<'_>, workspace: &Workspace) -> Result<()> {
+    let repo = &ctx.env.repository;
+    let profile = &ctx.options.profile;
+    let profile_dir = workspace.spec().prefixed(&format!("profiles/{profile}"));
+    if !workspace.path_exists(&profile_dir)? {
+        return Err(Error::bad_input(format!(
+            "profile {profile} does not exist in {} (no {profile_dir}/ on branch {})",
+            repo.url, repo.branch
+        ))
+        .with_hint("pick a profile the repository has, or push profiles/<profile>/ first"));
+    }
+    let committed = workspace
+        .read_file(&format!(
+            "{}/profile.yaml",
+            cluster_dir(&repo.path, &ctx.env.name)
+        ))?
+        .and_then(|bytes| render::committed_profile(&String::from_utf8_lossy(&bytes)));
+    match committed {
+        Some(current) if &current != profile && !ctx.options.change_profile => {
+            Err(Error::bad_input(format!(
+                "env {} already runs profile {current}; refusing to re-point it to {profile}",
+                ctx.env.name
+            ))
+            .with_hint("pass --change-profile to re-point it (its apps will be replaced)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn components_source(ctx: &Context<'_>, committed: Option<String>) -> Result<ComponentsSource> {
+    let explicit = match (&ctx.options.flux_manifests, &ctx.env.flux_manifests) {
+        (Some(flag), _) => Some(ManifestLocation::parse(flag)?),
+        (None, Some(crate::config::FluxManifests::File(path))) => {
+            Some(ManifestLocation::File(path.clone()))
+        }
+        (None, Some(crate::config::FluxManifests::Url(url))) => {
+            Some(ManifestLocation::Url(url.clone()))
+        }
+        (None, None) => None,
+    };
+    let extra_ca_pem = match &ctx.env.flux_manifests_ca_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
+            Error::bad_input(format!(
+                "failed to read flux_manifests_ca_file {}: {err}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    Ok(ComponentsSource {
+        explicit,
+        committed,
+        extra_ca_pem,
+    })
+}

@@ -1,0 +1,121 @@
+//! The GitOps repository as the workflows see it: the config mapped onto the gitops module's
+//! types, Flux's read credentials, and git2's blocking calls kept off the async threads.
+
+use secrecy::SecretString;
+
+use crate::cluster::GitReadCredentials;
+use crate::config::{EnvConfig, PushCredentials, RepositoryConfig};
+use crate::error::{Error, Result};
+use crate::gitops::{DeployKey, GitCredentials, RepoSpec};
+
+/// Runs blocking git2 work on tokio's blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::failure(format!("a Git operation stopped unexpectedly: {err}")))?
+}
+
+/// The repository with the operator's push credentials, read from the environment variable the
+/// config names.
+pub fn push_spec(env: &EnvConfig) -> Result<RepoSpec> {
+    let repo = &env.repository;
+    let credentials = match &repo.push {
+        PushCredentials::Token {
+            token_env,
+            username,
+        } => GitCredentials::Token {
+            username: username.clone(),
+            token: token_from_env(token_env, &env.name, "push")?,
+        },
+        PushCredentials::SshKey {
+            key_file,
+            known_hosts,
+        } => GitCredentials::SshKey {
+            key_file: key_file.clone(),
+            known_hosts: known_hosts.clone(),
+        },
+        PushCredentials::SshAgent { known_hosts } => GitCredentials::SshAgent {
+            known_hosts: known_hosts.clone(),
+        },
+    };
+    Ok(RepoSpec {
+        url: repo.url.clone(),
+        branch: repo.branch.clone(),
+        path_prefix: repo.path.clone(),
+        author_name: repo.author_name.clone(),
+        author_email: repo.author_email.clone(),
+        ca_file: repo.ca_file.clone(),
+        credentials,
+    })
+}
+
+fn token_from_env(var: &str, env: &str, purpose: &str) -> Result<SecretString> {
+    match std::env::var(var) {
+        Ok(token) if !token.is_empty() => Ok(SecretString::from(token)),
+        _ => Err(Error::bad_input(format!(
+            "the Git {purpose} token of env {env} is missing: environment variable {var} is not set"
+        ))
+        .with_hint(format!(
+            "export {var}=<token> (the config names the variable, never the token)"
+        ))),
+    }
+}
+
+/// Flux's own read credentials: a separate read token for https, the per-env deploy key for ssh.
+/// The operator's push credentials never enter the cluster.
+pub fn read_credentials(
+    env: &EnvConfig,
+    deploy_key: Option<&DeployKey>,
+) -> Result<GitReadCredentials> {
+    let repo: &RepositoryConfig = &env.repository;
+    match deploy_key {
+        None => {
+            let Some(token_env) = &repo.read.token_env else {
+                return Err(Error::bad_input(format!(
+                    "env {} has no read credentials for Flux: [envs.{}.repository.read] token_env is not set",
+                    env.name, env.name
+                ))
+                .with_hint("create a read-only token for the repository and name its environment variable in `read.token_env`; the push token never enters the cluster"));
+            };
+            let ca_pem = match &repo.ca_file {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
+                    Error::bad_input(format!(
+                        "failed to read the repository CA file {}: {err}",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            };
+            Ok(GitReadCredentials::Https {
+                username: repo.read.username().to_owned(),
+                password: token_from_env(token_env, &env.name, "read")?,
+                ca_pem,
+            })
+        }
+        Some(key) => {
+            let known_hosts_file = repo.flux_known_hosts().ok_or_else(|| {
+                Error::bad_input(format!(
+                    "env {} uses ssh but names no known_hosts file for Flux",
+                    env.name
+                ))
+                .with_hint(format!(
+                    "set [envs.{}.repository.read] known_hosts",
+                    env.name
+                ))
+            })?;
+            let known_hosts = std::fs::read_to_string(known_hosts_file).map_err(|err| {
+                Error::bad_input(format!(
+                    "failed to read known_hosts {}: {err}",
+                    known_hosts_file.display()
+                ))
+            })?;
+            Ok(GitReadCredentials::Ssh {
+                identity: key.private.clone(),
+                identity_pub: key.public_openssh.clone(),
+                known_hosts,
+            })
+        }
+    }
+}

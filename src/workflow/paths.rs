@@ -1,0 +1,45 @@
+//! Where an environment's local state lives: `<state_dir>/<env>/`.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+#[derive(Debug, Clone)]
+pub struct EnvPaths {
+    root: PathBuf,
+}
+
+impl EnvPaths {
+    pub fn new(config: &Config, env: &str) -> Self {
+        EnvPaths {
+            root: config.state_dir.join(env),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The generated Terraform root module (and its local state).
+    pub fn terraform(&self) -> PathBuf {
+        self.root.join("terraform")
+    }
+
+    /// The tool's working clone of the GitOps repository; disposable.
+    pub fn repo(&self) -> PathBuf {
+        self.root.join("repo")
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    pub fn record(&self) -> PathBuf {
+        self.root.join("run.json")
+    }
+
+    /// The per-env ssh deploy key Flux reads the repository with (ssh repositories only).
+    pub fn deploy_key(&self) -> PathBuf {
+        self.root.join("deploy-key")
+    }
+}

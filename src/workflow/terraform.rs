@@ -1,0 +1,73 @@
+//! The Terraform part every command shares: find the binary, generate the env's root module
+//! from config, init it; and the progress lines for Terraform's events.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use super::EnvPaths;
+use crate::config::{Config, EnvConfig};
+use crate::error::{Error, Result};
+use crate::terraform::{Backend, EnvRoot, RootSpec, Terraform, TfEvent};
+
+/// Finds Terraform: `--terraform`, else `[terraform] binary`, else PATH.
+pub async fn discover(config: &Config, explicit_binary: Option<&Path>) -> Result<Terraform> {
+    let binary = explicit_binary.or(config.terraform.binary.as_deref());
+    Ok(Terraform::discover(binary).await?)
+}
+
+/// Writes the env's root module and runs `init` (a no-op when nothing changed).
+pub async fn init_root(
+    terraform: &Terraform,
+    config: &Config,
+    env: &EnvConfig,
+    cancel: &CancellationToken,
+) -> Result<EnvRoot> {
+    let spec = RootSpec {
+        module_dir: env.module.clone(),
+        variables: env.variables.clone(),
+        secret_variables: secret_variables(env)?,
+        var_files: env.var_files.clone(),
+        backend: Backend {
+            kind: env.backend.kind.clone(),
+            config: env.backend.config.clone(),
+        },
+    };
+    let root = EnvRoot::prepare(&EnvPaths::new(config, &env.name).terraform(), &spec)?;
+    terraform.init(&root, cancel).await?;
+    Ok(root)
+}
+
+/// Reads each secret variable from the environment variable the config names.
+fn secret_variables(env: &EnvConfig) -> Result<BTreeMap<String, SecretString>> {
+    env.secret_variables
+        .iter()
+        .map(|(variable, env_var)| match std::env::var(env_var) {
+            Ok(value) => Ok((variable.clone(), SecretString::from(value))),
+            Err(_) => Err(Error::bad_input(format!(
+                "secret variable `{variable}` of env {}: environment variable {env_var} is not set",
+                env.name
+            ))
+            .with_hint(format!("export {env_var} before running, or remove `{variable}` from [envs.{}.secret_variables]", env.name))),
+        })
+        .collect()
+}
+
+/// A short progress line for a Terraform event, when it is worth one.
+pub fn progress_line(event: &TfEvent) -> Option<String> {
+    match event {
+        TfEvent::ApplyStart(op) | TfEvent::ApplyProgress(op) => Some(format!(
+            "{} {} ({}s)",
+            op.action.progressive(),
+            op.address,
+            op.elapsed.as_secs()
+        )),
+        TfEvent::ApplyComplete(op) => {
+            Some(format!("done {} ({}s)", op.address, op.elapsed.as_secs()))
+        }
+        TfEvent::ApplyErrored(op) => Some(format!("failed {}", op.address)),
+        TfEvent::ChangeSummary(_) | TfEvent::Diagnostic(_) => None,
+    }
+}
