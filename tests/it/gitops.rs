@@ -1,1 +1,290 @@
-//! gitops
+//! The product's gitops module against the testkit's Git server, over HTTPS (token) and ssh
+//! (key + known_hosts): access checks, the working clone, sync_files committing once and then
+//! being up to date, a raced push recovered without force, a protected branch, credential,
+//! TLS and host key failures with their exit status and hints.
+
+use gitops_bootstrap::ExitStatus;
+use gitops_bootstrap::gitops::{
+    self, FileChange, GitCredentials, GitError, SyncOutcome, Workspace,
+};
+
+use crate::support::git::{self, SshGitServer, ssh_spec};
+
+fn profile_files(content: &str) -> Vec<FileChange> {
+    vec![
+        FileChange::write("clusters/dev/profile.yaml", content),
+        FileChange::write(
+            "clusters/dev/kustomization.yaml",
+            "resources: [profile.yaml]\n",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_access_lists_the_branch() {
+    let fixture = git::start().await;
+    let seed = fixture.seeded_repo("env");
+    let info =
+        gitops::check_access(&fixture.https_spec("env", fixture.server.read_token())).unwrap();
+    assert_eq!(info.branch_head.as_deref(), Some(seed.as_str()));
+    assert_eq!(info.default_branch.as_deref(), Some("main"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_commits_once_then_is_up_to_date() {
+    let fixture = git::start().await;
+    let seed = fixture.seeded_repo("env");
+    let spec = fixture.https_spec("env", fixture.server.push_token());
+    let dir = fixture.clone_dir("env");
+    let mut workspace = Workspace::open_or_clone(&dir, spec.clone()).unwrap();
+    assert_eq!(workspace.head().as_deref(), Some(seed.as_str()));
+    assert_eq!(
+        workspace.read_file("README.md").unwrap().as_deref(),
+        Some(&b"seed\n"[..])
+    );
+
+    let first = workspace
+        .sync_files(|_| Ok(profile_files("v1\n")), "add dev", 3)
+        .unwrap();
+    let SyncOutcome::Pushed { commit, attempts } = &first else {
+        panic!("expected a push, got {first:?}");
+    };
+    assert_eq!(*attempts, 1);
+    assert_eq!(
+        fixture.server.head("env", "main").unwrap().as_deref(),
+        Some(commit.as_str())
+    );
+    let pushed = fixture
+        .server
+        .read_file("env", "main", "clusters/dev/profile.yaml")
+        .unwrap();
+    assert_eq!(pushed.as_deref(), Some(&b"v1\n"[..]));
+    assert!(workspace.path_exists("clusters/dev").unwrap());
+
+    // A second identical sync, even from a fresh open of the same directory, commits nothing.
+    let mut reopened = Workspace::open_or_clone(&dir, spec).unwrap();
+    let second = reopened
+        .sync_files(|_| Ok(profile_files("v1\n")), "add dev", 3)
+        .unwrap();
+    assert_eq!(
+        second,
+        SyncOutcome::UpToDate {
+            head: commit.clone()
+        }
+    );
+    assert_eq!(fixture.server.log("env", "main").unwrap().len(), 2);
+    assert!(reopened.is_ancestor(&seed, commit).unwrap());
+    assert!(!reopened.is_ancestor(commit, &seed).unwrap());
+
+    let removed = reopened
+        .sync_files(
+            |_| Ok(vec![FileChange::remove("clusters")]),
+            "remove dev",
+            3,
+        )
+        .unwrap();
+    assert!(matches!(removed, SyncOutcome::Pushed { .. }));
+    assert_eq!(
+        fixture
+            .server
+            .read_file("env", "main", "clusters/dev/profile.yaml")
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_sync_creates_the_branch_of_an_empty_repository() {
+    let fixture = git::start().await;
+    fixture.server.create_repo("empty").unwrap();
+    let spec = fixture.https_spec("empty", fixture.server.push_token());
+    let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("empty"), spec).unwrap();
+    assert_eq!(workspace.head(), None);
+    assert_eq!(workspace.read_file("anything").unwrap(), None);
+    let outcome = workspace
+        .sync_files(|_| Ok(profile_files("v1\n")), "first", 3)
+        .unwrap();
+    assert_eq!(
+        fixture.server.head("empty", "main").unwrap().as_deref(),
+        Some(outcome.head())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raced_push_is_retried_on_the_new_tip_without_force() {
+    let fixture = git::start().await;
+    fixture.seeded_repo("env");
+    let spec = fixture.https_spec("env", fixture.server.push_token());
+    let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap();
+    fixture.server.race_next_push("env", "main");
+    let mut renders = 0;
+    let outcome = workspace
+        .sync_files(
+            |_| {
+                renders += 1;
+                Ok(profile_files("v1\n"))
+            },
+            "add dev",
+            3,
+        )
+        .unwrap();
+    let SyncOutcome::Pushed { commit, attempts } = outcome else {
+        panic!("expected a push");
+    };
+    assert_eq!(attempts, 2);
+    assert_eq!(renders, 2, "rendered again on the new tip");
+    let log = fixture.server.log("env", "main").unwrap();
+    assert_eq!(log.len(), 3, "seed, the other commit, ours: {log:?}");
+    assert_eq!(log[0], commit);
+    let tree = fixture
+        .server
+        .read_file("env", "main", "clusters/dev/profile.yaml")
+        .unwrap();
+    assert!(tree.is_some());
+    assert!(
+        workspace.is_ancestor(&log[1], &commit).unwrap(),
+        "the other commit is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_branch_is_a_clear_rejection() {
+    let fixture = git::start().await;
+    let seed = fixture.seeded_repo("env");
+    fixture.server.protect_branch("env", "main").unwrap();
+    let spec = fixture.https_spec("env", fixture.server.push_token());
+    let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap();
+    let err = workspace
+        .sync_files(|_| Ok(profile_files("v1\n")), "add dev", 3)
+        .unwrap_err();
+    assert!(
+        err.message().contains("rejected by the server"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("declined"), "{}", err.message());
+    assert!(err.hint().unwrap().contains("pull request"));
+    assert_eq!(err.status(), ExitStatus::BadInput);
+    assert_eq!(
+        fixture.server.head("env", "main").unwrap().as_deref(),
+        Some(seed.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_an_auth_error_that_never_shows_the_token() {
+    let fixture = git::start().await;
+    fixture.seeded_repo("env");
+    let token = "wrong-token-5f1c2a";
+    let spec = fixture.https_spec("env", token);
+    let err = gitops::check_access(&spec).unwrap_err();
+    assert!(matches!(err, GitError::AuthFailed { .. }), "{err:?}");
+    let err = gitops_bootstrap::Error::from(
+        Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap_err(),
+    );
+    assert_eq!(err.status(), ExitStatus::BadInput);
+    let everything = format!(
+        "{} {:?} {:?} {:?}",
+        err.message(),
+        err.hint(),
+        err.chain(),
+        err
+    );
+    assert!(everything.contains("authentication"), "{everything}");
+    assert!(!everything.contains(token), "{everything}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_read_token_cannot_push() {
+    let fixture = git::start().await;
+    fixture.seeded_repo("env");
+    let spec = fixture.https_spec("env", fixture.server.read_token());
+    assert!(gitops::check_access(&spec).is_ok());
+    let err = gitops::check_push_access(&spec).unwrap_err();
+    assert!(matches!(err, GitError::AccessDenied { .. }), "{err:?}");
+    let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap();
+    let err = workspace
+        .sync_files(|_| Ok(profile_files("v1\n")), "add dev", 3)
+        .unwrap_err();
+    assert!(err.message().contains("denied"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_server_certificate_is_a_tls_error() {
+    let fixture = git::start_with_own_ca().await;
+    fixture.seeded_repo("env");
+    let mut spec = fixture.https_spec("env", fixture.server.push_token());
+    spec.ca_file = None;
+    let err = gitops::check_access(&spec).unwrap_err();
+    assert!(matches!(err, GitError::Tls { .. }), "{err:?}");
+    assert!(
+        gitops_bootstrap::error::Diagnose::hint(&err)
+            .unwrap()
+            .contains("ca_file")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_clone_and_sync_with_a_known_host_key() {
+    let fixture = git::start().await;
+    let seed = fixture.seeded_repo("env");
+    let ssh = SshGitServer::start(fixture.server.repos_dir())
+        .await
+        .unwrap();
+    let spec = ssh_spec(&ssh, "env", ssh.known_hosts_path());
+    let info = gitops::check_access(&spec).unwrap();
+    assert_eq!(info.branch_head.as_deref(), Some(seed.as_str()));
+    let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("ssh"), spec).unwrap();
+    let outcome = workspace
+        .sync_files(|_| Ok(profile_files("over ssh\n")), "ssh", 3)
+        .unwrap();
+    assert_eq!(
+        fixture.server.head("env", "main").unwrap().as_deref(),
+        Some(outcome.head())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_refuses_unknown_and_mismatched_host_keys() {
+    let fixture = git::start().await;
+    fixture.seeded_repo("env");
+    let ssh = SshGitServer::start(fixture.server.repos_dir())
+        .await
+        .unwrap();
+
+    let empty = fixture.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let err = gitops::check_access(&ssh_spec(&ssh, "env", &empty)).unwrap_err();
+    let host = format!("[127.0.0.1]:{}", ssh.port());
+    assert!(
+        matches!(&err, GitError::UnknownHostKey { host: h, known_hosts } if *h == host && *known_hosts == empty),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("empty_known_hosts"), "{err}");
+
+    let foreign = gitops::generate_deploy_key(&fixture.dir.path().join("other-key")).unwrap();
+    let mismatched = fixture.dir.path().join("mismatched_known_hosts");
+    std::fs::write(&mismatched, format!("{host} {}\n", foreign.public_openssh)).unwrap();
+    let err = gitops::check_access(&ssh_spec(&ssh, "env", &mismatched)).unwrap_err();
+    assert!(matches!(err, GitError::HostKeyMismatch { .. }), "{err:?}");
+    let status = gitops_bootstrap::error::Diagnose::exit_status(&err);
+    assert_eq!(status, ExitStatus::BadInput);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_with_a_key_the_server_does_not_know_is_an_auth_error() {
+    let fixture = git::start().await;
+    fixture.seeded_repo("env");
+    let ssh = SshGitServer::start(fixture.server.repos_dir())
+        .await
+        .unwrap();
+    let key_file = fixture.dir.path().join("deploy-key");
+    gitops::generate_deploy_key(&key_file).unwrap();
+    let mut spec = ssh_spec(&ssh, "env", ssh.known_hosts_path());
+    spec.credentials = GitCredentials::SshKey {
+        key_file,
+        known_hosts: ssh.known_hosts_path().to_path_buf(),
+    };
+    let err = gitops::check_access(&spec).unwrap_err();
+    assert!(matches!(err, GitError::AuthFailed { .. }), "{err:?}");
+}

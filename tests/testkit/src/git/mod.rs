@@ -10,7 +10,7 @@ mod ssh;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -49,19 +49,37 @@ impl Shared {
 /// The HTTPS Git server. Dropping it stops serving and removes the repositories.
 pub struct GitServer {
     shared: Arc<Shared>,
-    ca: TestCa,
+    ca: Arc<TestCa>,
     port: u16,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
 
 impl GitServer {
-    /// Starts serving on a free loopback port with a fresh CA and two random tokens.
+    /// Starts serving on a free loopback port with two random tokens, its certificate signed
+    /// by the CA all Git servers of this process share.
+    ///
+    /// Why shared: libgit2 trusts an extra CA by adding it to one process-wide OpenSSL store,
+    /// where CAs with the same name shadow each other; one CA keeps every server trusted.
     pub async fn start() -> anyhow::Result<GitServer> {
+        static SHARED_CA: OnceLock<Arc<TestCa>> = OnceLock::new();
+        if SHARED_CA.get().is_none() {
+            // A lost race generates a CA that is dropped: harmless.
+            let _ = SHARED_CA.set(Arc::new(TestCa::generate()?));
+        }
+        Self::start_with_ca(SHARED_CA.get().expect("set above").clone()).await
+    }
+
+    /// Like [`GitServer::start`] but with a CA of its own that no client trusts yet, for
+    /// tests of untrusted certificates.
+    pub async fn start_with_own_ca() -> anyhow::Result<GitServer> {
+        Self::start_with_ca(Arc::new(TestCa::generate()?)).await
+    }
+
+    async fn start_with_ca(ca: Arc<TestCa>) -> anyhow::Result<GitServer> {
         let dir = tempfile::tempdir().context("creating the repositories dir")?;
         let root = dir.path().join("repos");
         std::fs::create_dir_all(&root)?;
-        let ca = TestCa::generate()?;
         let tls = ca.server_config()?;
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
