@@ -13,13 +13,14 @@ fn basic_header(token: &str) -> String {
     format!("http.extraHeader=Authorization: Basic {credentials}")
 }
 
-/// `git -c sslCAInfo -c extraHeader <args>` against the fixture's server.
+/// `git -c http.extraHeader=<token> <args>` trusting the fixture's CA. The CA goes through
+/// GIT_SSL_CAINFO, which would override `http.sslCAInfo` when the environment sets it.
 fn https_git(fixture: &GitFixture, token: &str, args: &[&str], cwd: &Path) -> std::process::Output {
-    let ca = format!("http.sslCAInfo={}", fixture.ca_file.display());
     let header = basic_header(token);
-    let mut all = vec!["-c", ca.as_str(), "-c", header.as_str()];
+    let mut all = vec!["-c", header.as_str()];
     all.extend_from_slice(args);
-    git(&all, cwd, &[])
+    let ca = fixture.ca_file.display().to_string();
+    git(&all, cwd, &[("GIT_SSL_CAINFO", ca.as_str())])
 }
 
 fn commit_in(clone: &Path, file: &str) {
@@ -175,7 +176,16 @@ async fn protected_branches_and_raced_pushes_are_refused() {
     let out = https_git(
         &fixture,
         &token,
-        &["pull", "--rebase", "origin", "main"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "pull",
+            "--rebase",
+            "origin",
+            "main",
+        ],
         &clone,
     );
     assert!(out.status.success(), "{}", stderr(&out));
