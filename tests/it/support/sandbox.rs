@@ -1,0 +1,202 @@
+//! A whole sandbox for the product binary: the test cluster with Flux stand-ins, an HTTPS Git
+//! server holding a GitOps repository seeded with the shipped `profiles/`, and a config file
+//! for env `dev` on `terraform/existing`. Runs `gitops-bootstrap` as a child process, as a user
+//! would.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use testkit::cluster::TestCluster;
+use testkit::flux::{Controllers, FluxOptions};
+use testkit::git::GitServer;
+
+pub const REPO: &str = "gitops";
+pub const BRANCH: &str = "main";
+pub const ENV: &str = "dev";
+pub const FLUX_VERSION: &str = "v2.4.0";
+/// Test runs of the binary are killed after this: a hang fails the test instead of CI.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+pub struct Sandbox {
+    pub cluster: TestCluster,
+    pub git: GitServer,
+    _flux: Controllers,
+    pub dir: tempfile::TempDir,
+    /// Extra lines for `[envs.dev.variables]` (TOML).
+    pub extra_variables: String,
+    pub push_token: String,
+}
+
+/// What a run of the binary printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Sandbox {
+    pub async fn start() -> Sandbox {
+        let cluster = TestCluster::start()
+            .await
+            .expect("starting the test cluster");
+        let flux = Controllers::start(cluster.client(), FluxOptions::default());
+        let git = GitServer::start().await.expect("starting the Git server");
+        git.create_repo(REPO)
+            .expect("creating the GitOps repository");
+        let profiles = workspace_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles"));
+        let files: Vec<(&str, &str)> = profiles
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        git.commit_files(REPO, BRANCH, &files, "profiles")
+            .expect("seeding profiles/");
+        let dir = tempfile::tempdir().expect("sandbox dir");
+        git.write_ca_file(&dir.path().join("git-ca.pem"))
+            .expect("writing the Git CA");
+        std::fs::write(
+            dir.path().join("gotk-components.yaml"),
+            testkit::flux::components_manifest(FLUX_VERSION),
+        )
+        .expect("writing the Flux components");
+        let push_token = git.push_token().to_owned();
+        Sandbox {
+            cluster,
+            git,
+            _flux: flux,
+            dir,
+            extra_variables: String::new(),
+            push_token,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn repo_url(&self) -> String {
+        self.git.url(REPO)
+    }
+
+    /// The config file for env `dev`, pointing at `kubeconfig` and `repo_url`.
+    pub fn config_toml(&self, kubeconfig: &Path, repo_url: &str) -> String {
+        let root = env!("CARGO_MANIFEST_DIR");
+        format!(
+            r#"[envs.{ENV}]
+module = "{root}/terraform/existing"
+profile = "standard"
+flux_version = "{FLUX_VERSION}"
+flux_manifests = "{components}"
+
+[envs.{ENV}.variables]
+cluster_name = "sandbox"
+kubeconfig_path = "{kubeconfig}"
+cluster_config = {{ base_domain = "sandbox.example.test" }}
+{extra}
+
+[envs.{ENV}.secret_variables]
+cluster_secrets = "SANDBOX_CLUSTER_SECRETS"
+
+[envs.{ENV}.repository]
+url = "{repo_url}"
+branch = "{BRANCH}"
+ca_file = "{ca}"
+author_name = "gitops-bootstrap tests"
+author_email = "tests@example.test"
+push = {{ method = "token", token_env = "SANDBOX_GIT_PUSH_TOKEN" }}
+read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
+"#,
+            components = self.path("gotk-components.yaml").display(),
+            kubeconfig = kubeconfig.display(),
+            extra = self.extra_variables,
+            ca = self.path("git-ca.pem").display(),
+        )
+    }
+
+    /// Writes the config for the sandbox's own cluster and repository.
+    pub fn write_config(&self) {
+        let toml = self.config_toml(self.cluster.kubeconfig_path(), &self.repo_url());
+        std::fs::write(self.path("gitops-bootstrap.toml"), toml).expect("writing the config");
+    }
+
+    /// Runs `gitops-bootstrap <args>` in the sandbox dir with the sandbox's credentials.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[]).await
+    }
+
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gitops-bootstrap"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env(
+                "GITOPS_BOOTSTRAP_CONFIG",
+                self.path("gitops-bootstrap.toml"),
+            )
+            .env("SANDBOX_GIT_PUSH_TOKEN", &self.push_token)
+            .env("SANDBOX_GIT_READ_TOKEN", self.git.read_token())
+            .env(
+                "SANDBOX_CLUSTER_SECRETS",
+                r#"{"dns_api_token" = "sandbox-dns-token"}"#,
+            )
+            .env("XDG_CONFIG_HOME", self.path("xdg"))
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = tokio::time::timeout(RUN_LIMIT, command.output())
+            .await
+            .expect("gitops-bootstrap ran past the test limit")
+            .expect("running gitops-bootstrap");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The commits of the GitOps branch, newest first.
+    pub fn log(&self) -> Vec<String> {
+        self.git.log(REPO, BRANCH).expect("reading the branch log")
+    }
+
+    pub fn committed(&self, path: &str) -> Option<String> {
+        self.git
+            .read_file(REPO, BRANCH, path)
+            .expect("reading the repository")
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Every file under `dir` as (path relative to the workspace root, content).
+fn workspace_files(dir: &Path) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("reading profiles/") {
+            let path = entry.expect("a profiles/ entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path.strip_prefix(root).expect("under the workspace");
+                let content = std::fs::read_to_string(&path).expect("a text file");
+                files.push((rel.to_string_lossy().into_owned(), content));
+            }
+        }
+    }
+    files.sort();
+    files
+}
