@@ -297,14 +297,10 @@ async fn apply_one(
     };
     let name = object.name_any();
     let target = object_name(&object);
-    let before = api
-        .get_opt(&name)
-        .await
-        .map_err(|err| ApplyError::Read {
-            object: target.clone(),
-            message: super::api_message(&err),
-        })?
-        .and_then(|o| o.metadata.resource_version);
+    let before = api.get_opt(&name).await.map_err(|err| ApplyError::Read {
+        object: target.clone(),
+        message: super::api_message(&err),
+    })?;
     let mut params = PatchParams::apply(options.field_manager);
     params.force = options.force;
     let after = api
@@ -320,9 +316,7 @@ async fn apply_one(
         })?;
     let outcome = match before {
         None => ApplyOutcome::Created,
-        Some(version) if after.metadata.resource_version.as_ref() == Some(&version) => {
-            ApplyOutcome::Unchanged
-        }
+        Some(before) if same_content(&before, &after) => ApplyOutcome::Unchanged,
         Some(_) => ApplyOutcome::Changed,
     };
     tracing::debug!(object = %target, ?outcome, "applied");
@@ -330,6 +324,26 @@ async fn apply_one(
         object: target,
         outcome,
     })
+}
+
+/// Whether an apply left the object as it was. The same resourceVersion settles it; else
+/// compare what an apply can change, ignoring the bookkeeping some servers rewrite even on a
+/// no-op apply (managedFields order and times) and status, which controllers own.
+fn same_content(before: &DynamicObject, after: &DynamicObject) -> bool {
+    if before.metadata.resource_version == after.metadata.resource_version {
+        return true;
+    }
+    let content = |object: &DynamicObject| {
+        let mut metadata = object.metadata.clone();
+        metadata.managed_fields = None;
+        metadata.resource_version = None;
+        let mut data = object.data.clone();
+        if let Some(map) = data.as_object_mut() {
+            map.remove("status");
+        }
+        (metadata, data)
+    };
+    content(before) == content(after)
 }
 
 fn crd_group(crd: &DynamicObject) -> Option<String> {

@@ -307,24 +307,13 @@ impl From<kube::Error> for Failure {
     }
 }
 
-/// The rustls error somewhere below `err`, when the server's certificate was refused.
+/// The certificate-verification failure somewhere below `err`. The rustls error sits behind
+/// boxed connector errors that hide its type, so this reads rustls's message, which starts
+/// "invalid peer certificate" for every verification failure.
 fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut next = Some(err);
-    while let Some(current) = next {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        // io::Error hides its payload from `source()`: look inside.
-        if let Some(tls) = current
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
-        }
-        next = current.source();
-    }
-    None
+    const REJECTED: &str = "invalid peer certificate";
+    let chain = error_chain(err);
+    chain.find(REJECTED).map(|at| chain[at..].to_owned())
 }
 
 /// An error and its causes on one line ("connection refused" sits deep in hyper's chain).
