@@ -1,10 +1,13 @@
 //! create-env end to end: the product binary with real Terraform (terraform/existing), real Git
 //! over HTTPS and the test cluster with its Flux stand-ins.
 
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
 
-use crate::support::sandbox::{BRANCH, ENV, Sandbox};
+use crate::support::sandbox::{BRANCH, ENV, REPO, Sandbox};
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 
@@ -105,4 +108,302 @@ async fn standard_profile_comes_up_and_a_rerun_changes_nothing() {
     assert_eq!(last["ok"], true);
     assert_eq!(last["result"]["branch"], BRANCH);
     assert_eq!(events.iter().filter(|e| e["event"] == "result").count(), 1);
+}
+
+/// Nothing of the env reached the cluster and no commit was made.
+async fn assert_nothing_changed(sandbox: &Sandbox, log_before: &[String]) {
+    assert_eq!(sandbox.log(), log_before, "no commit");
+    let namespaces: Api<Namespace> = Api::all(sandbox.cluster.client());
+    assert!(
+        namespaces.get_opt("flux-system").await.unwrap().is_none(),
+        "nothing applied to the cluster"
+    );
+}
+
+fn replace_in_repo(sandbox: &Sandbox, path: &str, from: &str, to: &str) {
+    let content = sandbox.committed(path).expect("file in the repository");
+    assert!(content.contains(from), "{path} holds {from}");
+    sandbox
+        .git
+        .commit_files(
+            REPO,
+            BRANCH,
+            &[(path, &content.replace(from, to))],
+            "test change",
+        )
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_chart_fails_fast_with_the_controllers_message_and_the_chain() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    replace_in_repo(
+        &sandbox,
+        "profiles/apps/cert-manager/release.yaml",
+        "version: v1.17.2",
+        "version: v0.0.0-missing",
+    );
+    let started = Instant::now();
+    let run = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "10m"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.output());
+    assert!(started.elapsed() < Duration::from_secs(60), "failed fast");
+    assert!(run.stderr.contains("RetriesExceeded"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("v0.0.0-missing"),
+        "the controller's message: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("← HelmRelease cert-manager/cert-manager"),
+        "the blocking chain: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_names_what_is_not_ready_and_exits_3() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let run = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "1s"])
+        .await;
+    assert_eq!(run.code, 3, "{}", run.output());
+    assert!(run.stderr.contains("not Ready within"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Kustomization flux-system/"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_raced_by_another_commit_is_recovered_without_force() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let seeded = sandbox.log();
+    sandbox.git.race_next_push(REPO, BRANCH);
+    let run = sandbox.run(&CREATE).await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    let log = sandbox.log();
+    assert_eq!(log.len(), seeded.len() + 2, "the racing commit and ours");
+    assert_eq!(log[2..], seeded[..], "history kept: no force push");
+    assert!(sandbox.committed("clusters/dev/profile.yaml").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_push_is_reported_and_flux_is_not_applied() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let seeded = sandbox.log();
+    sandbox.git.protect_branch(REPO, BRANCH).unwrap();
+    let run = sandbox.run(&CREATE).await;
+    // A branch the tool may not push to is a setting to change, not a passing failure.
+    assert_eq!(run.code, 2, "{}", run.output());
+    assert!(run.stderr.contains("rejected"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint:"),
+        "says what to do: {}",
+        run.stderr
+    );
+    assert_eq!(sandbox.log(), seeded);
+    let deployments: Api<Deployment> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    assert!(
+        deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no Flux applied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_cluster_token_stops_before_anything_is_written() {
+    let sandbox = Sandbox::start().await;
+    let token = sandbox
+        .cluster
+        .server()
+        .expect("in-process cluster")
+        .token()
+        .to_owned();
+    let wrong = sandbox.path("wrong-kubeconfig");
+    std::fs::write(
+        &wrong,
+        sandbox
+            .cluster
+            .kubeconfig_yaml()
+            .replace(&token, "not-the-token"),
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.path("gitops-bootstrap.toml"),
+        sandbox.config_toml(&wrong, &sandbox.repo_url()),
+    )
+    .unwrap();
+    let seeded = sandbox.log();
+    let run = sandbox.run(&CREATE).await;
+    assert_ne!(run.code, 0, "{}", run.output());
+    assert!(
+        run.stderr.contains("401") || run.stderr.contains("rejected"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_changed(&sandbox, &seeded).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_git_token_is_a_clear_error_that_never_shows_the_token() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let seeded = sandbox.log();
+    let wrong = "wrong-token-0b5e9c";
+    let run = sandbox
+        .run_with_env(&CREATE, &[("SANDBOX_GIT_PUSH_TOKEN", wrong)])
+        .await;
+    assert_eq!(run.code, 2, "{}", run.output());
+    assert!(run.stderr.contains("authentication"), "{}", run.stderr);
+    assert!(!run.output().contains(wrong), "the token is never printed");
+    assert_nothing_changed(&sandbox, &seeded).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_repository_is_a_clear_error() {
+    let sandbox = Sandbox::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/gitops.git",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    std::fs::write(
+        sandbox.path("gitops-bootstrap.toml"),
+        sandbox.config_toml(sandbox.cluster.kubeconfig_path(), &url),
+    )
+    .unwrap();
+    let seeded = sandbox.log();
+    let run = sandbox.run(&CREATE).await;
+    assert_eq!(run.code, 1, "{}", run.output());
+    assert!(
+        run.stderr.contains(&url),
+        "names the repository: {}",
+        run.stderr
+    );
+    assert_nothing_changed(&sandbox, &seeded).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_env_whose_age_key_is_absent_stops_with_exit_2() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let sops =
+        format!("creation_rules:\n  - path_regex: .*\\.sops\\.yaml$\n    age: {recipient}\n");
+    sandbox
+        .git
+        .commit_files(
+            REPO,
+            BRANCH,
+            &[("clusters/dev/.sops.yaml", &sops)],
+            "an env with a key",
+        )
+        .unwrap();
+    let seeded = sandbox.log();
+    let run = sandbox.run(&CREATE).await;
+    assert_eq!(run.code, 2, "{}", run.output());
+    assert!(run.stderr.contains(&recipient), "{}", run.stderr);
+    assert_nothing_changed(&sandbox, &seeded).await;
+    assert!(
+        !sandbox.path("xdg/gitops-bootstrap/age/dev.agekey").exists(),
+        "no new key made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_secrets_appear_in_no_output_log_commit_or_argv() {
+    let sandbox = Sandbox::start().await;
+    let canary = "CANARY-7f3a9d-cluster-secret";
+    // Terraform behind a wrapper that records every argv it is given.
+    let argv_log = sandbox.path("terraform-argv.log");
+    let wrapper = sandbox.path("terraform-recorder");
+    let real = which::which("terraform").expect("terraform on PATH");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            argv_log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    sandbox.write_config();
+    let secrets = format!(r#"{{"dns_api_token" = "{canary}"}}"#);
+    let env = [
+        ("SANDBOX_CLUSTER_SECRETS", secrets.as_str()),
+        ("GITOPS_BOOTSTRAP_TERRAFORM", wrapper.to_str().unwrap()),
+        ("RUST_LOG", "debug"),
+    ];
+    let text = sandbox
+        .run_with_env(&["-v", "create-env", ENV, "--yes"], &env)
+        .await;
+    assert_eq!(text.code, 0, "{}", text.output());
+    let json = sandbox
+        .run_with_env(&["--output", "json", "create-env", ENV, "--yes"], &env)
+        .await;
+    assert_eq!(json.code, 0, "{}", json.output());
+
+    let secrets: Api<Secret> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let stored = secrets.get("cluster-secrets").await.unwrap().data.unwrap();
+    assert_eq!(
+        stored["dns_api_token"].0,
+        canary.as_bytes(),
+        "the canary did reach the cluster"
+    );
+
+    let push_token = sandbox.push_token.clone();
+    let mut haystacks = vec![
+        text.output(),
+        json.output(),
+        std::fs::read_to_string(&argv_log).unwrap(),
+    ];
+    haystacks
+        .push(std::fs::read_to_string(sandbox.path(".gitops-bootstrap/dev/run.json")).unwrap());
+    for file in [
+        "profile.yaml",
+        "kustomization.yaml",
+        ".sops.yaml",
+        "flux-system/gotk-sync.yaml",
+        "flux-system/kustomization.yaml",
+    ] {
+        haystacks.push(sandbox.committed(&format!("clusters/dev/{file}")).unwrap());
+    }
+    for haystack in &haystacks {
+        assert!(
+            !haystack.contains(canary),
+            "cluster secret leaked: {haystack}"
+        );
+        assert!(
+            !haystack.contains(&push_token),
+            "Git token leaked: {haystack}"
+        );
+        assert!(
+            !haystack.contains(sandbox.git.read_token()),
+            "read token leaked: {haystack}"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&argv_log)
+            .unwrap()
+            .contains("apply"),
+        "the recorder saw Terraform run"
+    );
 }
