@@ -567,3 +567,66 @@ async fn a_server_certificate_from_another_ca_is_refused_without_retrying() {
     );
     assert!(err.to_string().contains("cluster_ca_certificate"), "{err}");
 }
+
+/// Serves `body` over HTTPS (certificate from `ca`) to each of `connections` clients, from a
+/// thread: enough of HTTP/1.1 for one GET per connection.
+fn serve_once_over_https(ca: &testkit::tls::TestCa, body: String, connections: usize) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/install.yaml",
+        listener.local_addr().unwrap().port()
+    );
+    let config = ca.server_config().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((tcp, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(tls) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            let mut stream = rustls::StreamOwned::new(tls, tcp);
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => request.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+            let _ = stream.flush();
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn components_download_over_https_trusting_an_extra_ca() {
+    let ca = testkit::tls::TestCa::generate().unwrap();
+    let manifest = components_manifest(FLUX_VERSION);
+    let url = serve_once_over_https(&ca, manifest.clone(), 2);
+    let mut source = flux::ComponentsSource {
+        explicit: Some(flux::ManifestLocation::parse(&url).unwrap()),
+        committed: None,
+        extra_ca_pem: None,
+    };
+    let err = flux::resolve_components(&source, FLUX_VERSION)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, flux::FluxError::Fetch { .. }), "{err}");
+
+    source.extra_ca_pem = Some(ca.ca_pem().to_owned());
+    let components = flux::resolve_components(&source, FLUX_VERSION)
+        .await
+        .unwrap();
+    assert_eq!(components.yaml, manifest);
+    assert_eq!(components.origin, ComponentsOrigin::Url(url));
+}
