@@ -296,39 +296,26 @@ impl From<kube::Error> for Failure {
             kube::Error::Api(_) | kube::Error::Auth(_) => {
                 Failure::Permanent(super::api_message(&err))
             }
-            _ if tls_rejection(&err).is_some() => {
-                Failure::Untrusted(tls_rejection(&err).unwrap_or_default())
+            _ => {
+                let chain = super::error_chain(&err);
+                match (tls_rejection(&chain), &err) {
+                    (Some(rejection), _) => Failure::Untrusted(rejection),
+                    (None, kube::Error::HyperError(_) | kube::Error::Service(_)) => {
+                        Failure::Transient(chain)
+                    }
+                    (None, _) => Failure::Permanent(chain),
+                }
             }
-            kube::Error::HyperError(_) | kube::Error::Service(_) => {
-                Failure::Transient(error_chain(&err))
-            }
-            _ => Failure::Permanent(error_chain(&err)),
         }
     }
 }
 
-/// The certificate-verification failure somewhere below `err`. The rustls error sits behind
+/// The certificate-verification failure in an error chain. The rustls error sits behind
 /// boxed connector errors that hide its type, so this reads rustls's message, which starts
 /// "invalid peer certificate" for every verification failure.
-fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_rejection(chain: &str) -> Option<String> {
     const REJECTED: &str = "invalid peer certificate";
-    let chain = error_chain(err);
     chain.find(REJECTED).map(|at| chain[at..].to_owned())
-}
-
-/// An error and its causes on one line ("connection refused" sits deep in hyper's chain).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        next = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -258,23 +258,15 @@ async fn fetch(url: &str, extra_ca_pem: Option<&str>) -> Result<String, String> 
         .get(url)
         .send()
         .await
-        .map_err(|err| error_chain(&err))?;
+        .map_err(|err| super::error_chain(&err))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    response.text().await.map_err(|err| error_chain(&err))
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
+    response
+        .text()
+        .await
+        .map_err(|err| super::error_chain(&err))
 }
 
 /// Force-applies the components (field manager `gitops-bootstrap-flux`, CRDs first), then

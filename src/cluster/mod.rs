@@ -68,3 +68,18 @@ pub(crate) fn api_message(err: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// An error and its causes on one line ("connection refused" sits deep in hyper's chain).
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}

@@ -66,7 +66,7 @@ impl Readiness {
             Readiness::Ready => "",
             Readiness::Progressing { message, .. } | Readiness::Failed { message, .. } => message,
             Readiness::Suspended => {
-                "spec.suspend is true: resume it (flux resume) to let it reconcile"
+                "spec.suspend is true: nothing reconciles it until it is resumed"
             }
             Readiness::Missing => "not created yet",
         }
