@@ -82,12 +82,12 @@ pub async fn wait_for_apps(ctx: &mut Context<'_>) -> Result<Outcome> {
                 .iter()
                 .filter(|row| !row.readiness.is_ready())
                 .take(3)
-                .map(|row| format!("{} {}", row.object.name, row.readiness))
+                .map(|row| format!("{} ({})", row.object.name, row.readiness.reason()))
                 .collect();
             let message = if waiting.is_empty() {
                 "all Ready".to_owned()
             } else {
-                format!("waiting on {}", waiting.join("; "))
+                format!("waiting on {}", waiting.join(", "))
             };
             reporter.counted_progress("wait-for-apps", message, snapshot.ready as u64, snapshot.total as u64);
         }) => waited,

@@ -1,15 +1,20 @@
-//! Runs the testkit's API server (and optionally the Flux stand-ins) until SIGINT/SIGTERM,
-//! for trying the product or kubectl by hand: `test-cluster --kubeconfig ./kc [--flux]`.
+//! Runs the testkit's API server (and optionally the Flux stand-ins and a Git server) until
+//! SIGINT/SIGTERM, for trying the product or kubectl by hand:
+//! `test-cluster --kubeconfig ./kc [--flux] [--git-dir ./git --seed-repo ./profiles]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
-use testkit::apiserver::{ApiServer, ServerOptions};
-use testkit::flux::{Controllers, FluxOptions};
+use testkit::apiserver::{ApiServer, ServerOptions, write_private};
+use testkit::flux::{Controllers, FluxOptions, components_manifest};
+use testkit::git::GitServer;
+
+/// The repository the sandbox's Git server holds.
+const REPO: &str = "gitops";
 
 #[derive(Parser)]
-#[command(about = "A Kubernetes API server for gitops-bootstrap's tests")]
+#[command(about = "A Kubernetes API server (and Git server) for gitops-bootstrap's tests")]
 struct Args {
     /// Where to write the kubeconfig (mode 0600) once the server is ready.
     #[arg(long)]
@@ -20,6 +25,19 @@ struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Also serve a Git repository `gitops` over HTTPS, writing its URL, CA and token files
+    /// (0600) into this directory; `connection.env` there is written last.
+    #[arg(long)]
+    git_dir: Option<PathBuf>,
+    /// A directory committed into the repository under its own name (e.g. `profiles/`).
+    #[arg(long, requires = "git_dir")]
+    seed_repo: Option<PathBuf>,
+    /// Write the Flux components manifest the controllers answer to here.
+    #[arg(long)]
+    flux_manifests_out: Option<PathBuf>,
+    /// The version that manifest declares.
+    #[arg(long, default_value = "v2.4.0")]
+    flux_version: String,
 }
 
 #[tokio::main]
@@ -43,6 +61,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    if let Some(path) = &args.flux_manifests_out {
+        std::fs::write(path, components_manifest(&args.flux_version))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let _git = match &args.git_dir {
+        Some(dir) => Some(serve_git(dir, args.seed_repo.as_deref()).await?),
+        None => None,
+    };
     println!("API server: {}", server.url());
     println!("kubeconfig: {}", args.kubeconfig.display());
     if args.flux {
@@ -55,4 +81,62 @@ async fn main() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
+}
+
+/// Starts the Git server with repository `gitops`, seeded from `seed`, and writes how to reach
+/// it into `dir`. Tokens go to 0600 files, never to stdout.
+async fn serve_git(dir: &Path, seed: Option<&Path>) -> anyhow::Result<GitServer> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let git = GitServer::start().await?;
+    let repo = git.create_repo(REPO)?;
+    if let Some(seed) = seed {
+        let files = seed_files(seed)?;
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        git.commit_files(REPO, "main", &refs, "Seed the GitOps repository")?;
+    }
+    let ca = dir.join("ca.pem");
+    git.write_ca_file(&ca)?;
+    let push = dir.join("push-token");
+    let read = dir.join("read-token");
+    write_private(&push, git.push_token())?;
+    write_private(&read, git.read_token())?;
+    let env = format!(
+        "GIT_URL={}\nGIT_CA_FILE={}\nGIT_PUSH_TOKEN_FILE={}\nGIT_READ_TOKEN_FILE={}\n",
+        repo.url,
+        ca.display(),
+        push.display(),
+        read.display()
+    );
+    std::fs::write(dir.join("connection.env"), env).context("writing connection.env")?;
+    println!("Git repository: {}", repo.url);
+    Ok(git)
+}
+
+/// The files under `seed`, as paths starting with the directory's own name.
+fn seed_files(seed: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let base = seed.parent().unwrap_or(Path::new("/"));
+    let mut files = Vec::new();
+    let mut pending = vec![seed.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let content = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                files.push((
+                    path.strip_prefix(base)?.to_string_lossy().into_owned(),
+                    content,
+                ));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
