@@ -242,22 +242,24 @@ pub(super) fn classify(
     let detail = err.message().to_string();
     let lower = detail.to_lowercase();
     let rejected_credentials = observed.credentials_given.get() > 1;
+    // Only the status phrase: a bare "404" could be part of a port number.
+    let http_status = |code: &str| lower.contains(&format!("status code: {code}"));
     if rejected_credentials
         || err.code() == git2::ErrorCode::Auth
-        || lower.contains("401")
+        || http_status("401")
         || lower.contains("authentication")
     {
         GitError::AuthFailed {
             url: url_text,
             detail,
         }
-    } else if lower.contains("403") || lower.contains("permission denied") {
+    } else if http_status("403") || lower.contains("permission denied") {
         GitError::AccessDenied {
             url: url_text,
             detail,
         }
-    } else if lower.contains("404")
-        || lower.contains("not found")
+    } else if http_status("404")
+        || lower.contains("repository not found")
         || lower.contains("does not appear to be a git repository")
     {
         GitError::NotFound {

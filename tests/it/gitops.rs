@@ -288,3 +288,24 @@ async fn ssh_with_a_key_the_server_does_not_know_is_an_auth_error() {
     let err = gitops::check_access(&spec).unwrap_err();
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_and_unreachable_repositories_are_told_apart() {
+    let fixture = git::start().await;
+    let missing = fixture.https_spec("missing", fixture.server.push_token());
+    let err = gitops::check_access(&missing).unwrap_err();
+    assert!(matches!(err, GitError::NotFound { .. }), "{err:?}");
+
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut closed = fixture.https_spec("env", fixture.server.push_token());
+    closed.url = format!("https://127.0.0.1:{port}/env.git");
+    let err = gitops::check_access(&closed).unwrap_err();
+    assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
+    let status = gitops_bootstrap::error::Diagnose::exit_status(&err);
+    assert_eq!(status, ExitStatus::Failure);
+}
