@@ -1,1 +1,218 @@
-//! cli
+//! The command line as a new user meets it: help, `config schema`, completions, `doctor`,
+//! `plan`, JSON events and the documented exit codes, through the real binary.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn bin(dir: &Path) -> Command {
+    let mut command = Command::cargo_bin("gitops-bootstrap").unwrap();
+    command
+        .current_dir(dir)
+        .env_remove("GITOPS_BOOTSTRAP_CONFIG")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A project with a config for env `dev` on terraform/existing and a fake kubeconfig.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\n",
+    )
+    .unwrap();
+    let config = format!(
+        r#"[repository]
+url = "https://git.example.test/fleet.git"
+author_name = "Bootstrap Bot"
+author_email = "bot@example.test"
+push = {{ method = "token", token_env = "CLI_TEST_GIT_TOKEN" }}
+read = {{ token_env = "CLI_TEST_GIT_READ_TOKEN" }}
+
+[envs.dev]
+module = "{root}/terraform/existing"
+profile = "standard"
+flux_version = "v2.4.0"
+ci = true
+
+[envs.dev.variables]
+cluster_name = "dev"
+kubeconfig_path = "{kubeconfig}"
+"#,
+        root = env!("CARGO_MANIFEST_DIR"),
+        kubeconfig = dir.path().join("kubeconfig").display()
+    );
+    std::fs::write(dir.path().join("gitops-bootstrap.toml"), config).unwrap();
+    dir
+}
+
+#[test]
+fn help_lists_only_the_working_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bin(dir.path()).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let (stdout, _) = text(&output);
+    for command in [
+        "create-env",
+        "status",
+        "plan",
+        "doctor",
+        "config",
+        "completions",
+    ] {
+        assert!(stdout.contains(command), "{command} in help: {stdout}");
+    }
+    assert!(stdout.contains("Exit codes"), "{stdout}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bin(dir.path()).args(["create-env"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = bin(dir.path())
+        .args(["create-env", "dev", "--timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn config_schema_is_json_describing_envs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bin(dir.path()).args(["config", "schema"]).output().unwrap();
+    assert!(output.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = schema.to_string();
+    for key in ["envs", "module", "flux_version", "token_env", "outputs"] {
+        assert!(text.contains(key), "{key} in the schema");
+    }
+}
+
+#[test]
+fn completions_are_generated_for_bash() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bin(dir.path())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("create-env"));
+}
+
+#[test]
+fn config_errors_name_the_key_and_position_and_exit_2() {
+    let dir = project();
+    let path = dir.path().join("gitops-bootstrap.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        config.replace("ci = true", "ci = true\ntoken = \"abc\""),
+    )
+    .unwrap();
+    let output = bin(dir.path()).args(["plan", "dev"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let (_, stderr) = text(&output);
+    assert!(stderr.contains("token"), "{stderr}");
+    assert!(
+        stderr.contains("gitops-bootstrap.toml:13:1"),
+        "line:column of the unknown key: {stderr}"
+    );
+    assert!(!stderr.contains("abc"), "the value is not echoed: {stderr}");
+
+    let output = bin(dir.path())
+        .args(["--config", "gitops-bootstrap.toml", "plan", "Prod"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("unknown environment `Prod`"));
+}
+
+#[test]
+fn create_env_needs_yes_when_nobody_can_confirm() {
+    let dir = project();
+    let output = bin(dir.path())
+        .args(["create-env", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("--yes"));
+}
+
+#[test]
+fn doctor_checks_tools_config_module_and_warns_about_ci_state() {
+    let dir = project();
+    let output = bin(dir.path()).args(["doctor", "dev"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("✔ terraform: Terraform"), "{stdout}");
+    assert!(stdout.contains("✔ config:"), "{stdout}");
+    assert!(stdout.contains("✔ env dev module:"), "{stdout}");
+    assert!(
+        stdout.contains("⚠ env dev repository"),
+        "token missing: not checked: {stdout}"
+    );
+    assert!(
+        stdout.contains("⚠ env dev state"),
+        "CI env with local sensitive state: {stdout}"
+    );
+}
+
+#[test]
+fn doctor_fails_with_the_fix_when_terraform_is_missing() {
+    let dir = project();
+    let output = bin(dir.path())
+        .args(["doctor", "--terraform", "/nonexistent/terraform"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let (stdout, _) = text(&output);
+    assert!(stdout.contains("✘ terraform"), "{stdout}");
+    assert!(stdout.contains("fix:"), "{stdout}");
+}
+
+#[test]
+fn plan_shows_what_terraform_would_add_as_text_and_json() {
+    let dir = project();
+    let output = bin(dir.path()).args(["plan", "dev"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 to add"), "{stdout}");
+    assert!(
+        stdout.contains("+ module.cluster.terraform_data"),
+        "{stdout}"
+    );
+    assert!(
+        !dir.path()
+            .join(".gitops-bootstrap/dev/terraform/terraform.tfstate")
+            .exists(),
+        "plan applies nothing"
+    );
+
+    let output = bin(dir.path())
+        .args(["--output", "json", "plan", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("NDJSON"))
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "step_started");
+    let result = events.last().unwrap();
+    assert_eq!(result["event"], "result");
+    assert_eq!(
+        result["result"]["terraform"]["adds"][0],
+        "module.cluster.terraform_data.adopted_cluster"
+    );
+}
