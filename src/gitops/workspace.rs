@@ -243,7 +243,8 @@ impl Workspace {
     /// Renders on the current tip and makes the branch hold exactly that: no commit when
     /// nothing changes; otherwise one commit (author from the spec), pushed without force.
     /// When another commit wins the race, fetches, resets to the new tip, renders again and
-    /// retries, at most `max_attempts` times in all.
+    /// retries, at most `max_attempts` times in all. On a branch the remote does not have yet,
+    /// the first sync always commits, which creates the branch.
     pub fn sync_files(
         &mut self,
         mut render: impl FnMut(&Workspace) -> crate::Result<Vec<FileChange>>,
