@@ -724,3 +724,50 @@ async fn helm_repository_in(client: &Client) {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_repository_fetches_over_ssh_with_identity_and_known_hosts() {
+    let env = env().await;
+    let sha = env
+        .git
+        .commit_files(REPO, "main", &[("apps/ns.yaml", NAMESPACE_YAML)], "init")
+        .unwrap();
+    let ssh = testkit::git::SshGitServer::start(env.git.repos_dir())
+        .await
+        .expect("sshd");
+    let identity = std::fs::read_to_string(ssh.client_key_path()).unwrap();
+    let public = std::fs::read_to_string(ssh.client_key_path().with_extension("pub")).unwrap();
+    let entries = [
+        ("identity", identity.as_str()),
+        ("identity.pub", public.as_str()),
+        ("known_hosts", ssh.known_hosts_line()),
+    ];
+    flux_api::<Secret>(&env.client)
+        .create(&PostParams::default(), &secret("ssh-auth", &entries))
+        .await
+        .unwrap();
+    let spec = GitRepositorySpec {
+        url: ssh.url(REPO),
+        secret_ref: Some(LocalObjectReference {
+            name: "ssh-auth".into(),
+        }),
+        interval: "1m".into(),
+        reference: Some(GitRepositoryRef {
+            branch: Some("main".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let api = flux_api::<GitRepository>(&env.client);
+    api.create(
+        &PostParams::default(),
+        &GitRepository::new("over-ssh", spec),
+    )
+    .await
+    .unwrap();
+    let repo = until_ready(&api, "over-ssh").await;
+    assert_eq!(
+        repo.status.unwrap().artifact.unwrap().revision,
+        format!("main@sha1:{sha}")
+    );
+}
