@@ -130,12 +130,14 @@ fn config_errors_name_the_key_and_position_and_exit_2() {
     );
     assert!(!stderr.contains("abc"), "the value is not echoed: {stderr}");
 
+    std::fs::write(&path, config).unwrap();
     let output = bin(dir.path())
         .args(["--config", "gitops-bootstrap.toml", "plan", "Prod"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output).1.contains("unknown environment `Prod`"));
+    let (_, stderr) = text(&output);
+    assert!(stderr.contains("unknown environment `Prod`"), "{stderr}");
 }
 
 #[test]
