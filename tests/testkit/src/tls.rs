@@ -52,7 +52,10 @@ impl TestCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        ca_params.distinguished_name = name("testkit CA");
+        // A name of its own: OpenSSL stores (libgit2's is one per process) index CAs by
+        // subject, so CAs sharing a name would shadow each other.
+        let ca_name = format!("testkit CA {}", uuid::Uuid::new_v4().simple());
+        ca_params.distinguished_name = name(&ca_name);
         let ca_cert = ca_params.self_signed(&ca_key).context("signing the CA")?;
         let issuer = Issuer::new(ca_params, ca_key);
 
