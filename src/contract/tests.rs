@@ -263,8 +263,8 @@ fn endpoint_case(
     )
 }
 
-fn cases() -> Vec<Case> {
-    let mut cases = vec![
+fn presence_and_sensitivity_cases() -> Vec<Case> {
+    vec![
         case(
             "missing cluster_name",
             |o| drop(o.remove("cluster_name")),
@@ -331,6 +331,11 @@ fn cases() -> Vec<Case> {
             &["both `kubeconfig` and `cluster_endpoint`"],
             "[envs.dev.outputs]",
         ),
+    ]
+}
+
+fn key_cases() -> Vec<Case> {
+    vec![
         case(
             "invalid cluster_config key",
             set("cluster_config", json!({ "my-key": "v" }), false),
@@ -377,6 +382,11 @@ fn cases() -> Vec<Case> {
             &["`network_a_b`", "collides"],
             "rename",
         ),
+    ]
+}
+
+fn type_cases() -> Vec<Case> {
+    vec![
         case(
             "cluster_config value not a string",
             set("cluster_config", json!({ "replicas": 3 }), false),
@@ -407,6 +417,11 @@ fn cases() -> Vec<Case> {
             &["output `network` has type string", "needs an object"],
             "[envs.dev.outputs]",
         ),
+    ]
+}
+
+fn version_and_access_cases() -> Vec<Case> {
+    vec![
         case(
             "future contract version",
             set("contract_version", json!(2), false),
@@ -469,7 +484,10 @@ fn cases() -> Vec<Case> {
             ],
             "PEM",
         ),
-    ];
+    ]
+}
+
+fn mapping_cases() -> Vec<Case> {
     let mut mapped_missing = case(
         "mapping to a missing output",
         |_| {},
@@ -480,7 +498,6 @@ fn cases() -> Vec<Case> {
         "fix the mapping",
     );
     mapped_missing.mapping = mapping(&[(ContractField::ClusterEndpoint, "endpoint", "")]);
-    cases.push(mapped_missing);
     let mut path_missing = case(
         "mapping path not in the output",
         |_| {},
@@ -491,8 +508,20 @@ fn cases() -> Vec<Case> {
         "fix the mapping",
     );
     path_missing.mapping = mapping(&[(ContractField::ClusterConfig, "cluster_config", "0.data")]);
-    cases.push(path_missing);
-    cases
+    vec![mapped_missing, path_missing]
+}
+
+fn cases() -> Vec<Case> {
+    [
+        presence_and_sensitivity_cases(),
+        key_cases(),
+        type_cases(),
+        version_and_access_cases(),
+        mapping_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[test]
