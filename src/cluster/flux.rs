@@ -18,6 +18,7 @@ use super::ObjectName;
 use super::apply::{
     self, ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, FLUX_MANAGER, parse_documents,
 };
+use super::wait::conditions::{WantedRevision, applied_readiness, source_readiness};
 use crate::error::{Diagnose, ExitStatus};
 
 /// The first line of a components manifest, as Flux's release manifests have it.
@@ -64,6 +65,8 @@ pub enum FluxError {
     Sync(#[source] ApplyError),
     #[error("failed to request a reconcile of {object}: {message}")]
     RequestReconcile { object: ObjectName, message: String },
+    #[error("failed to read {object}: {message}")]
+    Observe { object: ObjectName, message: String },
 }
 
 impl Diagnose for FluxError {
@@ -371,19 +374,76 @@ fn availability(deployment: Option<&Deployment>) -> String {
     }
 }
 
+/// What [`sync`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    pub applied: ApplySummary,
+    /// Flux was asked to reconcile now rather than at its next interval.
+    pub reconcile_requested: bool,
+}
+
+impl SyncSummary {
+    pub fn is_up_to_date(&self) -> bool {
+        self.applied.is_up_to_date() && !self.reconcile_requested
+    }
+}
+
 /// Applies the sync objects (GitRepository + Kustomization `flux-system`) and asks Flux to
-/// reconcile them now rather than at their next interval.
-pub async fn sync(client: &Client, gotk_sync_yaml: &str) -> Result<ApplySummary, FluxError> {
-    let summary = apply::apply_yaml(client, gotk_sync_yaml, &ApplyOptions::new(CONFIG_MANAGER))
+/// reconcile them now — unless nothing changed and Flux already applied `wanted`, so a rerun on
+/// a converged env writes nothing.
+pub async fn sync(
+    client: &Client,
+    gotk_sync_yaml: &str,
+    wanted: &WantedRevision<'_>,
+) -> Result<SyncSummary, FluxError> {
+    let applied = apply::apply_yaml(client, gotk_sync_yaml, &ApplyOptions::new(CONFIG_MANAGER))
         .await
         .map_err(FluxError::Sync)?;
-    let requested_at = jiff::Timestamp::now().to_string();
-    for applied in &summary.objects {
-        if let Some(resource) = flux_resource(&applied.object.kind) {
-            request_reconcile(client, &resource, &applied.object, &requested_at).await?;
+    let flux_objects: Vec<(ObjectName, ApiResource)> = applied
+        .objects
+        .iter()
+        .filter_map(|o| Some((o.object.clone(), flux_resource(&o.object.kind)?)))
+        .collect();
+    let converged =
+        applied.is_up_to_date() && at_wanted_revision(client, &flux_objects, wanted).await?;
+    if !converged {
+        let requested_at = jiff::Timestamp::now().to_string();
+        for (object, resource) in &flux_objects {
+            request_reconcile(client, resource, object, &requested_at).await?;
         }
     }
-    Ok(summary)
+    Ok(SyncSummary {
+        applied,
+        reconcile_requested: !converged,
+    })
+}
+
+/// Whether each GitRepository has an artifact of `wanted` and each Kustomization applied it.
+async fn at_wanted_revision(
+    client: &Client,
+    objects: &[(ObjectName, ApiResource)],
+    wanted: &WantedRevision<'_>,
+) -> Result<bool, FluxError> {
+    for (object, resource) in objects {
+        let namespace = object.namespace.as_deref().unwrap_or("default");
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, resource);
+        let current = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|err| FluxError::Observe {
+                object: object.clone(),
+                message: super::api_message(&err),
+            })?;
+        let readiness = match object.kind.as_str() {
+            "GitRepository" => source_readiness(current.as_ref(), wanted),
+            _ => applied_readiness(current.as_ref(), wanted),
+        };
+        if !readiness.is_ready() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 async fn request_reconcile(

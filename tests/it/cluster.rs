@@ -10,6 +10,7 @@ use gitops_bootstrap::ExitStatus;
 use gitops_bootstrap::cluster::apply::{self, ApplyOptions, ApplyOutcome, CONFIG_MANAGER};
 use gitops_bootstrap::cluster::bootstrap::{self, BootstrapInputs, GitReadCredentials, SopsAgeKey};
 use gitops_bootstrap::cluster::flux::{self, Components, ComponentsOrigin};
+use gitops_bootstrap::cluster::wait::conditions::WantedRevision;
 use gitops_bootstrap::cluster::wait::{self, Snapshot, WaitError, WaitTarget};
 use gitops_bootstrap::cluster::{ClusterError, ObjectName, connect};
 use gitops_bootstrap::contract::{ClusterAccess, Contract};
@@ -398,7 +399,17 @@ async fn push_and_wait(
     timeout: Duration,
 ) -> (Result<Snapshot, WaitError>, Vec<Snapshot>) {
     let sha = env.git.commit_files(REPO, "main", files, "apps").unwrap();
-    flux::sync(&env.client, &gotk_sync(&env.git)).await.unwrap();
+    let wanted = WantedRevision {
+        sha: &sha,
+        is_descendant: &|_| false,
+    };
+    let synced = flux::sync(&env.client, &gotk_sync(&env.git), &wanted)
+        .await
+        .unwrap();
+    assert!(
+        synced.reconcile_requested,
+        "a new commit is worth a reconcile"
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let result = wait::wait_for_apps(&env.client, target(&sha), timeout, move |snapshot| {

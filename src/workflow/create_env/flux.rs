@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::commit::{short, sync_manifest};
 use super::{Context, require};
 use crate::cluster::bootstrap::apply_bootstrap_objects;
+use crate::cluster::wait::conditions::WantedRevision;
 use crate::cluster::wait::wait_for_apps as watch_apps;
 use crate::cluster::{
     ApplyOutcome, ApplySummary, BootstrapInputs, FLUX_NAMESPACE, ObjectName, SopsAgeKey,
@@ -47,8 +48,19 @@ pub async fn install(ctx: &mut Context<'_>) -> Result<Outcome> {
 pub async fn sync(ctx: &mut Context<'_>) -> Result<Outcome> {
     let client = require(&ctx.client, "the cluster client")?;
     let manifest = sync_manifest(ctx)?;
-    let summary = flux::sync(client, &manifest).await?;
-    Ok(applied("sync objects", &summary))
+    let pushed = require(&ctx.commit, "the pushed commit")?;
+    // A newer commit than ours is not worth a lookup here: it only costs a reconcile request.
+    let wanted = WantedRevision {
+        sha: pushed,
+        is_descendant: &|_| false,
+    };
+    let summary = flux::sync(client, &manifest, &wanted).await?;
+    Ok(match applied("sync objects", &summary.applied) {
+        outcome if !summary.reconcile_requested => outcome,
+        Outcome::Done(text) | Outcome::UpToDate(text) => {
+            Outcome::Done(format!("{text}; reconcile of {} requested", short(pushed)))
+        }
+    })
 }
 
 /// Watches the GitRepository reach the pushed commit, the root Kustomization apply it, and
