@@ -87,6 +87,7 @@ pub async fn wait_for_apps(ctx: &mut Context<'_>) -> Result<Outcome> {
         }),
     };
     let reporter = ctx.reporter;
+    let mut last_line = String::new();
     let waited = tokio::select! {
         waited = watch_apps(&client, target, ctx.options.timeout, |snapshot| {
             let waiting: Vec<String> = snapshot
@@ -101,7 +102,12 @@ pub async fn wait_for_apps(ctx: &mut Context<'_>) -> Result<Outcome> {
             } else {
                 format!("waiting on {}", waiting.join(", "))
             };
-            reporter.counted_progress("wait-for-apps", message, snapshot.ready as u64, snapshot.total as u64);
+            // Snapshots also change in details a progress line does not show.
+            let line = format!("{}/{} {message}", snapshot.ready, snapshot.total);
+            if line != last_line {
+                last_line = line;
+                reporter.counted_progress("wait-for-apps", message, snapshot.ready as u64, snapshot.total as u64);
+            }
         }) => waited,
         () = ctx.cancel.cancelled() => {
             return Err(crate::Error::new(crate::ExitStatus::Interrupted, "interrupted while waiting for the runtime apps")
