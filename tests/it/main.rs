@@ -11,3 +11,4 @@ mod terraform;
 mod testkit_apiserver;
 mod testkit_flux;
 mod testkit_git;
+mod testkit_walkthrough;
