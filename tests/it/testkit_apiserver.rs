@@ -734,3 +734,149 @@ async fn kubectl_delete_waits_on_finalizers_and_namespaces() {
     )
     .await;
 }
+
+/// The events a watch from `resource_version` delivers within a second (bookmarks aside).
+async fn events_since<K>(api: &Api<K>, resource_version: &str) -> Vec<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let stream = api
+        .watch(&WatchParams::default().timeout(1), resource_version)
+        .await
+        .unwrap();
+    stream
+        .try_filter_map(|event| async move {
+            Ok(match event {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+                    Some(format!("{o:?}"))
+                }
+                WatchEvent::Bookmark(_) | WatchEvent::Error(_) => None,
+            })
+        })
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn web_deployment(replicas: u32) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    })
+}
+
+#[tokio::test]
+async fn a_no_op_apply_writes_nothing_even_after_a_status_write() {
+    let cluster = cluster::start().await;
+    create_namespace(&cluster, "noop-apply").await;
+    let deployments: Api<Deployment> = cluster::api(&cluster, "noop-apply");
+    let owner = PatchParams::apply("owner");
+    let created = deployments
+        .patch("web", &owner, &Patch::Apply(web_deployment(1)))
+        .await
+        .unwrap();
+    // Managed-field times have a one-second resolution: let the clock move on.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = deployments
+        .patch("web", &owner, &Patch::Apply(web_deployment(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata, created.metadata,
+        "a no-op apply keeps metadata"
+    );
+    let rv = created.metadata.resource_version.clone().unwrap();
+    assert_eq!(events_since(&deployments, &rv).await, Vec::<String>::new());
+
+    let controller = PatchParams {
+        field_manager: Some("controller".into()),
+        ..PatchParams::default()
+    };
+    let status = json!({"status": {"replicas": 1, "readyReplicas": 1}});
+    let reported = deployments
+        .patch_status("web", &controller, &Patch::Merge(&status))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reapplied = deployments
+        .patch("web", &owner, &Patch::Apply(web_deployment(1)))
+        .await
+        .unwrap();
+    assert_eq!(reapplied.metadata, reported.metadata);
+    let rv = reported.metadata.resource_version.clone().unwrap();
+    assert_eq!(events_since(&deployments, &rv).await, Vec::<String>::new());
+    let restated = deployments
+        .patch_status("web", &controller, &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_eq!(restated.metadata, reported.metadata, "a no-op status write");
+
+    let scaled = deployments
+        .patch("web", &owner, &Patch::Apply(web_deployment(3)))
+        .await
+        .unwrap();
+    assert_ne!(
+        scaled.metadata.resource_version,
+        reported.metadata.resource_version
+    );
+    assert_eq!(scaled.metadata.generation, Some(2));
+    assert_eq!(scaled.status.unwrap().ready_replicas, Some(1));
+    assert_eq!(events_since(&deployments, &rv).await.len(), 1);
+    let mut labelled = web_deployment(3);
+    labelled["metadata"]["labels"] = json!({"tier": "front"});
+    let relabelled = deployments
+        .patch("web", &owner, &Patch::Apply(labelled))
+        .await
+        .unwrap();
+    assert_ne!(
+        relabelled.metadata.resource_version,
+        scaled.metadata.resource_version
+    );
+    assert_eq!(relabelled.metadata.generation, Some(2), "metadata only");
+}
+
+#[tokio::test]
+async fn no_op_updates_and_merge_patches_write_nothing() {
+    let cluster = cluster::start().await;
+    create_namespace(&cluster, "noop-update").await;
+    let cms: Api<ConfigMap> = cluster::api(&cluster, "noop-update");
+    let created = cms
+        .create(
+            &PostParams::default(),
+            &configmap("same", json!({"a": "1"})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let patched = cms
+        .patch(
+            "same",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "1"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata, created.metadata);
+    let replaced = cms
+        .replace("same", &PostParams::default(), &created)
+        .await
+        .unwrap();
+    assert_eq!(replaced.metadata, created.metadata);
+    let rv = created.metadata.resource_version.clone().unwrap();
+    assert_eq!(events_since(&cms, &rv).await, Vec::<String>::new());
+
+    let changed = cms
+        .patch(
+            "same",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        changed.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    assert_eq!(events_since(&cms, &rv).await.len(), 1);
+}

@@ -319,7 +319,9 @@ pub fn write(
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0);
         new["metadata"]["generation"] = json!(generation + 1);
     }
-    if without_volatile(&new) == without_volatile(old) {
+    // `new` carries the old resourceVersion (an identity field): with managed-field times
+    // that moved on alone put back, equality means the write would store nothing new.
+    if ssa::with_unchanged_times(old, &new) == *old {
         return Ok(old.clone());
     }
     let deleting = new["metadata"]["deletionTimestamp"].is_string();
@@ -373,21 +375,6 @@ fn spec_of(object: &Value, rt: &ResourceType) -> Value {
         }
     }
     spec
-}
-
-fn without_volatile(object: &Value) -> Value {
-    let mut object = object.clone();
-    if let Some(metadata) = object["metadata"].as_object_mut() {
-        metadata.remove("resourceVersion");
-        if let Some(Value::Array(entries)) = metadata.get_mut("managedFields") {
-            for entry in entries {
-                if let Some(entry) = entry.as_object_mut() {
-                    entry.remove("time");
-                }
-            }
-        }
-    }
-    object
 }
 
 pub fn finalizers(object: &Value) -> Vec<String> {

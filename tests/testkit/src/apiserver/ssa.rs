@@ -25,6 +25,26 @@ impl ManagedEntry {
         }
     }
 
+    /// Whether `other` is this entry at another time.
+    fn same_but_time(&self, other: &ManagedEntry) -> bool {
+        let retimed = ManagedEntry {
+            time: other.time.clone(),
+            ..self.clone()
+        };
+        retimed == *other
+    }
+
+    /// The order the real server stores entries in.
+    fn order_key(&self) -> (&str, &str, &str, &str, Option<&str>) {
+        (
+            &self.operation,
+            &self.time,
+            &self.manager,
+            &self.api_version,
+            self.subresource.as_deref(),
+        )
+    }
+
     fn to_json(&self) -> Value {
         let mut entry = json!({
             "manager": self.manager,
@@ -79,12 +99,15 @@ pub fn read_entries(object: &Value) -> Vec<ManagedEntry> {
         .collect()
 }
 
+/// Stores `entries` (those owning anything) in the server's order, so that rewriting an
+/// entry moves it only when its operation, time or manager changed.
 pub fn write_entries(object: &mut Value, entries: &[ManagedEntry]) {
-    let entries: Vec<Value> = entries
+    let mut entries: Vec<&ManagedEntry> = entries
         .iter()
         .filter(|entry| !entry.fields.is_empty())
-        .map(ManagedEntry::to_json)
         .collect();
+    entries.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    let entries: Vec<Value> = entries.into_iter().map(ManagedEntry::to_json).collect();
     if let Some(metadata) = object["metadata"].as_object_mut() {
         if entries.is_empty() {
             metadata.remove("managedFields");
@@ -92,6 +115,21 @@ pub fn write_entries(object: &mut Value, entries: &[ManagedEntry]) {
             metadata.insert("managedFields".into(), Value::Array(entries));
         }
     }
+}
+
+/// `new` as the no-op check compares it with `old`: every managed-fields entry that is
+/// unchanged but for its time takes its old time (and so its old place) back.
+pub fn with_unchanged_times(old: &Value, new: &Value) -> Value {
+    let previous = read_entries(old);
+    let mut entries = read_entries(new);
+    for entry in &mut entries {
+        if let Some(kept) = previous.iter().find(|kept| kept.same_but_time(entry)) {
+            entry.time = kept.time.clone();
+        }
+    }
+    let mut new = new.clone();
+    write_entries(&mut new, &entries);
+    new
 }
 
 /// Records a non-apply write (create, update, patch) of `new` over `old`: the writer's
@@ -281,6 +319,23 @@ mod tests {
         let shared = apply(&first, &cm(json!({"b": "2"})), &writer("two"), false).unwrap();
         let reapplied = apply(&shared, &cm(json!({"c": "3"})), &writer("one"), false).unwrap();
         assert_eq!(reapplied["data"], json!({"b": "2", "c": "3"}));
+    }
+
+    #[test]
+    fn reapplying_later_differs_only_in_times_that_can_be_put_back() {
+        let applied = cm(json!({"a": "1"}));
+        let first = apply(&cm(json!(null)), &applied, &writer("one"), false).unwrap();
+        let mut edited = cm(json!({"a": "1", "b": "2"}));
+        record_update(Some(&first), &mut edited, &writer("two"));
+        let later = Writer {
+            now: "2024-01-01T00:00:09Z",
+            ..writer("one")
+        };
+        let again = apply(&edited, &applied, &later, false).unwrap();
+        assert_ne!(again, edited, "the apply entry got a new time");
+        assert_eq!(with_unchanged_times(&edited, &again), edited);
+        let changed = apply(&edited, &cm(json!({"a": "3"})), &later, false).unwrap();
+        assert_ne!(with_unchanged_times(&edited, &changed), edited);
     }
 
     #[test]
