@@ -15,9 +15,7 @@ const SYNC_INTERVAL: &str = "1m";
 
 pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
     let files = cluster_files(ctx)?;
-    let mut workspace = ctx.workspace.take().ok_or_else(|| {
-        crate::Error::failure("internal error: the repository clone is not known yet")
-    })?;
+    let mut workspace = ctx.take_workspace()?;
     let message = format!(
         "gitops-bootstrap: create-env {} (profile {})",
         ctx.env.name, ctx.options.profile
@@ -71,8 +69,9 @@ fn cluster_files(ctx: &Context<'_>) -> Result<Vec<FileChange>> {
         .collect();
     files.push(FileChange::write(
         format!(
-            "{}/flux-system/gotk-components.yaml",
-            cluster_dir(&repo.path, &ctx.env.name)
+            "{}/{}",
+            cluster_dir(&repo.path, &ctx.env.name),
+            render::COMPONENTS_FILE
         ),
         components.yaml.clone(),
     ));

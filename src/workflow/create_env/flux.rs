@@ -10,10 +10,11 @@ use crate::cluster::bootstrap::apply_bootstrap_objects;
 use crate::cluster::wait::conditions::WantedRevision;
 use crate::cluster::wait::wait_for_apps as watch_apps;
 use crate::cluster::{
-    ApplyOutcome, ApplySummary, BootstrapInputs, FLUX_NAMESPACE, ObjectName, SopsAgeKey,
+    ApplyOutcome, ApplySummary, BootstrapInputs, FLUX_NAMESPACE, ObjectName, Snapshot, SopsAgeKey,
     WaitTarget, flux,
 };
 use crate::error::Result;
+use crate::gitops::Workspace;
 use crate::workflow::Outcome;
 
 /// How long Flux's controller Deployments get to become Available.
@@ -68,47 +69,30 @@ pub async fn sync(ctx: &mut Context<'_>) -> Result<Outcome> {
 pub async fn wait_for_apps(ctx: &mut Context<'_>) -> Result<Outcome> {
     let client = require(&ctx.client, "the cluster client")?.clone();
     let pushed = require(&ctx.commit, "the pushed commit")?.clone();
-    let workspace = Arc::new(Mutex::new(ctx.workspace.take().ok_or_else(|| {
-        crate::Error::failure("internal error: the repository clone is not known yet")
-    })?));
-    let ancestry = Arc::clone(&workspace);
-    let ancestor = pushed.clone();
+    let workspace = Arc::new(Mutex::new(ctx.take_workspace()?));
     let target = WaitTarget {
         root: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE),
         git_repository: ObjectName::namespaced("GitRepository", FLUX_NAMESPACE, FLUX_NAMESPACE),
         revision_sha: pushed.clone(),
-        // Someone may push after us: a newer commit on the branch counts as ours applied.
-        is_descendant: Box::new(move |sha: &str| {
-            ancestry
-                .lock()
-                .ok()
-                .and_then(|mut repo| repo.is_ancestor(&ancestor, sha).ok())
-                .unwrap_or(false)
-        }),
+        is_descendant: descends_from(Arc::clone(&workspace), pushed.clone()),
     };
     let reporter = ctx.reporter;
     let mut last_line = String::new();
+    let on_progress = |snapshot: &Snapshot| {
+        let line = progress_line(snapshot);
+        // Snapshots also change in details a progress line does not show.
+        if line != last_line {
+            reporter.counted_progress(
+                "wait-for-apps",
+                line.clone(),
+                snapshot.ready as u64,
+                snapshot.total as u64,
+            );
+            last_line = line;
+        }
+    };
     let waited = tokio::select! {
-        waited = watch_apps(&client, target, ctx.options.timeout, |snapshot| {
-            let waiting: Vec<String> = snapshot
-                .rows
-                .iter()
-                .filter(|row| !row.readiness.is_ready())
-                .take(3)
-                .map(|row| format!("{} ({})", row.object.name, row.readiness.reason()))
-                .collect();
-            let message = if waiting.is_empty() {
-                "all Ready".to_owned()
-            } else {
-                format!("waiting on {}", waiting.join(", "))
-            };
-            // Snapshots also change in details a progress line does not show.
-            let line = format!("{}/{} {message}", snapshot.ready, snapshot.total);
-            if line != last_line {
-                last_line = line;
-                reporter.counted_progress("wait-for-apps", message, snapshot.ready as u64, snapshot.total as u64);
-            }
-        }) => waited,
+        waited = watch_apps(&client, target, ctx.options.timeout, on_progress) => waited,
         () = ctx.cancel.cancelled() => {
             return Err(crate::Error::new(crate::ExitStatus::Interrupted, "interrupted while waiting for the runtime apps")
                 .with_hint("rerun the same command: nothing is redone, the wait picks up"));
@@ -126,6 +110,36 @@ pub async fn wait_for_apps(ctx: &mut Context<'_>) -> Result<Outcome> {
     );
     ctx.snapshot = Some(snapshot);
     Ok(Outcome::Done(summary))
+}
+
+/// Someone may push after us: a commit that descends from ours counts as ours applied.
+fn descends_from(
+    workspace: Arc<Mutex<Workspace>>,
+    pushed: String,
+) -> Box<dyn Fn(&str) -> bool + Send + Sync> {
+    Box::new(move |sha: &str| {
+        workspace
+            .lock()
+            .ok()
+            .and_then(|mut repo| repo.is_ancestor(&pushed, sha).ok())
+            .unwrap_or(false)
+    })
+}
+
+/// What the wait is on, briefly: the first few objects not Ready and why.
+fn progress_line(snapshot: &Snapshot) -> String {
+    let waiting: Vec<String> = snapshot
+        .rows
+        .iter()
+        .filter(|row| !row.readiness.is_ready())
+        .take(3)
+        .map(|row| format!("{} ({})", row.object.name, row.readiness.reason()))
+        .collect();
+    if waiting.is_empty() {
+        "all Ready".to_owned()
+    } else {
+        format!("waiting on {}", waiting.join(", "))
+    }
 }
 
 fn applied(what: &str, summary: &ApplySummary) -> Outcome {

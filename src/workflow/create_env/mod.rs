@@ -106,6 +106,14 @@ impl<'r> Context<'r> {
     pub fn age_key(&self) -> Option<&AgeKey> {
         self.age_key.as_ref()
     }
+
+    /// The working clone, for a step that must move it into blocking work; the step puts it
+    /// back when it is done with it.
+    fn take_workspace(&mut self) -> Result<Workspace> {
+        self.workspace
+            .take()
+            .ok_or_else(|| Error::failure("internal error: the repository clone is not known yet"))
+    }
 }
 
 /// A value an earlier step provides; its absence is a bug in the step order, reported as such.

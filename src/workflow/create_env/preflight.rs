@@ -36,8 +36,8 @@ pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
         let bytes = workspace.read_file(&format!("{cluster_dir}/{rel}"))?;
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
     };
-    let committed_components = read("flux-system/gotk-components.yaml")?;
-    let committed_recipient = read(".sops.yaml")?
+    let committed_components = read(render::COMPONENTS_FILE)?;
+    let committed_recipient = read(render::SOPS_FILE)?
         .as_deref()
         .and_then(render::sops_recipient);
     ctx.workspace = Some(workspace);
@@ -100,8 +100,9 @@ fn check_profile(ctx: &Context<'_>, workspace: &Workspace) -> Result<()> {
     }
     let committed = workspace
         .read_file(&format!(
-            "{}/profile.yaml",
-            cluster_dir(&repo.path, &ctx.env.name)
+            "{}/{}",
+            cluster_dir(&repo.path, &ctx.env.name),
+            render::PROFILE_FILE
         ))?
         .and_then(|bytes| render::committed_profile(&String::from_utf8_lossy(&bytes)));
     match committed {
