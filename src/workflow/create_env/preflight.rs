@@ -74,7 +74,11 @@ pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
         None => key_store.settle(&ctx.env.name, None)?,
     };
     let generated = age_key.generated;
-    facts.push(format!("age recipient {}", age_key.recipient));
+    // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
+    facts.push(format!(
+        "age key {}…",
+        age_key.recipient.get(..12).unwrap_or(&age_key.recipient)
+    ));
     ctx.age_key = Some(age_key);
 
     let summary = facts.join(" · ");

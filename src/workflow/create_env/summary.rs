@@ -41,8 +41,8 @@ pub fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::Done(format!(
-        "env {} runs profile {} ({} apps Ready)",
-        result.env, result.profile, result.apps.total
+        "env {} runs profile {} ({}/{} Flux objects Ready)",
+        result.env, result.profile, result.apps.ready, result.apps.total
     )))
 }
 
