@@ -15,7 +15,7 @@ use kube::api::{
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
 use serde_json::json;
-use testkit::apiserver::FaultOptions;
+use testkit::apiserver::{ApiServer, FaultOptions};
 
 use crate::support::cluster::{self, TestCluster, kubectl, kubectl_ok, kubectl_with_input};
 
@@ -46,6 +46,38 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A plain HTTPS client that trusts `server` (and sends no token by itself).
+fn raw_client(server: &ApiServer) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A JSON merge patch by the default field manager.
+async fn merge_patch<K>(api: &Api<K>, name: &str, patch: serde_json::Value) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap()
+}
+
+/// `kubectl apply --server-side` of stdin, with `extra` flags.
+fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["apply", "--server-side", "--validate=false"][..],
+        extra,
+        &["-f", "-"],
+    ]
+    .concat()
+}
+
+async fn kubectl_apply(cluster: &TestCluster, extra: &[&str], manifest: &str) -> String {
+    kubectl_ok(cluster, &apply_args(extra), Some(manifest)).await
 }
 
 async fn create_namespace(cluster: &TestCluster, name: &str) {
@@ -79,10 +111,7 @@ spec:
 async fn requests_without_the_token_get_a_401_status() {
     let cluster = cluster::start_in_process().await;
     let server = cluster.server().unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let http = raw_client(server);
     let response = http
         .get(format!("{}/api/v1/namespaces", server.url()))
         .send()
@@ -183,13 +212,7 @@ async fn the_watcher_sees_additions_changes_and_deletions() {
     cms.create(&PostParams::default(), &configmap("w", json!({"a": "1"})))
         .await
         .unwrap();
-    cms.patch(
-        "w",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"a": "2"}})),
-    )
-    .await
-    .unwrap();
+    merge_patch(&cms, "w", json!({"data": {"a": "2"}})).await;
     cms.delete("w", &DeleteParams::default()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -281,12 +304,8 @@ async fn server_side_apply_tracks_owners_conflicts_and_removals() {
 async fn status_is_a_subresource_and_generation_counts_spec_changes() {
     let cluster = cluster::start().await;
     let deployments: Api<Deployment> = cluster::api(&cluster, "default");
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
-        "status": {"replicas": 5}
-    });
+    let mut deployment = web_deployment(1);
+    deployment["status"] = json!({"replicas": 5});
     let created = deployments
         .create(
             &PostParams::default(),
@@ -298,10 +317,7 @@ async fn status_is_a_subresource_and_generation_counts_spec_changes() {
     assert!(created.status.is_none(), "status is dropped on create");
 
     let status = json!({"status": {"readyReplicas": 1, "replicas": 1}});
-    let main = deployments
-        .patch("web", &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
+    let main = merge_patch(&deployments, "web", status.clone()).await;
     assert!(main.status.is_none(), "the main endpoint ignores status");
     let patched = deployments
         .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
@@ -311,19 +327,9 @@ async fn status_is_a_subresource_and_generation_counts_spec_changes() {
     assert_eq!(patched.metadata.generation, Some(1));
 
     let labels = json!({"metadata": {"labels": {"x": "y"}}});
-    let relabelled = deployments
-        .patch("web", &PatchParams::default(), &Patch::Merge(&labels))
-        .await
-        .unwrap();
+    let relabelled = merge_patch(&deployments, "web", labels).await;
     assert_eq!(relabelled.metadata.generation, Some(1));
-    let scaled = deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 3}})),
-        )
-        .await
-        .unwrap();
+    let scaled = merge_patch(&deployments, "web", json!({"spec": {"replicas": 3}})).await;
     assert_eq!(scaled.metadata.generation, Some(2));
     assert_eq!(
         scaled.status.unwrap().ready_replicas,
@@ -340,13 +346,7 @@ async fn a_compacted_resource_version_is_gone() {
         .create(&PostParams::default(), &configmap("old", json!({})))
         .await
         .unwrap();
-    cms.patch(
-        "old",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"x": "1"}})),
-    )
-    .await
-    .unwrap();
+    merge_patch(&cms, "old", json!({"data": {"x": "1"}})).await;
     cluster.admin().unwrap().compact_history();
     let rv = created.metadata.resource_version.unwrap();
     let mut stream = cms
@@ -393,13 +393,7 @@ async fn finalizers_keep_objects_and_namespaces_terminate() {
         403
     );
 
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
+    merge_patch(&cms, "held", json!({"metadata": {"finalizers": null}})).await;
     eventually("the namespace to disappear", || async {
         namespaces.get_opt("doomed").await.unwrap().is_none()
     })
@@ -487,10 +481,7 @@ async fn injected_faults_fail_requests_and_counters_count_them() {
     let admin = cluster.admin().unwrap();
     let server = cluster.server().unwrap();
     // A raw client, because kube-rs retries 429s by itself.
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let http = raw_client(server);
     let get = || {
         http.get(format!(
             "{}/api/v1/namespaces/default/configmaps/x",
@@ -532,20 +523,7 @@ async fn kubectl_gets_applies_and_resolves_conflicts() {
         "{namespaces}"
     );
 
-    let applied = kubectl_ok(
-        &cluster,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "--field-manager",
-            "first",
-            "-f",
-            "-",
-        ],
-        Some(KUBECTL_CM),
-    )
-    .await;
+    let applied = kubectl_apply(&cluster, &["--field-manager", "first"], KUBECTL_CM).await;
     assert!(
         applied.contains("configmap/by-kubectl serverside-applied"),
         "{applied}"
@@ -553,15 +531,7 @@ async fn kubectl_gets_applies_and_resolves_conflicts() {
     let changed = KUBECTL_CM.replace("one", "two");
     let conflict = kubectl_with_input(
         &cluster,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "--field-manager",
-            "second",
-            "-f",
-            "-",
-        ],
+        &apply_args(&["--field-manager", "second"]),
         Some(&changed),
         Duration::from_secs(30),
     )
@@ -572,19 +542,10 @@ async fn kubectl_gets_applies_and_resolves_conflicts() {
         stderr.contains("conflict") && stderr.contains("first"),
         "{stderr}"
     );
-    kubectl_ok(
+    kubectl_apply(
         &cluster,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "--field-manager",
-            "second",
-            "--force-conflicts",
-            "-f",
-            "-",
-        ],
-        Some(&changed),
+        &["--field-manager", "second", "--force-conflicts"],
+        &changed,
     )
     .await;
     let value = kubectl_ok(
@@ -605,12 +566,7 @@ async fn kubectl_gets_applies_and_resolves_conflicts() {
 #[tokio::test]
 async fn kubectl_waits_for_an_established_crd_and_watches() {
     let cluster = cluster::start().await;
-    kubectl_ok(
-        &cluster,
-        &["apply", "--server-side", "--validate=false", "-f", "-"],
-        Some(WIDGET_CRD),
-    )
-    .await;
+    kubectl_apply(&cluster, &[], WIDGET_CRD).await;
     kubectl_ok(
         &cluster,
         &[
@@ -623,12 +579,7 @@ async fn kubectl_waits_for_an_established_crd_and_watches() {
     )
     .await;
     let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: default\nspec: {}\n";
-    kubectl_ok(
-        &cluster,
-        &["apply", "--server-side", "--validate=false", "-f", "-"],
-        Some(widget),
-    )
-    .await;
+    kubectl_apply(&cluster, &[], widget).await;
     let listed = kubectl_ok(&cluster, &["get", "wd", "-o", "name"], None).await;
     assert_eq!(listed.trim(), "widget.example.com/w");
 
@@ -665,19 +616,9 @@ async fn kubectl_waits_for_an_established_crd_and_watches() {
 async fn kubectl_delete_waits_on_finalizers_and_namespaces() {
     let cluster = cluster::start().await;
     let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kd\n";
-    kubectl_ok(
-        &cluster,
-        &["apply", "--server-side", "--validate=false", "-f", "-"],
-        Some(namespace),
-    )
-    .await;
+    kubectl_apply(&cluster, &[], namespace).await;
     let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: kd\n  finalizers: [example.com/hold]\n";
-    kubectl_ok(
-        &cluster,
-        &["apply", "--server-side", "--validate=false", "-f", "-"],
-        Some(held),
-    )
-    .await;
+    kubectl_apply(&cluster, &[], held).await;
     kubectl_ok(
         &cluster,
         &["delete", "configmap", "held", "-n", "kd", "--wait=false"],
@@ -766,22 +707,46 @@ fn web_deployment(replicas: u32) -> serde_json::Value {
     })
 }
 
+/// Server-side applies `deployment` as the manager `owner`.
+async fn apply_as_owner(
+    deployments: &Api<Deployment>,
+    deployment: serde_json::Value,
+) -> Deployment {
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("owner"),
+            &Patch::Apply(deployment),
+        )
+        .await
+        .unwrap()
+}
+
+/// Merges `status` into the status of `web` as the manager `controller`.
+async fn report_status(deployments: &Api<Deployment>, status: &serde_json::Value) -> Deployment {
+    let controller = PatchParams {
+        field_manager: Some("controller".into()),
+        ..PatchParams::default()
+    };
+    deployments
+        .patch_status("web", &controller, &Patch::Merge(status))
+        .await
+        .unwrap()
+}
+
+/// Waits past the one-second resolution of managed-field times, so a rewrite would show.
+async fn let_the_clock_tick() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
 #[tokio::test]
 async fn a_no_op_apply_writes_nothing_even_after_a_status_write() {
     let cluster = cluster::start().await;
     create_namespace(&cluster, "noop-apply").await;
     let deployments: Api<Deployment> = cluster::api(&cluster, "noop-apply");
-    let owner = PatchParams::apply("owner");
-    let created = deployments
-        .patch("web", &owner, &Patch::Apply(web_deployment(1)))
-        .await
-        .unwrap();
-    // Managed-field times have a one-second resolution: let the clock move on.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = deployments
-        .patch("web", &owner, &Patch::Apply(web_deployment(1)))
-        .await
-        .unwrap();
+    let created = apply_as_owner(&deployments, web_deployment(1)).await;
+    let_the_clock_tick().await;
+    let again = apply_as_owner(&deployments, web_deployment(1)).await;
     assert_eq!(
         again.metadata, created.metadata,
         "a no-op apply keeps metadata"
@@ -789,33 +754,17 @@ async fn a_no_op_apply_writes_nothing_even_after_a_status_write() {
     let rv = created.metadata.resource_version.clone().unwrap();
     assert_eq!(events_since(&deployments, &rv).await, Vec::<String>::new());
 
-    let controller = PatchParams {
-        field_manager: Some("controller".into()),
-        ..PatchParams::default()
-    };
     let status = json!({"status": {"replicas": 1, "readyReplicas": 1}});
-    let reported = deployments
-        .patch_status("web", &controller, &Patch::Merge(&status))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let reapplied = deployments
-        .patch("web", &owner, &Patch::Apply(web_deployment(1)))
-        .await
-        .unwrap();
+    let reported = report_status(&deployments, &status).await;
+    let_the_clock_tick().await;
+    let reapplied = apply_as_owner(&deployments, web_deployment(1)).await;
     assert_eq!(reapplied.metadata, reported.metadata);
     let rv = reported.metadata.resource_version.clone().unwrap();
     assert_eq!(events_since(&deployments, &rv).await, Vec::<String>::new());
-    let restated = deployments
-        .patch_status("web", &controller, &Patch::Merge(&status))
-        .await
-        .unwrap();
+    let restated = report_status(&deployments, &status).await;
     assert_eq!(restated.metadata, reported.metadata, "a no-op status write");
 
-    let scaled = deployments
-        .patch("web", &owner, &Patch::Apply(web_deployment(3)))
-        .await
-        .unwrap();
+    let scaled = apply_as_owner(&deployments, web_deployment(3)).await;
     assert_ne!(
         scaled.metadata.resource_version,
         reported.metadata.resource_version
@@ -825,10 +774,7 @@ async fn a_no_op_apply_writes_nothing_even_after_a_status_write() {
     assert_eq!(events_since(&deployments, &rv).await.len(), 1);
     let mut labelled = web_deployment(3);
     labelled["metadata"]["labels"] = json!({"tier": "front"});
-    let relabelled = deployments
-        .patch("web", &owner, &Patch::Apply(labelled))
-        .await
-        .unwrap();
+    let relabelled = apply_as_owner(&deployments, labelled).await;
     assert_ne!(
         relabelled.metadata.resource_version,
         scaled.metadata.resource_version
@@ -848,15 +794,8 @@ async fn no_op_updates_and_merge_patches_write_nothing() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let patched = cms
-        .patch(
-            "same",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"a": "1"}})),
-        )
-        .await
-        .unwrap();
+    let_the_clock_tick().await;
+    let patched = merge_patch(&cms, "same", json!({"data": {"a": "1"}})).await;
     assert_eq!(patched.metadata, created.metadata);
     let replaced = cms
         .replace("same", &PostParams::default(), &created)
@@ -866,14 +805,7 @@ async fn no_op_updates_and_merge_patches_write_nothing() {
     let rv = created.metadata.resource_version.clone().unwrap();
     assert_eq!(events_since(&cms, &rv).await, Vec::<String>::new());
 
-    let changed = cms
-        .patch(
-            "same",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"a": "2"}})),
-        )
-        .await
-        .unwrap();
+    let changed = merge_patch(&cms, "same", json!({"data": {"a": "2"}})).await;
     assert_ne!(
         changed.metadata.resource_version,
         created.metadata.resource_version

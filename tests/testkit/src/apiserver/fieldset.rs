@@ -302,16 +302,21 @@ mod tests {
         })
     }
 
-    #[test]
-    fn field_sets_key_named_lists_and_skip_server_owned_parts() {
-        let set = field_set(&deployment(), Scope::Main);
-        let container = vec![
+    /// The path of the `app` item of the pod template's containers.
+    fn app_container() -> Path {
+        vec![
             f("spec"),
             f("template"),
             f("spec"),
             f("containers"),
             Segment::Key("app".into()),
-        ];
+        ]
+    }
+
+    #[test]
+    fn field_sets_key_named_lists_and_skip_server_owned_parts() {
+        let set = field_set(&deployment(), Scope::Main);
+        let container = app_container();
         assert!(set.contains(&container));
         let mut image = container.clone();
         image.push(f("image"));
@@ -360,16 +365,7 @@ mod tests {
     #[test]
     fn remove_drops_fields_and_keyed_items() {
         let mut object = deployment();
-        remove(
-            &mut object,
-            &[
-                f("spec"),
-                f("template"),
-                f("spec"),
-                f("containers"),
-                Segment::Key("app".into()),
-            ],
-        );
+        remove(&mut object, &app_container());
         remove(&mut object, &[f("metadata"), f("labels"), f("app")]);
         remove(&mut object, &[f("nothing"), f("here")]);
         assert_eq!(object["spec"]["template"]["spec"]["containers"], json!([]));

@@ -254,26 +254,27 @@ fn watch_scope(rt: &ResourceType, call: &Call<'_>) -> ApiResult<watch::WatchScop
     })
 }
 
-fn options<'a>(call: &Call<'_>, manager: &'a str) -> WriteOptions<'a> {
-    WriteOptions {
-        manager,
-        dry_run: call.dry_run(),
-    }
-}
-
 fn create(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
     let mut object = call.json_body()?;
     objects::check_type(rt, &call.target.version, &mut object)?;
     objects::check_namespace(rt, call.target.namespace.as_deref(), &mut object)?;
-    let manager = call.manager();
-    let created = objects::create(
-        store,
-        rt,
-        &call.target.version,
-        object,
-        options(call, &manager),
-        false,
-    )?;
+    store_new(store, rt, call, object, &call.manager(), false)
+}
+
+/// Stores a new object and answers 201; `applied` as for [`objects::create`].
+fn store_new(
+    store: &mut Store,
+    rt: &ResourceType,
+    call: &Call<'_>,
+    object: Value,
+    manager: &str,
+    applied: bool,
+) -> ApiResult<Response> {
+    let options = WriteOptions {
+        manager,
+        dry_run: call.dry_run(),
+    };
+    let created = objects::create(store, rt, &call.target.version, object, options, applied)?;
     Ok(json_response(
         StatusCode::CREATED,
         &versioned(rt, &call.target.version, created),
@@ -286,23 +287,7 @@ fn update(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Re
     objects::check_type(rt, &call.target.version, &mut object)?;
     objects::check_namespace(rt, call.target.namespace.as_deref(), &mut object)?;
     let old = existing(store, rt, call)?;
-    let manager = call.manager();
-    let writer = Writer {
-        manager: &manager,
-        api_version: &rt.api_version(&call.target.version),
-        scope,
-        now: &objects::now(),
-    };
-    let written = objects::write(
-        store,
-        rt,
-        &old,
-        object,
-        scope,
-        Ownership::Update(&writer),
-        call.dry_run(),
-    )?;
-    Ok(ok(&versioned(rt, &call.target.version, written)))
+    write_update(store, rt, call, scope, &old, object)
 }
 
 fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
@@ -320,6 +305,19 @@ fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiRes
     let old = existing(store, rt, call)?;
     let mut object = patch::patch(&content_type, &old, call.body)?;
     objects::check_type(rt, &call.target.version, &mut object)?;
+    write_update(store, rt, call, scope, &old, object)
+}
+
+/// The tail of update and non-apply patch: writes `object` over `old`, recorded as an
+/// `Update` by the call's manager.
+fn write_update(
+    store: &mut Store,
+    rt: &ResourceType,
+    call: &Call<'_>,
+    scope: Scope,
+    old: &Value,
+    object: Value,
+) -> ApiResult<Response> {
     let manager = call.manager();
     let writer = Writer {
         manager: &manager,
@@ -330,7 +328,7 @@ fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiRes
     let written = objects::write(
         store,
         rt,
-        &old,
+        old,
         object,
         scope,
         Ownership::Update(&writer),
@@ -393,18 +391,7 @@ fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> A
             });
             let mut merged = ssa::apply(&skeleton, &applied, &writer, force)?;
             objects::check_namespace(rt, call.target.namespace.as_deref(), &mut merged)?;
-            let created = objects::create(
-                store,
-                rt,
-                &call.target.version,
-                merged,
-                options(call, &manager),
-                true,
-            )?;
-            return Ok(json_response(
-                StatusCode::CREATED,
-                &versioned(rt, &call.target.version, created),
-            ));
+            return store_new(store, rt, call, merged, &manager, true);
         }
     };
     Ok(ok(&versioned(rt, &call.target.version, written)))

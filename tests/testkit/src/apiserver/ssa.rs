@@ -278,15 +278,14 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
     }
 
+    /// A ConfigMap with `data`, created by manager one's apply.
+    fn created_by_one(data: Value) -> Value {
+        apply(&cm(json!(null)), &cm(data), &writer("one"), false).unwrap()
+    }
+
     #[test]
     fn a_second_manager_conflicts_on_a_different_value_unless_forced() {
-        let first = apply(
-            &cm(json!(null)),
-            &cm(json!({"a": "1", "b": "2"})),
-            &writer("one"),
-            false,
-        )
-        .unwrap();
+        let first = created_by_one(json!({"a": "1", "b": "2"}));
         let err = apply(&first, &cm(json!({"a": "9"})), &writer("two"), false).unwrap_err();
         assert_eq!(err.code, 409);
         assert!(
@@ -309,13 +308,7 @@ mod tests {
 
     #[test]
     fn fields_no_longer_applied_are_removed_unless_someone_else_owns_them() {
-        let first = apply(
-            &cm(json!(null)),
-            &cm(json!({"a": "1", "b": "2"})),
-            &writer("one"),
-            false,
-        )
-        .unwrap();
+        let first = created_by_one(json!({"a": "1", "b": "2"}));
         let shared = apply(&first, &cm(json!({"b": "2"})), &writer("two"), false).unwrap();
         let reapplied = apply(&shared, &cm(json!({"c": "3"})), &writer("one"), false).unwrap();
         assert_eq!(reapplied["data"], json!({"b": "2", "c": "3"}));
@@ -323,15 +316,14 @@ mod tests {
 
     #[test]
     fn reapplying_later_differs_only_in_times_that_can_be_put_back() {
-        let applied = cm(json!({"a": "1"}));
-        let first = apply(&cm(json!(null)), &applied, &writer("one"), false).unwrap();
+        let first = created_by_one(json!({"a": "1"}));
         let mut edited = cm(json!({"a": "1", "b": "2"}));
         record_update(Some(&first), &mut edited, &writer("two"));
         let later = Writer {
             now: "2024-01-01T00:00:09Z",
             ..writer("one")
         };
-        let again = apply(&edited, &applied, &later, false).unwrap();
+        let again = apply(&edited, &cm(json!({"a": "1"})), &later, false).unwrap();
         assert_ne!(again, edited, "the apply entry got a new time");
         assert_eq!(with_unchanged_times(&edited, &again), edited);
         let changed = apply(&edited, &cm(json!({"a": "3"})), &later, false).unwrap();
@@ -340,13 +332,7 @@ mod tests {
 
     #[test]
     fn updates_take_ownership_from_appliers() {
-        let first = apply(
-            &cm(json!(null)),
-            &cm(json!({"a": "1"})),
-            &writer("one"),
-            false,
-        )
-        .unwrap();
+        let first = created_by_one(json!({"a": "1"}));
         let mut updated = first.clone();
         updated["data"]["a"] = json!("2");
         record_update(Some(&first), &mut updated, &writer("editor"));
