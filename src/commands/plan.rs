@@ -37,6 +37,7 @@ pub async fn run(
         ("+", &summary.adds),
         ("~", &summary.changes),
         ("-/+", &summary.replaces),
+        ("-/+ (tainted)", &summary.repairs),
         ("-", &summary.destroys),
     ] {
         for address in addresses {

@@ -12,6 +12,9 @@ pub struct PlanSummary {
     pub changes: Vec<String>,
     pub destroys: Vec<String>,
     pub replaces: Vec<String>,
+    /// Resources whose creation never finished (tainted, e.g. by an interrupted apply): their
+    /// replacement completes the earlier run rather than destroying anything that worked.
+    pub repairs: Vec<String>,
     /// Some root output would change (an apply is needed even without resource changes).
     pub outputs_change: bool,
 }
@@ -33,6 +36,11 @@ impl PlanSummary {
                 [] | ["no-op"] | ["read"] => continue,
                 ["create"] => &mut summary.adds,
                 ["delete"] => &mut summary.destroys,
+                ["delete", "create"] | ["create", "delete"]
+                    if resource.action_reason.as_deref() == Some(TAINTED) =>
+                {
+                    &mut summary.repairs
+                }
                 ["delete", "create"] | ["create", "delete"] => &mut summary.replaces,
                 // "update", and anything newer that changes the resource in place or in state.
                 _ => &mut summary.changes,
@@ -48,6 +56,7 @@ impl PlanSummary {
             && self.changes.is_empty()
             && self.destroys.is_empty()
             && self.replaces.is_empty()
+            && self.repairs.is_empty()
             && !self.outputs_change
     }
 
@@ -56,8 +65,12 @@ impl PlanSummary {
         if self.is_empty() {
             return "no changes".to_owned();
         }
+        let repairs = match self.repairs.len() {
+            0 => String::new(),
+            n => format!(", {n} unfinished to recreate"),
+        };
         format!(
-            "{} to add, {} to change, {} to replace, {} to destroy{}",
+            "{} to add, {} to change, {} to replace, {} to destroy{repairs}{}",
             self.adds.len(),
             self.changes.len(),
             self.replaces.len(),
@@ -104,10 +117,15 @@ struct ShowPlan {
     output_changes: std::collections::BTreeMap<String, Change>,
 }
 
+/// The `action_reason` of a replacement forced by a tainted resource.
+const TAINTED: &str = "replace_because_tainted";
+
 #[derive(Deserialize)]
 struct ResourceChange {
     address: String,
     change: Change,
+    #[serde(default)]
+    action_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +165,20 @@ mod tests {
         assert!(!summary.outputs_change);
         assert!(summary.is_destructive());
         assert!(!summary.is_empty());
+    }
+
+    #[test]
+    fn a_tainted_resource_is_a_repair_not_a_destructive_replace() {
+        let json = r#"{"resource_changes": [
+          {"address": "terraform_data.slow", "action_reason": "replace_because_tainted",
+           "change": {"actions": ["delete", "create"]}}
+        ]}"#;
+        let summary = PlanSummary::from_show_json(json).unwrap();
+        assert_eq!(summary.repairs, ["terraform_data.slow"]);
+        assert!(summary.replaces.is_empty());
+        assert!(!summary.is_destructive());
+        assert!(!summary.is_empty());
+        assert!(summary.describe().contains("1 unfinished to recreate"));
     }
 
     #[test]

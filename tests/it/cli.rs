@@ -218,3 +218,29 @@ fn plan_shows_what_terraform_would_add_as_text_and_json() {
         "module.cluster.terraform_data.adopted_cluster"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reaches_the_repository_with_the_push_credentials() {
+    let sandbox = crate::support::sandbox::Sandbox::start().await;
+    sandbox.write_config();
+    let run = sandbox.run(&["doctor", "dev"]).await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    assert!(
+        run.stdout.contains("✔ env dev repository:") && run.stdout.contains("reachable"),
+        "{}",
+        run.stdout
+    );
+    let wrong = sandbox
+        .run_with_env(
+            &["doctor", "dev"],
+            &[("SANDBOX_GIT_PUSH_TOKEN", "not-the-token")],
+        )
+        .await;
+    assert_eq!(wrong.code, 1, "{}", wrong.output());
+    assert!(
+        wrong.stdout.contains("✘ env dev repository:"),
+        "{}",
+        wrong.stdout
+    );
+    assert!(!wrong.output().contains("not-the-token"));
+}

@@ -407,3 +407,75 @@ async fn canary_secrets_appear_in_no_output_log_commit_or_argv() {
         "the recorder saw Terraform run"
     );
 }
+
+/// terraform/existing plus a resource whose creation takes a few seconds.
+fn slow_module(sandbox: &Sandbox) -> std::path::PathBuf {
+    let module = sandbox.path("slow-module");
+    std::fs::create_dir_all(&module).unwrap();
+    let existing = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
+    for file in ["main.tf", "outputs.tf", "variables.tf"] {
+        std::fs::copy(existing.join(file), module.join(file)).unwrap();
+    }
+    std::fs::write(
+        module.join("slow.tf"),
+        "resource \"terraform_data\" \"slow\" {\n  provisioner \"local-exec\" {\n    command = \"sleep 4\"\n  }\n}\n",
+    )
+    .unwrap();
+    module
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_terraform_exits_130_and_a_rerun_converges() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let sandbox = Sandbox::start().await;
+    let module = slow_module(&sandbox);
+    let config = sandbox
+        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
+        .replace(
+            &format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR")),
+            module.to_str().unwrap(),
+        );
+    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+
+    let mut child = sandbox.command(&CREATE);
+    let mut child = child.spawn().unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Duration::from_secs(120);
+    tokio::time::timeout(deadline, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("creating module.cluster.terraform_data.slow") {
+                return;
+            }
+        }
+        panic!("Terraform never started the slow resource");
+    })
+    .await
+    .expect("the slow resource started in time");
+    let interrupted = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(30),
+        "stopped within the grace period"
+    );
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(
+        sandbox.committed("clusters/dev/profile.yaml").is_none(),
+        "nothing committed"
+    );
+
+    let rerun = sandbox.run(&CREATE).await;
+    assert_eq!(rerun.code, 0, "a rerun converges: {}", rerun.output());
+    assert!(sandbox.committed("clusters/dev/profile.yaml").is_some());
+}

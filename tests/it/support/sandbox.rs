@@ -131,6 +131,24 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
     }
 
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = tokio::time::timeout(RUN_LIMIT, command.output())
+            .await
+            .expect("gitops-bootstrap ran past the test limit")
+            .expect("running gitops-bootstrap");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `gitops-bootstrap <args>` ready to run in the sandbox dir with the sandbox's
+    /// credentials, its output piped.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gitops-bootstrap"));
         command
             .args(args)
@@ -153,18 +171,7 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let output = tokio::time::timeout(RUN_LIMIT, command.output())
-            .await
-            .expect("gitops-bootstrap ran past the test limit")
-            .expect("running gitops-bootstrap");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command
     }
 
     /// The commits of the GitOps branch, newest first.
