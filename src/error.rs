@@ -99,10 +99,7 @@ impl Error {
     /// The causes below the message, outermost first (for verbose output).
     pub fn chain(&self) -> Vec<String> {
         let mut causes = Vec::new();
-        let mut next = self
-            .source
-            .as_deref()
-            .and_then(std::error::Error::source);
+        let mut next = self.source.as_deref().and_then(std::error::Error::source);
         while let Some(cause) = next {
             causes.push(cause.to_string());
             next = cause.source();
@@ -158,7 +155,9 @@ mod tests {
     }
 
     fn load() -> Result<()> {
-        Err(MissingModule { name: "kind".into() })?
+        Err(MissingModule {
+            name: "kind".into(),
+        })?
     }
 
     #[test]

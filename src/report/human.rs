@@ -51,8 +51,10 @@ impl HumanReporter {
     fn start_spinner(&self, live: &Live, step: &str) {
         let bar = live.multi.add(ProgressBar::new_spinner());
         bar.set_style(
-            ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:.dim}")
-                .expect("static template is valid"),
+            ProgressStyle::with_template(
+                "{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:.dim}",
+            )
+            .expect("static template is valid"),
         );
         bar.set_prefix(step.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -80,7 +82,9 @@ impl HumanReporter {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn seconds(duration_ms: u64) -> String {
