@@ -17,6 +17,14 @@ async fn standard_profile_comes_up_and_a_rerun_changes_nothing() {
     sandbox.write_config();
     let seeded = sandbox.log().len();
 
+    let before = sandbox.run(&["status", ENV]).await;
+    assert_eq!(before.code, 2, "{}", before.output());
+    assert!(
+        before.stderr.contains("has not been created yet"),
+        "{}",
+        before.stderr
+    );
+
     let first = sandbox.run(&CREATE).await;
     assert_eq!(first.code, 0, "{}", first.output());
     assert!(
@@ -108,6 +116,25 @@ async fn standard_profile_comes_up_and_a_rerun_changes_nothing() {
     assert_eq!(last["ok"], true);
     assert_eq!(last["result"]["branch"], BRANCH);
     assert_eq!(events.iter().filter(|e| e["event"] == "result").count(), 1);
+
+    let status = sandbox.run(&["status", ENV]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    assert!(
+        status
+            .stdout
+            .contains("✔ HelmRelease cert-manager/cert-manager"),
+        "{}",
+        status.stdout
+    );
+    let status = sandbox.run(&["--output", "json", "status", ENV]).await;
+    let result: serde_json::Value =
+        serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["event"], "result");
+    assert_eq!(result["result"]["ready"], result["result"]["total"]);
+    assert!(
+        result["result"]["total"].as_u64().unwrap() >= 10,
+        "{result}"
+    );
 }
 
 /// Nothing of the env reached the cluster and no commit was made.
