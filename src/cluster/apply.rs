@@ -327,8 +327,8 @@ async fn apply_one(
 }
 
 /// Whether an apply left the object as it was. The same resourceVersion settles it; else
-/// compare what an apply can change, ignoring the bookkeeping some servers rewrite even on a
-/// no-op apply (managedFields order and times) and status, which controllers own.
+/// compare what an apply can change: a controller may have written status (and its own
+/// managedFields entry) between our read and our apply, which is no change of ours.
 fn same_content(before: &DynamicObject, after: &DynamicObject) -> bool {
     if before.metadata.resource_version == after.metadata.resource_version {
         return true;
