@@ -506,3 +506,99 @@ async fn ctrl_c_during_terraform_exits_130_and_a_rerun_converges() {
     assert_eq!(rerun.code, 0, "a rerun converges: {}", rerun.output());
     assert!(sandbox.committed("clusters/dev/profile.yaml").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_ssh_flux_reads_with_a_per_env_deploy_key_once_it_is_registered() {
+    let sandbox = Sandbox::start().await;
+    let ssh = testkit::git::SshGitServer::start(sandbox.git.repos_dir())
+        .await
+        .expect("sshd (package openssh-server)");
+    let https = sandbox.config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url());
+    let common = &https[..https.find("[envs.dev.repository]").unwrap()];
+    let config = format!(
+        "{common}[envs.dev.repository]\nurl = \"{url}\"\nbranch = \"{BRANCH}\"\nauthor_name = \"tests\"\nauthor_email = \"tests@example.test\"\npush = {{ method = \"ssh_key\", key_file = \"{key}\", known_hosts = \"{known}\" }}\n",
+        url = ssh.url(REPO),
+        key = ssh.client_key_path().display(),
+        known = ssh.known_hosts_path().display(),
+    );
+    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+
+    // The deploy key is new: Flux cannot read the repository until it is registered.
+    let first = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "3s"])
+        .await;
+    assert_eq!(first.code, 3, "{}", first.output());
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path(".gitops-bootstrap/dev/run.json")).unwrap(),
+    )
+    .unwrap();
+    let deploy_key = record["deploy_key"]
+        .as_str()
+        .expect("deploy key recorded")
+        .to_owned();
+    assert!(deploy_key.starts_with("ssh-ed25519 "), "{deploy_key}");
+    assert!(
+        first.stderr.contains(&deploy_key),
+        "announced for registration: {}",
+        first.stderr
+    );
+    let operator_key =
+        std::fs::read_to_string(ssh.client_key_path().with_extension("pub")).unwrap();
+    assert_ne!(
+        deploy_key.split(' ').nth(1),
+        operator_key.split(' ').nth(1),
+        "not the push key"
+    );
+
+    ssh.authorize_key(&deploy_key).unwrap();
+    let second = sandbox.run(&CREATE).await;
+    assert_eq!(second.code, 0, "{}", second.output());
+    let secrets: Api<Secret> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let git = secrets.get("flux-system").await.unwrap().data.unwrap();
+    assert_eq!(git["identity.pub"].0, deploy_key.as_bytes());
+    assert!(git.contains_key("identity") && git.contains_key("known_hosts"));
+    assert!(!git.contains_key("password"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_that_would_replace_the_cluster_stops_unless_allowed() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let first = sandbox.run(&CREATE).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+    let log = sandbox.log();
+
+    // Another cluster name replaces the adopted cluster's record in terraform/existing.
+    let config = std::fs::read_to_string(sandbox.path("gitops-bootstrap.toml")).unwrap();
+    std::fs::write(
+        sandbox.path("gitops-bootstrap.toml"),
+        config.replace("cluster_name = \"sandbox\"", "cluster_name = \"renamed\""),
+    )
+    .unwrap();
+    let refused = sandbox.run(&CREATE).await;
+    assert_eq!(refused.code, 2, "{}", refused.output());
+    assert!(
+        refused.stderr.contains("terraform_data.adopted_cluster"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--allow-replace"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(sandbox.log(), log, "nothing committed");
+
+    let allowed = sandbox
+        .run(&["create-env", ENV, "--yes", "--allow-replace"])
+        .await;
+    assert_eq!(allowed.code, 0, "{}", allowed.output());
+    let config_map: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let data = config_map
+        .get("cluster-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(data["cluster_name"], "renamed");
+}

@@ -7,7 +7,7 @@ use super::Context;
 use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
 use crate::config::GitTransport;
 use crate::error::{Error, Result};
-use crate::gitops::{Workspace, check_push_access, generate_deploy_key};
+use crate::gitops::{DeployKey, Workspace, check_push_access, generate_deploy_key};
 use crate::keys::KeyStore;
 use crate::lock::EnvLock;
 use crate::render::{self, cluster_dir};
@@ -61,10 +61,7 @@ pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
         None => None,
     };
     let deploy_key = match ctx.env.repository.transport() {
-        GitTransport::Ssh => {
-            let path = ctx.paths.deploy_key();
-            Some(blocking(move || Ok(generate_deploy_key(&path)?)).await?)
-        }
+        GitTransport::Ssh => Some(deploy_key(ctx).await?),
         GitTransport::Http => None,
     };
     ctx.read_credentials = Some(read_credentials(&ctx.env, deploy_key.as_ref())?);
@@ -87,6 +84,21 @@ pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
     } else {
         Outcome::UpToDate(summary)
     })
+}
+
+/// The env's ssh deploy key for Flux, generated on first use and announced then: Flux can
+/// read the repository only once it is registered there.
+async fn deploy_key(ctx: &Context<'_>) -> Result<DeployKey> {
+    let path = ctx.paths.deploy_key();
+    let generated = !path.exists();
+    let key = blocking(move || Ok(generate_deploy_key(&path)?)).await?;
+    if generated {
+        ctx.reporter.notice(format!(
+            "generated a deploy key for Flux; register it read-only on {}: {}",
+            ctx.env.repository.url, key.public_openssh
+        ));
+    }
+    Ok(key)
 }
 
 /// The profile must exist in the repository, and an env already running another profile is

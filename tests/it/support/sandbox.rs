@@ -23,8 +23,6 @@ pub struct Sandbox {
     pub git: GitServer,
     _flux: Controllers,
     pub dir: tempfile::TempDir,
-    /// Extra lines for `[envs.dev.variables]` (TOML).
-    pub extra_variables: String,
     pub push_token: String,
 }
 
@@ -71,7 +69,6 @@ impl Sandbox {
             git,
             _flux: flux,
             dir,
-            extra_variables: String::new(),
             push_token,
         }
     }
@@ -98,7 +95,6 @@ flux_manifests = "{components}"
 cluster_name = "sandbox"
 kubeconfig_path = "{kubeconfig}"
 cluster_config = {{ base_domain = "sandbox.example.test" }}
-{extra}
 
 [envs.{ENV}.secret_variables]
 cluster_secrets = "SANDBOX_CLUSTER_SECRETS"
@@ -114,7 +110,6 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
 "#,
             components = self.path("gotk-components.yaml").display(),
             kubeconfig = kubeconfig.display(),
-            extra = self.extra_variables,
             ca = self.path("git-ca.pem").display(),
         )
     }

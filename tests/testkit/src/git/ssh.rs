@@ -25,7 +25,7 @@ pub struct SshGitServer {
     known_hosts: PathBuf,
     known_hosts_line: String,
     _sshd: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl SshGitServer {
@@ -63,13 +63,26 @@ impl SshGitServer {
                         known_hosts,
                         known_hosts_line,
                         _sshd: child,
-                        _dir: dir,
+                        dir,
                     });
                 }
                 Err(err) => last_error = Some(err),
             }
         }
         Err(last_error.expect("at least one attempt"))
+    }
+
+    /// Lets `public_openssh` (an `ssh-ed25519 AAAA…` line) in too, as registering a deploy key
+    /// does on a Git host; sshd reads authorized_keys afresh on every connection.
+    pub fn authorize_key(&self, public_openssh: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let path = self.dir.path().join("authorized_keys");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(file, "{}", public_openssh.trim()).context("adding the key")?;
+        Ok(())
     }
 
     /// `ssh://root@127.0.0.1:<port>/<repos dir>/<name>.git`
