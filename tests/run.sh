@@ -20,10 +20,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
+# The binaries first: tests run them as a user would (the walkthrough starts test-cluster).
+cargo build --workspace --bins
 cargo test --workspace
 
 step "create-env against a separately started test-cluster (GITOPS_BOOTSTRAP_TEST_KUBECONFIG)"
-cargo build --workspace --bins --quiet
 external=$(mktemp -d)
 target/debug/test-cluster --kubeconfig "$external/kubeconfig" >"$external/log" 2>&1 &
 cluster_pid=$!

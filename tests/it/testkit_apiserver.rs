@@ -812,3 +812,24 @@ async fn no_op_updates_and_merge_patches_write_nothing() {
     );
     assert_eq!(events_since(&cms, &rv).await.len(), 1);
 }
+
+#[tokio::test]
+async fn secret_string_data_is_stored_as_data() {
+    let cluster = cluster::start().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), "default");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "plain"},
+        "data": {"kept": "a2VwdA==", "token": "b2xk"},
+        "stringData": {"token": "new"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let stored = secrets.get("plain").await.unwrap();
+    assert!(stored.string_data.is_none(), "stringData is write-only");
+    let data = stored.data.unwrap();
+    assert_eq!(data["kept"].0, b"kept");
+    assert_eq!(data["token"].0, b"new", "stringData wins over data");
+}

@@ -115,13 +115,15 @@ spec:
 /// The `test-cluster` binary, built by cargo first. A test of the root package has no
 /// `CARGO_BIN_EXE_test-cluster` (that binary belongs to the testkit package), and an existing
 /// `target/debug/test-cluster` may predate the testkit sources under test, so cargo decides:
-/// the build is a no-op when it is fresh. The target dir is the one holding this test binary
+/// the build is a no-op when it is fresh. It builds the workspace's binaries, as the rest of the
+/// suite does, so the dependencies keep the workspace's feature set and nothing is rebuilt for
+/// a `-p testkit` one. The target dir is the one holding this test binary
 /// (`<target>/debug/deps/it-…`), which also honours `CARGO_TARGET_DIR`.
 async fn build_test_cluster() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "-p", "testkit", "--bin", "test-cluster"])
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -131,7 +133,7 @@ async fn build_test_cluster() -> PathBuf {
         .expect("running cargo build");
     assert!(
         output.status.success(),
-        "cargo build -p testkit --bin test-cluster failed:\n{}",
+        "cargo build --workspace --bins failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let this_test = std::env::current_exe().expect("path of the test binary");

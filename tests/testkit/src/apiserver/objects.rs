@@ -33,6 +33,28 @@ fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
 
+fn is_secret(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.plural == "secrets"
+}
+
+/// As the real server stores Secrets: `stringData` is write-only, its entries land in `data`
+/// base64-encoded (winning over `data` entries of the same key).
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(string_data)) =
+        secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 fn is_namespace(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.plural == "namespaces"
 }
@@ -196,8 +218,9 @@ pub fn create(
     Ok(store.put(&rt.group, &rt.plural, object))
 }
 
-/// Kind-specific defaults: a Namespace is Active with the `kubernetes` finalizer; a CRD is
-/// validated, registered for discovery and immediately Established.
+/// Kind-specific defaults: a Namespace is Active with the `kubernetes` finalizer; a Secret's
+/// `stringData` is merged into `data`; a CRD is validated, registered for discovery and
+/// immediately Established.
 fn prepare_kind(
     store: &mut Store,
     rt: &ResourceType,
@@ -208,6 +231,9 @@ fn prepare_kind(
     if is_namespace(rt) && creating {
         object["spec"] = json!({"finalizers": ["kubernetes"]});
         object["status"] = json!({"phase": "Active"});
+    }
+    if is_secret(rt) {
+        merge_string_data(object);
     }
     if is_crd(rt) {
         let resource = resource_from_crd(object)?;

@@ -68,7 +68,6 @@ pub async fn check_decryption(
         .data
         .iter()
         .flat_map(|d| d.keys())
-        .chain(secret.string_data.iter().flat_map(|d| d.keys()))
         .any(|k| k.ends_with(".agekey"));
     if !has_age_key {
         return Err(decryption_failed(format!(

@@ -243,21 +243,14 @@ fn head_commit(dir: &Path) -> Result<String, git2::Error> {
     Ok(repo.head()?.peel_to_commit()?.id().to_string())
 }
 
+/// A Secret's values as an API server returns them: all in `data` (`stringData` is write-only).
 fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut data: BTreeMap<String, Vec<u8>> = secret
+    secret
         .data
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, v.0))
-        .collect();
-    data.extend(
-        secret
-            .string_data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.into_bytes())),
-    );
-    data
+        .collect()
 }
 
 /// Flux's Secret formats: https `username`/`password` (+ `ca.crt`), ssh `identity`

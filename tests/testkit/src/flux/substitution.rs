@@ -124,14 +124,12 @@ pub async fn variables(
 }
 
 fn secret_strings(secret: Secret) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = secret
+    secret
         .data
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    out.extend(secret.string_data.unwrap_or_default());
-    out
+        .collect()
 }
 
 #[cfg(test)]
