@@ -602,3 +602,50 @@ async fn a_rerun_that_would_replace_the_cluster_stops_unless_allowed() {
         .unwrap();
     assert_eq!(data["cluster_name"], "renamed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn re_pointing_an_env_to_another_profile_needs_change_profile() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let first = sandbox.run(&CREATE).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+    let log = sandbox.log();
+
+    let minimal = ["create-env", ENV, "--profile", "minimal", "--yes"];
+    let refused = sandbox.run(&minimal).await;
+    assert_eq!(refused.code, 2, "{}", refused.output());
+    assert!(
+        refused.stderr.contains("already runs profile standard"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--change-profile"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(sandbox.log(), log, "nothing committed");
+
+    let moved = sandbox
+        .run(&[
+            "create-env",
+            ENV,
+            "--profile",
+            "minimal",
+            "--change-profile",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(moved.code, 0, "{}", moved.output());
+    let profile = sandbox.committed("clusters/dev/profile.yaml").unwrap();
+    assert!(profile.contains("./profiles/minimal"), "{profile}");
+    let status = sandbox.run(&["--output", "json", "status", ENV]).await;
+    let result: serde_json::Value =
+        serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
+    let objects = result["result"]["rows"].to_string();
+    assert!(objects.contains("cert-manager"), "{objects}");
+    assert!(
+        !objects.contains("external-dns"),
+        "pruned with the old profile: {objects}"
+    );
+}
