@@ -25,8 +25,8 @@ pub async fn run(
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.env)?;
     let reading = async {
-        let tf = terraform::discover(&config, args.terraform.as_deref()).await?;
-        let root = terraform::init_root(&tf, &config, &env, cancel).await?;
+        let (tf, root) =
+            terraform::prepare(&config, &env, args.terraform.as_deref(), cancel).await?;
         if let Some(state) = root.local_state_file()
             && !StateInfo::read(&state)?.exists
         {

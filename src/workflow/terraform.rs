@@ -18,6 +18,18 @@ pub async fn discover(config: &Config, explicit_binary: Option<&Path>) -> Result
     Ok(Terraform::discover(binary).await?)
 }
 
+/// Terraform found and the env's root module initialised: what a read-only command needs.
+pub async fn prepare(
+    config: &Config,
+    env: &EnvConfig,
+    explicit_binary: Option<&Path>,
+    cancel: &CancellationToken,
+) -> Result<(Terraform, EnvRoot)> {
+    let terraform = discover(config, explicit_binary).await?;
+    let root = init_root(&terraform, config, env, cancel).await?;
+    Ok((terraform, root))
+}
+
 /// Writes the env's root module and runs `init` (a no-op when nothing changed).
 pub async fn init_root(
     terraform: &Terraform,
