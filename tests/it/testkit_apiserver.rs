@@ -17,7 +17,9 @@ use kube::runtime::watcher;
 use serde_json::json;
 use testkit::apiserver::{ApiServer, FaultOptions};
 
-use crate::support::cluster::{self, TestCluster, kubectl, kubectl_ok, kubectl_with_input};
+use crate::support::cluster::{
+    self, TestCluster, WIDGET_CRD, kubectl, kubectl_ok, kubectl_with_input,
+};
 
 fn configmap(name: &str, data: serde_json::Value) -> ConfigMap {
     serde_json::from_value(
@@ -88,24 +90,6 @@ async fn create_namespace(cluster: &TestCluster, name: &str) {
         .await
         .unwrap();
 }
-
-const WIDGET_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
 
 #[tokio::test]
 async fn requests_without_the_token_get_a_401_status() {

@@ -118,16 +118,19 @@ fn secret(name: &str, entries: &[(&str, &str)]) -> Secret {
     }
 }
 
-async fn create_git_repository(env: &Env, secret_entries: &[(&str, &str)]) {
-    let secrets: Api<Secret> = flux_api(&env.client);
-    secrets
-        .create(&PostParams::default(), &secret("git-auth", secret_entries))
+async fn create_secret(env: &Env, name: &str, entries: &[(&str, &str)]) {
+    flux_api::<Secret>(&env.client)
+        .create(&PostParams::default(), &secret(name, entries))
         .await
         .expect("secret");
+}
+
+/// A GitRepository of branch `main` at `url`, authenticated by Secret `secret_name`.
+fn git_repository(name: &str, url: String, secret_name: &str) -> GitRepository {
     let spec = GitRepositorySpec {
-        url: env.git.url(REPO),
+        url,
         secret_ref: Some(LocalObjectReference {
-            name: "git-auth".into(),
+            name: secret_name.into(),
         }),
         interval: "1m".into(),
         reference: Some(GitRepositoryRef {
@@ -136,8 +139,16 @@ async fn create_git_repository(env: &Env, secret_entries: &[(&str, &str)]) {
         }),
         ..Default::default()
     };
+    GitRepository::new(name, spec)
+}
+
+async fn create_git_repository(env: &Env, secret_entries: &[(&str, &str)]) {
+    create_secret(env, "git-auth", secret_entries).await;
     flux_api::<GitRepository>(&env.client)
-        .create(&PostParams::default(), &GitRepository::new(REPO, spec))
+        .create(
+            &PostParams::default(),
+            &git_repository(REPO, env.git.url(REPO), "git-auth"),
+        )
         .await
         .expect("GitRepository");
 }
@@ -516,13 +527,14 @@ async fn failing_deployment_fails_the_health_check() {
     );
 }
 
-async fn helm_repository(env: &Env, url: &str) {
+/// HelmRepository flux-system/charts at `url`.
+async fn helm_repository(client: &Client, url: &str) {
     let spec = HelmRepositorySpec {
         url: url.into(),
         interval: Some("1h".into()),
         ..Default::default()
     };
-    flux_api::<HelmRepository>(&env.client)
+    flux_api::<HelmRepository>(client)
         .create(&PostParams::default(), &HelmRepository::new("charts", spec))
         .await
         .unwrap();
@@ -555,17 +567,39 @@ fn helm_release(chart: &str, version: &str, retries: i64) -> HelmRelease {
     )
 }
 
+/// Creates the HelmRepository "charts" at `repository_url`, then `release`.
+async fn create_helm_release(
+    env: &Env,
+    repository_url: &str,
+    release: HelmRelease,
+) -> Api<HelmRelease> {
+    helm_repository(&env.client, repository_url).await;
+    let api = flux_api::<HelmRelease>(&env.client);
+    api.create(&PostParams::default(), &release).await.unwrap();
+    api
+}
+
+/// The first load-balancer address of a Service, once it has one.
+fn load_balancer_ip(service: &Service) -> Option<String> {
+    let ingress = service
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?;
+    ingress.first()?.ip.clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_release_installs_and_uninstalls_a_catalogue_chart() {
     let env = env().await;
-    helm_repository(&env, "https://kubernetes.github.io/ingress-nginx").await;
-    let api = flux_api::<HelmRelease>(&env.client);
-    api.create(
-        &PostParams::default(),
-        &helm_release("ingress-nginx", "4.12.1", 0),
+    let api = create_helm_release(
+        &env,
+        "https://kubernetes.github.io/ingress-nginx",
+        helm_release("ingress-nginx", "4.12.1", 0),
     )
-    .await
-    .unwrap();
+    .await;
     let hr = until_ready(&api, "ingress-nginx").await;
     let status = hr.status.unwrap();
     assert_eq!(status.history[0].chart_version, "4.12.1");
@@ -575,25 +609,10 @@ async fn helm_release_installs_and_uninstalls_a_catalogue_chart() {
         &services,
         "ingress-nginx-controller",
         "given an address",
-        |s| {
-            s.status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .is_some()
-        },
+        |s| load_balancer_ip(s).is_some(),
     )
     .await;
-    let ip = service
-        .status
-        .unwrap()
-        .load_balancer
-        .unwrap()
-        .ingress
-        .unwrap()[0]
-        .ip
-        .clone()
-        .unwrap();
+    let ip = load_balancer_ip(&service).unwrap();
     assert!(ip.starts_with("192.0.2."), "{ip}");
 
     api.delete("ingress-nginx", &DeleteParams::default())
@@ -608,14 +627,12 @@ async fn helm_release_installs_and_uninstalls_a_catalogue_chart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_release_of_a_missing_chart_stalls_after_its_retries() {
     let env = env().await;
-    helm_repository(&env, "https://charts.jetstack.io").await;
-    let api = flux_api::<HelmRelease>(&env.client);
-    api.create(
-        &PostParams::default(),
-        &helm_release("cert-manager", "v0.0.1", 1),
+    let api = create_helm_release(
+        &env,
+        "https://charts.jetstack.io",
+        helm_release("cert-manager", "v0.0.1", 1),
     )
-    .await
-    .unwrap();
+    .await;
     let hr = until(&api, "cert-manager", "stalled", |h| {
         conditions::is_stalled(h.status.as_ref())
     })
@@ -655,11 +672,7 @@ async fn load_balancer_services_keep_their_finalizer_for_a_while() {
             .finalizers
             .as_ref()
             .is_some_and(|f| f.iter().any(|f| f == LOAD_BALANCER_FINALIZER))
-            && s.status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .is_some()
+            && load_balancer_ip(s).is_some()
     })
     .await;
     services
@@ -693,7 +706,7 @@ async fn controllers_start_only_once_the_components_are_installed() {
     )
     .await
     .unwrap();
-    helm_repository_in(&client).await;
+    helm_repository(&client, "https://charts.jetstack.io").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let api = flux_api::<HelmRepository>(&client);
     assert!(
@@ -714,17 +727,6 @@ async fn controllers_start_only_once_the_components_are_installed() {
     until_ready(&api, "charts").await;
 }
 
-async fn helm_repository_in(client: &Client) {
-    let spec = HelmRepositorySpec {
-        url: "https://charts.jetstack.io".into(),
-        ..Default::default()
-    };
-    flux_api::<HelmRepository>(client)
-        .create(&PostParams::default(), &HelmRepository::new("charts", spec))
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_repository_fetches_over_ssh_with_identity_and_known_hosts() {
     let env = env().await;
@@ -742,26 +744,11 @@ async fn git_repository_fetches_over_ssh_with_identity_and_known_hosts() {
         ("identity.pub", public.as_str()),
         ("known_hosts", ssh.known_hosts_line()),
     ];
-    flux_api::<Secret>(&env.client)
-        .create(&PostParams::default(), &secret("ssh-auth", &entries))
-        .await
-        .unwrap();
-    let spec = GitRepositorySpec {
-        url: ssh.url(REPO),
-        secret_ref: Some(LocalObjectReference {
-            name: "ssh-auth".into(),
-        }),
-        interval: "1m".into(),
-        reference: Some(GitRepositoryRef {
-            branch: Some("main".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    create_secret(&env, "ssh-auth", &entries).await;
     let api = flux_api::<GitRepository>(&env.client);
     api.create(
         &PostParams::default(),
-        &GitRepository::new("over-ssh", spec),
+        &git_repository("over-ssh", ssh.url(REPO), "ssh-auth"),
     )
     .await
     .unwrap();

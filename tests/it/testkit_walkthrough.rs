@@ -15,6 +15,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+use crate::support::cluster::WIDGET_CRD;
+
 /// Budget for one `kubectl` call; `kubectl wait` itself is given [`WAIT_FLAG`], less than this.
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(75);
 const WAIT_FLAG: &str = "--timeout=60s";
@@ -22,28 +24,6 @@ const WAIT_FLAG: &str = "--timeout=60s";
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
-
-const CRD: &str = "\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names:
-    plural: widgets
-    singular: widget
-    kind: Widget
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-";
 
 const WIDGET: &str = "\
 apiVersion: example.com/v1
@@ -344,7 +324,7 @@ spec:
 }
 
 async fn custom_resource_round_trip(sandbox: &Sandbox) {
-    sandbox.apply(CRD).await;
+    sandbox.apply(WIDGET_CRD).await;
     sandbox
         .kubectl(
             &[

@@ -7,6 +7,26 @@ use std::time::Duration;
 use kube::Api;
 pub use testkit::cluster::TestCluster;
 
+/// A namespaced custom resource type `Widget` (short name `wd`) with a status subresource and
+/// a free-form schema.
+pub const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
 /// Starts the test cluster (in-process unless `GITOPS_BOOTSTRAP_TEST_KUBECONFIG` is set).
 pub async fn start() -> TestCluster {
     TestCluster::start()
