@@ -123,65 +123,50 @@ fn desired_deployment_status(deployment: &Deployment, current: &Value, ready: bo
     let replicas = deployment.spec.replicas.unwrap_or(1);
     let name = deployment.name_any();
     let failure = deployment.annotations().get(FAIL_ANNOTATION).cloned();
-    let (ready_replicas, conditions) = match failure {
-        Some(message) => (
-            0,
-            vec![
-                condition(
-                    "Available",
-                    "False",
-                    "MinimumReplicasUnavailable",
-                    "Deployment does not have minimum availability.",
-                    current,
-                ),
-                condition(
-                    "Progressing",
-                    "False",
-                    "ProgressDeadlineExceeded",
-                    &message,
-                    current,
-                ),
-            ],
-        ),
+    let available = failure.is_none() && ready;
+    let ready_replicas = if available { replicas } else { 0 };
+    let (available_status, available_reason, available_message) = if available {
+        (
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
+    } else {
+        (
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+    };
+    let (progressing_status, progressing_reason, progressing_message) = match failure {
+        Some(message) => ("False", "ProgressDeadlineExceeded", message),
         None if ready => (
-            replicas,
-            vec![
-                condition(
-                    "Available",
-                    "True",
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                    current,
-                ),
-                condition(
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    &format!("ReplicaSet \"{name}\" has successfully progressed."),
-                    current,
-                ),
-            ],
+            "True",
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{name}\" has successfully progressed."),
         ),
         None => (
-            0,
-            vec![
-                condition(
-                    "Available",
-                    "False",
-                    "MinimumReplicasUnavailable",
-                    "Deployment does not have minimum availability.",
-                    current,
-                ),
-                condition(
-                    "Progressing",
-                    "True",
-                    "ReplicaSetUpdated",
-                    &format!("ReplicaSet \"{name}\" is progressing."),
-                    current,
-                ),
-            ],
+            "True",
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{name}\" is progressing."),
         ),
     };
+    let conditions = vec![
+        condition(
+            "Available",
+            available_status,
+            available_reason,
+            available_message,
+            current,
+        ),
+        condition(
+            "Progressing",
+            progressing_status,
+            progressing_reason,
+            &progressing_message,
+            current,
+        ),
+    ];
     json!({
         "observedGeneration": deployment.metadata.generation,
         "replicas": replicas,

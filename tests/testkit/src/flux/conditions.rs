@@ -57,9 +57,7 @@ pub fn mark_ready(
     reason: &str,
     message: &str,
 ) {
-    remove_condition(conditions, RECONCILING);
-    remove_condition(conditions, STALLED);
-    set_condition(conditions, READY, "True", reason, message, generation);
+    mark_finished(conditions, "True", generation, reason, message);
 }
 
 /// Ready=False: this attempt failed; the controller retries.
@@ -69,9 +67,20 @@ pub fn mark_failed(
     reason: &str,
     message: &str,
 ) {
+    mark_finished(conditions, "False", generation, reason, message);
+}
+
+/// An attempt ended (neither reconciling nor stalled) with Ready=`ready`.
+fn mark_finished(
+    conditions: &mut Vec<Condition>,
+    ready: &str,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+) {
     remove_condition(conditions, RECONCILING);
     remove_condition(conditions, STALLED);
-    set_condition(conditions, READY, "False", reason, message, generation);
+    set_condition(conditions, READY, ready, reason, message, generation);
 }
 
 /// Ready=False and Stalled=True: nothing changes until the spec does.
