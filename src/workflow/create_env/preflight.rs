@@ -3,7 +3,7 @@
 //! running another profile), the Flux components, Flux's read credentials and the age key.
 //! Keys are generated last, so a failed check leaves nothing behind.
 
-use super::Context;
+use super::{Context, require};
 use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
 use crate::config::GitTransport;
 use crate::error::{Error, Result};
@@ -20,6 +20,43 @@ pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
     let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
     ctx.terraform = Some(tf);
 
+    let committed = repository(ctx).await?;
+    facts.push(format!(
+        "repository reachable ({}) · profile {}",
+        ctx.env.repository.url, ctx.options.profile
+    ));
+
+    let source = components_source(ctx, committed.components)?;
+    let components = resolve_components(&source, &ctx.env.flux_version).await?;
+    facts.push(format!(
+        "Flux {} from {}",
+        components.version, components.origin
+    ));
+    ctx.components = Some(components);
+
+    let generated = settle_keys(ctx, committed.recipient.as_deref()).await?;
+    let recipient = &require(&ctx.age_key, "the age key")?.recipient;
+    // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
+    facts.push(format!(
+        "age key {}…",
+        recipient.get(..12).unwrap_or(recipient)
+    ));
+    let summary = facts.join(" · ");
+    Ok(if generated.is_empty() {
+        Outcome::UpToDate(summary)
+    } else {
+        Outcome::Done(format!("{summary} (new {})", generated.join(", ")))
+    })
+}
+
+/// What the env's cluster directory already holds in Git.
+struct Committed {
+    components: Option<String>,
+    recipient: Option<String>,
+}
+
+/// Checks push access, clones, checks the profile, and reads what is committed for the env.
+async fn repository(ctx: &mut Context<'_>) -> Result<Committed> {
     let spec = push_spec(&ctx.env)?;
     let repo_dir = ctx.paths.repo();
     let workspace = blocking(move || {
@@ -27,68 +64,57 @@ pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
         Ok(Workspace::open_or_clone(&repo_dir, spec)?)
     })
     .await?;
-    facts.push(format!("repository reachable ({})", ctx.env.repository.url));
     check_profile(ctx, &workspace)?;
-    facts.push(format!("profile {}", ctx.options.profile));
-
     let cluster_dir = cluster_dir(&ctx.env.repository.path, &ctx.env.name);
     let read = |rel: &str| -> Result<Option<String>> {
         let bytes = workspace.read_file(&format!("{cluster_dir}/{rel}"))?;
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
     };
-    let committed_components = read(render::COMPONENTS_FILE)?;
-    let committed_recipient = read(render::SOPS_FILE)?
-        .as_deref()
-        .and_then(render::sops_recipient);
+    let committed = Committed {
+        components: read(render::COMPONENTS_FILE)?,
+        recipient: read(render::SOPS_FILE)?
+            .as_deref()
+            .and_then(render::sops_recipient),
+    };
     ctx.workspace = Some(workspace);
+    Ok(committed)
+}
 
-    let components = resolve_components(
-        &components_source(ctx, committed_components)?,
-        &ctx.env.flux_version,
-    )
-    .await?;
-    facts.push(format!(
-        "Flux {} from {}",
-        components.version, components.origin
-    ));
-    ctx.components = Some(components);
-
+/// The age key, Flux's read credentials and (ssh) the deploy key. An env whose recipient is
+/// committed only reads its key, and must find it before anything is generated; an env
+/// without one gets a key last. Returns what was generated.
+async fn settle_keys(
+    ctx: &mut Context<'_>,
+    committed_recipient: Option<&str>,
+) -> Result<Vec<&'static str>> {
     let key_store = KeyStore::from_env();
-    // An env whose recipient is committed only reads its key, and must find it before
-    // anything is generated; an env without one gets a key last.
-    let committed_key = match &committed_recipient {
+    let committed_key = match committed_recipient {
         Some(recipient) => Some(key_store.settle(&ctx.env.name, Some(recipient))?),
         None => None,
     };
-    let deploy_key = match ctx.env.repository.transport() {
-        GitTransport::Ssh => Some(deploy_key(ctx).await?),
-        GitTransport::Http => None,
-    };
-    ctx.read_credentials = Some(read_credentials(&ctx.env, deploy_key.as_ref())?);
-    ctx.deploy_key = deploy_key;
+    let mut generated = Vec::new();
+    if ctx.env.repository.transport() == GitTransport::Ssh {
+        let (key, new) = deploy_key(ctx).await?;
+        if new {
+            generated.push("deploy key");
+        }
+        ctx.deploy_key = Some(key);
+    }
+    ctx.read_credentials = Some(read_credentials(&ctx.env, ctx.deploy_key.as_ref())?);
     let age_key = match committed_key {
         Some(key) => key,
         None => key_store.settle(&ctx.env.name, None)?,
     };
-    let generated = age_key.generated;
-    // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
-    facts.push(format!(
-        "age key {}…",
-        age_key.recipient.get(..12).unwrap_or(&age_key.recipient)
-    ));
+    if age_key.generated {
+        generated.push("age key");
+    }
     ctx.age_key = Some(age_key);
-
-    let summary = facts.join(" · ");
-    Ok(if generated {
-        Outcome::Done(format!("{summary} (new age key)"))
-    } else {
-        Outcome::UpToDate(summary)
-    })
+    Ok(generated)
 }
 
 /// The env's ssh deploy key for Flux, generated on first use and announced then: Flux can
 /// read the repository only once it is registered there.
-async fn deploy_key(ctx: &Context<'_>) -> Result<DeployKey> {
+async fn deploy_key(ctx: &Context<'_>) -> Result<(DeployKey, bool)> {
     let path = ctx.paths.deploy_key();
     let generated = !path.exists();
     let key = blocking(move || Ok(generate_deploy_key(&path)?)).await?;
@@ -98,7 +124,7 @@ async fn deploy_key(ctx: &Context<'_>) -> Result<DeployKey> {
             ctx.env.repository.url, key.public_openssh
         ));
     }
-    Ok(key)
+    Ok((key, generated))
 }
 
 /// The profile must exist in the repository, and an env already running another profile is
