@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tempfile::TempDir;
 use tokio::process::Command;
@@ -21,21 +19,17 @@ use tokio::process::Command;
 use super::artifacts::StoredArtifact;
 use super::conditions::{mark_failed, mark_ready, parse_duration};
 use super::runtime::{self, Context, ReconcileResult};
-use super::types::{Artifact, GitRepository};
+use super::types::{Artifact, FluxStatus, GitRepository};
 
 const MANAGER: &str = "source-controller";
 
 pub async fn run(ctx: Arc<Context>) {
-    runtime::wait_installed::<GitRepository>(
+    let controller = runtime::installed_controller::<GitRepository>(
         &ctx,
         "gitrepositories.source.toolkit.fluxcd.io",
         MANAGER,
     )
     .await;
-    let controller = Controller::new(
-        Api::<GitRepository>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
     runtime::drive(controller, ctx, reconcile).await;
 }
 
@@ -56,34 +50,25 @@ async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> ReconcileResu
     let namespace = repo.namespace().unwrap_or_default();
     let name = repo.name_any();
     let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &namespace);
-    if runtime::is_deleting(&*repo) {
+    let remove_artifact = || async {
         ctx.artifacts.remove(&namespace, &name);
-        if runtime::has_finalizer(&*repo) {
-            runtime::set_finalizer(&api, &repo, false).await?;
-        }
-        return Ok(Action::await_change());
-    }
-    if !runtime::has_finalizer(&*repo) {
-        runtime::set_finalizer(&api, &repo, true).await?;
-        return Ok(Action::await_change());
+        Ok(())
+    };
+    if let Some(done) = runtime::handle_finalizer(&api, &repo, remove_artifact).await? {
+        return Ok(done);
     }
     if runtime::is_suspended(repo.spec.suspend) {
         return Ok(Action::await_change());
     }
-    let key = runtime::key_of(&*repo);
-    let requested_at = runtime::requested_at(&*repo);
-    let fingerprint = format!("{:?}/{:?}", repo.metadata.generation, requested_at);
+    let attempt = match ctx.begin(&*repo, None) {
+        Ok(attempt) => attempt,
+        Err(not_due) => return Ok(not_due),
+    };
     let interval = ctx.interval(Some(&repo.spec.interval));
-    if let Some(wait) = ctx.not_due(&key, &fingerprint) {
-        return Ok(Action::requeue(wait));
-    }
 
     let generation = repo.metadata.generation;
     let mut status = repo.status.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    if requested_at.is_some() {
-        status.last_handled_reconcile_at = requested_at;
-    }
+    status.record_handled(generation, attempt.requested_at.clone());
     let (next, pace) = match fetch(&ctx, &repo, &namespace).await {
         Ok(stored) => {
             let message = format!("stored artifact for revision '{}'", stored.revision);
@@ -103,11 +88,7 @@ async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> ReconcileResu
             (ctx.opts.retry_interval, true)
         }
     };
-    if pace {
-        ctx.settle(&key, fingerprint, next);
-    } else {
-        ctx.unsettle(&key);
-    }
+    ctx.end(attempt, next, pace);
     runtime::write_status(&api, &repo, MANAGER, repo.status.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::DynamicObject;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -20,7 +18,9 @@ use super::conditions::{
 };
 use super::objects::{self, ObjectId};
 use super::runtime::{self, Context, ReconcileResult};
-use super::types::{Artifact, HelmRelease, HelmReleaseStatus, HelmRepository, Snapshot};
+use super::types::{
+    Artifact, FluxStatus, HelmRelease, HelmReleaseStatus, HelmRepository, Snapshot,
+};
 use crate::charts::{self, Release};
 
 const SOURCE_MANAGER: &str = "source-controller";
@@ -28,16 +28,12 @@ const MANAGER: &str = "helm-controller";
 const RELEASED: &str = "Released";
 
 pub async fn run_repositories(ctx: Arc<Context>) {
-    runtime::wait_installed::<HelmRepository>(
+    let controller = runtime::installed_controller::<HelmRepository>(
         &ctx,
         "helmrepositories.source.toolkit.fluxcd.io",
         SOURCE_MANAGER,
     )
     .await;
-    let controller = Controller::new(
-        Api::<HelmRepository>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
     runtime::drive(controller, ctx, reconcile_repository).await;
 }
 
@@ -49,10 +45,7 @@ async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> R
         Api::namespaced(ctx.client.clone(), &repo.namespace().unwrap_or_default());
     let generation = repo.metadata.generation;
     let mut status = repo.status.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    if let Some(requested_at) = runtime::requested_at(&*repo) {
-        status.last_handled_reconcile_at = Some(requested_at);
-    }
+    status.record_handled(generation, runtime::requested_at(&*repo));
     let url = repo.spec.url.clone();
     let next = if charts::is_known_repository(&url) {
         let revision = format!(
@@ -104,12 +97,12 @@ async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> R
 }
 
 pub async fn run_releases(ctx: Arc<Context>) {
-    runtime::wait_installed::<HelmRelease>(&ctx, "helmreleases.helm.toolkit.fluxcd.io", MANAGER)
-        .await;
-    let controller = Controller::new(
-        Api::<HelmRelease>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = runtime::installed_controller::<HelmRelease>(
+        &ctx,
+        "helmreleases.helm.toolkit.fluxcd.io",
+        MANAGER,
+    )
+    .await;
     runtime::drive(controller, ctx, reconcile_release).await;
 }
 
@@ -130,20 +123,16 @@ fn release_identity(hr: &HelmRelease) -> (String, String) {
 async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> ReconcileResult {
     let namespace = hr.namespace().unwrap_or_default();
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
-    if runtime::is_deleting(&*hr) {
-        if runtime::has_finalizer(&*hr) {
-            if !runtime::is_suspended(hr.spec.suspend)
-                && let Some(installed) = hr.status.as_ref().and_then(|s| s.history.first())
-            {
-                uninstall(&ctx.client, installed, hr.spec.values.as_ref()).await?;
-            }
-            runtime::set_finalizer(&api, &hr, false).await?;
+    let uninstall_release = || async {
+        if !runtime::is_suspended(hr.spec.suspend)
+            && let Some(installed) = hr.status.as_ref().and_then(|s| s.history.first())
+        {
+            uninstall(&ctx.client, installed, hr.spec.values.as_ref()).await?;
         }
-        return Ok(Action::await_change());
-    }
-    if !runtime::has_finalizer(&*hr) {
-        runtime::set_finalizer(&api, &hr, true).await?;
-        return Ok(Action::await_change());
+        Ok(())
+    };
+    if let Some(done) = runtime::handle_finalizer(&api, &hr, uninstall_release).await? {
+        return Ok(done);
     }
     let generation = hr.metadata.generation;
     let mut status = hr.status.clone().unwrap_or_default();
@@ -153,24 +142,20 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
     {
         return Ok(Action::await_change());
     }
-    let key = runtime::key_of(&*hr);
-    let requested_at = runtime::requested_at(&*hr);
-    let fingerprint = format!("{generation:?}/{requested_at:?}");
+    let attempt = match ctx.begin(&*hr, None) {
+        Ok(attempt) => attempt,
+        Err(not_due) => return Ok(not_due),
+    };
     let interval = ctx.interval(Some(&hr.spec.interval));
-    if let Some(wait) = ctx.not_due(&key, &fingerprint) {
-        return Ok(Action::requeue(wait));
-    }
     if !same_generation {
         status.install_failures = None;
         status.failures = None;
     }
-    status.observed_generation = generation;
+    status.record_handled(generation, attempt.requested_at.clone());
     status.last_attempted_generation = generation;
     status.storage_namespace = Some(namespace.clone());
-    if requested_at.is_some() {
-        status.last_handled_reconcile_at = requested_at;
-    }
-    let (next, pace) = match release(&ctx, &hr, &namespace, &mut status, &fingerprint).await {
+    let (next, pace) = match release(&ctx, &hr, &namespace, &mut status, &attempt.fingerprint).await
+    {
         Step::Ready(message) => {
             let reason = ready_reason(&status);
             set_condition(
@@ -182,7 +167,7 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
                 generation,
             );
             mark_ready(&mut status.conditions, generation, reason, &message);
-            ctx.stop_waiting(&key);
+            ctx.stop_waiting(&attempt.key);
             (interval, true)
         }
         Step::Progressing(message) => {
@@ -195,15 +180,11 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
         }
         Step::InstallFailed(message) => {
             record_install_failure(&hr, &mut status, &message);
-            ctx.stop_waiting(&key);
+            ctx.stop_waiting(&attempt.key);
             (ctx.opts.helm_retry_interval, true)
         }
     };
-    if pace {
-        ctx.settle(&key, fingerprint, next);
-    } else {
-        ctx.unsettle(&key);
-    }
+    ctx.end(attempt, next, pace);
     runtime::write_status(&api, &hr, MANAGER, hr.status.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }

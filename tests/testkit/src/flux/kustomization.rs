@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::DynamicObject;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -19,23 +18,21 @@ use super::conditions::{
 use super::objects::{self, ObjectId};
 use super::runtime::{self, Context, ReconcileResult};
 use super::substitution;
-use super::types::{GitRepository, Kustomization, KustomizationStatus, ResourceInventory};
+use super::types::{
+    FluxStatus, GitRepository, Kustomization, KustomizationStatus, ResourceInventory,
+};
 
 const MANAGER: &str = "kustomize-controller";
 const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
 
 pub async fn run(ctx: Arc<Context>) {
-    runtime::wait_installed::<Kustomization>(
+    let controller = runtime::installed_controller::<Kustomization>(
         &ctx,
         "kustomizations.kustomize.toolkit.fluxcd.io",
         MANAGER,
     )
     .await;
-    let controller = Controller::new(
-        Api::<Kustomization>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
     // A new source revision, or a dependency turning Ready, triggers the dependants at once.
     let by_source = controller.store();
     let by_dependency = controller.store();
@@ -89,57 +86,45 @@ fn source_namespace(ks: &Kustomization) -> String {
 async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult {
     let namespace = ks.namespace().unwrap_or_default();
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &namespace);
-    if runtime::is_deleting(&*ks) {
-        if runtime::has_finalizer(&*ks) {
-            if ks.spec.prune && !runtime::is_suspended(ks.spec.suspend) {
-                let inventory = ks
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.inventory.clone())
-                    .unwrap_or_default();
-                prune(&ctx.client, &inventory, &BTreeSet::new())
-                    .await
-                    .map_err(|f| anyhow::anyhow!(f.message))?;
-            }
-            runtime::set_finalizer(&api, &ks, false).await?;
+    let prune_all = || async {
+        if ks.spec.prune && !runtime::is_suspended(ks.spec.suspend) {
+            let inventory = ks
+                .status
+                .as_ref()
+                .and_then(|s| s.inventory.clone())
+                .unwrap_or_default();
+            prune(&ctx.client, &inventory, &BTreeSet::new())
+                .await
+                .map_err(|f| anyhow::anyhow!(f.message))?;
         }
-        return Ok(Action::await_change());
-    }
-    if !runtime::has_finalizer(&*ks) {
-        runtime::set_finalizer(&api, &ks, true).await?;
-        return Ok(Action::await_change());
+        Ok(())
+    };
+    if let Some(done) = runtime::handle_finalizer(&api, &ks, prune_all).await? {
+        return Ok(done);
     }
     if runtime::is_suspended(ks.spec.suspend) {
         return Ok(Action::await_change());
     }
-    let key = runtime::key_of(&*ks);
     let artifact = ctx
         .artifacts
         .get(&source_namespace(&ks), &ks.spec.source_ref.name);
-    let requested_at = runtime::requested_at(&*ks);
     let revision = artifact.as_ref().map(|a| a.revision.clone());
-    let fingerprint = format!(
-        "{:?}/{:?}/{:?}",
-        ks.metadata.generation, requested_at, revision
-    );
+    let attempt = match ctx.begin(&*ks, revision.as_deref()) {
+        Ok(attempt) => attempt,
+        Err(not_due) => return Ok(not_due),
+    };
     let interval = ctx.interval(Some(&ks.spec.interval));
-    if let Some(wait) = ctx.not_due(&key, &fingerprint) {
-        return Ok(Action::requeue(wait));
-    }
 
     let generation = ks.metadata.generation;
     let mut status = ks.status.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    if requested_at.is_some() {
-        status.last_handled_reconcile_at = requested_at;
-    }
-    let outcome = attempt(
+    status.record_handled(generation, attempt.requested_at.clone());
+    let outcome = one_pass(
         &ctx,
         &ks,
         &namespace,
         artifact.as_ref(),
         &mut status,
-        &fingerprint,
+        &attempt.fingerprint,
     )
     .await;
     let (next, pace) = match outcome {
@@ -151,7 +136,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
                 "ReconciliationSucceeded",
                 &message,
             );
-            ctx.stop_waiting(&key);
+            ctx.stop_waiting(&attempt.key);
             (interval, true)
         }
         Outcome::Progressing(message) => {
@@ -163,11 +148,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
             (ctx.opts.retry_interval, true)
         }
     };
-    if pace {
-        ctx.settle(&key, fingerprint, next);
-    } else {
-        ctx.unsettle(&key);
-    }
+    ctx.end(attempt, next, pace);
     runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }
@@ -186,7 +167,7 @@ impl From<Failure> for Outcome {
 
 /// One pass: dependencies, build, apply, prune, health. Records inventory and attempted
 /// revision in `status` as soon as they are known.
-async fn attempt(
+async fn one_pass(
     ctx: &Context,
     ks: &Kustomization,
     namespace: &str,

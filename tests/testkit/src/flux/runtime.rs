@@ -12,6 +12,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,28 +46,45 @@ impl Context {
         })
     }
 
-    /// If the object was reconciled with this fingerprint and its next attempt is not due
-    /// yet, how long to wait; `None` means reconcile now. Watch events caused by our own
-    /// status writes land here.
-    pub fn not_due(&self, key: &str, fingerprint: &str) -> Option<Duration> {
+    /// Starts an attempt on `object` (whose source, if any, is at `source_revision`), or
+    /// `Err(requeue)` when it was reconciled with the same fingerprint and its next attempt is
+    /// not due yet. Watch events caused by our own status writes land there.
+    pub fn begin<K: Resource>(
+        &self,
+        object: &K,
+        source_revision: Option<&str>,
+    ) -> Result<Attempt, Action> {
+        let key = key_of(object);
+        let requested_at = requested_at(object);
+        let fingerprint = format!(
+            "{:?}/{:?}/{:?}",
+            object.meta().generation,
+            requested_at,
+            source_revision
+        );
         let pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
-        let (settled_fingerprint, due) = pacer.get(key)?;
-        let now = Instant::now();
-        (settled_fingerprint == fingerprint && now < *due).then(|| *due - now)
+        if let Some((settled_fingerprint, due)) = pacer.get(&key) {
+            let now = Instant::now();
+            if *settled_fingerprint == fingerprint && now < *due {
+                return Err(Action::requeue(*due - now));
+            }
+        }
+        Ok(Attempt {
+            key,
+            fingerprint,
+            requested_at,
+        })
     }
 
-    /// Records a finished attempt: the next one is due after `wait` unless the fingerprint
-    /// (generation, reconcile request, source revision) changes.
-    pub fn settle(&self, key: &str, fingerprint: String, wait: Duration) {
+    /// Ends an attempt. `paced`: the next one is due after `next` unless the fingerprint
+    /// changes; otherwise any event starts it at once.
+    pub fn end(&self, attempt: Attempt, next: Duration, paced: bool) {
         let mut pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
-        pacer.insert(key.to_owned(), (fingerprint, Instant::now() + wait));
-    }
-
-    pub fn unsettle(&self, key: &str) {
-        self.pacer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        if paced {
+            pacer.insert(attempt.key, (attempt.fingerprint, Instant::now() + next));
+        } else {
+            pacer.remove(&attempt.key);
+        }
     }
 
     /// How long the object has been waiting for the condition named by `fingerprint`.
@@ -97,6 +115,16 @@ impl Context {
     }
 }
 
+/// One reconcile attempt of an object, from [`Context::begin`] to [`Context::end`].
+pub struct Attempt {
+    /// `namespace/name`, the key of the object's pacing and waits.
+    pub key: String,
+    /// Generation, reconcile request and source revision: a change makes an attempt due.
+    pub fingerprint: String,
+    /// The value of `reconcile.fluxcd.io/requestedAt`, if any.
+    pub requested_at: Option<String>,
+}
+
 /// The error a reconcile returns when it could not even record a status.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
@@ -110,8 +138,20 @@ impl From<kube::Error> for ReconcileError {
 
 pub type ReconcileResult = Result<Action, ReconcileError>;
 
-/// Waits until `crd` is served and Deployment flux-system/`deployment` is Available.
-pub async fn wait_installed<K>(ctx: &Context, crd: &str, deployment: &str)
+/// A controller over `K` in every namespace, once `crd` is served and Deployment
+/// flux-system/`deployment` is Available.
+pub async fn installed_controller<K>(ctx: &Context, crd: &str, deployment: &str) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    wait_installed::<K>(ctx, crd, deployment).await;
+    Controller::new(
+        Api::<K>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+}
+
+async fn wait_installed<K>(ctx: &Context, crd: &str, deployment: &str)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -206,7 +246,7 @@ where
     Ok(())
 }
 
-pub fn has_finalizer<K: Resource>(object: &K) -> bool {
+fn has_finalizer<K: Resource>(object: &K) -> bool {
     object
         .meta()
         .finalizers
@@ -215,7 +255,7 @@ pub fn has_finalizer<K: Resource>(object: &K) -> bool {
 }
 
 /// Adds or removes Flux's finalizer, guarded by the resourceVersion that was read.
-pub async fn set_finalizer<K>(api: &Api<K>, object: &K, present: bool) -> Result<(), ReconcileError>
+async fn set_finalizer<K>(api: &Api<K>, object: &K, present: bool) -> Result<(), ReconcileError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -232,6 +272,32 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// Deletion and Flux's finalizer. An object being deleted gets `cleanup` and loses the
+/// finalizer; one without it gets it. Either way `Some(action)` ends this reconcile.
+pub async fn handle_finalizer<K, F, Fut>(
+    api: &Api<K>,
+    object: &K,
+    cleanup: F,
+) -> Result<Option<Action>, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), ReconcileError>>,
+{
+    if is_deleting(object) {
+        if has_finalizer(object) {
+            cleanup().await?;
+            set_finalizer(api, object, false).await?;
+        }
+        return Ok(Some(Action::await_change()));
+    }
+    if !has_finalizer(object) {
+        set_finalizer(api, object, true).await?;
+        return Ok(Some(Action::await_change()));
+    }
+    Ok(None)
 }
 
 pub fn is_deleting<K: Resource>(object: &K) -> bool {

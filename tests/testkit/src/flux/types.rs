@@ -53,6 +53,8 @@ pub struct Artifact {
 pub trait FluxStatus {
     fn conditions(&self) -> &[Condition];
     fn observed_generation(&self) -> Option<i64>;
+    /// Records that `generation`, and the reconcile request `requested_at` if any, were handled.
+    fn record_handled(&mut self, generation: Option<i64>, requested_at: Option<String>);
 
     fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions().iter().find(|c| c.type_ == type_)
@@ -99,6 +101,12 @@ macro_rules! flux_status {
             }
             fn observed_generation(&self) -> Option<i64> {
                 self.observed_generation
+            }
+            fn record_handled(&mut self, generation: Option<i64>, requested_at: Option<String>) {
+                self.observed_generation = generation;
+                if requested_at.is_some() {
+                    self.last_handled_reconcile_at = requested_at;
+                }
             }
         }
     )*};
