@@ -190,6 +190,13 @@ async fn create_kustomization(env: &Env, ks: Kustomization) {
         .expect("Kustomization");
 }
 
+/// The ids of the objects in a Kustomization's inventory.
+fn inventory_ids(ks: &Kustomization) -> Vec<String> {
+    let inventory = ks.status.as_ref().and_then(|s| s.inventory.as_ref());
+    let entries = &inventory.expect("an inventory").entries;
+    entries.iter().map(|e| e.id.clone()).collect()
+}
+
 async fn until_ready<K>(api: &Api<K>, name: &str) -> K
 where
     K: Resource + Clone + DeserializeOwned + Debug + FluxObject,
@@ -395,15 +402,7 @@ async fn kustomization_substitutes_from_config_map_and_secret() {
     assert_eq!(data["token"], "s3cret");
     assert_eq!(data["region"], "eu-west-1");
     assert_eq!(data["kept"], "$literal");
-    let ids: Vec<String> = ks
-        .status
-        .unwrap()
-        .inventory
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = inventory_ids(&ks);
     assert!(
         ids.contains(&"apps_settings-dev__ConfigMap".to_owned()),
         "{ids:?}"
@@ -462,15 +461,7 @@ async fn kustomization_prunes_objects_dropped_from_git() {
         "b was not pruned"
     );
     assert!(config_maps.get_opt("a").await.unwrap().is_some());
-    let ids: Vec<String> = ks
-        .status
-        .unwrap()
-        .inventory
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = inventory_ids(&ks);
     assert!(!ids.contains(&"apps_b__ConfigMap".to_owned()), "{ids:?}");
 
     // Deleting the Kustomization (prune on) deletes its inventory through the finalizer.

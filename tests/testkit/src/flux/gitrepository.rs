@@ -24,13 +24,13 @@ use super::types::{Artifact, FluxStatus, GitRepository};
 const MANAGER: &str = "source-controller";
 
 pub async fn run(ctx: Arc<Context>) {
-    let controller = runtime::installed_controller::<GitRepository>(
-        &ctx,
+    runtime::run(
+        ctx,
         "gitrepositories.source.toolkit.fluxcd.io",
         MANAGER,
+        reconcile,
     )
     .await;
-    runtime::drive(controller, ctx, reconcile).await;
 }
 
 /// Why a fetch failed, as Flux reports it in the Ready condition.

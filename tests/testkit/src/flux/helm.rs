@@ -28,13 +28,13 @@ const MANAGER: &str = "helm-controller";
 const RELEASED: &str = "Released";
 
 pub async fn run_repositories(ctx: Arc<Context>) {
-    let controller = runtime::installed_controller::<HelmRepository>(
-        &ctx,
+    runtime::run(
+        ctx,
         "helmrepositories.source.toolkit.fluxcd.io",
         SOURCE_MANAGER,
+        reconcile_repository,
     )
     .await;
-    runtime::drive(controller, ctx, reconcile_repository).await;
 }
 
 async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> ReconcileResult {
@@ -97,13 +97,13 @@ async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> R
 }
 
 pub async fn run_releases(ctx: Arc<Context>) {
-    let controller = runtime::installed_controller::<HelmRelease>(
-        &ctx,
+    runtime::run(
+        ctx,
         "helmreleases.helm.toolkit.fluxcd.io",
         MANAGER,
+        reconcile_release,
     )
     .await;
-    runtime::drive(controller, ctx, reconcile_release).await;
 }
 
 /// Helm's release name and namespace for this HelmRelease.

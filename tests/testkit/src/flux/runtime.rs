@@ -179,6 +179,18 @@ where
     }
 }
 
+/// Runs `reconcile` over every `K` once it is installed (see [`installed_controller`]), until
+/// the task is cancelled.
+pub async fn run<K, F, Fut>(ctx: Arc<Context>, crd: &str, deployment: &str, reconcile: F)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = ReconcileResult> + Send + 'static,
+{
+    let controller = installed_controller::<K>(&ctx, crd, deployment).await;
+    drive(controller, ctx, reconcile).await;
+}
+
 /// Runs a kube-runtime controller until the task is cancelled.
 pub async fn drive<K, F, Fut>(controller: Controller<K>, ctx: Arc<Context>, reconcile: F)
 where
