@@ -8,7 +8,6 @@ use crate::cli::{Cli, DoctorArgs};
 use crate::config::{Config, EnvConfig, PushCredentials};
 use crate::error::{Error, ExitStatus, Result};
 use crate::gitops::check_access;
-use crate::report::Reporter;
 use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 
@@ -75,7 +74,7 @@ impl Check {
     }
 }
 
-pub async fn run(cli: &Cli, args: &DoctorArgs, _reporter: &dyn Reporter) -> Result<CommandOutput> {
+pub async fn run(cli: &Cli, args: &DoctorArgs) -> Result<CommandOutput> {
     let mut checks = Vec::new();
     let config = Config::load(&cli.config).map_err(Error::from);
     let configured_binary = config

@@ -42,7 +42,7 @@ pub async fn run(
         Command::CreateEnv(args) => create_env::run(cli, args, reporter, cancel).await,
         Command::Status(args) => status::run(cli, args, reporter, &cancel).await,
         Command::Plan(args) => plan::run(cli, args, reporter, &cancel).await,
-        Command::Doctor(args) => doctor::run(cli, args, reporter).await,
+        Command::Doctor(args) => doctor::run(cli, args).await,
         Command::Config(ConfigCommand::Schema) => Ok(config_schema::run()),
         Command::Completions { shell } => Ok(completions::run(*shell)),
     }

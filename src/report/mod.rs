@@ -101,8 +101,7 @@ pub trait Reporter: Send + Sync {
 
     /// Asks a yes/no question when a person is there to answer; `None` when nobody can be
     /// asked (not a terminal, JSON output), so callers require an explicit flag instead.
-    fn confirm(&self, question: &str) -> Option<bool> {
-        let _ = question;
+    fn confirm(&self, _question: &str) -> Option<bool> {
         None
     }
 }
