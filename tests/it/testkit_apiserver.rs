@@ -1,6 +1,7 @@
 //! The testkit's API server, through kube-rs (CRUD, watcher, server-side apply, status,
 //! CRDs, finalizers, namespaces, garbage collection, 401/410, faults) and through the real
-//! kubectl (get, apply --server-side, wait, get --watch, delete).
+//! kubectl (get, apply client-side and --server-side with validation on, wait, get --watch,
+//! delete).
 
 use std::time::Duration;
 
@@ -68,14 +69,10 @@ where
         .unwrap()
 }
 
-/// `kubectl apply --server-side` of stdin, with `extra` flags.
+/// `kubectl apply --server-side` of stdin, with `extra` flags (validation stays on: the
+/// server's OpenAPI v3 documents let kubectl validate on the server).
 fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    [
-        &["apply", "--server-side", "--validate=false"][..],
-        extra,
-        &["-f", "-"],
-    ]
-    .concat()
+    [&["apply", "--server-side"][..], extra, &["-f", "-"]].concat()
 }
 
 async fn kubectl_apply(cluster: &TestCluster, extra: &[&str], manifest: &str) -> String {
@@ -545,6 +542,39 @@ async fn kubectl_gets_applies_and_resolves_conflicts() {
     )
     .await;
     assert_eq!(value, "two");
+}
+
+#[tokio::test]
+async fn kubectl_applies_client_and_server_side_with_validation_on() {
+    let cluster = cluster::start().await;
+    let configmap = KUBECTL_CM.replace("by-kubectl", "validated");
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: validated\n  namespace: default\nspec:\n  size: one\n";
+    kubectl_ok(&cluster, &["apply", "-f", "-"], Some(WIDGET_CRD)).await;
+    for (manifest, name) in [
+        (configmap.as_str(), "configmap/validated"),
+        (widget, "widget.example.com/validated"),
+    ] {
+        let created = kubectl_ok(&cluster, &["apply", "-f", "-"], Some(manifest)).await;
+        assert!(created.contains(&format!("{name} created")), "{created}");
+        let changed = manifest.replace("one", "two");
+        let configured = kubectl_ok(&cluster, &["apply", "-f", "-"], Some(&changed)).await;
+        assert!(
+            configured.contains(&format!("{name} configured")),
+            "{configured}"
+        );
+        let applied = kubectl_apply(&cluster, &["--field-manager", "ssa"], &changed).await;
+        assert!(
+            applied.contains(&format!("{name} serverside-applied")),
+            "{applied}"
+        );
+    }
+    let size = kubectl_ok(
+        &cluster,
+        &["get", "wd", "validated", "-o", "jsonpath={.spec.size}"],
+        None,
+    )
+    .await;
+    assert_eq!(size, "two");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Discovery documents: /version, /api, /api/v1, /apis, /apis/<group>/<version>, and the
-//! minimal OpenAPI answers kubectl asks for.
+//! Discovery documents: /version, /api, /api/v1, /apis, /apis/<group>/<version> (the OpenAPI
+//! documents are in `openapi`).
 
 use serde_json::{Value, json};
 

@@ -14,7 +14,7 @@ use super::registry::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::ssa::{self, Writer};
 use super::store::Store;
-use super::{Query, Shared, json_response, patch, table, watch};
+use super::{Query, Shared, json_response, openapi, patch, table, watch};
 
 /// A parsed resource path.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +164,9 @@ pub fn handle(shared: &Arc<Shared>, call: Call<'_>) -> ApiResult<Response> {
         )));
     }
     let verb = call.target.verb(&call.method, &call.query);
+    if matches!(verb, "create" | "update" | "patch") {
+        openapi::field_validation(call.query.get("fieldValidation"))?;
+    }
     let response = match verb {
         "get" => Ok(ok(&versioned(
             &rt,

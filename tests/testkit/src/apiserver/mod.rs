@@ -10,6 +10,7 @@ pub mod fieldset;
 mod handlers;
 mod lifecycle;
 mod objects;
+mod openapi;
 mod patch;
 mod registry;
 mod selectors;
@@ -342,8 +343,13 @@ fn discovery_document(shared: &Shared, path: &str) -> Option<Result<Value, ApiEr
         ["apis"] => Ok(discovery::group_list(&store.registry)),
         ["apis", group] => discovery::group_document(&store.registry, group),
         ["apis", group, version] => discovery::resource_list(&store.registry, group, version),
+        ["openapi", "v3"] => Ok(openapi::root(&store.registry)),
+        ["openapi", "v3", "api", version] => openapi::group_version(&store.registry, "", version),
+        ["openapi", "v3", "apis", group, version] => {
+            openapi::group_version(&store.registry, group, version)
+        }
         ["openapi", ..] => Err(ApiError::not_found_path(
-            "the OpenAPI document is not served",
+            "only the OpenAPI v3 documents are served",
         )),
         ["healthz" | "livez" | "readyz"] => return Some(Ok(Value::String("ok".into()))),
         _ => return None,
