@@ -250,11 +250,8 @@ impl Sandbox {
     }
 
     async fn apply(&self, manifest: &str) -> String {
-        self.kubectl(
-            &["apply", "--server-side", "--validate=false", "-f", "-"],
-            Some(manifest),
-        )
-        .await
+        self.kubectl(&["apply", "--server-side", "-f", "-"], Some(manifest))
+            .await
     }
 
     /// SIGTERM, as Ctrl-C would; the exit status once it is gone.
