@@ -48,12 +48,8 @@ impl Sandbox {
         let git = GitServer::start().await.expect("starting the Git server");
         git.create_repo(REPO)
             .expect("creating the GitOps repository");
-        let profiles = workspace_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles"));
-        let files: Vec<(&str, &str)> = profiles
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        git.commit_files(REPO, BRANCH, &files, "profiles")
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        git.commit_dir(REPO, BRANCH, &profiles, "profiles")
             .expect("seeding profiles/");
         let dir = tempfile::tempdir().expect("sandbox dir");
         git.write_ca_file(&dir.path().join("git-ca.pem"))
@@ -180,25 +176,4 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
             .expect("reading the repository")
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
     }
-}
-
-/// Every file under `dir` as (path relative to the workspace root, content).
-fn workspace_files(dir: &Path) -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("reading profiles/") {
-            let path = entry.expect("a profiles/ entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let rel = path.strip_prefix(root).expect("under the workspace");
-                let content = std::fs::read_to_string(&path).expect("a text file");
-                files.push((rel.to_string_lossy().into_owned(), content));
-            }
-        }
-    }
-    files.sort();
-    files
 }

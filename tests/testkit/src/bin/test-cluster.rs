@@ -90,12 +90,7 @@ async fn serve_git(dir: &Path, seed: Option<&Path>) -> anyhow::Result<GitServer>
     let git = GitServer::start().await?;
     let repo = git.create_repo(REPO)?;
     if let Some(seed) = seed {
-        let files = seed_files(seed)?;
-        let refs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        git.commit_files(REPO, "main", &refs, "Seed the GitOps repository")?;
+        git.commit_dir(REPO, "main", seed, "Seed the GitOps repository")?;
     }
     let ca = dir.join("ca.pem");
     git.write_ca_file(&ca)?;
@@ -113,30 +108,4 @@ async fn serve_git(dir: &Path, seed: Option<&Path>) -> anyhow::Result<GitServer>
     std::fs::write(dir.join("connection.env"), env).context("writing connection.env")?;
     println!("Git repository: {}", repo.url);
     Ok(git)
-}
-
-/// The files under `seed`, as paths starting with the directory's own name.
-fn seed_files(seed: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let base = seed.parent().unwrap_or(Path::new("/"));
-    let mut files = Vec::new();
-    let mut pending = vec![seed.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let content = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                files.push((
-                    path.strip_prefix(base)?.to_string_lossy().into_owned(),
-                    content,
-                ));
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }

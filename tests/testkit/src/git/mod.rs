@@ -189,6 +189,23 @@ impl GitServer {
         Ok(repo::commit_files(&self.shared.repo_path(repo), branch, files, message)?.to_string())
     }
 
+    /// Commits every file under `dir` to `branch`, at paths starting with the directory's own
+    /// name (`profiles/…` for a `…/profiles` dir); returns the sha.
+    pub fn commit_dir(
+        &self,
+        repo: &str,
+        branch: &str,
+        dir: &Path,
+        message: &str,
+    ) -> anyhow::Result<String> {
+        let files = files_under(dir)?;
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        self.commit_files(repo, branch, &files, message)
+    }
+
     /// The shas of `branch`'s history, newest first.
     pub fn log(&self, repo: &str, branch: &str) -> anyhow::Result<Vec<String>> {
         repo::log(&self.shared.repo_path(repo), branch)
@@ -199,4 +216,30 @@ impl Drop for GitServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The text files under `dir` as (path starting with the directory's own name, content).
+fn files_under(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let base = dir.parent().unwrap_or(Path::new("/"));
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let content = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                files.push((
+                    path.strip_prefix(base)?.to_string_lossy().into_owned(),
+                    content,
+                ));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
