@@ -23,9 +23,13 @@ fn profile_files(content: &str) -> Vec<FileChange> {
 #[tokio::test(flavor = "multi_thread")]
 async fn check_access_lists_the_branch() {
     let fixture = git::start().await;
-    let seed = fixture.seeded_repo("env");
-    let info =
-        gitops::check_access(&fixture.https_spec("env", fixture.server.read_token())).unwrap();
+    let seed = fixture.seeded_repo("env").unwrap();
+    let info = gitops::check_access(&git::https_spec(
+        &fixture,
+        "env",
+        fixture.server.read_token(),
+    ))
+    .unwrap();
     assert_eq!(info.branch_head.as_deref(), Some(seed.as_str()));
     assert_eq!(info.default_branch.as_deref(), Some("main"));
 }
@@ -33,8 +37,8 @@ async fn check_access_lists_the_branch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_commits_once_then_is_up_to_date() {
     let fixture = git::start().await;
-    let seed = fixture.seeded_repo("env");
-    let spec = fixture.https_spec("env", fixture.server.push_token());
+    let seed = fixture.seeded_repo("env").unwrap();
+    let spec = git::https_spec(&fixture, "env", fixture.server.push_token());
     let dir = fixture.clone_dir("env");
     let mut workspace = Workspace::open_or_clone(&dir, spec.clone()).unwrap();
     assert_eq!(workspace.head().as_deref(), Some(seed.as_str()));
@@ -97,7 +101,7 @@ async fn sync_commits_once_then_is_up_to_date() {
 async fn the_first_sync_creates_the_branch_of_an_empty_repository() {
     let fixture = git::start().await;
     fixture.server.create_repo("empty").unwrap();
-    let spec = fixture.https_spec("empty", fixture.server.push_token());
+    let spec = git::https_spec(&fixture, "empty", fixture.server.push_token());
     let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("empty"), spec).unwrap();
     assert_eq!(workspace.head(), None);
     assert_eq!(workspace.read_file("anything").unwrap(), None);
@@ -113,8 +117,8 @@ async fn the_first_sync_creates_the_branch_of_an_empty_repository() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_raced_push_is_retried_on_the_new_tip_without_force() {
     let fixture = git::start().await;
-    fixture.seeded_repo("env");
-    let spec = fixture.https_spec("env", fixture.server.push_token());
+    fixture.seeded_repo("env").unwrap();
+    let spec = git::https_spec(&fixture, "env", fixture.server.push_token());
     let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap();
     fixture.server.race_next_push("env", "main");
     let mut renders = 0;
@@ -150,9 +154,9 @@ async fn a_raced_push_is_retried_on_the_new_tip_without_force() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_protected_branch_is_a_clear_rejection() {
     let fixture = git::start().await;
-    let seed = fixture.seeded_repo("env");
+    let seed = fixture.seeded_repo("env").unwrap();
     fixture.server.protect_branch("env", "main").unwrap();
-    let spec = fixture.https_spec("env", fixture.server.push_token());
+    let spec = git::https_spec(&fixture, "env", fixture.server.push_token());
     let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap();
     let err = workspace
         .sync_files(|_| Ok(profile_files("v1\n")), "add dev", 3)
@@ -174,9 +178,9 @@ async fn a_protected_branch_is_a_clear_rejection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_token_is_an_auth_error_that_never_shows_the_token() {
     let fixture = git::start().await;
-    fixture.seeded_repo("env");
+    fixture.seeded_repo("env").unwrap();
     let token = "wrong-token-5f1c2a";
-    let spec = fixture.https_spec("env", token);
+    let spec = git::https_spec(&fixture, "env", token);
     let err = gitops::check_access(&spec).unwrap_err();
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err:?}");
     let err = gitops_bootstrap::Error::from(
@@ -197,8 +201,8 @@ async fn a_wrong_token_is_an_auth_error_that_never_shows_the_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_read_token_cannot_push() {
     let fixture = git::start().await;
-    fixture.seeded_repo("env");
-    let spec = fixture.https_spec("env", fixture.server.read_token());
+    fixture.seeded_repo("env").unwrap();
+    let spec = git::https_spec(&fixture, "env", fixture.server.read_token());
     assert!(gitops::check_access(&spec).is_ok());
     let err = gitops::check_push_access(&spec).unwrap_err();
     assert!(matches!(err, GitError::AccessDenied { .. }), "{err:?}");
@@ -212,8 +216,8 @@ async fn the_read_token_cannot_push() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_untrusted_server_certificate_is_a_tls_error() {
     let fixture = git::start_with_own_ca().await;
-    fixture.seeded_repo("env");
-    let mut spec = fixture.https_spec("env", fixture.server.push_token());
+    fixture.seeded_repo("env").unwrap();
+    let mut spec = git::https_spec(&fixture, "env", fixture.server.push_token());
     spec.ca_file = None;
     let err = gitops::check_access(&spec).unwrap_err();
     assert!(matches!(err, GitError::Tls { .. }), "{err:?}");
@@ -227,7 +231,7 @@ async fn an_untrusted_server_certificate_is_a_tls_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_clone_and_sync_with_a_known_host_key() {
     let fixture = git::start().await;
-    let seed = fixture.seeded_repo("env");
+    let seed = fixture.seeded_repo("env").unwrap();
     let ssh = SshGitServer::start(fixture.server.repos_dir())
         .await
         .unwrap();
@@ -247,7 +251,7 @@ async fn ssh_clone_and_sync_with_a_known_host_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_refuses_unknown_and_mismatched_host_keys() {
     let fixture = git::start().await;
-    fixture.seeded_repo("env");
+    fixture.seeded_repo("env").unwrap();
     let ssh = SshGitServer::start(fixture.server.repos_dir())
         .await
         .unwrap();
@@ -274,7 +278,7 @@ async fn ssh_refuses_unknown_and_mismatched_host_keys() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_with_a_key_the_server_does_not_know_is_an_auth_error() {
     let fixture = git::start().await;
-    fixture.seeded_repo("env");
+    fixture.seeded_repo("env").unwrap();
     let ssh = SshGitServer::start(fixture.server.repos_dir())
         .await
         .unwrap();
@@ -292,7 +296,7 @@ async fn ssh_with_a_key_the_server_does_not_know_is_an_auth_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_and_unreachable_repositories_are_told_apart() {
     let fixture = git::start().await;
-    let missing = fixture.https_spec("missing", fixture.server.push_token());
+    let missing = git::https_spec(&fixture, "missing", fixture.server.push_token());
     let err = gitops::check_access(&missing).unwrap_err();
     assert!(matches!(err, GitError::NotFound { .. }), "{err:?}");
 
@@ -302,7 +306,7 @@ async fn missing_and_unreachable_repositories_are_told_apart() {
         .local_addr()
         .unwrap()
         .port();
-    let mut closed = fixture.https_spec("env", fixture.server.push_token());
+    let mut closed = git::https_spec(&fixture, "env", fixture.server.push_token());
     closed.url = format!("https://127.0.0.1:{port}/env.git");
     let err = gitops::check_access(&closed).unwrap_err();
     assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");

@@ -8,7 +8,3 @@ mod config;
 mod create_env;
 mod gitops;
 mod terraform;
-mod testkit_apiserver;
-mod testkit_flux;
-mod testkit_git;
-mod testkit_walkthrough;

@@ -1,5 +1,4 @@
 //! Shared helpers of the integration tests.
 
-pub mod cluster;
 pub mod git;
 pub mod sandbox;

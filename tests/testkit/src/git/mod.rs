@@ -3,6 +3,7 @@
 //! over ssh by a loopback `sshd` ([`SshGitServer`]). Test helpers read and write the
 //! repositories directly, protect a branch with a declining hook, and race a client's push.
 
+mod fixture;
 mod http;
 mod repo;
 mod ssh;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::tls::{TestCa, serve_https};
 
+pub use fixture::GitFixture;
 pub use ssh::SshGitServer;
 
 /// A bare repository the server holds.

@@ -61,7 +61,7 @@ async fn https_client(fixture: &GitFixture) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread")]
 async fn https_clone_and_push_with_the_push_token() {
     let fixture = git::start().await;
-    fixture.seeded_repo("app");
+    fixture.seeded_repo("app").unwrap();
     let clone = fixture.dir.path().join("clone");
     let url = fixture.server.url("app");
     let token = fixture.server.push_token().to_string();
@@ -86,7 +86,7 @@ async fn https_clone_and_push_with_the_push_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_without_a_token_get_401_with_a_basic_challenge() {
     let fixture = git::start().await;
-    fixture.seeded_repo("app");
+    fixture.seeded_repo("app").unwrap();
     let client = https_client(&fixture).await;
     let url = format!(
         "{}/info/refs?service=git-upload-pack",
@@ -115,7 +115,7 @@ async fn requests_without_a_token_get_401_with_a_basic_challenge() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_read_token_may_fetch_but_not_push() {
     let fixture = git::start().await;
-    fixture.seeded_repo("app");
+    fixture.seeded_repo("app").unwrap();
     let client = https_client(&fixture).await;
     let url = format!(
         "{}/info/refs?service=git-receive-pack",
@@ -152,7 +152,7 @@ async fn the_read_token_may_fetch_but_not_push() {
 #[tokio::test(flavor = "multi_thread")]
 async fn protected_branches_and_raced_pushes_are_refused() {
     let fixture = git::start().await;
-    let seed = fixture.seeded_repo("app");
+    let seed = fixture.seeded_repo("app").unwrap();
     let token = fixture.server.push_token().to_string();
     let work = fixture.dir.path();
     let out = https_git(
@@ -210,7 +210,7 @@ fn ssh_command(ssh: &SshGitServer, known_hosts: &Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_clone_and_push_with_the_matching_host_key() {
     let fixture = git::start().await;
-    fixture.seeded_repo("app");
+    fixture.seeded_repo("app").unwrap();
     let ssh = SshGitServer::start(fixture.server.repos_dir())
         .await
         .unwrap();
@@ -236,7 +236,7 @@ async fn ssh_clone_and_push_with_the_matching_host_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_refuses_a_foreign_host_key() {
     let fixture = git::start().await;
-    fixture.seeded_repo("app");
+    fixture.seeded_repo("app").unwrap();
     let ssh = SshGitServer::start(fixture.server.repos_dir())
         .await
         .unwrap();

@@ -20,8 +20,6 @@ use crate::support::cluster::WIDGET_CRD;
 /// Budget for one `kubectl` call; `kubectl wait` itself is given [`WAIT_FLAG`], less than this.
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(75);
 const WAIT_FLAG: &str = "--timeout=60s";
-/// A cold build of the testkit on two cores takes minutes; a fresh one is a no-op.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -91,40 +89,6 @@ spec:
 ",
     ),
 ];
-
-/// The `test-cluster` binary, built by cargo first. A test of the root package has no
-/// `CARGO_BIN_EXE_test-cluster` (that binary belongs to the testkit package), and an existing
-/// `target/debug/test-cluster` may predate the testkit sources under test, so cargo decides:
-/// the build is a no-op when it is fresh. It builds the workspace's binaries, as the rest of the
-/// suite does, so the dependencies keep the workspace's feature set and nothing is rebuilt for
-/// a `-p testkit` one. The target dir is the one holding this test binary
-/// (`<target>/debug/deps/it-…`), which also honours `CARGO_TARGET_DIR`.
-async fn build_test_cluster() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--workspace", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(BUILD_TIMEOUT, build.output())
-        .await
-        .expect("cargo build of test-cluster timed out")
-        .expect("running cargo build");
-    assert!(
-        output.status.success(),
-        "cargo build --workspace --bins failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let this_test = std::env::current_exe().expect("path of the test binary");
-    let profile_dir = this_test
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/debug above deps/");
-    let binary = profile_dir.join("test-cluster");
-    assert!(binary.is_file(), "{} was not built", binary.display());
-    binary
-}
 
 /// The running `test-cluster`, its stderr in a file for failure messages.
 struct Sandbox {
@@ -441,9 +405,10 @@ async fn sync_from_git(sandbox: &Sandbox) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn new_user_reaches_ready_flux_objects_with_kubectl_against_test_cluster() {
-    let binary = build_test_cluster().await;
+    // Cargo builds the package's binaries before its integration tests.
+    let binary = Path::new(env!("CARGO_BIN_EXE_test-cluster"));
     let dir = tempfile::tempdir().expect("temp dir");
-    let sandbox = Sandbox::start(&binary, dir.path()).await;
+    let sandbox = Sandbox::start(binary, dir.path()).await;
     custom_resource_round_trip(&sandbox).await;
     install_flux(&sandbox, &dir.path().join("gotk-components.yaml")).await;
     sync_from_git(&sandbox).await;

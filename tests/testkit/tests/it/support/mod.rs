@@ -1,0 +1,4 @@
+//! Shared helpers of the testkit's integration tests.
+
+pub mod cluster;
+pub mod git;
