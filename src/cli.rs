@@ -38,6 +38,17 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
 
+    /// How long a Git server may stay silent (connecting, or between two answers) before the
+    /// operation fails, e.g. 60s, 2m (1s to 1h).
+    #[arg(
+        long,
+        global = true,
+        env = "GITOPS_BOOTSTRAP_GIT_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_git_timeout
+    )]
+    pub git_timeout: Duration,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -114,8 +125,9 @@ pub struct CreateEnvArgs {
     #[arg(long)]
     pub change_profile: bool,
 
-    /// How long to wait for the runtime apps, e.g. 15m, 90s.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    /// How long the whole run may wait on the cluster (controllers and runtime apps), e.g.
+    /// 15m, 90s (1s to 24h).
+    #[arg(long, default_value = "15m", value_parser = parse_run_timeout)]
     pub timeout: Duration,
 
     /// The Flux components manifest: a file or an https URL (default: the committed copy when
@@ -140,11 +152,34 @@ pub enum ConfigCommand {
     Schema,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_run_timeout(text: &str) -> Result<Duration, String> {
+    parse_bounded(text, Duration::from_secs(1), Duration::from_secs(24 * 3600))
+}
+
+fn parse_git_timeout(text: &str) -> Result<Duration, String> {
+    parse_bounded(text, Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// A duration in friendly units within `[min, max]`: a zero or absurd timeout is a typo, not a
+/// wish.
+fn parse_bounded(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let parsed: jiff::SignedDuration = text
         .parse()
         .map_err(|err| format!("not a duration like 15m or 90s: {err}"))?;
-    Duration::try_from(parsed).map_err(|_| "a timeout cannot be negative".to_owned())
+    let duration =
+        Duration::try_from(parsed).map_err(|_| "a timeout cannot be negative".to_owned())?;
+    let friendly = |d: Duration| {
+        jiff::SignedDuration::try_from(d).map_or_else(|_| format!("{d:?}"), |d| format!("{d:#}"))
+    };
+    if duration < min || duration > max {
+        return Err(format!(
+            "{} is out of range: give between {} and {}",
+            text.trim(),
+            friendly(min),
+            friendly(max)
+        ));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -159,9 +194,16 @@ mod tests {
 
     #[test]
     fn timeouts_parse_in_friendly_units() {
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_run_timeout("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_run_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_run_timeout("soon").is_err());
+        assert_eq!(
+            parse_run_timeout("0s"),
+            Err("0s is out of range: give between 1s and 24h".to_owned())
+        );
+        assert!(parse_run_timeout("99999999999999h").is_err());
+        assert!(parse_git_timeout("2h").is_err());
+        assert_eq!(parse_git_timeout("2s"), Ok(Duration::from_secs(2)));
     }
 
     #[test]

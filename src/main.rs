@@ -3,13 +3,21 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use gitops_bootstrap::cli::{Cli, OutputFormat};
 use gitops_bootstrap::commands;
-use gitops_bootstrap::report::{Event, HumanReporter, JsonReporter, Reporter, Verbosity};
+use gitops_bootstrap::report::{
+    Event, HumanReporter, JsonReporter, Reporter, StepTracker, Verbosity,
+};
+use gitops_bootstrap::{Error, ExitStatus, gitops, terraform};
+
+/// How long a step may take to stop after an interrupt before it is abandoned, unless a
+/// Terraform child is still stopping (it has its own grace period, then is killed).
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,6 +27,8 @@ fn main() -> ExitCode {
         (false, _) => Verbosity::Verbose,
     };
     init_tracing(cli.verbose);
+    // libgit2's deadlines are process-wide and must be set before any thread starts.
+    gitops::set_network_timeout(cli.git_timeout);
     let reporter: Box<dyn Reporter> = match cli.output {
         OutputFormat::Json => Box::new(JsonReporter::default()),
         OutputFormat::Text => {
@@ -28,6 +38,7 @@ fn main() -> ExitCode {
             Box::new(HumanReporter::new(verbosity, color))
         }
     };
+    let reporter = StepTracker::new(reporter);
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -41,11 +52,30 @@ fn main() -> ExitCode {
         }
     };
     let cancel = CancellationToken::new();
-    runtime.spawn(cancel_on_signals(cancel.clone()));
+    let force = CancellationToken::new();
+    runtime.spawn(cancel_on_signals(cancel.clone(), force.clone()));
 
     let command = cli.command.name();
-    let outcome = runtime.block_on(commands::run(&cli, reporter.as_ref(), cancel));
-    let exit_code = match outcome {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = commands::run(&cli, &reporter, cancel.clone()) => outcome,
+            stop = stopped(&cancel, &force) => Err(abandon(&reporter, stop)),
+        }
+    });
+    let exit_code = report_outcome(&reporter, command, verbosity, outcome);
+    // Steps may still hold child processes or watches; they were cancelled or finished. A Git
+    // transfer stuck in libgit2 cannot be cancelled: it is left behind with the process.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
+}
+
+fn report_outcome(
+    reporter: &dyn Reporter,
+    command: &str,
+    verbosity: Verbosity,
+    outcome: gitops_bootstrap::Result<commands::CommandOutput>,
+) -> i32 {
+    match outcome {
         Ok(output) => {
             let code = output.status.code();
             reporter.emit(Event::Result {
@@ -79,16 +109,64 @@ fn main() -> ExitCode {
             });
             code
         }
+    }
+}
+
+/// Why a run was abandoned instead of stopping by itself.
+enum Stop {
+    /// The step did not stop within the grace period after the interrupt.
+    Overdue,
+    /// A second interrupt: stop at once.
+    Forced,
+}
+
+/// Resolves when an interrupted run must be abandoned: a second signal, or the step still
+/// running [`STOP_GRACE`] after the first one (longer while Terraform is stopping).
+async fn stopped(cancel: &CancellationToken, force: &CancellationToken) -> Stop {
+    let overdue = async {
+        cancel.cancelled().await;
+        loop {
+            tokio::time::sleep(STOP_GRACE).await;
+            if !terraform::child_running() {
+                return Stop::Overdue;
+            }
+        }
     };
-    // Steps may still hold child processes or watches; they were cancelled or finished.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
+    tokio::select! {
+        stop = overdue => stop,
+        () = force.cancelled() => Stop::Forced,
+    }
+}
+
+/// Closes the running step and says what was interrupted.
+fn abandon(reporter: &StepTracker<Box<dyn Reporter>>, stop: Stop) -> Error {
+    let step = reporter.current_step();
+    let (summary, how) = match stop {
+        Stop::Overdue => (
+            "interrupted",
+            format!("it did not stop within {STOP_GRACE:?} and was abandoned"),
+        ),
+        Stop::Forced => (
+            "interrupted twice",
+            "interrupted a second time: stopped at once".to_owned(),
+        ),
+    };
+    reporter.abandon_step(summary);
+    let what = step.map_or_else(|| "the run".to_owned(), |step| format!("step {step}"));
+    Error::new(
+        ExitStatus::Interrupted,
+        format!("interrupted during {what}: {how}"),
+    )
+    .with_hint("rerun the same command: every step picks up where it stopped")
 }
 
 /// Logs go to stderr; RUST_LOG wins over -v.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 | 1 => "warn",
+        // Libraries' own logs (kube's retried connection errors, …) stay out of the default
+        // output: what the user must know comes through the reporter.
+        0 => "gitops_bootstrap=warn",
+        1 => "warn",
         2 => "gitops_bootstrap=debug,warn",
         _ => "debug",
     };
@@ -102,8 +180,8 @@ fn init_tracing(verbose: u8) {
 }
 
 /// The first SIGINT/SIGTERM asks every step to stop cleanly (Terraform gets its grace period);
-/// a second one exits at once.
-async fn cancel_on_signals(cancel: CancellationToken) {
+/// a second one stops the run at once.
+async fn cancel_on_signals(cancel: CancellationToken, force: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
@@ -111,14 +189,11 @@ async fn cancel_on_signals(cancel: CancellationToken) {
     ) else {
         return;
     };
-    for _ in 0..2 {
+    for token in [cancel, force] {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        if cancel.is_cancelled() {
-            std::process::exit(130);
-        }
-        cancel.cancel();
+        token.cancel();
     }
 }

@@ -241,6 +241,18 @@ pub(super) fn classify(
     let url_text = url.text.clone();
     let detail = err.message().to_string();
     let lower = detail.to_lowercase();
+    if super::deadline::is_timeout(&err) {
+        let waiting_for = if lower.contains("connect") {
+            "the connection"
+        } else {
+            "an answer"
+        };
+        return GitError::TimedOut {
+            url: url_text,
+            waiting_for,
+            after: super::deadline::network_timeout(),
+        };
+    }
     let rejected_credentials = observed.credentials_given.get() > 1;
     // Only the status phrase: a bare "404" could be part of a port number.
     let http_status = |code: &str| lower.contains(&format!("status code: {code}"));

@@ -23,6 +23,12 @@ pub enum GitError {
     NotFound { url: String, detail: String },
     #[error("repository {url} is unreachable: {detail}")]
     Unreachable { url: String, detail: String },
+    #[error("the Git server of {url} did not answer within {after:?} (waiting for {waiting_for})")]
+    TimedOut {
+        url: String,
+        waiting_for: &'static str,
+        after: std::time::Duration,
+    },
     #[error("TLS connection to {url} failed: {detail}")]
     Tls { url: String, detail: String },
     #[error("host key of {host} is not in {}", known_hosts.display())]
@@ -94,6 +100,7 @@ impl Diagnose for GitError {
             | GitError::CaFile { .. }
             | GitError::PushRejected { .. }
             | GitError::NotAClone { .. } => ExitStatus::BadInput,
+            GitError::TimedOut { .. } => ExitStatus::TimedOut,
             _ => ExitStatus::Failure,
         }
     }
@@ -121,6 +128,9 @@ impl Diagnose for GitError {
                 "check the network path to the Git host (DNS, proxy, firewall) and retry"
                     .to_string()
             }
+            GitError::TimedOut { .. } => "check that the URL points at a Git server (host and \
+                port) and that it is up; a slow link may need a longer --git-timeout"
+                .to_string(),
             GitError::Tls { .. } => "if the server's certificate comes from a private CA, set \
                 the repository's ca_file to that CA's PEM certificate"
                 .to_string(),

@@ -9,6 +9,7 @@
 //! git2 is blocking: async callers run these functions in `spawn_blocking`.
 
 mod credentials;
+mod deadline;
 mod deploy_key;
 mod error;
 mod remote;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
+pub use deadline::{DEFAULT_TIMEOUT as DEFAULT_NETWORK_TIMEOUT, set_network_timeout};
 pub use deploy_key::{DeployKey, generate_deploy_key};
 pub use error::GitError;
 pub use remote::{RemoteInfo, check_access, check_push_access};

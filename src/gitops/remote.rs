@@ -7,6 +7,7 @@ use git2::{
 };
 
 use super::credentials::{self, Observed};
+use super::deadline;
 use super::url::{self, RemoteUrl};
 use super::{GitError, RepoSpec};
 
@@ -35,6 +36,7 @@ pub fn check_push_access(spec: &RepoSpec) -> Result<RemoteInfo, GitError> {
 
 fn list_refs(spec: &RepoSpec, direction: Direction) -> Result<RemoteInfo, GitError> {
     let url = url::validate(spec)?;
+    deadline::await_ssh_greeting(&url)?;
     let observed = Observed::default();
     let callbacks = credentials::callbacks(spec, &url, &observed)?;
     let mut remote = Remote::create_detached(url.text.as_str())
@@ -68,6 +70,7 @@ pub(super) fn fetch_branch(
     spec: &RepoSpec,
     url: &RemoteUrl,
 ) -> Result<Option<Oid>, GitError> {
+    deadline::await_ssh_greeting(url)?;
     let observed = Observed::default();
     let mut options = FetchOptions::new();
     options
@@ -106,6 +109,7 @@ pub(super) fn push_branch(
     spec: &RepoSpec,
     url: &RemoteUrl,
 ) -> Result<Pushed, GitError> {
+    deadline::await_ssh_greeting(url)?;
     let observed = Observed::default();
     let mut options = PushOptions::new();
     options.remote_callbacks(credentials::callbacks(spec, url, &observed)?);

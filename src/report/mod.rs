@@ -7,11 +7,13 @@
 
 mod human;
 mod json;
+mod tracker;
 
 use serde::{Deserialize, Serialize};
 
 pub use human::HumanReporter;
 pub use json::JsonReporter;
+pub use tracker::StepTracker;
 
 /// How a step ended. `UpToDate` means it observed the desired state and changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

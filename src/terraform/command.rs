@@ -23,6 +23,10 @@ const REMOVED_ENV: [&str; 6] = [
     "TF_DATA_DIR",
 ];
 
+/// How long commands that lock the state wait for another run's lock (a killed run's Terraform
+/// stops within its grace period and releases it) before failing with who holds it.
+pub const LOCK_TIMEOUT_FLAG: &str = "-lock-timeout=30s";
+
 /// What the runner does with the child's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StdoutMode {
@@ -165,7 +169,7 @@ pub fn plan(program: &Path, root: &EnvRoot, mode: PlanMode, out: &Path) -> TfCom
     out_flag.push(out);
     let command = TfCommand::new(program, "plan", StdoutMode::JsonEvents)
         .in_root(root)
-        .args(["-input=false", "-no-color", "-json"])
+        .args(["-input=false", "-no-color", "-json", LOCK_TIMEOUT_FLAG])
         .arg(out_flag);
     let command = match mode {
         PlanMode::Apply => command,
@@ -186,7 +190,7 @@ pub fn show_plan_json(program: &Path, root: &EnvRoot, plan_file: &Path) -> TfCom
 pub fn apply(program: &Path, root: &EnvRoot, plan_file: &Path) -> TfCommand {
     TfCommand::new(program, "apply", StdoutMode::JsonEvents)
         .in_root(root)
-        .args(["-input=false", "-no-color", "-json"])
+        .args(["-input=false", "-no-color", "-json", LOCK_TIMEOUT_FLAG])
         .arg(plan_file)
 }
 
@@ -201,7 +205,13 @@ pub fn output_json(program: &Path, root: &EnvRoot) -> TfCommand {
 pub fn destroy(program: &Path, root: &EnvRoot) -> TfCommand {
     TfCommand::new(program, "destroy", StdoutMode::JsonEvents)
         .in_root(root)
-        .args(["-auto-approve", "-input=false", "-no-color", "-json"])
+        .args([
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-json",
+            LOCK_TIMEOUT_FLAG,
+        ])
         .var_files(root)
         .secret_variables(root)
 }
@@ -312,6 +322,7 @@ mod tests {
                 "-input=false".to_owned(),
                 "-no-color".to_owned(),
                 "-json".to_owned(),
+                "-lock-timeout=30s".to_owned(),
                 format!("-out={}", out.display()),
                 format!("-var-file={}", var_file.display()),
             ]
@@ -342,6 +353,7 @@ mod tests {
                 "-input=false",
                 "-no-color",
                 "-json",
+                "-lock-timeout=30s",
                 "/state/env.tfplan"
             ]
         );
@@ -372,16 +384,17 @@ mod tests {
         let command = destroy(program, &fx.root);
         let args = argv(&command);
         assert_eq!(
-            args[..5],
+            args[..6],
             [
                 "destroy",
                 "-auto-approve",
                 "-input=false",
                 "-no-color",
-                "-json"
+                "-json",
+                "-lock-timeout=30s"
             ]
         );
-        assert!(args[5].starts_with("-var-file="));
+        assert!(args[6].starts_with("-var-file="));
         assert_eq!(command.secret_env()[0].0, "TF_VAR_token");
         assert_clean(&command);
 

@@ -80,6 +80,13 @@ pub enum TerraformError {
         errors: Vec<Diagnostic>,
     },
 
+    #[error("terraform {command} failed in {}: the state is locked by {lock}", dir.display())]
+    StateLocked {
+        command: &'static str,
+        dir: PathBuf,
+        lock: StateLock,
+    },
+
     #[error("terraform {command} was interrupted{}", if *.forced { " and killed after the grace period" } else { "" })]
     Interrupted { command: &'static str, forced: bool },
 
@@ -91,6 +98,65 @@ pub enum TerraformError {
 
     #[error("failed to read Terraform state {path}: {reason}")]
     ReadState { path: PathBuf, reason: String },
+}
+
+/// Who holds a Terraform state lock, from the `Lock Info:` of Terraform's error.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateLock {
+    pub id: String,
+    pub who: String,
+    pub operation: String,
+    pub created: String,
+}
+
+impl StateLock {
+    /// The lock named by Terraform's "Error acquiring the state lock" diagnostic.
+    pub(crate) fn from_diagnostic(diagnostic: &Diagnostic) -> Option<StateLock> {
+        if !diagnostic
+            .summary
+            .to_lowercase()
+            .contains("error acquiring the state lock")
+        {
+            return None;
+        }
+        let mut lock = StateLock::default();
+        for line in diagnostic.detail.lines() {
+            let Some((key, value)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let value = value.trim().to_owned();
+            match key.trim() {
+                "ID" => lock.id = value,
+                "Who" => lock.who = value,
+                "Operation" => lock.operation = value.trim_start_matches("OperationType").into(),
+                "Created" => lock.created = value,
+                _ => {}
+            }
+        }
+        Some(lock)
+    }
+}
+
+impl std::fmt::Display for StateLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = if self.who.is_empty() {
+            "another Terraform run"
+        } else {
+            &self.who
+        };
+        write!(f, "{who}")?;
+        if !self.operation.is_empty() {
+            write!(f, " ({}", self.operation.to_lowercase())?;
+            if !self.created.is_empty() {
+                write!(f, " since {}", self.created)?;
+            }
+            write!(f, ")")?;
+        }
+        if !self.id.is_empty() {
+            write!(f, ", lock ID {}", self.id)?;
+        }
+        Ok(())
+    }
 }
 
 fn join_diagnostics(errors: &[Diagnostic]) -> String {
@@ -125,6 +191,16 @@ impl Diagnose for TerraformError {
                  run `terraform force-unlock <LOCK_ID>` in the environment's terraform directory"
                     .to_owned(),
             ),
+            TerraformError::StateLocked { dir, lock, .. } => Some(format!(
+                "wait for that run to finish and rerun; if it is gone (killed, or its machine \
+                 lost), release the lock with `terraform force-unlock {}` in {}",
+                if lock.id.is_empty() {
+                    "<LOCK_ID>"
+                } else {
+                    &lock.id
+                },
+                dir.display()
+            )),
             TerraformError::UnknownVariables { .. } | TerraformError::MissingVariables { .. } => {
                 Some(
                     "compare the config's terraform variables with the module's variables"
@@ -178,6 +254,33 @@ mod tests {
             forced: true,
         };
         assert!(killed.hint().unwrap().contains("force-unlock"));
+
+        let locked = Diagnostic {
+            severity: Severity::Error,
+            summary: "Error acquiring the state lock".into(),
+            detail: "Error message: resource temporarily unavailable\nLock Info:\n  ID:        \
+                     5e1f-77\n  Path:      terraform.tfstate\n  Operation: OperationTypeApply\n  \
+                     Who:       ci@runner-3\n  Version:   1.11.0\n  Created:   2026-11-30 \
+                     03:00:00 UTC\n  Info:\n\nTerraform acquires a state lock..."
+                .into(),
+            address: None,
+        };
+        let lock = StateLock::from_diagnostic(&locked).unwrap();
+        let err = TerraformError::StateLocked {
+            command: "plan",
+            dir: "/state/dev/terraform".into(),
+            lock,
+        };
+        assert_eq!(
+            err.to_string(),
+            "terraform plan failed in /state/dev/terraform: the state is locked by ci@runner-3 \
+             (apply since 2026-11-30 03:00:00 UTC), lock ID 5e1f-77"
+        );
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("`terraform force-unlock 5e1f-77` in /state/dev/terraform")
+        );
 
         let missing = crate::Error::from(TerraformError::NotFound);
         assert_eq!(missing.status(), ExitStatus::BadInput);

@@ -3,6 +3,7 @@
 //! a grace period for Terraform to stop and release its state lock, then SIGKILL.
 
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -13,7 +14,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::command::{StdoutMode, TfCommand};
-use super::error::TerraformError;
+use super::error::{StateLock, TerraformError};
 use super::events::{Diagnostic, Severity, TfEvent, parse_event_line, parse_stderr_errors};
 use super::redact::Redactor;
 
@@ -45,6 +46,7 @@ pub(crate) async fn run(
         source,
     };
     let mut child = spawn(command)?;
+    let _running = Running::start();
     let stdout = child
         .stdout
         .take()
@@ -77,10 +79,17 @@ pub(crate) async fn run(
         });
     }
     if !status.success() {
-        let errors = failure_diagnostics(json_errors, &stderr, status)
+        let errors: Vec<Diagnostic> = failure_diagnostics(json_errors, &stderr, status)
             .into_iter()
             .map(|diagnostic| redactor.diagnostic(diagnostic))
             .collect();
+        if let Some(lock) = errors.iter().find_map(StateLock::from_diagnostic) {
+            return Err(TerraformError::StateLocked {
+                command: name,
+                dir: command.dir().unwrap_or(command.program()).to_path_buf(),
+                lock,
+            });
+        }
         return Err(TerraformError::Failed {
             command: name,
             dir: command.dir().unwrap_or(command.program()).to_path_buf(),
@@ -91,6 +100,31 @@ pub(crate) async fn run(
     Ok(Finished {
         stdout: SecretString::from(stdout),
     })
+}
+
+/// How many Terraform children are running now: an interrupt waits for them (they get their
+/// grace period to release the state lock) rather than abandoning the run at once.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a Terraform child of this process is running.
+pub fn child_running() -> bool {
+    RUNNING.load(Ordering::SeqCst) > 0
+}
+
+/// Counts one running child until dropped.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn spawn(command: &TfCommand) -> Result<Child, TerraformError> {
@@ -104,6 +138,7 @@ fn spawn(command: &TfCommand) -> Result<Child, TerraformError> {
         // reaches Terraform and the commands it started (provisioners) together.
         .process_group(0)
         .kill_on_drop(true);
+    stop_with_parent(&mut child);
     if let Some(dir) = command.dir() {
         child.current_dir(dir);
     }
@@ -122,6 +157,29 @@ fn spawn(command: &TfCommand) -> Result<Child, TerraformError> {
         source,
     })
 }
+
+/// Asks the kernel to interrupt Terraform when this process dies, even by SIGKILL: it then
+/// stops as after Ctrl-C, releasing its state lock, instead of running on as an orphan that
+/// holds the lock. (SIGINT, not SIGKILL: Terraform must write its state before it goes.)
+#[cfg(target_os = "linux")]
+fn stop_with_parent(child: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
+    // (prctl, getppid, kill).
+    unsafe {
+        child.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGINT)?;
+            // The parent may have died before the line above: then nobody would signal us.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                nix::sys::signal::raise(Signal::SIGINT)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_child: &mut Command) {}
 
 fn missing_pipe() -> std::io::Error {
     std::io::Error::other("child pipe was not set up")

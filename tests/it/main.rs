@@ -7,4 +7,5 @@ mod cluster;
 mod config;
 mod create_env;
 mod gitops;
+mod reliability;
 mod terraform;
