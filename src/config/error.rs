@@ -124,6 +124,28 @@ const SECRET_HINT: &str = "the config file has no place for secret values: put t
      environment variable and name that variable (`token_env = \"GIT_TOKEN\"`, \
      `[envs.<env>.secret_variables] name = \"ENV_VAR\"`)";
 
+/// What to do about a TOML or shape error, from toml's message.
+fn syntax_hint(message: &str, unknown_field: Option<&str>) -> String {
+    match unknown_field {
+        Some(field) if looks_secret(field) => SECRET_HINT.to_owned(),
+        Some(_) => "check the key's spelling and table; `gitops-bootstrap config schema` lists \
+                    every key"
+            .to_owned(),
+        None if message.starts_with("invalid type") || message.starts_with("invalid value") => {
+            "`gitops-bootstrap config schema` gives each key's type: strings are quoted, \
+             tables use { } or [headers]"
+                .to_owned()
+        }
+        None if message.starts_with("missing field") => {
+            "add the key to that table; `gitops-bootstrap config schema` marks the required ones"
+                .to_owned()
+        }
+        None => "the file must be TOML (https://toml.io): check quotes, brackets and `=` on \
+                 that line"
+            .to_owned(),
+    }
+}
+
 impl ConfigError {
     /// A serde/TOML error, positioned from its span. The message is toml's own (it names the
     /// key, e.g. "unknown field `token`, expected one of …"); the offending line is not shown.
@@ -143,9 +165,7 @@ impl ConfigError {
                 position: offset.map(|offset| Position::at(text, offset)),
             },
             message: err.message().trim_end().to_owned(),
-            hint: unknown_field
-                .is_some_and(looks_secret)
-                .then(|| SECRET_HINT.to_owned()),
+            hint: Some(syntax_hint(err.message(), unknown_field)),
         }
     }
 

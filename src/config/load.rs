@@ -247,6 +247,13 @@ impl Loader<'_> {
             if secret_variables.contains_key(variable) {
                 return Err(self.error(&at, "is also in secret_variables: give it in one place"));
             }
+            // The cluster's name also names cloud resources and paths: wrong early, not after
+            // an apply.
+            if variable == "cluster_name"
+                && let Some(cluster_name) = value.as_str()
+            {
+                self.check(&at, names::check_cluster_name(cluster_name))?;
+            }
             if value.is_string() && ConfigError::looks_secret(variable) {
                 return Err(ConfigError::invalid(
                     self.file,
@@ -334,9 +341,35 @@ impl Loader<'_> {
                 ));
             }
         };
+        self.check_plain_http(prefix, &repository)?;
         repository.push = self.push(prefix, repository.push, transport)?;
         repository.read = self.read(prefix, repository.read, &repository.push, transport)?;
         Ok(repository)
+    }
+
+    /// Tokens over `http://` travel in clear (HTTP Basic): refused unless the config says the
+    /// network is trusted.
+    fn check_plain_http(
+        &self,
+        prefix: &[&str],
+        repository: &RepositoryConfig,
+    ) -> Result<(), ConfigError> {
+        let plain = repository
+            .url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        let sends_token = matches!(repository.push, PushCredentials::Token { .. })
+            || repository.read.token_env.is_some();
+        if plain && sends_token && !repository.allow_insecure_http {
+            return Err(self.error_with_hint(
+                &key(prefix, &["url"]),
+                "is plain http://: the push token (and Flux's read token) would cross the \
+                 network unencrypted, readable by anyone on the way",
+                "use the server's https:// URL; if this network is trusted (a local test \
+                 server), set `allow_insecure_http = true` in the repository table",
+            ));
+        }
+        Ok(())
     }
 
     fn push(

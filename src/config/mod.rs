@@ -17,7 +17,7 @@ mod tests;
 
 pub use error::{ConfigError, Location, Position};
 pub use load::DEFAULT_FILE;
-pub use names::{GitTransport, check_dns_label};
+pub use names::{GitTransport, check_cluster_name, check_dns_label};
 pub use outputs::{ContractField, OutputMapping, OutputRef};
 pub use types::{
     BackendConfig, Config, EnvConfig, FluxManifests, PushCredentials, ReadCredentials,

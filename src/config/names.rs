@@ -57,6 +57,27 @@ pub fn check_terraform_identifier(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A cluster's name: cloud providers' rules (EKS, AKS, GKE) and a safe path segment. Letters,
+/// digits, `-`, `_` and `.`, starting with a letter or digit, at most 100 characters, no `..`.
+pub fn check_cluster_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    let starts_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
+    if !valid_chars || !starts_ok || name.len() > 100 || name.contains("..") {
+        let shown: String = name.chars().take(40).collect();
+        return Err(format!(
+            "must be a cluster name (letters, digits, '-', '_' and '.', starting with a letter \
+             or digit, no '..', at most 100 characters), not `{shown}`{}",
+            if shown.len() < name.len() { "…" } else { "" }
+        ));
+    }
+    Ok(())
+}
+
 /// Flux release tags: `v2.<minor>.<patch>`.
 pub fn check_flux_version(version: &str) -> Result<(), String> {
     let numbers: Option<Vec<&str>> = version
@@ -86,14 +107,22 @@ pub enum GitTransport {
 /// Repository URLs must carry an explicit `https://`, `http://` or `ssh://` scheme; the scp-like
 /// `git@host:org/repo` form is rejected with the equivalent `ssh://` spelling.
 pub fn check_repository_url(url: &str) -> Result<GitTransport, String> {
+    // Before parsing: `host:8443/org/repo` parses as a URL of scheme `host`.
+    if !url.contains("://") {
+        let suggestion = if has_port(url) {
+            format!("write `{url}` as https://{url}")
+        } else if is_scp_like(url) {
+            format!("write `{url}` as ssh://{}", url.replacen(':', "/", 1))
+        } else if looks_like_host_and_path(url) {
+            format!("write `{url}` as https://{url}")
+        } else {
+            // Not echoed: a malformed URL may still carry a token.
+            "give a URL such as https://git.example.com/org/fleet.git".to_owned()
+        };
+        return Err(format!("has no scheme: {suggestion}"));
+    }
     let parsed = match url::Url::parse(url) {
         Ok(parsed) => parsed,
-        Err(_) if is_scp_like(url) => {
-            return Err(format!(
-                "has no scheme: write `{url}` as ssh://{}",
-                url.replacen(':', "/", 1)
-            ));
-        }
         // Not echoed: a malformed URL may still carry a token.
         Err(err) => return Err(format!("must be a URL ({err})")),
     };
@@ -120,6 +149,27 @@ pub fn check_repository_url(url: &str) -> Result<GitTransport, String> {
         );
     }
     Ok(transport)
+}
+
+/// `host:8443/path`: what follows the colon is a port, not an scp-like path.
+fn has_port(url: &str) -> bool {
+    url.split_once(':').is_some_and(|(host, rest)| {
+        let port = rest.split('/').next().unwrap_or_default();
+        !host.is_empty()
+            && !host.contains('@')
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// `git.example.com/org/repo.git`: a dotted host name followed by a path.
+fn looks_like_host_and_path(url: &str) -> bool {
+    url.split_once('/').is_some_and(|(host, _)| {
+        host.contains('.')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    })
 }
 
 fn is_scp_like(url: &str) -> bool {
@@ -236,6 +286,24 @@ mod tests {
         );
         let scp = check_repository_url("git@github.com:org/fleet.git").unwrap_err();
         assert!(scp.contains("ssh://git@github.com/org/fleet.git"), "{scp}");
+        for (bare, suggested) in [
+            (
+                "git.example.com:8443/org/fleet.git",
+                "https://git.example.com:8443/org/fleet.git",
+            ),
+            (
+                "10.0.0.7:3000/org/fleet.git",
+                "https://10.0.0.7:3000/org/fleet.git",
+            ),
+            (
+                "git.example.com/org/fleet.git",
+                "https://git.example.com/org/fleet.git",
+            ),
+        ] {
+            let err = check_repository_url(bare).unwrap_err();
+            assert!(err.contains(suggested), "{bare}: {err}");
+            assert!(!err.contains("ssh://"), "{bare}: {err}");
+        }
         let ftp = check_repository_url("ftp://host/fleet").unwrap_err();
         assert!(ftp.contains("scheme `ftp`"), "{ftp}");
         let file = check_repository_url("file:///tmp/fleet").unwrap_err();
@@ -247,6 +315,26 @@ mod tests {
             let err = check_repository_url(with_secret).unwrap_err();
             assert!(err.contains("carries credentials"), "{err}");
             assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cluster_names() {
+        for good in ["dev", "prod-eu_1", "team.a", "A1"] {
+            assert_eq!(check_cluster_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "my cluster",
+            "a/b",
+            "..",
+            "a..b",
+            "-x",
+            ".x",
+            &"x".repeat(101),
+            "é",
+        ] {
+            assert!(check_cluster_name(bad).is_err(), "{bad}");
         }
     }
 

@@ -125,6 +125,10 @@ pub struct RepositoryConfig {
     /// How Flux reads (its credentials are never the push credentials).
     #[serde(default)]
     pub read: ReadCredentials,
+    /// Allow tokens over a plain `http://` URL, where anyone on the network path can read them
+    /// (the tool's push token and Flux's read token alike). Only for a trusted, local network.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 fn default_branch() -> String {

@@ -126,6 +126,20 @@ pub enum ContractError {
          https:// URL"
     )]
     InvalidEndpoint { source_path: String },
+
+    #[error("Terraform output `{source_path}` (the contract's `cluster_name`) {reason}")]
+    InvalidClusterName { source_path: String, reason: String },
+
+    #[error(
+        "the contract's `{field}` makes {object} {bytes} bytes, over Kubernetes' limit of \
+         {limit} bytes per object"
+    )]
+    TooLarge {
+        field: ContractField,
+        object: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl Diagnose for ContractError {
@@ -185,6 +199,13 @@ impl Diagnose for ContractError {
             ContractError::InvalidEndpoint { .. } => {
                 "output the API server URL, e.g. https://203.0.113.10:6443".to_owned()
             }
+            ContractError::InvalidClusterName { .. } => {
+                "change the cluster's name in the Terraform module or its variables".to_owned()
+            }
+            ContractError::TooLarge { .. } => "keep large data out of the contract: put files \
+                and certificates in Git (SOPS-encrypted when secret) and only short settings \
+                in cluster_config/cluster_secrets"
+                .to_owned(),
         })
     }
 }

@@ -53,6 +53,9 @@ use outputs::{Found, Outputs, Sensitivity};
 /// The newest contract version this build understands.
 pub const CONTRACT_VERSION: u32 = 1;
 
+/// The most data a Kubernetes ConfigMap or Secret may hold (keys and values, 1 MiB).
+pub const MAX_OBJECT_DATA_BYTES: usize = 1024 * 1024;
+
 const CONFIG_MAP: Sensitivity = Sensitivity::Clear("the cluster-config ConfigMap");
 const CONNECTION: Sensitivity = Sensitivity::Clear("the connection details the tool reports");
 
@@ -125,7 +128,14 @@ impl Contract {
             cluster_config,
             cluster_secrets,
         };
+        crate::config::check_cluster_name(&contract.cluster_name).map_err(|reason| {
+            ContractError::InvalidClusterName {
+                source_path: mapping.source(ContractField::ClusterName).to_string(),
+                reason,
+            }
+        })?;
         contract.check_collisions()?;
+        contract.check_sizes()?;
         Ok(contract)
     }
 
@@ -141,6 +151,43 @@ impl Contract {
     /// The data of the `cluster-secrets` Secret.
     pub fn secret_data(&self) -> &BTreeMap<String, SecretString> {
         &self.cluster_secrets
+    }
+
+    /// A real API server refuses a ConfigMap or Secret whose data exceeds 1 MiB: found here,
+    /// before anything is applied, rather than by the API server halfway through.
+    fn check_sizes(&self) -> Result<(), ContractError> {
+        let config_bytes: usize = self
+            .config_map_data()
+            .iter()
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
+        let secret_bytes: usize = self
+            .cluster_secrets
+            .iter()
+            .map(|(key, value)| key.len() + secrecy::ExposeSecret::expose_secret(value).len())
+            .sum();
+        for (object, field, bytes) in [
+            (
+                "ConfigMap cluster-config",
+                ContractField::ClusterConfig,
+                config_bytes,
+            ),
+            (
+                "Secret cluster-secrets",
+                ContractField::ClusterSecrets,
+                secret_bytes,
+            ),
+        ] {
+            if bytes > MAX_OBJECT_DATA_BYTES {
+                return Err(ContractError::TooLarge {
+                    field,
+                    object,
+                    bytes,
+                    limit: MAX_OBJECT_DATA_BYTES,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn check_collisions(&self) -> Result<(), ContractError> {

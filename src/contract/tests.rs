@@ -385,6 +385,58 @@ fn key_cases() -> Vec<Case> {
     ]
 }
 
+fn name_and_size_cases() -> Vec<Case> {
+    let name = |value: &'static str| {
+        move |o: &mut Map<String, Value>| {
+            drop(o.insert(
+                "cluster_name".into(),
+                output(json!(value), json!("string"), false),
+            ))
+        }
+    };
+    let huge = "x".repeat(crate::contract::MAX_OBJECT_DATA_BYTES);
+    let huge_secret = CANARY.repeat(crate::contract::MAX_OBJECT_DATA_BYTES / CANARY.len() + 1);
+    vec![
+        case(
+            "cluster_name with a space",
+            name("my cluster"),
+            &[
+                "output `cluster_name`",
+                "must be a cluster name",
+                "`my cluster`",
+            ],
+            "change the cluster's name",
+        ),
+        case(
+            "cluster_name with a slash",
+            name("a/b"),
+            &["must be a cluster name"],
+            "change the cluster's name",
+        ),
+        case(
+            "cluster_name with ..",
+            name(".."),
+            &["must be a cluster name"],
+            "change the cluster's name",
+        ),
+        case(
+            "cluster_config over 1 MiB",
+            set("cluster_config", json!({ "blob": huge }), false),
+            &[
+                "`cluster_config` makes ConfigMap cluster-config",
+                "over Kubernetes' limit of 1048576 bytes",
+            ],
+            "keep large data out",
+        ),
+        case(
+            "cluster_secrets over 1 MiB",
+            set("cluster_secrets", json!({ "blob": huge_secret }), true),
+            &["`cluster_secrets` makes Secret cluster-secrets"],
+            "keep large data out",
+        ),
+    ]
+}
+
 fn type_cases() -> Vec<Case> {
     vec![
         case(
@@ -515,6 +567,7 @@ fn cases() -> Vec<Case> {
     [
         presence_and_sensitivity_cases(),
         key_cases(),
+        name_and_size_cases(),
         type_cases(),
         version_and_access_cases(),
         mapping_cases(),
