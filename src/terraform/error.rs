@@ -84,7 +84,7 @@ pub enum TerraformError {
     StateLocked {
         command: &'static str,
         dir: PathBuf,
-        lock: StateLock,
+        lock: Box<StateLock>,
     },
 
     #[error("terraform {command} was interrupted{}", if *.forced { " and killed after the grace period" } else { "" })]
@@ -269,7 +269,7 @@ mod tests {
         let err = TerraformError::StateLocked {
             command: "plan",
             dir: "/state/dev/terraform".into(),
-            lock,
+            lock: Box::new(lock),
         };
         assert_eq!(
             err.to_string(),

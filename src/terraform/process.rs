@@ -87,7 +87,7 @@ pub(crate) async fn run(
             return Err(TerraformError::StateLocked {
                 command: name,
                 dir: command.dir().unwrap_or(command.program()).to_path_buf(),
-                lock,
+                lock: Box::new(lock),
             });
         }
         return Err(TerraformError::Failed {
