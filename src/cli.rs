@@ -70,6 +70,9 @@ pub enum Command {
     Plan(EnvArgs),
     /// Check tools, configuration and access; one line per check with the fix.
     Doctor(DoctorArgs),
+    /// Check a GitOps repository offline: profiles build, variables are provided, dependsOn
+    /// and chart sources exist, Flux API versions are served, no Secret is in plain text.
+    Lint(LintArgs),
     /// Configuration file helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -88,6 +91,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Plan(_) => "plan",
             Command::Doctor(_) => "doctor",
+            Command::Lint(_) => "lint",
             Command::Config(ConfigCommand::Schema) => "config schema",
             Command::Completions { .. } => "completions",
         }
@@ -144,6 +148,26 @@ pub struct DoctorArgs {
     /// The terraform or tofu binary (default: found on PATH).
     #[arg(long, env = "GITOPS_BOOTSTRAP_TERRAFORM")]
     pub terraform: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Lint the profile of this env as the env runs it (its module's outputs, Flux version and
+    /// repository prefix; needs the config file).
+    #[arg(long, conflicts_with = "profile")]
+    pub env: Option<String>,
+
+    /// Lint only this profile (default: every profile under profiles/).
+    #[arg(long)]
+    pub profile: Option<String>,
+
+    /// Rewrite deprecated and removed Flux apiVersion lines in place first (nothing else).
+    #[arg(long)]
+    pub fix: bool,
+
+    /// The GitOps repository's working tree.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

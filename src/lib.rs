@@ -12,6 +12,7 @@ pub mod contract;
 pub mod error;
 pub mod gitops;
 pub mod keys;
+pub mod lint;
 pub mod lock;
 pub mod record;
 pub mod render;

@@ -4,6 +4,7 @@ mod completions;
 mod config_schema;
 mod create_env;
 mod doctor;
+mod lint;
 mod plan;
 mod status;
 
@@ -43,6 +44,7 @@ pub async fn run(
         Command::Status(args) => status::run(cli, args, reporter, &cancel).await,
         Command::Plan(args) => plan::run(cli, args, reporter, &cancel).await,
         Command::Doctor(args) => doctor::run(cli, args).await,
+        Command::Lint(args) => lint::run(cli, args, reporter),
         Command::Config(ConfigCommand::Schema) => Ok(config_schema::run()),
         Command::Completions { shell } => Ok(completions::run(*shell)),
     }

@@ -158,6 +158,8 @@ impl Reporter for HumanReporter {
             Event::Warning { message } => {
                 self.line(format!("{} {message}", style("⚠ warning:").yellow()))
             }
+            // The command's result lists findings for people (on stdout, with the counts).
+            Event::Finding { .. } => {}
             Event::Error { message, hint, .. } => {
                 let mut text = format!("{} {message}", style("✘ error:").red().bold());
                 if let Some(hint) = hint {

@@ -53,6 +53,16 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// One finding of `lint`, where it is and what to do (README "Lint rules").
+    Finding {
+        file: String,
+        line: usize,
+        column: usize,
+        rule: String,
+        severity: String,
+        message: String,
+        fix: String,
+    },
     Error {
         code: i32,
         message: String,

@@ -26,7 +26,7 @@ pub use command::PlanMode;
 pub use discover::{Flavor, MINIMUM_VERSION, Version};
 pub use error::{StateLock, TerraformError};
 pub use events::{ChangeAction, ChangeCounts, Diagnostic, ResourceOperation, Severity, TfEvent};
-pub use module::{ModuleInterface, OutputDecl, VariableDecl};
+pub use module::{ModuleInterface, OutputDecl, OutputValue, VariableDecl};
 pub use plan::PlanSummary;
 pub use process::child_running;
 pub use root::{Backend, EnvRoot, LOCAL_STATE_FILE, MODULE_NAME, RootSpec, local_state_file};

@@ -27,6 +27,51 @@ pub struct VariableDecl {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputDecl {
     pub sensitive: bool,
+    /// What the `value` is, as far as it can be known without running Terraform.
+    pub value: OutputValue,
+}
+
+/// The shape of an output's `value` expression, for lint's offline view of the map keys an
+/// output (`cluster_config`, `network`) will hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OutputValue {
+    /// An object literal with these keys.
+    ObjectKeys(Vec<String>),
+    /// `var.<name>`: the module passes a variable through.
+    Variable(String),
+    /// Anything else: known only after apply.
+    #[default]
+    Computed,
+}
+
+impl OutputValue {
+    fn of(expr: Option<&Expression>) -> OutputValue {
+        match expr {
+            Some(Expression::Object(object)) => OutputValue::ObjectKeys(
+                object
+                    .keys()
+                    .map(|key| match key {
+                        hcl::ObjectKey::Identifier(name) => name.to_string(),
+                        hcl::ObjectKey::Expression(expr) => {
+                            expr.to_string().trim_matches('"').to_owned()
+                        }
+                        _ => String::new(),
+                    })
+                    .collect(),
+            ),
+            Some(Expression::Traversal(traversal)) => {
+                match (&traversal.expr, traversal.operators.as_slice()) {
+                    (Expression::Variable(root), [hcl::expr::TraversalOperator::GetAttr(name)])
+                        if root.as_str() == "var" =>
+                    {
+                        OutputValue::Variable(name.to_string())
+                    }
+                    _ => OutputValue::Computed,
+                }
+            }
+            _ => OutputValue::Computed,
+        }
+    }
 }
 
 impl ModuleInterface {
@@ -90,7 +135,8 @@ impl ModuleInterface {
                     self.variables.insert(name, decl);
                 }
                 "output" => {
-                    self.outputs.insert(name, OutputDecl { sensitive });
+                    let value = OutputValue::of(attribute("value"));
+                    self.outputs.insert(name, OutputDecl { sensitive, value });
                 }
                 _ => {}
             }

@@ -4,6 +4,7 @@
 
 pub mod create_env;
 pub mod git;
+pub mod lint;
 mod paths;
 mod runner;
 pub mod terraform;

@@ -1,20 +1,9 @@
 //! The command line as a new user meets it: help, `config schema`, completions, `doctor`,
 //! `plan`, JSON events and the documented exit codes, through the real binary.
 
-use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
-
-fn bin(dir: &Path) -> Command {
-    let mut command = Command::cargo_bin("gitops-bootstrap").unwrap();
-    command
-        .current_dir(dir)
-        .env_remove("GITOPS_BOOTSTRAP_CONFIG")
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .env("NO_COLOR", "1");
-    command
-}
+use crate::support::bin;
 
 fn text(output: &Output) -> (String, String) {
     (

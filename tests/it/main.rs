@@ -7,5 +7,6 @@ mod cluster;
 mod config;
 mod create_env;
 mod gitops;
+mod lint;
 mod reliability;
 mod terraform;

@@ -2,3 +2,29 @@
 
 pub mod git;
 pub mod sandbox;
+
+/// Copies a directory tree (files and directories only), so a test can change a fixture.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The product binary, run in `dir` as a new user would: no config from the environment, no
+/// colours, Terraform without a stray CLI config.
+pub fn bin(dir: &std::path::Path) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("gitops-bootstrap").unwrap();
+    command
+        .current_dir(dir)
+        .env_remove("GITOPS_BOOTSTRAP_CONFIG")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("NO_COLOR", "1");
+    command
+}

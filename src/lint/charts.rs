@@ -1,0 +1,90 @@
+//! `missing-chart-source`: every HelmRelease's chart source (`spec.chart.spec.sourceRef` or
+//! `spec.chartRef`) is in the profile's builds or is the cluster's own GitRepository
+//! `flux-system`. `unpinned-chart` (a warning): chart versions are exact, not ranges.
+
+use regex::Regex;
+use serde_yaml_ng::Value;
+
+use super::build::ProfileTree;
+use super::source::{Repo, text_at};
+use super::{Finding, Rule};
+
+const FLUX_NAMESPACE: &str = "flux-system";
+
+pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
+    let objects: Vec<&Value> = tree
+        .builds
+        .iter()
+        .flat_map(|build| build.objects.iter().map(|object| &object.value))
+        .collect();
+    let exists = |kind: &str, namespace: &str, name: &str| {
+        (kind == "GitRepository" && namespace == FLUX_NAMESPACE && name == FLUX_NAMESPACE)
+            || objects.iter().any(|object| {
+                text_at(object, &["kind"]) == kind
+                    && text_at(object, &["metadata", "namespace"]) == namespace
+                    && text_at(object, &["metadata", "name"]) == name
+            })
+    };
+    let exact = Regex::new(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$").expect("static regex");
+    let mut findings = Vec::new();
+    for release in objects
+        .iter()
+        .filter(|object| text_at(object, &["kind"]) == "HelmRelease")
+    {
+        let release_namespace = text_at(release, &["metadata", "namespace"]);
+        let release_name = text_at(release, &["metadata", "name"]);
+        let chart_ref = &release["spec"]["chartRef"];
+        let (source, anchor) = if chart_ref.is_mapping() {
+            (chart_ref, "chartRef:")
+        } else {
+            (&release["spec"]["chart"]["spec"]["sourceRef"], "sourceRef:")
+        };
+        let kind = text_at(source, &["kind"]);
+        let name = text_at(source, &["name"]);
+        let namespace = match text_at(source, &["namespace"]) {
+            "" => release_namespace,
+            other => other,
+        };
+        if !exists(kind, namespace, name)
+            && let Some(at) = repo.locate(release, Some(anchor), Some(&format!("name: {name}")))
+        {
+            findings.push(Finding::new(
+                at,
+                Rule::MissingChartSource,
+                format!(
+                    "HelmRelease {release_namespace}/{release_name} takes its chart from {kind} {namespace}/{name}, which this profile does not create"
+                ),
+                format!("add the {kind} {name} in namespace {namespace} to the app, or fix the sourceRef"),
+            ));
+        }
+        if chart_ref.is_mapping() || kind != "HelmRepository" {
+            continue;
+        }
+        let version = text_at(release, &["spec", "chart", "spec", "version"]);
+        if exact.is_match(version) {
+            continue;
+        }
+        let needle = if version.is_empty() {
+            "chart:"
+        } else {
+            "version:"
+        };
+        if let Some(at) = repo.locate(release, Some("spec:"), Some(needle)) {
+            let what = if version.is_empty() {
+                "has no version (Flux takes the newest)".to_owned()
+            } else {
+                format!("asks for the range {version}")
+            };
+            findings.push(Finding::new(
+                at,
+                Rule::UnpinnedChart,
+                format!(
+                    "HelmRelease {release_namespace}/{release_name}: chart {} {what}, so a rebuild may install another version",
+                    text_at(release, &["spec", "chart", "spec", "chart"])
+                ),
+                "pin an exact chart version (e.g. 1.2.3)",
+            ));
+        }
+    }
+    findings
+}

@@ -1,0 +1,154 @@
+//! Linting a GitOps repository: what an env's profile needs from the env (the variables its
+//! module will provide, its Flux version), the lint itself, and its findings as events.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{ContractField, EnvConfig};
+use crate::error::Result;
+use crate::lint::{self, ClusterVariables, Finding, Kustomize, LintReport, LintTarget, Severity};
+use crate::report::{Event, Reporter};
+use crate::terraform::{ModuleInterface, OutputValue};
+
+/// A lint's result, as the `result` event carries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LintSummary {
+    pub profiles: Vec<String>,
+    pub errors: usize,
+    pub warnings: usize,
+    /// Files `--fix` rewrote, relative to the repository.
+    pub fixed: Vec<String>,
+    /// Reported one event each before the result, so not repeated in it.
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+}
+
+impl LintSummary {
+    pub fn ok(&self) -> bool {
+        self.errors == 0
+    }
+
+    /// One line per finding (`file:line:column: error[rule]: message`, then the fix), then
+    /// the counts.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for file in &self.fixed {
+            text.push_str(&format!("fixed {file}\n"));
+        }
+        for finding in &self.findings {
+            let severity = severity_name(finding.severity);
+            text.push_str(&format!(
+                "{}:{}:{}: {severity}[{}]: {}\n  fix: {}\n",
+                finding.file,
+                finding.line,
+                finding.column,
+                finding.rule.id(),
+                finding.message,
+                finding.fix
+            ));
+        }
+        text.push_str(&format!(
+            "lint of profile(s) {}: {} error(s), {} warning(s)",
+            self.profiles.join(", "),
+            self.errors,
+            self.warnings
+        ));
+        text
+    }
+}
+
+/// A lint of `profiles` (empty: all) of the repository at `root`, knowing nothing of an env:
+/// only `cluster_name` is certain to be provided.
+pub fn repository_target(root: &Path, profiles: Vec<String>) -> LintTarget {
+    LintTarget {
+        repo_root: root.to_owned(),
+        path_prefix: String::new(),
+        profiles,
+        variables: ClusterVariables::contract_minimum(),
+        flux_version: None,
+    }
+}
+
+/// A lint of the env's profile as the env would run it: under the repository's prefix, with
+/// the keys its module's outputs will put in `cluster-config`/`cluster-secrets`.
+pub fn env_target(root: &Path, env: &EnvConfig, profile: &str) -> Result<LintTarget> {
+    let module = ModuleInterface::read(&env.module)?;
+    Ok(LintTarget {
+        repo_root: root.to_owned(),
+        path_prefix: env.repository.path.clone(),
+        profiles: vec![profile.to_owned()],
+        variables: cluster_variables(env, &module),
+        flux_version: Some(env.flux_version.clone()),
+    })
+}
+
+/// The substitution keys an env will hold: `cluster_name`, `network_*`, and the keys of
+/// `cluster_config`/`cluster_secrets` when the module's outputs show them (an object literal,
+/// or a variable passed through that the config sets as a table). Any other shape leaves the
+/// set open.
+fn cluster_variables(env: &EnvConfig, module: &ModuleInterface) -> ClusterVariables {
+    let mut variables = ClusterVariables::contract_minimum();
+    for (field, prefix) in [
+        (ContractField::Network, "network_"),
+        (ContractField::ClusterConfig, ""),
+        (ContractField::ClusterSecrets, ""),
+    ] {
+        let source = env.outputs.source(field);
+        let Some(output) = module.outputs.get(&source.output) else {
+            continue;
+        };
+        let keys = match (&output.value, source.path.is_empty()) {
+            (OutputValue::ObjectKeys(keys), true) => Some(keys.clone()),
+            (OutputValue::Variable(name), true) => env
+                .variables
+                .get(name)
+                .and_then(serde_json::Value::as_object)
+                .map(|table| table.keys().cloned().collect()),
+            _ => None,
+        };
+        match keys {
+            Some(keys) => variables
+                .known
+                .extend(keys.into_iter().map(|key| format!("{prefix}{key}"))),
+            None => variables.open = true,
+        }
+    }
+    variables
+}
+
+/// Lints (after `--fix` when asked) and reports each finding as an event.
+pub fn run(target: &LintTarget, fix: bool, reporter: &dyn Reporter) -> Result<LintSummary> {
+    let kustomize = Kustomize::find()?;
+    let fixed = if fix {
+        lint::fix_api_versions(&target.repo_root)?
+    } else {
+        Vec::new()
+    };
+    let report: LintReport = lint::lint(target, &kustomize)?;
+    for finding in &report.findings {
+        reporter.emit(Event::Finding {
+            file: finding.file.clone(),
+            line: finding.line,
+            column: finding.column,
+            rule: finding.rule.id().to_owned(),
+            severity: severity_name(finding.severity).to_owned(),
+            message: finding.message.clone(),
+            fix: finding.fix.clone(),
+        });
+    }
+    Ok(LintSummary {
+        errors: report.count(Severity::Error),
+        warnings: report.count(Severity::Warning),
+        profiles: report.profiles,
+        fixed,
+        findings: report.findings,
+    })
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}

@@ -1,0 +1,232 @@
+//! `lint` through the real binary and the real `kubectl kustomize`: the shipped profiles lint
+//! clean, a fixture repository with one mistake per rule yields exactly those findings at their
+//! lines, `--fix` repairs Flux API versions and nothing else, bad input exits 2.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::{bin, copy_dir};
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of the fixture repository of tests/it/fixtures/lint-repo.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &manifest_dir().join("tests/it/fixtures/lint-repo"),
+        dir.path(),
+    );
+    dir
+}
+
+#[test]
+fn shipped_profiles_lint_clean() {
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(
+        &manifest_dir().join("profiles"),
+        &repo.path().join("profiles"),
+    );
+    let output = bin(repo.path()).arg("lint").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    insta::assert_snapshot!("shipped_profiles", stdout(&output));
+
+    // The apps the profiles' Kustomizations apply are linted too, not only the profiles.
+    let release = repo.path().join("profiles/apps/external-dns/release.yaml");
+    let text = std::fs::read_to_string(&release).unwrap();
+    std::fs::write(
+        &release,
+        text.replace("${dns_policy:=upsert-only}", "${dns_policy}"),
+    )
+    .unwrap();
+    let output = bin(repo.path())
+        .args(["lint", "--profile", "standard"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("profiles/apps/external-dns/release.yaml:29:13: error[unresolved-variable]: ${dns_policy}"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn every_seeded_mistake_is_found_at_its_line() {
+    let repo = fixture();
+    let output = bin(repo.path()).arg("lint").output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "errors exit 1");
+    insta::assert_snapshot!("fixture_text", stdout(&output));
+
+    let output = bin(repo.path())
+        .args(["lint", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let events: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let (last, findings) = events.split_last().unwrap();
+    assert!(findings.iter().all(|event| event["event"] == "finding"));
+    assert_eq!(last["event"], "result");
+    assert_eq!(last["result"]["errors"], 9);
+    insta::assert_snapshot!("fixture_json", stdout(&output));
+
+    // Every finding is on the line after a `# mistake:` comment, and every such comment has
+    // its finding: exactly the seeded mistakes, each at its location.
+    let found: Vec<(String, usize)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_owned(),
+                f["line"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    let mut seeded = Vec::new();
+    for entry in walk(repo.path()) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        let file = entry
+            .strip_prefix(repo.path())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for (index, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("# mistake:") {
+                seeded.push((file.clone(), index + 2));
+            }
+        }
+    }
+    seeded.sort();
+    assert_eq!(found, seeded);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn fix_rewrites_only_flux_api_versions() {
+    let repo = fixture();
+    let output = bin(repo.path())
+        .args(["lint", "--fix", "--profile", "main"])
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(
+            "fixed profiles/apps/app-b/repository.yaml\nfixed profiles/components/app-b/app-b.yaml\n"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("flux-api-"), "{text}");
+    // Only the two apiVersion lines differ from the fixture.
+    let mut changed = Vec::new();
+    for file in [
+        "profiles/apps/app-b/repository.yaml",
+        "profiles/components/app-b/app-b.yaml",
+    ] {
+        let before = std::fs::read_to_string(
+            manifest_dir()
+                .join("tests/it/fixtures/lint-repo")
+                .join(file),
+        )
+        .unwrap();
+        let after = std::fs::read_to_string(repo.path().join(file)).unwrap();
+        assert_eq!(before.lines().count(), after.lines().count());
+        for (old, new) in before.lines().zip(after.lines()) {
+            if old != new {
+                changed.push(format!("{old} -> {new}"));
+            }
+        }
+    }
+    assert_eq!(
+        changed,
+        [
+            "apiVersion: source.toolkit.fluxcd.io/v1beta2 -> apiVersion: source.toolkit.fluxcd.io/v1",
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1beta1 -> apiVersion: kustomize.toolkit.fluxcd.io/v1",
+        ]
+    );
+    // A second --fix has nothing left to do.
+    let again = bin(repo.path())
+        .args(["lint", "--fix", "--profile", "main"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&again).contains("fixed "), "{}", stdout(&again));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_hint() {
+    let repo = fixture();
+    let output = bin(repo.path())
+        .args(["lint", "--profile", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("profile nope not found"), "{stderr}");
+    assert!(
+        stderr.contains("known profiles: broken, main, typo"),
+        "{stderr}"
+    );
+
+    let output = bin(repo.path())
+        .args(["lint", "no-such-dir"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_env_lint_knows_its_cluster_config_and_flux_version() {
+    let repo = fixture();
+    let config = format!(
+        r#"[repository]
+url = "https://git.example.test/fleet.git"
+author_name = "Bootstrap Bot"
+author_email = "bot@example.test"
+push = {{ method = "token", token_env = "LINT_TEST_GIT_TOKEN" }}
+read = {{ token_env = "LINT_TEST_GIT_READ_TOKEN" }}
+
+[envs.dev]
+module = "{root}/terraform/existing"
+profile = "main"
+flux_version = "v2.2.0"
+
+[envs.dev.variables]
+cluster_name = "dev"
+kubeconfig_path = "/nonexistent/kubeconfig"
+cluster_config = {{ greeting = "hello" }}
+"#,
+        root = env!("CARGO_MANIFEST_DIR"),
+    );
+    std::fs::write(repo.path().join("gitops-bootstrap.toml"), config).unwrap();
+    let output = bin(repo.path())
+        .args(["lint", "--env", "dev"])
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    // greeting comes from the env's cluster_config; Flux 2.2 still serves v1beta1.
+    assert!(!text.contains("unresolved-variable"), "{text}");
+    assert!(
+        text.contains("profiles/components/app-b/app-b.yaml:2:13: warning[flux-api-deprecated]: Kustomization app-b uses kustomize.toolkit.fluxcd.io/v1beta1, which is deprecated in v2.2.0"),
+        "{text}"
+    );
+    assert!(text.contains("lint of profile(s) main:"), "{text}");
+}
