@@ -73,6 +73,11 @@ pub enum Command {
     /// Check a GitOps repository offline: profiles build, variables are provided, dependsOn
     /// and chart sources exist, Flux API versions are served, no Secret is in plain text.
     Lint(LintArgs),
+    /// Scaffold a GitOps repository: profiles, a module, a starter config, .sops.yaml rules
+    /// and CI workflows (GitHub Actions, GitLab CI).
+    Init(InitArgs),
+    /// List the configured envs (JSON: a GitHub Actions / GitLab CI matrix).
+    Envs,
     /// Configuration file helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -92,6 +97,8 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Doctor(_) => "doctor",
             Command::Lint(_) => "lint",
+            Command::Init(_) => "init",
+            Command::Envs => "envs",
             Command::Config(ConfigCommand::Schema) => "config schema",
             Command::Completions { .. } => "completions",
         }
@@ -168,6 +175,17 @@ pub struct LintArgs {
     /// The GitOps repository's working tree.
     #[arg(default_value = ".")]
     pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the repository (created when missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Replace files that exist with other content (by default init refuses and writes nothing).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod record;
 pub mod render;
 pub mod report;
+pub mod scaffold;
 pub mod terraform;
 pub mod workflow;
 

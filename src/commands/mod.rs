@@ -4,6 +4,8 @@ mod completions;
 mod config_schema;
 mod create_env;
 mod doctor;
+mod envs;
+mod init;
 mod lint;
 mod plan;
 mod status;
@@ -45,6 +47,8 @@ pub async fn run(
         Command::Plan(args) => plan::run(cli, args, reporter, &cancel).await,
         Command::Doctor(args) => doctor::run(cli, args).await,
         Command::Lint(args) => lint::run(cli, args, reporter),
+        Command::Init(args) => init::run(args),
+        Command::Envs => envs::run(cli),
         Command::Config(ConfigCommand::Schema) => Ok(config_schema::run()),
         Command::Completions { shell } => Ok(completions::run(*shell)),
     }

@@ -3,7 +3,9 @@
 //! repeated after a failure or a kill and converges.
 
 pub mod create_env;
+pub mod envs;
 pub mod git;
+pub mod init;
 pub mod lint;
 mod paths;
 mod runner;

@@ -2,14 +2,8 @@
 //! clean, a fixture repository with one mistake per rule yields exactly those findings at their
 //! lines, `--fix` repairs Flux API versions and nothing else, bad input exits 2.
 
+use crate::support::{bin, copy_dir, json_events, stdout};
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use crate::support::{bin, copy_dir};
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -68,10 +62,7 @@ fn every_seeded_mistake_is_found_at_its_line() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let events: Vec<serde_json::Value> = stdout(&output)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = json_events(&output);
     let (last, findings) = events.split_last().unwrap();
     assert!(findings.iter().all(|event| event["event"] == "finding"));
     assert_eq!(last["event"], "result");

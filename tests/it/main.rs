@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod create_env;
 mod gitops;
+mod init;
 mod lint;
 mod reliability;
 mod terraform;

@@ -28,3 +28,16 @@ pub fn bin(dir: &std::path::Path) -> assert_cmd::Command {
         .env("NO_COLOR", "1");
     command
 }
+
+/// A command's stdout as text.
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The JSON events of a `--output json` run, one per stdout line.
+pub fn json_events(output: &std::process::Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}

@@ -1,0 +1,91 @@
+//! `init` and `envs` through the real binary: the scaffolded repository lints clean with the
+//! real `kubectl kustomize`, a second init changes nothing, init never overwrites without
+//! `--force`, and `envs` prints the envs as a table and as GitHub / GitLab CI matrices.
+
+use crate::support::{bin, json_events, stdout};
+
+#[test]
+fn init_then_lint_is_clean_and_a_second_init_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bin(dir.path()).args(["init", "repo"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!("init_text", stdout(&output));
+    let repo = dir.path().join("repo");
+
+    let lint = bin(&repo).arg("lint").output().unwrap();
+    assert_eq!(lint.status.code(), Some(0), "{}", stdout(&lint));
+    // The starter config is valid and its env's profile lints clean as that env runs it.
+    let lint = bin(&repo).args(["lint", "--env", "dev"]).output().unwrap();
+    assert_eq!(lint.status.code(), Some(0), "{}", stdout(&lint));
+
+    let again = bin(dir.path())
+        .args(["init", "repo", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    let events = json_events(&again);
+    let result = &events.last().unwrap()["result"];
+    assert_eq!(result["written"], serde_json::json!([]));
+    assert_eq!(result["overwritten"], serde_json::json!([]));
+    assert_eq!(result["unchanged"].as_array().unwrap().len(), 38);
+}
+
+#[test]
+fn init_over_an_existing_repository_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("README.md"), "# ours\n").unwrap();
+    let output = bin(dir.path()).arg("init").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "init would overwrite 1 file(s) of . that differ from the scaffold: README.md"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "nothing else was written");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("README.md")).unwrap(),
+        "# ours\n"
+    );
+
+    let output = bin(dir.path()).args(["init", "--force"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stdout(&output).contains("  ~ README.md\n"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        dir.path()
+            .join("profiles/minimal/kustomization.yaml")
+            .is_file()
+    );
+}
+
+#[test]
+fn envs_are_a_table_and_ci_matrices() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = bin(dir.path()).arg("init").output().unwrap();
+    assert_eq!(init.status.code(), Some(0));
+    let config = dir.path().join("gitops-bootstrap.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for (env, profile) in [("staging", "standard"), ("prod", "standard")] {
+        text.push_str(&format!(
+            "\n[envs.{env}]\nmodule = \"terraform/existing\"\nprofile = \"{profile}\"\nflux_version = \"v2.4.0\"\nvariables = {{ cluster_name = \"{env}\", kubeconfig_path = \"{env}.kubeconfig\" }}\n"
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+
+    let output = bin(dir.path()).arg("envs").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!("envs_text", stdout(&output));
+    let output = bin(dir.path())
+        .args(["envs", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!("envs_json", stdout(&output));
+}
