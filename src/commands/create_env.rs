@@ -1,4 +1,4 @@
-//! `create-env <env>`: validate the request, then run create-env's steps and keep the run record.
+//! `create-env <env>`: validate the request, then run create-env's steps.
 
 use std::io::IsTerminal;
 
@@ -8,10 +8,8 @@ use super::{CommandOutput, load_env};
 use crate::cli::{Cli, CreateEnvArgs, OutputFormat};
 use crate::config::check_dns_label;
 use crate::error::{Error, ExitStatus, Result};
-use crate::record::{RunRecord, RunStatus};
 use crate::report::Reporter;
-use crate::workflow::create_env::{self, Context, CreateEnvOptions, STEPS};
-use crate::workflow::run_steps;
+use crate::workflow::create_env::{self, CreateEnvOptions};
 
 pub async fn run(
     cli: &Cli,
@@ -35,7 +33,7 @@ pub async fn run(
     }
 
     let options = CreateEnvOptions {
-        profile: profile.clone(),
+        profile,
         assume_yes: args.yes,
         allow_replace: args.allow_replace,
         change_profile: args.change_profile,
@@ -43,24 +41,7 @@ pub async fn run(
         flux_manifests: args.flux_manifests.clone(),
         terraform_binary: args.target.terraform.clone(),
     };
-    let mut record = RunRecord::start(&env.name, "create-env");
-    record.profile = Some(profile);
-    let mut ctx = Context::new(reporter, cancel.clone(), config, env, options);
-    let outcome = run_steps(&STEPS, &mut ctx, reporter, &mut record, &cancel).await;
-
-    record.commit = ctx.commit().map(str::to_owned);
-    record.deploy_key = ctx.deploy_key().map(|key| key.public_openssh.clone());
-    record.age_recipient = ctx.age_key().map(|key| key.recipient.clone());
-    record.finish(match &outcome {
-        Ok(()) => RunStatus::Succeeded,
-        Err(_) => RunStatus::Failed,
-    });
-    // The record is advisory: failing to write it must not hide the run's own outcome.
-    if let Err(err) = record.save(&ctx.paths.record()) {
-        reporter.warning(err.to_string());
-    }
-    outcome?;
-    let result = create_env::summary_result(&ctx)?;
+    let result = create_env::run(reporter, cancel, &config, &env, &options).await?;
     let text = result.text();
     Ok(CommandOutput::new(ExitStatus::Success, &result, text))
 }

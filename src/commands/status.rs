@@ -1,21 +1,14 @@
 //! `status <env>`: the readiness tree of the env's Flux objects, once, read through the env's
 //! Terraform outputs (changing nothing).
 
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
 use super::{CommandOutput, load_env};
 use crate::cli::{Cli, EnvArgs};
-use crate::cluster::wait::readiness_tree;
-use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, connect};
-use crate::contract::Contract;
-use crate::error::{Error, ExitStatus, Result};
+use crate::cluster::Snapshot;
+use crate::error::{ExitStatus, Result};
 use crate::report::Reporter;
-use crate::terraform::StateInfo;
-use crate::workflow::{Outcome, run_step, terraform};
-
-const CONNECT_BUDGET: Duration = Duration::from_secs(30);
+use crate::workflow::status;
 
 pub async fn run(
     cli: &Cli,
@@ -24,28 +17,7 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.env)?;
-    let reading = async {
-        let (tf, root) =
-            terraform::prepare(&config, &env, args.terraform.as_deref(), cancel).await?;
-        if let Some(state) = root.local_state_file()
-            && !StateInfo::read(&state)?.exists
-        {
-            return Err(Error::bad_input(format!(
-                "env {} has not been created yet: it has no Terraform state",
-                env.name
-            ))
-            .with_hint(format!("run `gitops-bootstrap create-env {}`", env.name)));
-        }
-        let contract = Contract::parse(&tf.output_json(&root, cancel).await?, &env.outputs)?;
-        let client = connect(&contract.access, CONNECT_BUDGET).await?;
-        let root = ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE);
-        let snapshot = readiness_tree(&client, &root).await?;
-        Ok((
-            Outcome::Done(format!("{}/{} Ready", snapshot.ready, snapshot.total)),
-            snapshot,
-        ))
-    };
-    let snapshot = run_step(reporter, "status", reading).await.1?;
+    let snapshot = status::run(reporter, &config, &env, args.terraform.as_deref(), cancel).await?;
     let status = if snapshot.all_ready() {
         ExitStatus::Success
     } else {

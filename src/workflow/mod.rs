@@ -1,15 +1,19 @@
-//! Workflows as explicit lists of named steps over a shared context. Each step observes first,
+//! Workflows as explicit lists of named steps over shared phases. Each step observes first,
 //! acts only when needed, and says "up to date" when it had nothing to do, so any run can be
-//! repeated after a failure or a kill and converges.
+//! repeated after a failure or a kill and converges. Commands reach the adapters only through
+//! the functions here.
 
 pub mod create_env;
+pub mod doctor;
 pub mod envs;
 pub mod git;
 pub mod init;
 pub mod lint;
 mod paths;
+pub mod phases;
 mod runner;
+pub mod status;
 pub mod terraform;
 
 pub use paths::EnvPaths;
-pub use runner::{Outcome, Step, run_step, run_steps};
+pub use runner::{Outcome, Steps, run_step};

@@ -1,10 +1,16 @@
-//! Runs a list of named steps in order: announce, time, record, stop at the first failure.
+//! The step runner. A driver is an explicit list of named steps written in one function: each
+//! step is a call to [`Steps::step`] with a phase that takes typed inputs and returns a typed
+//! value, which the driver hands to later steps. The runner announces each step, times it,
+//! keeps it in the run record, and stops the run when a step fails or the user interrupts.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::{Error, ExitStatus, Result};
-use crate::record::{RunRecord, StepRecord};
+use crate::record::{RunRecord, RunStatus, StepRecord};
 use crate::report::{Event, Reporter, StepOutcome};
 
 /// What a step did after observing the current state.
@@ -16,36 +22,59 @@ pub enum Outcome {
     UpToDate(String),
 }
 
-/// One step of a workflow, named as the user sees it in progress lines and events.
-pub trait Step<C>: Copy {
-    fn name(self) -> &'static str;
-    fn run(self, ctx: &mut C) -> impl Future<Output = Result<Outcome>>;
+/// A workflow run in progress: the reporter it reports to, the user's interrupt, and the run
+/// record that collects every step's timing.
+pub struct Steps<'r> {
+    reporter: &'r dyn Reporter,
+    cancel: CancellationToken,
+    record: RunRecord,
 }
 
-/// Runs `steps` over `ctx`, reporting each start and finish with its duration and keeping the
-/// timings in `record`. Cancellation is checked between steps; steps that run long (Terraform,
-/// waits) watch the token themselves.
-pub async fn run_steps<C, S: Step<C>>(
-    steps: &[S],
-    ctx: &mut C,
-    reporter: &dyn Reporter,
-    record: &mut RunRecord,
-    cancel: &tokio_util::sync::CancellationToken,
-) -> Result<()> {
-    for &step in steps {
-        if cancel.is_cancelled() {
+impl<'r> Steps<'r> {
+    pub fn new(reporter: &'r dyn Reporter, cancel: CancellationToken, record: RunRecord) -> Self {
+        Steps {
+            reporter,
+            cancel,
+            record,
+        }
+    }
+
+    /// Runs one named step and returns its typed value. Cancellation is checked before the
+    /// step starts; steps that run long (Terraform, waits) watch the token themselves.
+    pub async fn step<T>(
+        &mut self,
+        name: &'static str,
+        work: impl Future<Output = Result<(Outcome, T)>>,
+    ) -> Result<T> {
+        if self.cancel.is_cancelled() {
             return Err(Error::new(
                 ExitStatus::Interrupted,
-                format!("interrupted before step {}", step.name()),
+                format!("interrupted before step {name}"),
             )
             .with_hint("rerun the same command: every step picks up where it stopped"));
         }
-        let work = async { step.run(ctx).await.map(|outcome| (outcome, ())) };
-        let (timing, result) = run_step(reporter, step.name(), work).await;
-        record.steps.push(timing);
-        result?;
+        let (timing, result) = run_step(self.reporter, name, work).await;
+        self.record.steps.push(timing);
+        result
     }
-    Ok(())
+
+    /// The run record, for facts a driver learns along the way (the commit, the keys).
+    pub fn record(&mut self) -> &mut RunRecord {
+        &mut self.record
+    }
+
+    /// Closes the record with the run's outcome and writes it to `path`. The record is
+    /// advisory: failing to write it is a warning, never the run's own outcome.
+    pub fn finish<T>(mut self, outcome: &Result<T>, path: &Path) -> RunRecord {
+        self.record.finish(match outcome {
+            Ok(_) => RunStatus::Succeeded,
+            Err(_) => RunStatus::Failed,
+        });
+        if let Err(err) = self.record.save(path) {
+            self.reporter.warning(err.to_string());
+        }
+        self.record
+    }
 }
 
 /// Runs one named piece of work as a step: announced, timed, reported with its outcome. Also
@@ -89,49 +118,46 @@ mod tests {
     use super::*;
     use crate::report::RecordingReporter;
 
-    #[derive(Clone, Copy)]
-    enum Toy {
-        Look,
-        Change,
-        Break,
+    async fn look() -> Result<(Outcome, u32)> {
+        Ok((Outcome::UpToDate("nothing to do".into()), 1))
     }
 
-    impl Step<Vec<&'static str>> for Toy {
-        fn name(self) -> &'static str {
-            match self {
-                Toy::Look => "look",
-                Toy::Change => "change",
-                Toy::Break => "break",
-            }
-        }
+    async fn change(input: u32) -> Result<(Outcome, u32)> {
+        Ok((Outcome::Done("changed one thing".into()), input + 1))
+    }
 
-        async fn run(self, ctx: &mut Vec<&'static str>) -> Result<Outcome> {
-            ctx.push(self.name());
-            match self {
-                Toy::Look => Ok(Outcome::UpToDate("nothing to do".into())),
-                Toy::Change => Ok(Outcome::Done("changed one thing".into())),
-                Toy::Break => Err(Error::failure("the thing broke")),
-            }
-        }
+    async fn break_down(_input: u32) -> Result<(Outcome, u32)> {
+        Err(Error::failure("the thing broke"))
+    }
+
+    async fn toy(steps: &mut Steps<'_>, visited: &mut Vec<&'static str>) -> Result<u32> {
+        visited.push("look");
+        let first = steps.step("look", look()).await?;
+        visited.push("change");
+        let second = steps.step("change", change(first)).await?;
+        visited.push("break");
+        let third = steps.step("break", break_down(second)).await?;
+        visited.push("look again");
+        steps.step("look-again", look()).await?;
+        Ok(third)
     }
 
     #[tokio::test]
-    async fn steps_run_in_order_and_stop_at_the_first_failure() {
+    async fn steps_run_in_order_hand_on_their_values_and_stop_at_the_first_failure() {
         let reporter = RecordingReporter::default();
-        let mut record = RunRecord::start("dev", "test");
-        let mut visited = Vec::new();
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let err = run_steps(
-            &[Toy::Look, Toy::Change, Toy::Break, Toy::Look],
-            &mut visited,
+        let mut steps = Steps::new(
             &reporter,
-            &mut record,
-            &cancel,
-        )
-        .await
-        .unwrap_err();
+            CancellationToken::new(),
+            RunRecord::start("dev", "test"),
+        );
+        let mut visited = Vec::new();
+        let outcome = toy(&mut steps, &mut visited).await;
+        let err = outcome.as_ref().unwrap_err();
         assert_eq!(visited, ["look", "change", "break"]);
         assert_eq!(err.message(), "step break failed: the thing broke");
+        let dir = tempfile::tempdir().unwrap();
+        let record = steps.finish(&outcome, &dir.path().join("run.json"));
+        assert_eq!(record.status, RunStatus::Failed);
         let outcomes: Vec<_> = record.steps.iter().map(|s| s.outcome).collect();
         assert_eq!(
             outcomes,
@@ -141,6 +167,7 @@ mod tests {
                 StepOutcome::Failed
             ]
         );
+        assert_eq!(RunRecord::load(&dir.path().join("run.json")), Some(record));
         let started = reporter
             .events()
             .iter()
@@ -152,14 +179,11 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_run_stops_before_the_next_step() {
         let reporter = RecordingReporter::default();
-        let mut record = RunRecord::start("dev", "test");
-        let mut visited = Vec::new();
-        let cancel = tokio_util::sync::CancellationToken::new();
+        let cancel = CancellationToken::new();
         cancel.cancel();
-        let err = run_steps(&[Toy::Look], &mut visited, &reporter, &mut record, &cancel)
-            .await
-            .unwrap_err();
+        let mut steps = Steps::new(&reporter, cancel, RunRecord::start("dev", "test"));
+        let err = steps.step("look", look()).await.unwrap_err();
         assert_eq!(err.status(), ExitStatus::Interrupted);
-        assert!(visited.is_empty());
+        assert!(reporter.events().is_empty());
     }
 }

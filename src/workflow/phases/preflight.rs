@@ -3,50 +3,87 @@
 //! running another profile), the Flux components, Flux's read credentials and the age key.
 //! Keys are generated last, so a failed check leaves nothing behind.
 
-use super::{Context, require};
+use std::path::Path;
+
 use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
-use crate::config::GitTransport;
+use crate::cluster::{Components, GitReadCredentials};
+use crate::config::{Config, EnvConfig, GitTransport};
 use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, Workspace, check_push_access, generate_deploy_key};
-use crate::keys::KeyStore;
+use crate::keys::{AgeKey, KeyStore};
 use crate::lock::EnvLock;
 use crate::render::{self, cluster_dir};
+use crate::report::Reporter;
+use crate::terraform::Terraform;
 use crate::workflow::git::{blocking, push_spec, read_credentials};
-use crate::workflow::{Outcome, terraform};
+use crate::workflow::phases::lock;
+use crate::workflow::{EnvPaths, Outcome, terraform};
 
-pub async fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
-    ctx.lock = Some(EnvLock::acquire(&ctx.env.name, &ctx.paths.lock())?);
-    let tf = terraform::discover(&ctx.config, ctx.options.terraform_binary.as_deref()).await?;
+/// What create-env's preflight is given.
+pub struct PreflightInputs<'a> {
+    pub reporter: &'a dyn Reporter,
+    pub config: &'a Config,
+    pub env: &'a EnvConfig,
+    pub paths: &'a EnvPaths,
+    pub profile: &'a str,
+    pub change_profile: bool,
+    pub flux_manifests: Option<&'a str>,
+    pub terraform_binary: Option<&'a Path>,
+}
+
+/// What the later steps work with, all checked.
+pub struct Prepared {
+    /// Held until the run ends.
+    pub lock: EnvLock,
+    pub terraform: Terraform,
+    pub workspace: Workspace,
+    pub components: Components,
+    pub read_credentials: GitReadCredentials,
+    pub deploy_key: Option<DeployKey>,
+    pub age_key: AgeKey,
+}
+
+pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
+    let lock = lock::acquire(input.env, input.paths)?;
+    let tf = terraform::discover(input.config, input.terraform_binary).await?;
     let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
-    ctx.terraform = Some(tf);
 
-    let committed = repository(ctx).await?;
+    let (workspace, committed) = repository(&input).await?;
     facts.push(format!(
         "repository reachable ({}) · profile {}",
-        ctx.env.repository.url, ctx.options.profile
+        input.env.repository.url, input.profile
     ));
 
-    let source = components_source(ctx, committed.components)?;
-    let components = resolve_components(&source, &ctx.env.flux_version).await?;
+    let source = components_source(&input, committed.components)?;
+    let components = resolve_components(&source, &input.env.flux_version).await?;
     facts.push(format!(
         "Flux {} from {}",
         components.version, components.origin
     ));
-    ctx.components = Some(components);
 
-    let generated = settle_keys(ctx, committed.recipient.as_deref()).await?;
-    let recipient = &require(&ctx.age_key, "the age key")?.recipient;
+    let keys = settle_keys(&input, committed.recipient.as_deref()).await?;
+    let recipient = &keys.age_key.recipient;
     // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
     facts.push(format!(
         "age key {}…",
         recipient.get(..12).unwrap_or(recipient)
     ));
     let summary = facts.join(" · ");
-    Ok(if generated.is_empty() {
+    let outcome = if keys.generated.is_empty() {
         Outcome::UpToDate(summary)
     } else {
-        Outcome::Done(format!("{summary} (new {})", generated.join(", ")))
-    })
+        Outcome::Done(format!("{summary} (new {})", keys.generated.join(", ")))
+    };
+    let prepared = Prepared {
+        lock,
+        terraform: tf,
+        workspace,
+        components,
+        read_credentials: keys.read_credentials,
+        deploy_key: keys.deploy_key,
+        age_key: keys.age_key,
+    };
+    Ok((outcome, prepared))
 }
 
 /// What the env's cluster directory already holds in Git.
@@ -56,16 +93,16 @@ struct Committed {
 }
 
 /// Checks push access, clones, checks the profile, and reads what is committed for the env.
-async fn repository(ctx: &mut Context<'_>) -> Result<Committed> {
-    let spec = push_spec(&ctx.env)?;
-    let repo_dir = ctx.paths.repo();
+async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed)> {
+    let spec = push_spec(input.env)?;
+    let repo_dir = input.paths.repo();
     let workspace = blocking(move || {
         check_push_access(&spec)?;
         Ok(Workspace::open_or_clone(&repo_dir, spec)?)
     })
     .await?;
-    check_profile(ctx, &workspace)?;
-    let cluster_dir = cluster_dir(&ctx.env.repository.path, &ctx.env.name);
+    check_profile(input, &workspace)?;
+    let cluster_dir = cluster_dir(&input.env.repository.path, &input.env.name);
     let read = |rel: &str| -> Result<Option<String>> {
         let bytes = workspace.read_file(&format!("{cluster_dir}/{rel}"))?;
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
@@ -76,52 +113,63 @@ async fn repository(ctx: &mut Context<'_>) -> Result<Committed> {
             .as_deref()
             .and_then(render::sops_recipient),
     };
-    ctx.workspace = Some(workspace);
-    Ok(committed)
+    Ok((workspace, committed))
+}
+
+struct Keys {
+    age_key: AgeKey,
+    deploy_key: Option<DeployKey>,
+    read_credentials: GitReadCredentials,
+    generated: Vec<&'static str>,
 }
 
 /// The age key, Flux's read credentials and (ssh) the deploy key. An env whose recipient is
 /// committed only reads its key, and must find it before anything is generated; an env
-/// without one gets a key last. Returns what was generated.
+/// without one gets a key last.
 async fn settle_keys(
-    ctx: &mut Context<'_>,
+    input: &PreflightInputs<'_>,
     committed_recipient: Option<&str>,
-) -> Result<Vec<&'static str>> {
+) -> Result<Keys> {
     let key_store = KeyStore::from_env();
     let committed_key = match committed_recipient {
-        Some(recipient) => Some(key_store.settle(&ctx.env.name, Some(recipient))?),
+        Some(recipient) => Some(key_store.settle(&input.env.name, Some(recipient))?),
         None => None,
     };
     let mut generated = Vec::new();
-    if ctx.env.repository.transport() == GitTransport::Ssh {
-        let (key, new) = deploy_key(ctx).await?;
+    let mut deploy_key = None;
+    if input.env.repository.transport() == GitTransport::Ssh {
+        let (key, new) = settle_deploy_key(input).await?;
         if new {
             generated.push("deploy key");
         }
-        ctx.deploy_key = Some(key);
+        deploy_key = Some(key);
     }
-    ctx.read_credentials = Some(read_credentials(&ctx.env, ctx.deploy_key.as_ref())?);
+    let read_credentials = read_credentials(input.env, deploy_key.as_ref())?;
     let age_key = match committed_key {
         Some(key) => key,
-        None => key_store.settle(&ctx.env.name, None)?,
+        None => key_store.settle(&input.env.name, None)?,
     };
     if age_key.generated {
         generated.push("age key");
     }
-    ctx.age_key = Some(age_key);
-    Ok(generated)
+    Ok(Keys {
+        age_key,
+        deploy_key,
+        read_credentials,
+        generated,
+    })
 }
 
 /// The env's ssh deploy key for Flux, generated on first use and announced then: Flux can
 /// read the repository only once it is registered there.
-async fn deploy_key(ctx: &Context<'_>) -> Result<(DeployKey, bool)> {
-    let path = ctx.paths.deploy_key();
+async fn settle_deploy_key(input: &PreflightInputs<'_>) -> Result<(DeployKey, bool)> {
+    let path = input.paths.deploy_key();
     let generated = !path.exists();
     let key = blocking(move || Ok(generate_deploy_key(&path)?)).await?;
     if generated {
-        ctx.reporter.notice(format!(
+        input.reporter.notice(format!(
             "generated a deploy key for Flux; register it read-only on {}: {}",
-            ctx.env.repository.url, key.public_openssh
+            input.env.repository.url, key.public_openssh
         ));
     }
     Ok((key, generated))
@@ -129,9 +177,9 @@ async fn deploy_key(ctx: &Context<'_>) -> Result<(DeployKey, bool)> {
 
 /// The profile must exist in the repository, and an env already running another profile is
 /// re-pointed only with `--change-profile`.
-fn check_profile(ctx: &Context<'_>, workspace: &Workspace) -> Result<()> {
-    let repo = &ctx.env.repository;
-    let profile = &ctx.options.profile;
+fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<()> {
+    let repo = &input.env.repository;
+    let profile = input.profile;
     let profile_dir = workspace.spec().prefixed(&format!("profiles/{profile}"));
     if !workspace.path_exists(&profile_dir)? {
         return Err(Error::bad_input(format!(
@@ -143,15 +191,15 @@ fn check_profile(ctx: &Context<'_>, workspace: &Workspace) -> Result<()> {
     let committed = workspace
         .read_file(&format!(
             "{}/{}",
-            cluster_dir(&repo.path, &ctx.env.name),
+            cluster_dir(&repo.path, &input.env.name),
             render::PROFILE_FILE
         ))?
         .and_then(|bytes| render::committed_profile(&String::from_utf8_lossy(&bytes)));
     match committed {
-        Some(current) if &current != profile && !ctx.options.change_profile => {
+        Some(current) if current != profile && !input.change_profile => {
             Err(Error::bad_input(format!(
                 "env {} already runs profile {current}; refusing to re-point it to {profile}",
-                ctx.env.name
+                input.env.name
             ))
             .with_hint("pass --change-profile to re-point it (its apps will be replaced)"))
         }
@@ -159,8 +207,11 @@ fn check_profile(ctx: &Context<'_>, workspace: &Workspace) -> Result<()> {
     }
 }
 
-fn components_source(ctx: &Context<'_>, committed: Option<String>) -> Result<ComponentsSource> {
-    let explicit = match (&ctx.options.flux_manifests, &ctx.env.flux_manifests) {
+fn components_source(
+    input: &PreflightInputs<'_>,
+    committed: Option<String>,
+) -> Result<ComponentsSource> {
+    let explicit = match (input.flux_manifests, &input.env.flux_manifests) {
         (Some(flag), _) => Some(ManifestLocation::parse(flag)?),
         (None, Some(crate::config::FluxManifests::File(path))) => {
             Some(ManifestLocation::File(path.clone()))
@@ -170,7 +221,7 @@ fn components_source(ctx: &Context<'_>, committed: Option<String>) -> Result<Com
         }
         (None, None) => None,
     };
-    let extra_ca_pem = match &ctx.env.flux_manifests_ca_file {
+    let extra_ca_pem = match &input.env.flux_manifests_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
             Error::bad_input(format!(
                 "failed to read flux_manifests_ca_file {}: {err}",

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Context, require};
 use crate::cluster::Snapshot;
 use crate::error::Result;
+use crate::report::Reporter;
 use crate::workflow::Outcome;
 
 /// The `result` of create-env.
@@ -27,46 +27,24 @@ pub struct CreateEnvResult {
     pub apps: Snapshot,
 }
 
-pub fn run(ctx: &mut Context<'_>) -> Result<Outcome> {
-    let result = result(ctx)?;
-    ctx.reporter.notice(format!(
+/// Tells the operator what to keep and what to register; the result itself is the command's.
+pub async fn run(reporter: &dyn Reporter, result: &CreateEnvResult) -> Result<(Outcome, ())> {
+    reporter.notice(format!(
         "the age key of env {} is {} — back it up: rebuilding the env needs it to decrypt its secrets",
         result.env,
         result.age_key_file.display()
     ));
     if let Some(key) = &result.deploy_key {
-        ctx.reporter.notice(format!(
+        reporter.notice(format!(
             "register this read-only deploy key for Flux on {}: {key}",
             result.repository
         ));
     }
-    Ok(Outcome::Done(format!(
+    let summary = format!(
         "env {} runs profile {} ({}/{} Flux objects Ready)",
         result.env, result.profile, result.apps.ready, result.apps.total
-    )))
-}
-
-pub fn result(ctx: &Context<'_>) -> Result<CreateEnvResult> {
-    let contract = require(&ctx.contract, "the output contract")?;
-    let age_key = require(&ctx.age_key, "the age key")?;
-    Ok(CreateEnvResult {
-        env: ctx.env.name.clone(),
-        profile: ctx.options.profile.clone(),
-        cluster_name: contract.cluster_name.clone(),
-        repository: ctx.env.repository.url.clone(),
-        branch: ctx.env.repository.branch.clone(),
-        commit: require(&ctx.commit, "the pushed commit")?.clone(),
-        flux_version: require(&ctx.components, "the Flux components")?
-            .version
-            .clone(),
-        age_recipient: age_key.recipient.clone(),
-        age_key_file: age_key.path.clone(),
-        deploy_key: ctx
-            .deploy_key
-            .as_ref()
-            .map(|key| key.public_openssh.clone()),
-        apps: require(&ctx.snapshot, "the runtime apps")?.clone(),
-    })
+    );
+    Ok((Outcome::Done(summary), ()))
 }
 
 impl CreateEnvResult {

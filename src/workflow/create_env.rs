@@ -1,0 +1,143 @@
+//! create-env: from a config entry to Ready runtime apps, as nine named steps. Nothing is
+//! committed before the cluster took its config and secrets, and Flux is applied only once the
+//! commit it will sync is on the remote.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::phases::commit::ClusterDirInputs;
+use super::phases::preflight::PreflightInputs;
+use super::phases::terraform_apply::ApplyPolicy;
+use super::phases::{
+    commit, config_and_secrets, connect, flux_install, preflight, summary, sync, terraform_apply,
+    wait_for_apps,
+};
+use super::{EnvPaths, Steps};
+use crate::config::{Config, EnvConfig};
+use crate::error::Result;
+use crate::record::RunRecord;
+use crate::report::Reporter;
+
+pub use super::phases::summary::CreateEnvResult;
+
+/// What the user asked for, validated by the command.
+#[derive(Debug, Clone)]
+pub struct CreateEnvOptions {
+    pub profile: String,
+    pub assume_yes: bool,
+    pub allow_replace: bool,
+    pub change_profile: bool,
+    pub timeout: Duration,
+    pub flux_manifests: Option<String>,
+    pub terraform_binary: Option<PathBuf>,
+}
+
+/// Runs create-env and keeps its run record (`<state_dir>/<env>/run.json`), also on failure.
+pub async fn run(
+    reporter: &dyn Reporter,
+    cancel: CancellationToken,
+    config: &Config,
+    env: &EnvConfig,
+    options: &CreateEnvOptions,
+) -> Result<CreateEnvResult> {
+    let paths = EnvPaths::new(config, &env.name);
+    let mut record = RunRecord::start(&env.name, "create-env");
+    record.profile = Some(options.profile.clone());
+    let mut steps = Steps::new(reporter, cancel.clone(), record);
+    let outcome = drive(&mut steps, reporter, &cancel, config, env, &paths, options).await;
+    steps.finish(&outcome, &paths.record());
+    outcome
+}
+
+/// The steps, in order, each handing its typed result to the ones after it.
+async fn drive(
+    steps: &mut Steps<'_>,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+    config: &Config,
+    env: &EnvConfig,
+    paths: &EnvPaths,
+    options: &CreateEnvOptions,
+) -> Result<CreateEnvResult> {
+    let preflight_inputs = PreflightInputs {
+        reporter,
+        config,
+        env,
+        paths,
+        profile: &options.profile,
+        change_profile: options.change_profile,
+        flux_manifests: options.flux_manifests.as_deref(),
+        terraform_binary: options.terraform_binary.as_deref(),
+    };
+    let prepared = steps
+        .step("preflight", preflight::run(preflight_inputs))
+        .await?;
+    steps.record().age_recipient = Some(prepared.age_key.recipient.clone());
+    steps.record().deploy_key = prepared
+        .deploy_key
+        .as_ref()
+        .map(|k| k.public_openssh.clone());
+
+    let policy = ApplyPolicy {
+        assume_yes: options.assume_yes,
+        allow_replace: options.allow_replace,
+    };
+    let terraform =
+        terraform_apply::run(&prepared.terraform, config, env, policy, reporter, cancel);
+    let contract = steps.step("terraform", terraform).await?;
+    let client = steps.step("connect", connect::run(&contract)).await?;
+    let bootstrap = config_and_secrets::run(
+        &client,
+        &env.name,
+        &contract,
+        &prepared.read_credentials,
+        &prepared.age_key,
+    );
+    steps.step("config-and-secrets", bootstrap).await?;
+
+    let cluster_dir = ClusterDirInputs {
+        env,
+        profile: &options.profile,
+        components: &prepared.components,
+        age_recipient: &prepared.age_key.recipient,
+        timeout: options.timeout,
+    };
+    let committed = steps
+        .step("commit", commit::run(prepared.workspace, cluster_dir))
+        .await?;
+    steps.record().commit = Some(committed.head.clone());
+
+    let install = flux_install::run(&client, &prepared.components);
+    steps.step("flux-install", install).await?;
+    let sync = sync::run(&client, &committed.sync_manifest, &committed.head);
+    steps.step("sync", sync).await?;
+    let wait = wait_for_apps::run(
+        &client,
+        committed.workspace,
+        &committed.head,
+        options.timeout,
+        reporter,
+        cancel,
+    );
+    let apps = steps.step("wait-for-apps", wait).await?;
+
+    let result = CreateEnvResult {
+        env: env.name.clone(),
+        profile: options.profile.clone(),
+        cluster_name: contract.cluster_name.clone(),
+        repository: env.repository.url.clone(),
+        branch: env.repository.branch.clone(),
+        commit: committed.head,
+        flux_version: prepared.components.version.clone(),
+        age_recipient: prepared.age_key.recipient.clone(),
+        age_key_file: prepared.age_key.path.clone(),
+        deploy_key: prepared.deploy_key.map(|key| key.public_openssh),
+        apps,
+    };
+    steps
+        .step("summary", summary::run(reporter, &result))
+        .await?;
+    Ok(result)
+}

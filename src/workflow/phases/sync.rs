@@ -1,0 +1,27 @@
+//! sync: the GitRepository and Kustomization `flux-system` applied exactly as committed, and a
+//! reconcile requested when they do not yet point at the wanted commit.
+
+use kube::Client;
+
+use super::{applied, short};
+use crate::cluster::flux;
+use crate::cluster::wait::conditions::WantedRevision;
+use crate::error::Result;
+use crate::workflow::Outcome;
+
+/// `manifest` is the committed gotk-sync.yaml; `commit` the sha Flux must reach.
+pub async fn run(client: &Client, manifest: &str, commit: &str) -> Result<(Outcome, ())> {
+    // A newer commit than ours is not worth a lookup here: it only costs a reconcile request.
+    let wanted = WantedRevision {
+        sha: commit,
+        is_descendant: &|_| false,
+    };
+    let summary = flux::sync(client, manifest, &wanted).await?;
+    let outcome = match applied("sync objects", &summary.applied) {
+        outcome if !summary.reconcile_requested => outcome,
+        Outcome::Done(text) | Outcome::UpToDate(text) => {
+            Outcome::Done(format!("{text}; reconcile of {} requested", short(commit)))
+        }
+    };
+    Ok((outcome, ()))
+}

@@ -1,0 +1,89 @@
+//! wait-for-apps: watches the GitRepository reach the commit, the root Kustomization apply it,
+//! and every Kustomization and HelmRelease it leads to become Ready.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::short;
+use crate::cluster::wait::wait_for_apps as watch_apps;
+use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, WaitTarget};
+use crate::error::{Error, ExitStatus, Result};
+use crate::gitops::Workspace;
+use crate::report::Reporter;
+use crate::workflow::Outcome;
+
+/// `workspace` is the clone holding `commit`, used to recognise commits pushed after it.
+pub async fn run(
+    client: &Client,
+    workspace: Workspace,
+    commit: &str,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<(Outcome, Snapshot)> {
+    let target = WaitTarget {
+        root: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE),
+        git_repository: ObjectName::namespaced("GitRepository", FLUX_NAMESPACE, FLUX_NAMESPACE),
+        revision_sha: commit.to_owned(),
+        is_descendant: descends_from(workspace, commit.to_owned()),
+    };
+    let mut last_line = String::new();
+    let on_progress = |snapshot: &Snapshot| {
+        let line = progress_line(snapshot);
+        // Snapshots also change in details a progress line does not show.
+        if line != last_line {
+            reporter.counted_progress(
+                "wait-for-apps",
+                line.clone(),
+                snapshot.ready as u64,
+                snapshot.total as u64,
+            );
+            last_line = line;
+        }
+    };
+    let snapshot = tokio::select! {
+        waited = watch_apps(client, target, timeout, on_progress) => waited?,
+        () = cancel.cancelled() => {
+            return Err(Error::new(ExitStatus::Interrupted, "interrupted while waiting for the runtime apps")
+                .with_hint("rerun the same command: nothing is redone, the wait picks up"));
+        }
+    };
+    let summary = format!(
+        "{}/{} Ready at {}",
+        snapshot.ready,
+        snapshot.total,
+        short(commit)
+    );
+    Ok((Outcome::Done(summary), snapshot))
+}
+
+/// Someone may push after us: a commit that descends from ours counts as ours applied.
+fn descends_from(workspace: Workspace, pushed: String) -> Box<dyn Fn(&str) -> bool + Send + Sync> {
+    let workspace = Mutex::new(workspace);
+    Box::new(move |sha: &str| {
+        workspace
+            .lock()
+            .ok()
+            .and_then(|mut repo| repo.is_ancestor(&pushed, sha).ok())
+            .unwrap_or(false)
+    })
+}
+
+/// What the wait is on, briefly: the first few objects not Ready and why.
+fn progress_line(snapshot: &Snapshot) -> String {
+    let waiting: Vec<String> = snapshot
+        .rows
+        .iter()
+        .filter(|row| !row.readiness.is_ready())
+        .take(3)
+        .map(|row| format!("{} ({})", row.object.name, row.readiness.reason()))
+        .collect();
+    if waiting.is_empty() {
+        "all Ready".to_owned()
+    } else {
+        format!("waiting on {}", waiting.join(", "))
+    }
+}
