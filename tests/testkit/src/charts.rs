@@ -1,6 +1,10 @@
 //! The chart catalogue: what the helm-controller stand-in installs for (repository URL, chart,
 //! version). It knows exactly the upstream charts the product's profiles reference, each as a
 //! small set of objects shaped like the chart's main ones (names follow Helm's `fullname`).
+//! With [`Charts::Any`] every repository and chart is available, charts outside the catalogue
+//! installing a stand-in Deployment, so one's own repository can be rehearsed in the sandbox.
+
+use std::str::FromStr;
 
 use kube::api::DynamicObject;
 use kube::{CustomResource, CustomResourceExt};
@@ -85,6 +89,108 @@ pub fn catalogue() -> &'static [ChartEntry] {
     &CATALOGUE
 }
 
+/// Which charts the helm stand-ins treat as available.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Charts {
+    /// Exactly the catalogue's: another repository's index is a 404, another chart or version
+    /// fails to install.
+    #[default]
+    Catalogue,
+    /// Every repository has an index and every chart and version exists.
+    Any,
+}
+
+impl FromStr for Charts {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "catalogue" => Ok(Charts::Catalogue),
+            "any" => Ok(Charts::Any),
+            other => Err(format!("unknown chart mode '{other}': use catalogue or any")),
+        }
+    }
+}
+
+/// The version a stand-in chart gets when the HelmRelease names none (or `*`).
+const STAND_IN_VERSION: &str = "0.1.0";
+
+impl Charts {
+    /// Whether a HelmRepository at `url` serves an index.
+    pub fn has_index(self, url: &str) -> bool {
+        self == Charts::Any || is_known_repository(url)
+    }
+
+    /// The chart a HelmRelease asks for; no version (or `*`) means the catalogue's.
+    pub fn find(self, repository: &str, chart: &str, version: Option<&str>) -> Option<Chart> {
+        let version = version.filter(|v| *v != "*");
+        let known = match version {
+            Some(exact) => lookup(repository, chart, exact),
+            None => CATALOGUE
+                .iter()
+                .find(|e| same_repository(e.repository, repository) && e.chart == chart),
+        };
+        match (known, self) {
+            (Some(entry), _) => Some(Chart::Catalogue(entry)),
+            (None, Charts::Catalogue) => None,
+            (None, Charts::Any) => Some(Chart::StandIn {
+                chart: chart.to_owned(),
+                version: version.unwrap_or(STAND_IN_VERSION).to_owned(),
+            }),
+        }
+    }
+
+    /// The chart a recorded release was installed from, to know what it installed.
+    pub fn installed(self, chart: &str, version: &str) -> Option<Chart> {
+        let known = CATALOGUE
+            .iter()
+            .find(|e| e.chart == chart && e.version == version);
+        match (known, self) {
+            (Some(entry), _) => Some(Chart::Catalogue(entry)),
+            (None, Charts::Catalogue) => None,
+            (None, Charts::Any) => Some(Chart::StandIn {
+                chart: chart.to_owned(),
+                version: version.to_owned(),
+            }),
+        }
+    }
+}
+
+/// A chart the helm stand-in can install.
+pub enum Chart {
+    Catalogue(&'static ChartEntry),
+    /// Outside the catalogue ([`Charts::Any`]): a ServiceAccount and a Deployment named by
+    /// Helm's `fullname`, image `testkit.invalid/charts/<chart>:<version>`.
+    StandIn { chart: String, version: String },
+}
+
+impl Chart {
+    pub fn name(&self) -> &str {
+        match self {
+            Chart::Catalogue(entry) => entry.chart,
+            Chart::StandIn { chart, .. } => chart,
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        match self {
+            Chart::Catalogue(entry) => entry.version,
+            Chart::StandIn { version, .. } => version,
+        }
+    }
+
+    /// The objects of this chart for `release`, namespaced ones in the release namespace.
+    pub fn render(&self, release: &Release) -> anyhow::Result<Vec<DynamicObject>> {
+        match self {
+            Chart::Catalogue(entry) => entry.render(release),
+            Chart::StandIn { chart, version } => stand_in(release, chart, version)
+                .into_iter()
+                .map(|value| Ok(serde_json::from_value(value)?))
+                .collect(),
+        }
+    }
+}
+
 fn same_repository(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -123,6 +229,20 @@ fn service_account(release: &Release, name: &str, labels: Value) -> Value {
         "kind": "ServiceAccount",
         "metadata": { "name": name, "namespace": release.namespace, "labels": labels }
     })
+}
+
+fn stand_in(release: &Release, chart: &str, version: &str) -> Vec<Value> {
+    let fullname = release.fullname(chart);
+    let labels = release.labels(chart, version, "app");
+    vec![
+        service_account(release, &fullname, labels.clone()),
+        deployment(
+            release,
+            &fullname,
+            labels,
+            &format!("testkit.invalid/charts/{chart}:{version}"),
+        ),
+    ]
 }
 
 fn ingress_nginx(release: &Release) -> Vec<Value> {
@@ -343,6 +463,46 @@ mod tests {
             "https://kubernetes-sigs.github.io/external-dns/"
         ));
         assert!(!is_known_repository("https://example.invalid/charts"));
+    }
+
+    #[test]
+    fn any_mode_serves_every_repository_and_chart_keeping_the_catalogue_s() {
+        let elsewhere = "https://charts.example.invalid";
+        assert!(!Charts::Catalogue.has_index(elsewhere));
+        assert!(Charts::Any.has_index(elsewhere));
+        assert!(Charts::Catalogue.find(elsewhere, "app", Some("1.0.0")).is_none());
+        let jetstack = "https://charts.jetstack.io";
+        let newest = Charts::Catalogue.find(jetstack, "cert-manager", None).unwrap();
+        assert_eq!(newest.version(), "v1.17.2");
+        assert!(matches!(
+            Charts::Any.find(jetstack, "cert-manager", Some("*")),
+            Some(Chart::Catalogue(_))
+        ));
+
+        let chart = Charts::Any.find(elsewhere, "datadog", Some("3.1.4")).unwrap();
+        assert_eq!((chart.name(), chart.version()), ("datadog", "3.1.4"));
+        let values = json!({});
+        let release = Release {
+            name: "datadog",
+            namespace: "monitoring",
+            values: &values,
+        };
+        let objects = chart.render(&release).unwrap();
+        let deployment = objects
+            .iter()
+            .find(|o| o.types.as_ref().unwrap().kind == "Deployment")
+            .unwrap();
+        assert_eq!(deployment.metadata.name.as_deref(), Some("datadog"));
+        assert_eq!(
+            deployment.data["spec"]["template"]["spec"]["containers"][0]["image"],
+            "testkit.invalid/charts/datadog:3.1.4"
+        );
+        assert!(Charts::Catalogue.installed("datadog", "3.1.4").is_none());
+        let installed = Charts::Any.installed("datadog", "3.1.4").unwrap();
+        assert_eq!(installed.render(&release).unwrap().len(), objects.len());
+        let unversioned = Charts::Any.find(elsewhere, "app", None).unwrap();
+        assert_eq!(unversioned.version(), STAND_IN_VERSION);
+        assert!("any".parse::<Charts>().is_ok() && "some".parse::<Charts>().is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Runs the testkit's API server (and optionally the Flux stand-ins and a Git server) until
 //! SIGINT/SIGTERM, for trying the product or kubectl by hand:
-//! `test-cluster --kubeconfig ./kc [--flux] [--git-dir ./git --seed-repo ./profiles]`.
+//! `test-cluster --kubeconfig ./kc [--flux [--charts any]] [--git-dir ./git --seed-repo ./profiles]`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
 use testkit::apiserver::{ApiServer, ServerOptions, write_private};
+use testkit::charts::Charts;
 use testkit::flux::{Controllers, FluxOptions, components_manifest};
 use testkit::git::GitServer;
 
@@ -22,6 +23,10 @@ struct Args {
     /// Also run the in-process Flux controllers, kubelet and load balancers.
     #[arg(long)]
     flux: bool,
+    /// Which charts the helm stand-in finds: `catalogue` (the testkit's few) or `any` (every
+    /// repository, chart and version; unknown charts install a stand-in Deployment).
+    #[arg(long, default_value = "catalogue", requires = "flux")]
+    charts: Charts,
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -56,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
     let _controllers = if args.flux {
         Some(Controllers::start(
             server.client().await?,
-            FluxOptions::default(),
+            FluxOptions {
+                charts: args.charts,
+                ..FluxOptions::default()
+            },
         ))
     } else {
         None

@@ -1,6 +1,6 @@
 //! kustomize-controller's build: copy the source artifact, generate a kustomization.yaml where
-//! the path has none (as Flux does), run the real `kubectl kustomize`, check the SOPS key and
-//! substitute variables object by object.
+//! the path has none (as Flux does), add `spec.components` to it, run the real
+//! `kubectl kustomize`, check the SOPS key and substitute variables object by object.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,10 +78,12 @@ pub async fn check_decryption(
     Ok(())
 }
 
-/// Builds `path` of the artifact at `source_dir` into objects, substituting `vars` if given.
+/// Builds `path` of the artifact at `source_dir` with `components` (paths relative to `path`)
+/// into objects, substituting `vars` if given.
 pub async fn build(
     source_dir: &Path,
     path: &str,
+    components: &[String],
     vars: Option<&BTreeMap<String, String>>,
     decrypts: bool,
 ) -> Result<Vec<DynamicObject>, Failure> {
@@ -114,6 +116,14 @@ pub async fn build(
             failure(
                 "BuildFailed",
                 format!("failed to generate kustomization.yaml: {e}"),
+            )
+        })?;
+    }
+    if !components.is_empty() {
+        add_components(&dir, components).map_err(|e| {
+            failure(
+                "BuildFailed",
+                format!("failed to add spec.components to the kustomization: {e}"),
             )
         })?;
     }
@@ -200,6 +210,29 @@ fn has_kustomization(dir: &Path) -> bool {
     KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file())
 }
 
+/// Appends `components` to the `components` list of the kustomization in `dir`, as Flux does.
+fn add_components(dir: &Path, components: &[String]) -> anyhow::Result<()> {
+    let file = KUSTOMIZATION_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|f| f.is_file())
+        .ok_or_else(|| anyhow::anyhow!("no kustomization file in {}", dir.display()))?;
+    let mut kustomization: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&file)?)?;
+    let serde_yaml_ng::Value::Mapping(fields) = &mut kustomization else {
+        anyhow::bail!("{} is not a YAML mapping", file.display());
+    };
+    let listed = fields
+        .entry("components".into())
+        .or_insert_with(|| serde_yaml_ng::Value::Sequence(Vec::new()));
+    let serde_yaml_ng::Value::Sequence(listed) = listed else {
+        anyhow::bail!("components in {} is not a list", file.display());
+    };
+    listed.extend(components.iter().map(|c| c.as_str().into()));
+    std::fs::write(&file, serde_yaml_ng::to_string(&kustomization)?)?;
+    Ok(())
+}
+
 /// Lists the manifests under `dir` like Flux's generator: YAML files holding Kubernetes
 /// objects, and subdirectories with their own kustomization as one entry each.
 fn generate_kustomization(dir: &Path) -> std::io::Result<()> {
@@ -280,7 +313,7 @@ mod tests {
         .unwrap();
         std::fs::write(apps.join("notes.yaml"), "just: data\n").unwrap();
         let vars: BTreeMap<String, String> = [("cluster_name".to_owned(), "dev".to_owned())].into();
-        let objects = build(repo.path(), "./apps", Some(&vars), false)
+        let objects = build(repo.path(), "./apps", &[], Some(&vars), false)
             .await
             .unwrap();
         let names: Vec<_> = objects
@@ -298,7 +331,59 @@ mod tests {
             !repo.path().join("apps/kustomization.yaml").exists(),
             "the artifact itself is never modified"
         );
-        let missing = build(repo.path(), "./nope", None, false).await.unwrap_err();
+        let missing = build(repo.path(), "./nope", &[], None, false)
+            .await
+            .unwrap_err();
         assert_eq!(missing.reason, "ArtifactFailed");
+    }
+
+    #[tokio::test]
+    async fn spec_components_are_added_relative_to_the_path() {
+        let repo = TempDir::new().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = repo.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "clusters/_profiles/home/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [ns.yaml]\n",
+        );
+        write(
+            "clusters/_profiles/home/ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: home\n",
+        );
+        write(
+            "platform/_base/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cm.yaml]\n",
+        );
+        write(
+            "platform/_base/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\n  namespace: home\n",
+        );
+        let components = ["../../../platform/_base".to_owned()];
+        let objects = build(repo.path(), "./clusters/_profiles/home", &components, None, false)
+            .await
+            .unwrap();
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["home", "base"]);
+        // Without a kustomization file, the generated one gets the components too.
+        write(
+            "apps/plain/ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: home\n",
+        );
+        let components = ["../../platform/_base".to_owned()];
+        let objects = build(repo.path(), "apps/plain", &components, None, false)
+            .await
+            .unwrap();
+        assert_eq!(objects.len(), 2);
+        let missing = ["../nowhere".to_owned()];
+        let failed = build(repo.path(), "apps/plain", &missing, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(failed.reason, "BuildFailed", "{}", failed.message);
     }
 }

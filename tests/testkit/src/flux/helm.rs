@@ -8,24 +8,25 @@ use std::time::Duration;
 
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::build::{Failure, failure};
 use super::conditions::{
     self, format_duration, mark_failed, mark_progressing, mark_ready, mark_stalled, parse_duration,
-    set_condition,
+    remove_condition, set_condition,
 };
 use super::objects::{self, ObjectId};
 use super::runtime::{self, Context, ReconcileResult};
 use super::types::{
     Artifact, FluxStatus, HelmRelease, HelmReleaseStatus, HelmRepository, Snapshot,
 };
-use crate::charts::{self, Release};
+use crate::charts::{Chart, Charts, Release};
 
 const SOURCE_MANAGER: &str = "source-controller";
 const MANAGER: &str = "helm-controller";
 const RELEASED: &str = "Released";
+const FETCH_FAILED: &str = "FetchFailed";
 
 pub async fn run_repositories(ctx: Arc<Context>) {
     runtime::run(
@@ -47,7 +48,7 @@ async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> R
     let mut status = repo.status.clone().unwrap_or_default();
     status.record_handled(generation, runtime::requested_at(&*repo));
     let url = repo.spec.url.clone();
-    let next = if charts::is_known_repository(&url) {
+    let next = if ctx.opts.charts.has_index(&url) {
         let revision = format!(
             "sha256:{:x}",
             url.bytes()
@@ -72,6 +73,7 @@ async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> R
             });
         }
         status.url = Some(url);
+        remove_condition(&mut status.conditions, FETCH_FAILED);
         mark_ready(
             &mut status.conditions,
             generation,
@@ -84,12 +86,16 @@ async fn reconcile_repository(repo: Arc<HelmRepository>, ctx: Arc<Context>) -> R
             "failed to fetch Helm repository index: failed to cache index to temporary file: failed to fetch {}/index.yaml : 404 Not Found",
             url.trim_end_matches('/')
         );
-        mark_failed(
+        // source-controller's reason for a failed index download, on FetchFailed and Ready.
+        set_condition(
             &mut status.conditions,
-            generation,
-            "IndexationFailed",
+            FETCH_FAILED,
+            "True",
+            "Failed",
             &message,
+            generation,
         );
+        mark_failed(&mut status.conditions, generation, "Failed", &message);
         ctx.opts.retry_interval
     };
     runtime::write_status(&api, &repo, SOURCE_MANAGER, repo.status.as_ref(), &status).await?;
@@ -127,7 +133,7 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
         if !runtime::is_suspended(hr.spec.suspend)
             && let Some(installed) = hr.status.as_ref().and_then(|s| s.history.first())
         {
-            uninstall(&ctx.client, installed, hr.spec.values.as_ref()).await?;
+            uninstall(&ctx, installed, hr.spec.values.as_ref()).await?;
         }
         Ok(())
     };
@@ -284,12 +290,10 @@ async fn release(
     };
     let (release_name, release_ns) = release_identity(hr);
     let version = chart.version.clone().unwrap_or_else(|| "*".to_owned());
-    let entry = match version.as_str() {
-        "*" => charts::catalogue()
-            .iter()
-            .find(|e| charts::lookup(&source.spec.url, &chart.chart, e.version).is_some()),
-        exact => charts::lookup(&source.spec.url, &chart.chart, exact),
-    };
+    let entry = ctx
+        .opts
+        .charts
+        .find(&source.spec.url, &chart.chart, chart.version.as_deref());
     let header = format!(
         "Helm install failed for release {release_ns}/{release_name} with chart {}@{version}",
         chart.chart
@@ -306,7 +310,7 @@ async fn release(
         namespace: &release_ns,
         values: &values,
     };
-    let applied = match install(ctx, hr, &release, entry, status).await {
+    let applied = match install(ctx, hr, &release, &entry, status).await {
         Ok(applied) => applied,
         Err(e) => return Step::InstallFailed(format!("{header}: {e:#}")),
     };
@@ -327,7 +331,9 @@ async fn release(
     let snapshot = status.history.first().cloned().unwrap_or_default();
     let done = format!(
         "Helm install succeeded for release {release_ns}/{release_name}.v{} with chart {}@{}",
-        snapshot.version, entry.chart, entry.version
+        snapshot.version,
+        entry.name(),
+        entry.version()
     );
     if report.is_healthy() {
         return Step::Ready(done);
@@ -352,7 +358,7 @@ async fn install(
     ctx: &Context,
     hr: &HelmRelease,
     release: &Release<'_>,
-    entry: &charts::ChartEntry,
+    entry: &Chart,
     status: &mut HelmReleaseStatus,
 ) -> anyhow::Result<Vec<ObjectId>> {
     let mut rendered = entry.render(release)?;
@@ -373,8 +379,8 @@ async fn install(
     }
     let previous = status.history.first().cloned();
     let same = previous.as_ref().is_some_and(|p| {
-        p.chart_name == entry.chart
-            && p.chart_version == entry.version
+        p.chart_name == entry.name()
+            && p.chart_version == entry.version()
             && p.name == release.name
             && p.namespace == release.namespace
     });
@@ -383,7 +389,7 @@ async fn install(
     }
     if let Some(previous) = &previous {
         let keep: BTreeSet<String> = applied.iter().map(ObjectId::inventory_id).collect();
-        for id in installed_objects(previous, hr.spec.values.as_ref())? {
+        for id in installed_objects(ctx.opts.charts, previous, hr.spec.values.as_ref())? {
             if !keep.contains(&id.inventory_id()) && id.kind != "CustomResourceDefinition" {
                 objects::delete(&ctx.client, &id).await?;
             }
@@ -395,8 +401,8 @@ async fn install(
         namespace: release.namespace.to_owned(),
         version: previous.as_ref().map_or(1, |p| p.version + 1),
         status: "deployed".to_owned(),
-        chart_name: entry.chart.to_owned(),
-        chart_version: entry.version.to_owned(),
+        chart_name: entry.name().to_owned(),
+        chart_version: entry.version().to_owned(),
         first_deployed: previous
             .as_ref()
             .map_or(now.clone(), |p| p.first_deployed.clone()),
@@ -430,12 +436,13 @@ fn annotate(object: &mut DynamicObject, hr: &HelmRelease, release: &Release) {
     );
 }
 
-/// The objects a recorded release installed, re-rendered from the catalogue.
-fn installed_objects(snapshot: &Snapshot, values: Option<&Value>) -> anyhow::Result<Vec<ObjectId>> {
-    let Some(entry) = charts::catalogue()
-        .iter()
-        .find(|e| e.chart == snapshot.chart_name && e.version == snapshot.chart_version)
-    else {
+/// The objects a recorded release installed, re-rendered from its chart.
+fn installed_objects(
+    charts: Charts,
+    snapshot: &Snapshot,
+    values: Option<&Value>,
+) -> anyhow::Result<Vec<ObjectId>> {
+    let Some(entry) = charts.installed(&snapshot.chart_name, &snapshot.chart_version) else {
         return Ok(Vec::new());
     };
     let empty = json!({});
@@ -472,14 +479,10 @@ fn installed_objects(snapshot: &Snapshot, values: Option<&Value>) -> anyhow::Res
 }
 
 /// `helm uninstall`: deletes what the release installed; CRDs stay, as Helm keeps them.
-async fn uninstall(
-    client: &Client,
-    snapshot: &Snapshot,
-    values: Option<&Value>,
-) -> anyhow::Result<()> {
-    for id in installed_objects(snapshot, values)? {
+async fn uninstall(ctx: &Context, snapshot: &Snapshot, values: Option<&Value>) -> anyhow::Result<()> {
+    for id in installed_objects(ctx.opts.charts, snapshot, values)? {
         if id.kind != "CustomResourceDefinition" {
-            objects::delete(client, &id).await?;
+            objects::delete(&ctx.client, &id).await?;
         }
     }
     Ok(())

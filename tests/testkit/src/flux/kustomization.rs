@@ -268,6 +268,7 @@ async fn build_and_apply(
     let mut objects = build::build(
         artifact.dir(),
         path,
+        &ks.spec.components,
         vars.as_ref(),
         ks.spec.decryption.is_some(),
     )

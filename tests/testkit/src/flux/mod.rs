@@ -25,6 +25,7 @@ pub use artifacts::{ArtifactStore, StoredArtifact};
 pub use manifest::{FLUX_NAMESPACE, apply_manifest, components_manifest};
 pub use types::{GitRepository, HelmRelease, HelmRepository, Kustomization};
 
+use crate::charts::Charts;
 use crate::kubelet::{Kubelet, KubeletOptions};
 
 /// Timings of the stand-ins: short by default so tests take seconds.
@@ -48,6 +49,8 @@ pub struct FluxOptions {
     pub require_install: bool,
     /// Also run the kubelet and load-balancer stand-ins (Flux's own Deployments need them).
     pub run_kubelet: bool,
+    /// Which charts HelmRepositories and HelmReleases find: the catalogue's, or any.
+    pub charts: Charts,
 }
 
 impl Default for FluxOptions {
@@ -61,6 +64,7 @@ impl Default for FluxOptions {
             install_poll: Duration::from_millis(200),
             require_install: true,
             run_kubelet: true,
+            charts: Charts::Catalogue,
         }
     }
 }

@@ -239,6 +239,9 @@ pub struct KustomizationSpec {
     pub post_build: Option<PostBuild>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decryption: Option<Decryption>,
+    /// Paths of kustomize Components, relative to `path`, added to its kustomization.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
