@@ -147,26 +147,11 @@ async fn assert_nothing_changed(sandbox: &Sandbox, log_before: &[String]) {
     );
 }
 
-fn replace_in_repo(sandbox: &Sandbox, path: &str, from: &str, to: &str) {
-    let content = sandbox.committed(path).expect("file in the repository");
-    assert!(content.contains(from), "{path} holds {from}");
-    sandbox
-        .git
-        .commit_files(
-            REPO,
-            BRANCH,
-            &[(path, &content.replace(from, to))],
-            "test change",
-        )
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_chart_fails_fast_with_the_controllers_message_and_the_chain() {
     let sandbox = Sandbox::start().await;
     sandbox.write_config();
-    replace_in_repo(
-        &sandbox,
+    sandbox.replace_in_repo(
         "profiles/apps/cert-manager/release.yaml",
         "version: v1.17.2",
         "version: v0.0.0-missing",

@@ -11,3 +11,4 @@ mod init;
 mod lint;
 mod reliability;
 mod terraform;
+mod wait;

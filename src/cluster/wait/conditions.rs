@@ -12,6 +12,9 @@
 //!   `ArtifactFailed` while the source catches up, a HelmRelease `InstallFailed` with retries
 //!   left, and `HealthCheckFailed` (Flux retries it; workloads may still come up), which our
 //!   timeout reports with its message.
+//! - A condition written for an older generation, or a Kustomization's failure of an older
+//!   revision than the one waited for, is not terminal: it is shown as context while Flux
+//!   catches up (the tree adds the same rule for objects whose parent has not applied it).
 
 use kube::api::DynamicObject;
 use serde::Serialize;
@@ -115,7 +118,10 @@ pub fn revision_sha(revision: &str) -> &str {
         .map_or(after_branch, |(_, sha)| sha)
 }
 
-/// Readiness by Flux's conventions, ignoring revisions.
+/// Readiness by Flux's conventions, ignoring revisions. A condition counts only for the
+/// generation it was written for: its own `observedGeneration` when it has one
+/// (kustomize-controller moves `status.observedGeneration` only on success), else the status's.
+/// An older one is shown as context while the controller catches up.
 pub fn flux_readiness(object: Option<&DynamicObject>) -> Readiness {
     let Some(object) = object else {
         return Readiness::Missing;
@@ -124,9 +130,15 @@ pub fn flux_readiness(object: Option<&DynamicObject>) -> Readiness {
         return Readiness::Suspended;
     }
     let status = &object.data["status"];
+    let generation = object.metadata.generation;
+    let observed = status["observedGeneration"].as_i64();
+    let current =
+        |c: &Condition| generation.is_none() || c.observed_generation.or(observed) == generation;
+    let ready = condition(status, "Ready");
     if let Some(stalled) = condition(status, "Stalled").filter(|c| c.status == "True") {
-        let ready = condition(status, "Ready");
-        let message = match ready.filter(|r| !r.message.is_empty() && r.message != stalled.message)
+        let message = match ready
+            .as_ref()
+            .filter(|r| !r.message.is_empty() && r.message != stalled.message)
         {
             Some(ready) => format!(
                 "{} (last attempt: {}: {})",
@@ -134,26 +146,28 @@ pub fn flux_readiness(object: Option<&DynamicObject>) -> Readiness {
             ),
             None => stalled.message.clone(),
         };
-        return Readiness::Failed {
+        let failed = Readiness::Failed {
             reason: stalled.reason.clone(),
             message,
         };
-    }
-    let generation = object.metadata.generation;
-    let observed = status["observedGeneration"].as_i64();
-    if generation.is_some() && observed != generation {
-        return Readiness::progressing(
-            "Progressing",
-            format!(
-                "generation {} not reconciled yet (observed {})",
-                generation.unwrap_or_default(),
-                observed.map_or("none".to_owned(), |g| g.to_string())
-            ),
-        );
+        return if current(&stalled) {
+            failed
+        } else {
+            not_reconciled(generation, observed, Some(&failed))
+        };
     }
     let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
-    match condition(status, "Ready") {
-        Some(ready) if ready.status == "True" => Readiness::Ready,
+    match ready {
+        Some(ready) if !current(&ready) => {
+            let last = Readiness::progressing(&ready.reason, ready.message);
+            not_reconciled(generation, observed, Some(&last))
+        }
+        Some(ready)
+            if ready.status == "True" && (generation.is_none() || observed == generation) =>
+        {
+            Readiness::Ready
+        }
+        Some(ready) if ready.status == "True" => not_reconciled(generation, observed, None),
         Some(ready)
             if ready.status == "False"
                 && TERMINAL_REASONS.contains(&(kind, ready.reason.as_str())) =>
@@ -171,8 +185,50 @@ pub fn flux_readiness(object: Option<&DynamicObject>) -> Readiness {
             },
             ready.message,
         ),
+        None if generation.is_some() && observed != generation => {
+            not_reconciled(generation, observed, None)
+        }
         None => Readiness::progressing("Progressing", "not reconciled yet"),
     }
+}
+
+/// The controller has not reconciled this generation yet; `last` is what it said before.
+fn not_reconciled(
+    generation: Option<i64>,
+    observed: Option<i64>,
+    last: Option<&Readiness>,
+) -> Readiness {
+    let mut message = format!(
+        "generation {} not reconciled yet (observed {})",
+        generation.unwrap_or_default(),
+        observed.map_or("none".to_owned(), |g| g.to_string())
+    );
+    if let Some(last) = last.filter(|l| !l.message().is_empty()) {
+        message.push_str(&format!(
+            "; last result: {}: {}",
+            last.reason(),
+            last.message()
+        ));
+    }
+    Readiness::progressing("Progressing", message)
+}
+
+/// A failure from before Flux reached the wanted commit: waiting, with the old result shown.
+pub fn outdated(wanted_sha: &str, previous: &Readiness) -> Readiness {
+    Readiness::progressing(
+        "OlderRevision",
+        format!(
+            "waiting for Flux to pick up {}; last result: {}: {}",
+            short_sha(wanted_sha),
+            previous.reason(),
+            previous.message()
+        ),
+    )
+}
+
+/// A commit sha as people read it.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
 }
 
 /// A GitRepository: Ready, with an artifact of the wanted revision.
@@ -181,10 +237,55 @@ pub fn source_readiness(object: Option<&DynamicObject>, wanted: &WantedRevision<
     at_revision(flux_readiness(object), "artifact", revision, wanted)
 }
 
-/// A Kustomization of the pushed repository: Ready, having applied the wanted revision.
+/// A Kustomization of the pushed repository: Ready, having applied the wanted revision. A
+/// failure counts only once Flux attempted that revision: an older one (a `BuildFailed` of
+/// the commit before the fix) keeps the wait going.
 pub fn applied_readiness(object: Option<&DynamicObject>, wanted: &WantedRevision<'_>) -> Readiness {
-    let revision = object.and_then(|o| o.data["status"]["lastAppliedRevision"].as_str());
-    at_revision(flux_readiness(object), "applied revision", revision, wanted)
+    let status = object.map(|o| &o.data["status"]);
+    match flux_readiness(object) {
+        Readiness::Ready => at_revision(
+            Readiness::Ready,
+            "applied revision",
+            status.and_then(|s| s["lastAppliedRevision"].as_str()),
+            wanted,
+        ),
+        failed @ Readiness::Failed { .. } => {
+            let attempted = status.and_then(|s| s["lastAttemptedRevision"].as_str());
+            if attempted.is_some_and(|r| wanted.accepts(r)) {
+                failed
+            } else {
+                outdated(wanted.sha, &failed)
+            }
+        }
+        other => other,
+    }
+}
+
+/// Whether a Kustomization applied the wanted revision (any revision without `wanted`) for its
+/// current generation, so what it contains is current: it applied it fully, or it applied it
+/// and now runs or failed its health checks (Flux sets `lastAppliedRevision` only after them).
+pub fn has_applied(object: Option<&DynamicObject>, wanted: Option<&WantedRevision<'_>>) -> bool {
+    let Some(object) = object else {
+        return false;
+    };
+    let status = &object.data["status"];
+    let accepts = |key: &str| {
+        status[key]
+            .as_str()
+            .is_some_and(|r| wanted.is_none_or(|w| w.accepts(r)))
+    };
+    let generation = object.metadata.generation;
+    let observed = status["observedGeneration"].as_i64();
+    let Some(ready) = condition(status, "Ready")
+        .filter(|c| generation.is_none() || c.observed_generation.or(observed) == generation)
+    else {
+        return false;
+    };
+    // kustomize-controller's words once the objects are applied and their health is checked.
+    let checking_health = ready.reason == "HealthCheckFailed"
+        || (ready.status == "Unknown" && ready.message.starts_with("Running health checks"));
+    (ready.status == "True" && accepts("lastAppliedRevision"))
+        || (checking_health && accepts("lastAttemptedRevision"))
 }
 
 fn at_revision(
@@ -211,6 +312,7 @@ struct Condition {
     status: String,
     reason: String,
     message: String,
+    observed_generation: Option<i64>,
 }
 
 fn condition(status: &Value, type_: &str) -> Option<Condition> {
@@ -223,6 +325,7 @@ fn condition(status: &Value, type_: &str) -> Option<Condition> {
         status: text("status"),
         reason: text("reason"),
         message: text("message"),
+        observed_generation: found["observedGeneration"].as_i64(),
     })
 }
 
@@ -316,6 +419,106 @@ mod tests {
         let conditions = "  conditions:\n  - {type: Ready, status: \"False\", reason: BuildFailed, message: \"kustomize build failed: accumulating resources\"}\n";
         let readiness = flux_readiness(Some(&flux("Kustomization", 1, 1, conditions)));
         assert!(readiness.is_terminal(), "{readiness}");
+    }
+
+    #[test]
+    fn a_condition_counts_only_for_the_generation_it_was_written_for() {
+        // Stalled for generation 1 while the spec is at 2: the old failure is context only.
+        let hr = flux(
+            "HelmRelease",
+            2,
+            1,
+            "  conditions:\n  - {type: Stalled, status: \"True\", reason: RetriesExceeded, message: gave up, observedGeneration: 1}\n",
+        );
+        let readiness = flux_readiness(Some(&hr));
+        assert!(!readiness.is_terminal(), "{readiness}");
+        assert_eq!(
+            readiness.message(),
+            "generation 2 not reconciled yet (observed 1); last result: RetriesExceeded: gave up"
+        );
+        // kustomize-controller leaves status.observedGeneration behind on failure; the
+        // condition's own generation says the build of generation 2 failed.
+        let ks = flux(
+            "Kustomization",
+            2,
+            1,
+            "  conditions:\n  - {type: Ready, status: \"False\", reason: BuildFailed, message: bad, observedGeneration: 2}\n",
+        );
+        assert!(flux_readiness(Some(&ks)).is_terminal());
+    }
+
+    #[test]
+    fn a_build_failure_of_an_older_commit_waits_for_the_new_one() {
+        let none = |_: &str| false;
+        let wanted = WantedRevision {
+            sha: "abc1234def",
+            is_descendant: &none,
+        };
+        let failed_at = |revision: &str| {
+            flux(
+                "Kustomization",
+                1,
+                1,
+                &format!(
+                    "  conditions:\n  - {{type: Ready, status: \"False\", reason: BuildFailed, message: missing.yaml}}\n  lastAttemptedRevision: main@sha1:{revision}\n"
+                ),
+            )
+        };
+        let old = applied_readiness(Some(&failed_at("0ld")), &wanted);
+        assert_eq!(
+            old,
+            Readiness::Progressing {
+                reason: "OlderRevision".to_owned(),
+                message:
+                    "waiting for Flux to pick up abc1234; last result: BuildFailed: missing.yaml"
+                        .to_owned()
+            }
+        );
+        assert!(applied_readiness(Some(&failed_at("abc1234def")), &wanted).is_terminal());
+    }
+
+    #[test]
+    fn a_kustomization_has_applied_a_commit_once_it_checks_health_or_is_ready_at_it() {
+        let none = |_: &str| false;
+        let wanted = WantedRevision {
+            sha: "new",
+            is_descendant: &none,
+        };
+        let ks = |ready: &str, attempted: &str, applied: &str| {
+            flux(
+                "Kustomization",
+                1,
+                1,
+                &format!(
+                    "  conditions:\n  - {ready}\n  lastAttemptedRevision: {attempted}\n  lastAppliedRevision: {applied}\n"
+                ),
+            )
+        };
+        let ready = "{type: Ready, status: \"True\", reason: ReconciliationSucceeded, message: ok}";
+        let checking = "{type: Ready, status: \"Unknown\", reason: Progressing, message: Running health checks for revision new}";
+        let fetching = "{type: Ready, status: \"Unknown\", reason: Progressing, message: Reconciliation in progress}";
+        let unhealthy =
+            "{type: Ready, status: \"False\", reason: HealthCheckFailed, message: timeout}";
+        assert!(has_applied(Some(&ks(ready, "new", "new")), Some(&wanted)));
+        assert!(!has_applied(Some(&ks(ready, "old", "old")), Some(&wanted)));
+        assert!(has_applied(Some(&ks(ready, "old", "old")), None));
+        assert!(has_applied(
+            Some(&ks(checking, "new", "old")),
+            Some(&wanted)
+        ));
+        assert!(has_applied(
+            Some(&ks(unhealthy, "new", "old")),
+            Some(&wanted)
+        ));
+        assert!(!has_applied(
+            Some(&ks(fetching, "new", "old")),
+            Some(&wanted)
+        ));
+        assert!(!has_applied(
+            Some(&ks(checking, "old", "old")),
+            Some(&wanted)
+        ));
+        assert!(!has_applied(None, None));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Waiting for the runtime apps: watches GitRepositories, Kustomizations and HelmReleases
-//! (no polling), and after every change judges the tree under the root Kustomization. Live
-//! snapshots go to a callback; a terminal failure ends the wait at once with its blocking
-//! chain; at the timeout the error lists what is not Ready and why.
+//! Waiting for the runtime apps: watches Flux's sources, Kustomizations and HelmReleases (no
+//! polling), and after every change judges the tree under the root Kustomization. Live
+//! snapshots go to a callback; a current terminal failure ends the wait at once with its
+//! blocking chain; at the timeout the error lists what is not Ready and why.
 
 pub mod conditions;
+mod judge;
 pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +13,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use kube::api::{Api, DynamicObject, ListParams, TypeMeta};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, TypeMeta};
+use kube::discovery::Discovery;
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt as _};
 use serde::Serialize;
@@ -21,10 +23,9 @@ pub use conditions::{Readiness, WantedRevision};
 pub use tree::{BlockingChain, ChainLink, Edge, Tree};
 
 use super::ObjectName;
-use super::flux::flux_resource;
 use crate::error::{Diagnose, ExitStatus};
-
-const WATCHED_KINDS: [&str; 3] = ["GitRepository", "Kustomization", "HelmRelease"];
+use judge::{judge, source_of};
+use tree::FOLLOWED;
 
 /// What "the apps are up" means for one push.
 pub struct WaitTarget {
@@ -97,8 +98,18 @@ pub enum WaitError {
         timeout: Duration,
         not_ready: Vec<NotReady>,
     },
+    #[error(
+        "{wanted_by} depends on {dependency}, which does not exist and which no Kustomization applied\n  blocking chain: {chain}"
+    )]
+    MissingDependency {
+        dependency: ObjectName,
+        wanted_by: ObjectName,
+        chain: BlockingChain,
+    },
     #[error("failed to list {kind} objects: {message}")]
     List { kind: String, message: String },
+    #[error("failed to discover Flux's kinds: {message}")]
+    Discovery { message: String },
     #[error("the watch of the Flux objects ended unexpectedly")]
     WatchEnded,
 }
@@ -116,6 +127,9 @@ impl Diagnose for WaitError {
             WaitError::Failed { .. } => Some(
                 "fix the cause in Git (or the cluster) and rerun; `gitops-bootstrap status <env>` shows the whole tree".to_owned(),
             ),
+            WaitError::MissingDependency { dependency, wanted_by, .. } => Some(format!(
+                "fix spec.dependsOn of {wanted_by} in Git, or add {dependency} to a Kustomization, then rerun"
+            )),
             WaitError::TimedOut { .. } => Some(
                 "rerun to keep waiting (nothing is redone), or raise the wait timeout; `gitops-bootstrap status <env>` shows the whole tree".to_owned(),
             ),
@@ -183,13 +197,13 @@ async fn watch_until_settled(
     last_report: &mut Option<Vec<NotReady>>,
     watch_error: &mut Option<String>,
 ) -> Result<Snapshot, WaitError> {
+    let kinds = served_kinds(client).await?;
     let mut stores = Vec::new();
     let mut streams = Vec::new();
-    for (index, kind) in WATCHED_KINDS.iter().enumerate() {
-        let resource = flux_resource(kind).expect("watched kinds are Flux kinds");
+    for (index, (kind, resource)) in kinds.iter().enumerate() {
         let writer = reflector::store::Writer::new(resource.clone());
-        stores.push((*kind, writer.as_reader()));
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        stores.push((kind.as_str(), resource, writer.as_reader()));
+        let api = Api::<DynamicObject>::all_with(client.clone(), resource);
         let events = watcher(api, watcher::Config::default()).default_backoff();
         streams.push(
             reflector(writer, events)
@@ -198,7 +212,7 @@ async fn watch_until_settled(
         );
     }
     let mut events = futures::stream::select_all(streams);
-    let mut initialized = [false; WATCHED_KINDS.len()];
+    let mut initialized = vec![false; kinds.len()];
     // Asking Git about ancestry can be slow: once per sha.
     let descendants = Mutex::new(HashMap::new());
     let is_descendant = |sha: &str| {
@@ -212,8 +226,9 @@ async fn watch_until_settled(
     while let Some((index, event)) = events.next().await {
         match event {
             Err(err) => {
-                tracing::debug!(kind = WATCHED_KINDS[index], error = %err, "watch error, retrying");
-                *watch_error = Some(format!("watching {}: {err}", WATCHED_KINDS[index]));
+                let kind = &kinds[index].0;
+                tracing::debug!(kind, error = %err, "watch error, retrying");
+                *watch_error = Some(format!("watching {kind}: {err}"));
                 continue;
             }
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
@@ -249,20 +264,20 @@ async fn watch_until_settled(
     Err(WaitError::WatchEnded)
 }
 
-/// The tree under `root` as it is now, judged by Flux's conventions alone (for `status`).
+/// The tree under `root` as it is now (for `status`), judged against the revision its source
+/// has fetched: what Flux has yet to apply of it is shown waiting, not failed.
 pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapshot, WaitError> {
     let mut objects = Objects::default();
-    for kind in WATCHED_KINDS {
-        let resource = flux_resource(kind).expect("watched kinds are Flux kinds");
+    for (kind, resource) in served_kinds(client).await? {
         let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
         let list = api
             .list(&ListParams::default())
             .await
             .map_err(|err| WaitError::List {
-                kind: kind.to_owned(),
+                kind: kind.clone(),
                 message: super::api_message(&err),
             })?;
-        objects.insert_all(kind, list.items);
+        objects.insert_all(&kind, &resource, list.items);
     }
     let source = objects.get(root).and_then(source_of).unwrap_or_else(|| {
         ObjectName::namespaced(
@@ -271,7 +286,37 @@ pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapsh
             &root.name,
         )
     });
-    Ok(judge(&objects, root, &source, None).snapshot)
+    let fetched = objects
+        .get(&source)
+        .and_then(|s| s.data["status"]["artifact"]["revision"].as_str())
+        .map(|revision| conditions::revision_sha(revision).to_owned());
+    let exact = |_: &str| false;
+    let wanted = fetched.as_deref().map(|sha| WantedRevision {
+        sha,
+        is_descendant: &exact,
+    });
+    Ok(judge(&objects, root, &source, wanted.as_ref()).snapshot)
+}
+
+/// The Flux kinds the tree follows that this cluster serves, at their preferred versions
+/// (HelmChart, OCIRepository and Bucket may be absent).
+async fn served_kinds(client: &Client) -> Result<Vec<(String, ApiResource)>, WaitError> {
+    let mut groups: Vec<&str> = FOLLOWED.iter().map(|(group, _)| *group).collect();
+    groups.dedup();
+    let discovery = Discovery::new(client.clone())
+        .filter(&groups)
+        .run()
+        .await
+        .map_err(|err| WaitError::Discovery {
+            message: super::api_message(&err),
+        })?;
+    Ok(FOLLOWED
+        .iter()
+        .filter_map(|(group, kind)| {
+            let (resource, _) = discovery.get(group)?.recommended_kind(kind)?;
+            Some(((*kind).to_owned(), resource))
+        })
+        .collect())
 }
 
 /// Every watched object by name, with its kind filled in (list items may lack it).
@@ -279,16 +324,20 @@ pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapsh
 struct Objects(BTreeMap<ObjectName, DynamicObject>);
 
 impl Objects {
-    fn from_stores(stores: &[(&str, reflector::Store<DynamicObject>)]) -> Objects {
+    fn from_stores(stores: &[(&str, &ApiResource, reflector::Store<DynamicObject>)]) -> Objects {
         let mut objects = Objects::default();
-        for (kind, store) in stores {
-            objects.insert_all(kind, store.state().iter().map(|o| (**o).clone()));
+        for (kind, resource, store) in stores {
+            objects.insert_all(kind, resource, store.state().iter().map(|o| (**o).clone()));
         }
         objects
     }
 
-    fn insert_all(&mut self, kind: &str, items: impl IntoIterator<Item = DynamicObject>) {
-        let resource = flux_resource(kind).expect("watched kinds are Flux kinds");
+    fn insert_all(
+        &mut self,
+        kind: &str,
+        resource: &ApiResource,
+        items: impl IntoIterator<Item = DynamicObject>,
+    ) {
         for mut object in items {
             object.types.get_or_insert_with(|| TypeMeta {
                 api_version: resource.api_version.clone(),
@@ -305,118 +354,5 @@ impl Objects {
 
     fn get(&self, name: &ObjectName) -> Option<&DynamicObject> {
         self.0.get(name)
-    }
-}
-
-/// The GitRepository a Kustomization reads.
-fn source_of(kustomization: &DynamicObject) -> Option<ObjectName> {
-    let reference = &kustomization.data["spec"]["sourceRef"];
-    if reference["kind"].as_str() != Some("GitRepository") {
-        return None;
-    }
-    let namespace = reference["namespace"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| kustomization.namespace())
-        .unwrap_or_default();
-    Some(ObjectName::namespaced(
-        "GitRepository",
-        &namespace,
-        reference["name"].as_str()?,
-    ))
-}
-
-struct Judged {
-    snapshot: Snapshot,
-    tree: Tree,
-}
-
-/// Judges the source and the tree; with `wanted`, the source and the Kustomizations reading
-/// it must be at the pushed revision.
-fn judge(
-    objects: &Objects,
-    root: &ObjectName,
-    source: &ObjectName,
-    wanted: Option<&WantedRevision<'_>>,
-) -> Judged {
-    let source_object = objects.get(source);
-    let source_readiness = match wanted {
-        Some(wanted) => conditions::source_readiness(source_object, wanted),
-        None => conditions::flux_readiness(source_object),
-    };
-    let tree = Tree::build(
-        root,
-        |name| objects.get(name),
-        |name, object| match (wanted, object) {
-            (Some(wanted), Some(ks))
-                if name.kind == "Kustomization" && source_of(ks).as_ref() == Some(source) =>
-            {
-                conditions::applied_readiness(object, wanted)
-            }
-            _ => conditions::flux_readiness(object),
-        },
-    );
-    let mut rows = vec![Row {
-        object: source.clone(),
-        readiness: source_readiness,
-        waiting_on: Vec::new(),
-    }];
-    rows.extend(tree.order.iter().map(|name| Row {
-        object: name.clone(),
-        readiness: tree.nodes[name].readiness.clone(),
-        waiting_on: tree.blockers(name).into_iter().map(|(_, o)| o).collect(),
-    }));
-    let snapshot = Snapshot {
-        root: root.clone(),
-        ready: rows.iter().filter(|r| r.readiness.is_ready()).count(),
-        total: rows.len(),
-        rows,
-    };
-    Judged { snapshot, tree }
-}
-
-impl Judged {
-    /// The first terminal object, with the chain from the root down to it.
-    fn failure(&self) -> Option<WaitError> {
-        let row = self
-            .snapshot
-            .rows
-            .iter()
-            .find(|r| r.readiness.is_terminal())?;
-        let chain = if self.tree.nodes.contains_key(&row.object) {
-            self.tree.chain_to(&row.object)
-        } else {
-            BlockingChain {
-                links: vec![ChainLink {
-                    via: None,
-                    object: row.object.clone(),
-                }],
-                cause: row.readiness.clone(),
-            }
-        };
-        Some(WaitError::Failed {
-            object: row.object.clone(),
-            reason: row.readiness.reason().to_owned(),
-            message: row.readiness.message().to_owned(),
-            chain,
-        })
-    }
-
-    fn not_ready(&self) -> Vec<NotReady> {
-        self.snapshot
-            .rows
-            .iter()
-            .filter(|r| !r.readiness.is_ready())
-            .map(|row| NotReady {
-                object: row.object.clone(),
-                reason: row.readiness.reason().to_owned(),
-                message: row.readiness.message().to_owned(),
-                chain: self
-                    .tree
-                    .nodes
-                    .contains_key(&row.object)
-                    .then(|| self.tree.blocking_chain(&row.object)),
-            })
-            .collect()
     }
 }

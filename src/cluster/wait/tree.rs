@@ -1,6 +1,7 @@
 //! The tree of Flux objects under a root Kustomization, read from `status.inventory` (entries
-//! `<namespace>_<name>_<group>_<Kind>`), with the `dependsOn` graph on top, and the blocking
-//! chain that explains why something is not Ready:
+//! `<namespace>_<name>_<group>_<Kind>`), with the `dependsOn` graph and the sources objects
+//! read (`sourceRef`, `chartRef`) on top, and the blocking chain that explains why something
+//! is not Ready:
 //! `HelmRelease apps/external-dns ← dependsOn HelmRelease apps/cert-manager: failed (RetriesExceeded): …`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -12,10 +13,17 @@ use serde::Serialize;
 use super::conditions::Readiness;
 use crate::cluster::ObjectName;
 
+const SOURCE_GROUP: &str = "source.toolkit.fluxcd.io";
+
 /// The kinds the tree follows, by API group.
-const FOLLOWED: &[(&str, &str)] = &[
+pub const FOLLOWED: &[(&str, &str)] = &[
     ("kustomize.toolkit.fluxcd.io", "Kustomization"),
     ("helm.toolkit.fluxcd.io", "HelmRelease"),
+    (SOURCE_GROUP, "GitRepository"),
+    (SOURCE_GROUP, "HelmRepository"),
+    (SOURCE_GROUP, "HelmChart"),
+    (SOURCE_GROUP, "OCIRepository"),
+    (SOURCE_GROUP, "Bucket"),
 ];
 
 /// One entry of a Kustomization's inventory.
@@ -44,7 +52,7 @@ pub fn parse_inventory_id(id: &str) -> Option<InventoryId> {
     })
 }
 
-/// The Kustomizations and HelmReleases a Kustomization applied.
+/// The Flux objects (Kustomizations, HelmReleases, sources) a Kustomization applied.
 pub fn flux_children(kustomization: &DynamicObject) -> Vec<ObjectName> {
     let entries = kustomization.data["status"]["inventory"]["entries"].as_array();
     entries
@@ -72,6 +80,29 @@ pub fn depends_on(object: &DynamicObject) -> Vec<ObjectName> {
         .collect()
 }
 
+/// The sources an object reads: a Kustomization's or HelmChart's `spec.sourceRef`, a
+/// HelmRelease's `spec.chart.spec.sourceRef` or `spec.chartRef`; in its own namespace unless
+/// named.
+pub fn source_refs(object: &DynamicObject) -> Vec<ObjectName> {
+    let own_namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+    let spec = &object.data["spec"];
+    [
+        &spec["sourceRef"],
+        &spec["chart"]["spec"]["sourceRef"],
+        &spec["chartRef"],
+    ]
+    .into_iter()
+    .filter_map(|reference| {
+        let namespace = reference["namespace"].as_str().unwrap_or(own_namespace);
+        Some(ObjectName::namespaced(
+            reference["kind"].as_str()?,
+            namespace,
+            reference["name"].as_str()?,
+        ))
+    })
+    .collect()
+}
+
 /// How one object waits on another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,12 +110,17 @@ pub enum Edge {
     /// The waiting Kustomization applied it (and, with `wait: true`, waits for it).
     Contains,
     DependsOn,
+    /// The waiting object reads its artifact (chart, manifests).
+    Source,
 }
 
 #[derive(Debug, Clone)]
 pub struct Node {
     pub readiness: Readiness,
+    /// A Kustomization applied the revision waited for, so what it contains is current.
+    pub applied: bool,
     pub depends_on: Vec<ObjectName>,
+    pub sources: Vec<ObjectName>,
     pub children: Vec<ObjectName>,
 }
 
@@ -97,12 +133,14 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Walks from `root` through inventories and `dependsOn`, looking objects up with
-    /// `lookup` and judging them with `readiness`.
+    /// Walks from `root` through inventories, `dependsOn` and sources, looking objects up with
+    /// `lookup`, judging them with `readiness` and asking Kustomizations whether they `applied`
+    /// the revision waited for.
     pub fn build<'a>(
         root: &ObjectName,
         lookup: impl Fn(&ObjectName) -> Option<&'a DynamicObject>,
         readiness: impl Fn(&ObjectName, Option<&DynamicObject>) -> Readiness,
+        applied: impl Fn(Option<&DynamicObject>) -> bool,
     ) -> Tree {
         let mut order = Vec::new();
         let mut nodes = BTreeMap::new();
@@ -112,15 +150,24 @@ impl Tree {
                 continue;
             }
             let object = lookup(&name);
+            let is_kustomization = name.kind == "Kustomization";
             let node = Node {
                 readiness: readiness(&name, object),
+                applied: !is_kustomization || applied(object),
                 depends_on: object.map(depends_on).unwrap_or_default(),
+                sources: object.map(source_refs).unwrap_or_default(),
                 children: object
-                    .filter(|_| name.kind == "Kustomization")
+                    .filter(|_| is_kustomization)
                     .map(flux_children)
                     .unwrap_or_default(),
             };
-            queue.extend(node.children.iter().chain(&node.depends_on).cloned());
+            queue.extend(
+                node.children
+                    .iter()
+                    .chain(&node.depends_on)
+                    .chain(&node.sources)
+                    .cloned(),
+            );
             order.push(name.clone());
             nodes.insert(name, node);
         }
@@ -139,18 +186,59 @@ impl Tree {
         self.readiness(name).is_some_and(Readiness::is_ready)
     }
 
-    /// What `name` waits on directly: not-Ready dependencies first, then not-Ready children.
+    /// What `name` waits on directly: not-Ready dependencies first, then sources, then
+    /// children.
     pub fn blockers(&self, name: &ObjectName) -> Vec<(Edge, ObjectName)> {
         let Some(node) = self.nodes.get(name) else {
             return Vec::new();
         };
-        let dependencies = node.depends_on.iter().map(|d| (Edge::DependsOn, d));
-        let children = node.children.iter().map(|c| (Edge::Contains, c));
-        dependencies
-            .chain(children)
+        [Edge::DependsOn, Edge::Source, Edge::Contains]
+            .into_iter()
+            .flat_map(|edge| node.edges(edge).iter().map(move |other| (edge, other)))
             .filter(|(_, other)| !self.is_ready(other))
             .map(|(edge, other)| (edge, other.clone()))
             .collect()
+    }
+
+    /// Whether `from` waits, directly or through what it waits on, on `target`.
+    pub fn waits_on(&self, from: &ObjectName, target: &ObjectName) -> bool {
+        let mut seen = BTreeSet::from([from.clone()]);
+        let mut stack = vec![from.clone()];
+        while let Some(current) = stack.pop() {
+            for (_, next) in self.blockers(&current) {
+                if &next == target {
+                    return true;
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next);
+                }
+            }
+        }
+        false
+    }
+
+    /// The Kustomization that applied `name` (the first that lists it).
+    pub fn parent_of(&self, name: &ObjectName) -> Option<&ObjectName> {
+        self.order
+            .iter()
+            .find(|other| self.nodes[*other].children.contains(name))
+    }
+
+    /// Whether every Kustomization above `name` applied the revision waited for, so `name` is
+    /// as that revision has it.
+    pub fn is_current(&self, name: &ObjectName) -> bool {
+        let mut seen = BTreeSet::from([name.clone()]);
+        let mut current = name.clone();
+        while let Some(parent) = self.parent_of(&current) {
+            if !self.nodes[parent].applied {
+                return false;
+            }
+            if !seen.insert(parent.clone()) {
+                break;
+            }
+            current = parent.clone();
+        }
+        true
     }
 
     /// Follows blockers down from `start` to the object that holds everything up, preferring
@@ -183,7 +271,8 @@ impl Tree {
     }
 
     /// The path from the root to `target` along which it blocks: walks up through the objects
-    /// waiting on it, preferring those that depend on it over the one that contains it.
+    /// waiting on it, preferring those that depend on it, then those that read it, over the one
+    /// that contains it.
     pub fn chain_to(&self, target: &ObjectName) -> BlockingChain {
         let mut links = vec![ChainLink {
             via: None,
@@ -217,9 +306,9 @@ impl Tree {
                     && self.nodes[*other].edges(edge).contains(name)
             })
         };
-        waiting(Edge::DependsOn)
-            .map(|o| (Edge::DependsOn, o.clone()))
-            .or_else(|| waiting(Edge::Contains).map(|o| (Edge::Contains, o.clone())))
+        [Edge::DependsOn, Edge::Source, Edge::Contains]
+            .into_iter()
+            .find_map(|edge| waiting(edge).map(|o| (edge, o.clone())))
     }
 
     fn chain(&self, links: Vec<ChainLink>) -> BlockingChain {
@@ -236,6 +325,7 @@ impl Node {
     fn edges(&self, edge: Edge) -> &[ObjectName] {
         match edge {
             Edge::DependsOn => &self.depends_on,
+            Edge::Source => &self.sources,
             Edge::Contains => &self.children,
         }
     }
@@ -261,8 +351,10 @@ impl fmt::Display for BlockingChain {
             if index > 0 {
                 f.write_str(" ← ")?;
             }
-            if link.via == Some(Edge::DependsOn) {
-                f.write_str("dependsOn ")?;
+            match link.via {
+                Some(Edge::DependsOn) => f.write_str("dependsOn ")?,
+                Some(Edge::Source) => f.write_str("source ")?,
+                _ => {}
             }
             write!(f, "{}", link.object)?;
         }
@@ -332,6 +424,7 @@ status:
             &root,
             |name| objects.get(name),
             |_, object| flux_readiness(object),
+            |object| object.is_some(),
         )
     }
 

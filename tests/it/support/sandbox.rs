@@ -41,10 +41,15 @@ impl Run {
 
 impl Sandbox {
     pub async fn start() -> Sandbox {
+        Sandbox::start_with(FluxOptions::default()).await
+    }
+
+    /// A sandbox whose Flux stand-ins run with `flux` (e.g. Flux's own pace).
+    pub async fn start_with(flux: FluxOptions) -> Sandbox {
         let cluster = TestCluster::start()
             .await
             .expect("starting the test cluster");
-        let flux = Controllers::start(cluster.client(), FluxOptions::default());
+        let flux = Controllers::start(cluster.client(), flux);
         let git = GitServer::start().await.expect("starting the Git server");
         git.create_repo(REPO)
             .expect("creating the GitOps repository");
@@ -175,5 +180,19 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
             .read_file(REPO, BRANCH, path)
             .expect("reading the repository")
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Commits `path` with `from` replaced by `to`, as a user fixing (or breaking) it would.
+    pub fn replace_in_repo(&self, path: &str, from: &str, to: &str) {
+        let content = self.committed(path).expect("file in the repository");
+        assert!(content.contains(from), "{path} holds {from}");
+        self.git
+            .commit_files(
+                REPO,
+                BRANCH,
+                &[(path, &content.replace(from, to))],
+                "test change",
+            )
+            .expect("committing the change");
     }
 }

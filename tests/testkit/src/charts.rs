@@ -107,7 +107,9 @@ impl FromStr for Charts {
         match value {
             "catalogue" => Ok(Charts::Catalogue),
             "any" => Ok(Charts::Any),
-            other => Err(format!("unknown chart mode '{other}': use catalogue or any")),
+            other => Err(format!(
+                "unknown chart mode '{other}': use catalogue or any"
+            )),
         }
     }
 }
@@ -161,7 +163,10 @@ pub enum Chart {
     Catalogue(&'static ChartEntry),
     /// Outside the catalogue ([`Charts::Any`]): a ServiceAccount and a Deployment named by
     /// Helm's `fullname`, image `testkit.invalid/charts/<chart>:<version>`.
-    StandIn { chart: String, version: String },
+    StandIn {
+        chart: String,
+        version: String,
+    },
 }
 
 impl Chart {
@@ -470,16 +475,24 @@ mod tests {
         let elsewhere = "https://charts.example.invalid";
         assert!(!Charts::Catalogue.has_index(elsewhere));
         assert!(Charts::Any.has_index(elsewhere));
-        assert!(Charts::Catalogue.find(elsewhere, "app", Some("1.0.0")).is_none());
+        assert!(
+            Charts::Catalogue
+                .find(elsewhere, "app", Some("1.0.0"))
+                .is_none()
+        );
         let jetstack = "https://charts.jetstack.io";
-        let newest = Charts::Catalogue.find(jetstack, "cert-manager", None).unwrap();
+        let newest = Charts::Catalogue
+            .find(jetstack, "cert-manager", None)
+            .unwrap();
         assert_eq!(newest.version(), "v1.17.2");
         assert!(matches!(
             Charts::Any.find(jetstack, "cert-manager", Some("*")),
             Some(Chart::Catalogue(_))
         ));
 
-        let chart = Charts::Any.find(elsewhere, "datadog", Some("3.1.4")).unwrap();
+        let chart = Charts::Any
+            .find(elsewhere, "datadog", Some("3.1.4"))
+            .unwrap();
         assert_eq!((chart.name(), chart.version()), ("datadog", "3.1.4"));
         let values = json!({});
         let release = Release {

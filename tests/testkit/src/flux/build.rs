@@ -362,9 +362,15 @@ mod tests {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\n  namespace: home\n",
         );
         let components = ["../../../platform/_base".to_owned()];
-        let objects = build(repo.path(), "./clusters/_profiles/home", &components, None, false)
-            .await
-            .unwrap();
+        let objects = build(
+            repo.path(),
+            "./clusters/_profiles/home",
+            &components,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
         let names: Vec<_> = objects
             .iter()
             .map(|o| o.metadata.name.clone().unwrap())

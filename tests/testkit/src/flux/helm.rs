@@ -479,7 +479,11 @@ fn installed_objects(
 }
 
 /// `helm uninstall`: deletes what the release installed; CRDs stay, as Helm keeps them.
-async fn uninstall(ctx: &Context, snapshot: &Snapshot, values: Option<&Value>) -> anyhow::Result<()> {
+async fn uninstall(
+    ctx: &Context,
+    snapshot: &Snapshot,
+    values: Option<&Value>,
+) -> anyhow::Result<()> {
     for id in installed_objects(ctx.opts.charts, snapshot, values)? {
         if id.kind != "CustomResourceDefinition" {
             objects::delete(&ctx.client, &id).await?;

@@ -1,0 +1,175 @@
+//! wait-for-apps and `status` against what users meet after a push: a failure of the commit
+//! before a fix, a `dependsOn` that names nothing, a source that cannot be fetched. The product
+//! binary, real Terraform and Git, the test cluster with its Flux stand-ins.
+
+use std::time::{Duration, Instant};
+
+use testkit::flux::FluxOptions;
+
+use crate::support::sandbox::{ENV, Run, Sandbox};
+
+/// Flux looks at its Git source again only every minute (its usual interval) unless asked:
+/// a fix pushed is not seen before create-env asks for a reconcile.
+async fn sandbox_at_flux_pace() -> Sandbox {
+    Sandbox::start_with(FluxOptions {
+        max_interval: Duration::from_secs(60),
+        ..FluxOptions::default()
+    })
+    .await
+}
+
+/// A HelmRelease failed for good; the user pushes the fix and reruns at once. The rerun must
+/// wait for Flux to apply the fix instead of reporting the old failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_after_fixing_a_failed_release_waits_for_the_fix() {
+    let sandbox = sandbox_at_flux_pace().await;
+    sandbox.write_config();
+    let release = "profiles/apps/cert-manager/release.yaml";
+    sandbox.replace_in_repo(release, "version: v1.17.2", "version: v0.0.0-missing");
+    let failed = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(failed.code, 1, "{}", failed.output());
+    assert!(
+        failed.stderr.contains("RetriesExceeded"),
+        "{}",
+        failed.stderr
+    );
+
+    sandbox.replace_in_repo(release, "version: v0.0.0-missing", "version: v1.17.2");
+    let fixed = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "3m"])
+        .await;
+    assert_eq!(fixed.code, 0, "the fix is waited for: {}", fixed.output());
+    assert!(
+        !fixed.stderr.contains("will not become Ready"),
+        "{}",
+        fixed.stderr
+    );
+}
+
+/// The same for a Kustomization whose build failed: its `BuildFailed` belongs to the commit
+/// before the fix until Flux attempts the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_after_fixing_a_broken_build_waits_for_the_fix() {
+    let sandbox = sandbox_at_flux_pace().await;
+    sandbox.write_config();
+    let kustomization = "profiles/apps/cert-manager/kustomization.yaml";
+    sandbox.replace_in_repo(
+        kustomization,
+        "  - release.yaml",
+        "  - release.yaml\n  - missing.yaml",
+    );
+    let failed = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(failed.code, 1, "{}", failed.output());
+    assert!(failed.stderr.contains("BuildFailed"), "{}", failed.stderr);
+
+    sandbox.replace_in_repo(kustomization, "\n  - missing.yaml", "");
+    let fixed = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "3m"])
+        .await;
+    assert_eq!(fixed.code, 0, "the fix is waited for: {}", fixed.output());
+}
+
+/// A HelmRelease `dependsOn` an object that no Kustomization creates: fail fast, naming both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dependency_that_names_nothing_fails_fast_naming_who_wants_it() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    sandbox.replace_in_repo(
+        "profiles/apps/external-dns/release.yaml",
+        "  install:\n",
+        "  dependsOn:\n    - name: cert-manger\n      namespace: cert-manager\n  install:\n",
+    );
+    let started = Instant::now();
+    let run = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "90s"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.output());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "failed fast, not at the timeout"
+    );
+    insta::with_settings!({filters => FILTERS.to_vec()}, {
+        insta::assert_snapshot!("missing_dependency_error", error_report(&run));
+    });
+}
+
+/// A HelmRepository whose index cannot be fetched is shown with the controller's reason and
+/// message: in the timeout report, in the blocking chain and in `status`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_cannot_be_fetched_is_shown_with_its_cause() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    sandbox.replace_in_repo(
+        "profiles/apps/external-dns/repository.yaml",
+        "url: https://kubernetes-sigs.github.io/external-dns/",
+        "url: https://charts.example.invalid/external-dns",
+    );
+    let run = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "20s"])
+        .await;
+    assert_eq!(run.code, 3, "{}", run.output());
+    let not_found =
+        "failed to fetch https://charts.example.invalid/external-dns/index.yaml : 404 Not Found";
+    let table_row = run
+        .stderr
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("HelmRepository external-dns/external-dns")
+        })
+        .unwrap_or_else(|| panic!("the source is in the timeout table: {}", run.stderr));
+    assert!(
+        table_row.contains("Failed") && table_row.contains(not_found),
+        "{table_row}"
+    );
+    assert!(
+        run.stderr
+            .contains("← source HelmRepository external-dns/external-dns: waiting (Failed)"),
+        "the HelmRelease's chain ends at its source: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(not_found), "{}", run.stderr);
+
+    let status = sandbox.run(&["status", ENV]).await;
+    assert_eq!(status.code, 1, "{}", status.output());
+    let json = sandbox.run(&["--output", "json", "status", ENV]).await;
+    assert_eq!(json.code, 1, "{}", json.output());
+    let result: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().last().expect("a result line")).unwrap();
+    // The profile's health checks time out with create-env's --timeout (it is in profile.yaml):
+    // whether they did by now is a race, so its row stays out of the snapshots.
+    let profile = "Kustomization flux-system/profile ";
+    let text: Vec<&str> = status
+        .stdout
+        .lines()
+        .filter(|l| !l.contains(profile))
+        .collect();
+    let mut tree = result["result"].clone();
+    tree["rows"]
+        .as_array_mut()
+        .expect("rows")
+        .retain(|row| row["object"]["name"] != "profile");
+    insta::with_settings!({filters => FILTERS.to_vec()}, {
+        insta::assert_snapshot!("status_unfetchable_source_text", text.join("\n"));
+        insta::assert_json_snapshot!("status_unfetchable_source_json", tree);
+    });
+}
+
+/// What changes from run to run: commits, digests, durations, ports, temp paths.
+const FILTERS: [(&str, &str); 6] = [
+    (r"[0-9a-f]{40}", "[sha]"),
+    (r"(pick up|at) [0-9a-f]{7}\b", "$1 [short-sha]"),
+    (r"sha256:[0-9a-f]+", "sha256:[digest]"),
+    (r"after [0-9.]+m?s", "after [duration]"),
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    (r"/tmp/[^\s'\x22]+", "[temp]"),
+];
+
+/// The error and its hint, without the timestamped progress before it.
+fn error_report(run: &Run) -> String {
+    let start = run
+        .stderr
+        .find("✘ error")
+        .unwrap_or_else(|| panic!("an error report: {}", run.stderr));
+    run.stderr[start..].trim_end().to_owned()
+}
