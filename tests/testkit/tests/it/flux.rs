@@ -12,6 +12,7 @@ use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use testkit::charts::Charts;
 use testkit::cluster::TestCluster;
 use testkit::flux::conditions::{self, READY, STALLED};
 use testkit::flux::types::{
@@ -39,9 +40,13 @@ struct Env {
 
 /// A cluster with the components installed, running controllers and an empty Git server.
 async fn env() -> Env {
+    env_with(FluxOptions::default()).await
+}
+
+async fn env_with(opts: FluxOptions) -> Env {
     let cluster = TestCluster::start().await.expect("cluster");
     let client = cluster.client();
-    let controllers = Controllers::start(client.clone(), FluxOptions::default());
+    let controllers = Controllers::start(client.clone(), opts);
     apply_manifest(&client, &components_manifest("v2.5.1"), "gitops-bootstrap")
         .await
         .expect("install Flux");
@@ -642,6 +647,101 @@ async fn helm_release_of_a_missing_chart_stalls_after_its_retries() {
             "chart \"cert-manager\" version \"v0.0.1\" not found in https://charts.jetstack.io"
         ),
         "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_repository_whose_index_is_missing_fails_as_source_controller_does() {
+    let env = env().await;
+    helm_repository(&env.client, "https://charts.example.invalid/stable/").await;
+    let api = flux_api::<HelmRepository>(&env.client);
+    let repository = until(&api, "charts", "failed", |r| {
+        ready_reason(r.status.as_ref()).is_some_and(|(ready, _, _)| ready == "False")
+    })
+    .await;
+    let status = repository.status.unwrap();
+    let expected = "failed to fetch Helm repository index: failed to cache index to temporary file: failed to fetch https://charts.example.invalid/stable/index.yaml : 404 Not Found";
+    assert_eq!(
+        ready_reason(Some(&status)).unwrap(),
+        ("False".to_owned(), "Failed".to_owned(), expected.to_owned())
+    );
+    let fetch_failed = status.condition("FetchFailed").expect("FetchFailed");
+    assert_eq!(
+        (fetch_failed.status.as_str(), fetch_failed.reason.as_str()),
+        ("True", "Failed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_any_chart_every_repository_and_chart_installs() {
+    let env = env_with(FluxOptions {
+        charts: Charts::Any,
+        ..FluxOptions::default()
+    })
+    .await;
+    let api = create_helm_release(
+        &env,
+        "https://charts.example.invalid/stable",
+        helm_release("podinfo", "6.7.1", 0),
+    )
+    .await;
+    let hr = until_ready(&api, "podinfo").await;
+    let history = &hr.status.unwrap().history[0];
+    assert_eq!(
+        (history.chart_name.as_str(), history.chart_version.as_str()),
+        ("podinfo", "6.7.1")
+    );
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "ingress");
+    let deployment = until(&deployments, "podinfo", "Available", |d| {
+        d.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+    })
+    .await;
+    let image = deployment.spec.template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(
+        image.as_deref(),
+        Some("testkit.invalid/charts/podinfo:6.7.1")
+    );
+
+    api.delete("podinfo", &DeleteParams::default())
+        .await
+        .unwrap();
+    until_gone(&api, "podinfo").await;
+    until_gone(&deployments, "podinfo").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomization_applies_its_spec_components() {
+    let env = env().await;
+    let files = [
+        (
+            "clusters/_profiles/home/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [namespace.yaml]\n",
+        ),
+        ("clusters/_profiles/home/namespace.yaml", NAMESPACE_YAML),
+        (
+            "platform/_base/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cm.yaml]\n",
+        ),
+        (
+            "platform/_base/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-component\n  namespace: apps\n",
+        ),
+    ];
+    env.git.commit_files(REPO, "main", &files, "init").unwrap();
+    good_git_repository(&env).await;
+    create_kustomization(
+        &env,
+        kustomization("home", "./clusters/_profiles/home", |s| {
+            s.components = vec!["../../../platform/_base".into()];
+        }),
+    )
+    .await;
+    let ks = until_ready(&flux_api::<Kustomization>(&env.client), "home").await;
+    assert_eq!(
+        inventory_ids(&ks),
+        ["_apps__Namespace", "apps_from-component__ConfigMap"]
     );
 }
 
