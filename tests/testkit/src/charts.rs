@@ -237,16 +237,23 @@ fn service_account(release: &Release, name: &str, labels: Value) -> Value {
 }
 
 fn stand_in(release: &Release, chart: &str, version: &str) -> Vec<Value> {
+    let image = format!("testkit.invalid/charts/{chart}:{version}");
+    account_and_deployment(release, chart, version, "app", &image)
+}
+
+/// A ServiceAccount and a Deployment, both named by Helm's `fullname`: a small chart's shape.
+fn account_and_deployment(
+    release: &Release,
+    chart: &str,
+    version: &str,
+    component: &str,
+    image: &str,
+) -> Vec<Value> {
     let fullname = release.fullname(chart);
-    let labels = release.labels(chart, version, "app");
+    let labels = release.labels(chart, version, component);
     vec![
         service_account(release, &fullname, labels.clone()),
-        deployment(
-            release,
-            &fullname,
-            labels,
-            &format!("testkit.invalid/charts/{chart}:{version}"),
-        ),
+        deployment(release, &fullname, labels, image),
     ]
 }
 
@@ -321,18 +328,13 @@ fn cert_manager(release: &Release) -> Vec<Value> {
 }
 
 fn external_dns(release: &Release) -> Vec<Value> {
-    let (chart, version) = ("external-dns", "1.16.1");
-    let fullname = release.fullname(chart);
-    let labels = release.labels(chart, version, "controller");
-    vec![
-        service_account(release, &fullname, labels.clone()),
-        deployment(
-            release,
-            &fullname,
-            labels,
-            "registry.k8s.io/external-dns/external-dns:v0.16.1",
-        ),
-    ]
+    account_and_deployment(
+        release,
+        "external-dns",
+        "1.16.1",
+        "controller",
+        "registry.k8s.io/external-dns/external-dns:v0.16.1",
+    )
 }
 
 /// Which issuer signs a certificate.

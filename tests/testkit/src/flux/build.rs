@@ -300,6 +300,13 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn names(objects: &[DynamicObject]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn builds_a_plain_directory_with_substitution() {
         let repo = TempDir::new().unwrap();
@@ -316,10 +323,7 @@ mod tests {
         let objects = build(repo.path(), "./apps", &[], Some(&vars), false)
             .await
             .unwrap();
-        let names: Vec<_> = objects
-            .iter()
-            .map(|o| o.metadata.name.clone().unwrap())
-            .collect();
+        let names = names(&objects);
         assert!(names.contains(&"cm-dev".to_owned()), "{names:?}");
         assert!(names.contains(&"team".to_owned()), "{names:?}");
         let cm = objects
@@ -371,11 +375,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let names: Vec<_> = objects
-            .iter()
-            .map(|o| o.metadata.name.clone().unwrap())
-            .collect();
-        assert_eq!(names, ["home", "base"]);
+        assert_eq!(names(&objects), ["home", "base"]);
         // Without a kustomization file, the generated one gets the components too.
         write(
             "apps/plain/ns.yaml",
