@@ -2,8 +2,9 @@
 //! The kernel releases it when the process dies, so a killed run never leaves a stale lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Diagnose, ExitStatus};
 
@@ -41,7 +42,9 @@ impl Diagnose for LockError {
 /// Held for the whole run; dropping it (or the process dying) releases the lock.
 #[derive(Debug)]
 pub struct EnvLock {
-    _file: File,
+    file: File,
+    /// The pid a killed run left in the lock file: it died holding the lock.
+    taken_over_from: Option<String>,
 }
 
 impl EnvLock {
@@ -76,10 +79,48 @@ impl EnvLock {
             }
             Err(TryLockError::Error(source)) => return Err(io(source)),
         }
+        // A run that ends clears its pid (see Drop): one still here belongs to a killed run.
+        let mut previous = String::new();
+        file.read_to_string(&mut previous).map_err(io)?;
+        let taken_over_from = Some(previous.trim().to_owned()).filter(|pid| !pid.is_empty());
         // The pid is only a courtesy for the "in use" message; the lock itself is the kernel's.
         file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(EnvLock { _file: file })
+        Ok(EnvLock {
+            file,
+            taken_over_from,
+        })
+    }
+
+    /// Like [`EnvLock::acquire`], but waits up to `wait` for another run to finish: for
+    /// commands that only read and may simply come a moment later.
+    pub async fn acquire_within(
+        env: &str,
+        path: &Path,
+        wait: Duration,
+    ) -> Result<EnvLock, LockError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match EnvLock::acquire(env, path) {
+                Err(LockError::Held { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The pid of a killed run whose lock this one took over, if any.
+    pub fn taken_over_from(&self) -> Option<&str> {
+        self.taken_over_from.as_deref()
+    }
+}
+
+impl Drop for EnvLock {
+    fn drop(&mut self) {
+        // Best effort: a pid left behind only makes the next run say it took over.
+        let _ = self.file.set_len(0);
     }
 }
 
@@ -100,6 +141,37 @@ mod tests {
         );
         assert!(err.hint().unwrap().contains("lock"));
         drop(first);
-        EnvLock::acquire("dev", &path).unwrap();
+        let second = EnvLock::acquire("dev", &path).unwrap();
+        assert_eq!(
+            second.taken_over_from(),
+            None,
+            "the first run ended cleanly"
+        );
+    }
+
+    #[test]
+    fn a_pid_left_by_a_killed_run_is_reported_as_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        std::fs::write(&path, "424242").unwrap();
+        let lock = EnvLock::acquire("dev", &path).unwrap();
+        assert_eq!(lock.taken_over_from(), Some("424242"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::process::id().to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_gives_up_with_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let _held = EnvLock::acquire("dev", &path).unwrap();
+        let started = std::time::Instant::now();
+        let err = EnvLock::acquire_within("dev", &path, Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        assert!(matches!(err, LockError::Held { .. }), "{err}");
     }
 }

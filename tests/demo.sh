@@ -9,7 +9,8 @@ source tests/tools/ensure-tools.sh
 
 echo "== building gitops-bootstrap and the test cluster"
 cargo build --workspace --bins --quiet
-bin="$root/target/debug"
+# Wherever cargo puts its builds: CARGO_TARGET_DIR, a cargo config's target-dir, or target/.
+bin="$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)/debug"
 
 demo=$(mktemp -d "${TMPDIR:-/tmp}/gitops-bootstrap-demo.XXXXXX")
 cleanup() {

@@ -26,7 +26,9 @@ cargo test --workspace
 
 step "create-env against a separately started test-cluster (GITOPS_BOOTSTRAP_TEST_KUBECONFIG)"
 external=$(mktemp -d)
-target/debug/test-cluster --kubeconfig "$external/kubeconfig" >"$external/log" 2>&1 &
+# Wherever cargo puts its builds: CARGO_TARGET_DIR, a cargo config's target-dir, or target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
+"$target_dir/debug/test-cluster" --kubeconfig "$external/kubeconfig" >"$external/log" 2>&1 &
 cluster_pid=$!
 trap 'kill "$cluster_pid" 2>/dev/null || true; rm -rf "$external"' EXIT
 for _ in $(seq 1 100); do

@@ -52,6 +52,8 @@ pub enum FluxError {
         found: String,
         wanted: String,
     },
+    #[error("the Flux components from {origin} are not a Flux install manifest: {reason}")]
+    NotComponents { origin: String, reason: String },
     #[error("failed to install the Flux components: {0}")]
     Install(#[source] ApplyError),
     #[error("the Flux controllers were not Available within {timeout:?}: {}", not_available.join("; "))]
@@ -74,7 +76,8 @@ impl Diagnose for FluxError {
         match self {
             FluxError::InsecureLocation { .. }
             | FluxError::ReadFile { .. }
-            | FluxError::VersionMismatch { .. } => ExitStatus::BadInput,
+            | FluxError::VersionMismatch { .. }
+            | FluxError::NotComponents { .. } => ExitStatus::BadInput,
             FluxError::ControllersNotAvailable { .. } => ExitStatus::TimedOut,
             FluxError::Install(err) | FluxError::Sync(err) => err.exit_status(),
             _ => ExitStatus::Failure,
@@ -88,6 +91,9 @@ impl Diagnose for FluxError {
             )),
             FluxError::VersionMismatch { .. } => Some(
                 "pass the manifests of the configured flux_version, or change flux_version in the config".to_owned(),
+            ),
+            FluxError::NotComponents { .. } => Some(
+                "pass Flux's install.yaml of the configured version (from the flux2 release, or `flux install --export`); nothing was committed or applied".to_owned(),
             ),
             FluxError::ControllersNotAvailable { .. } => Some(
                 "check the controllers' pods in flux-system (image pulls, resources); rerunning resumes the wait".to_owned(),
@@ -203,6 +209,7 @@ pub async fn resolve_components(
     if let Some(committed) = &source.committed
         && manifest_version(committed) == Some(version)
     {
+        check_components(committed, &ComponentsOrigin::Committed)?;
         return Ok(Components {
             yaml: committed.clone(),
             version: version.to_owned(),
@@ -218,6 +225,45 @@ pub async fn resolve_components(
             message,
         })?;
     with_header(yaml, version, ComponentsOrigin::Release(url))
+}
+
+/// What the tool relies on in a components manifest: the CRDs of the objects it writes and
+/// reads, and the controllers that reconcile them.
+const REQUIRED_CRDS: [&str; 2] = [
+    "gitrepositories.source.toolkit.fluxcd.io",
+    "kustomizations.kustomize.toolkit.fluxcd.io",
+];
+const REQUIRED_CONTROLLERS: [&str; 2] = ["source-controller", "kustomize-controller"];
+
+/// Parses the manifest and checks it holds Flux: before anything is committed or applied, so
+/// a wrong file never replaces the good copy in Git.
+fn check_components(yaml: &str, origin: &ComponentsOrigin) -> Result<(), FluxError> {
+    let not_components = |reason: String| FluxError::NotComponents {
+        origin: origin.to_string(),
+        reason,
+    };
+    let objects = parse_documents(yaml).map_err(|err| not_components(err.to_string()))?;
+    let names: Vec<ObjectName> = objects.iter().map(apply::object_name).collect();
+    let has = |kind: &str, name: &str| names.iter().any(|o| o.kind == kind && o.name == name);
+    let missing: Vec<String> = REQUIRED_CRDS
+        .iter()
+        .filter(|crd| !has("CustomResourceDefinition", crd))
+        .map(|crd| format!("CustomResourceDefinition {crd}"))
+        .chain(
+            REQUIRED_CONTROLLERS
+                .iter()
+                .filter(|controller| !has("Deployment", controller))
+                .map(|controller| format!("Deployment {controller}")),
+        )
+        .collect();
+    if !missing.is_empty() {
+        return Err(not_components(format!(
+            "{} object(s) found, {} missing",
+            objects.len(),
+            missing.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the manifest's declared version, or declares it when the manifest has none, so
@@ -238,6 +284,7 @@ fn with_header(
         Some(_) => yaml,
         None => format!("{VERSION_HEADER}{version}\n{yaml}"),
     };
+    check_components(&yaml, &origin)?;
     Ok(Components {
         yaml,
         version: version.to_owned(),
@@ -513,10 +560,29 @@ mod tests {
         assert_eq!(manifest_version("---\n# Flux version: v2.5.1\n"), None);
     }
 
+    /// The least a components manifest must hold.
+    const MINIMAL: &str = "---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gitrepositories.source.toolkit.fluxcd.io}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: kustomizations.kustomize.toolkit.fluxcd.io}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: source-controller, namespace: flux-system}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kustomize-controller, namespace: flux-system}
+";
+
     #[tokio::test]
     async fn a_committed_copy_of_the_configured_version_is_used() {
         let source = ComponentsSource {
-            committed: Some("# Flux version: v2.5.1\n---\nkind: X\n".to_owned()),
+            committed: Some(format!("# Flux version: v2.5.1\n{MINIMAL}")),
             ..Default::default()
         };
         let components = resolve_components(&source, "v2.5.1").await.unwrap();
@@ -528,7 +594,7 @@ mod tests {
     async fn explicit_files_win_and_get_a_header_when_they_lack_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("install.yaml");
-        std::fs::write(&path, "---\nkind: X\n").unwrap();
+        std::fs::write(&path, MINIMAL).unwrap();
         let source = ComponentsSource {
             explicit: Some(ManifestLocation::File(path.clone())),
             committed: Some("# Flux version: v2.5.1\n".to_owned()),
@@ -536,11 +602,43 @@ mod tests {
         };
         let components = resolve_components(&source, "v2.5.1").await.unwrap();
         assert_eq!(components.origin, ComponentsOrigin::File(path.clone()));
-        assert_eq!(components.yaml, "# Flux version: v2.5.1\n---\nkind: X\n");
+        assert_eq!(
+            components.yaml,
+            format!("# Flux version: v2.5.1\n{MINIMAL}")
+        );
 
         std::fs::write(&path, "# Flux version: v2.4.0\n---\n").unwrap();
         let err = resolve_components(&source, "v2.5.1").await.unwrap_err();
         assert!(matches!(err, FluxError::VersionMismatch { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_flux_is_refused_naming_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostname");
+        let source = ComponentsSource {
+            explicit: Some(ManifestLocation::File(path.clone())),
+            ..Default::default()
+        };
+        for (text, says) in [
+            ("buildhost\n", "is not a Kubernetes object"),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+                "CustomResourceDefinition gitrepositories",
+            ),
+            ("a: [unclosed\n", "document 1"),
+            (
+                &MINIMAL.replace("kustomize-controller", "other"),
+                "Deployment kustomize-controller",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = resolve_components(&source, "v2.5.1").await.unwrap_err();
+            assert!(matches!(err, FluxError::NotComponents { .. }), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+            assert_eq!(err.exit_status(), ExitStatus::BadInput);
+            assert!(err.hint().unwrap().contains("nothing was committed"));
+        }
     }
 
     #[test]

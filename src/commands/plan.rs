@@ -5,9 +5,13 @@ use tokio_util::sync::CancellationToken;
 use super::{CommandOutput, load_env};
 use crate::cli::{Cli, EnvArgs};
 use crate::error::{ExitStatus, Result};
+use crate::lock::EnvLock;
 use crate::report::Reporter;
 use crate::terraform::PlanMode;
-use crate::workflow::{Outcome, run_step, terraform};
+use crate::workflow::{EnvPaths, Outcome, run_step, terraform};
+
+/// How long `plan` waits for another run of the env to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn run(
     cli: &Cli,
@@ -16,6 +20,14 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.env)?;
+    // Terraform locks the state too, but says so in its own words mid-run: wait briefly for a
+    // running create-env instead, and name it when it does not finish.
+    let _lock = EnvLock::acquire_within(
+        &env.name,
+        &EnvPaths::new(&config, &env.name).lock(),
+        LOCK_WAIT,
+    )
+    .await?;
     let planning = async {
         let (tf, root) =
             terraform::prepare(&config, &env, args.terraform.as_deref(), cancel).await?;

@@ -138,7 +138,7 @@ fn spawn(command: &TfCommand) -> Result<Child, TerraformError> {
         // reaches Terraform and the commands it started (provisioners) together.
         .process_group(0)
         .kill_on_drop(true);
-    stop_with_parent(&mut child);
+    private_and_tied_to_parent(&mut child);
     if let Some(dir) = command.dir() {
         child.current_dir(dir);
     }
@@ -158,16 +158,19 @@ fn spawn(command: &TfCommand) -> Result<Child, TerraformError> {
     })
 }
 
-/// Asks the kernel to interrupt Terraform when this process dies, even by SIGKILL: it then
-/// stops as after Ctrl-C, releasing its state lock, instead of running on as an orphan that
-/// holds the lock. (SIGINT, not SIGKILL: Terraform must write its state before it goes.)
+/// Files Terraform writes (local state, plan files, backups) hold sensitive values in clear:
+/// only their owner may read them. And the kernel interrupts Terraform when this process dies,
+/// even by SIGKILL: it then stops as after Ctrl-C, releasing its state lock, instead of running
+/// on as an orphan that holds the lock. (SIGINT, not SIGKILL: Terraform must write its state
+/// before it goes.)
 #[cfg(target_os = "linux")]
-fn stop_with_parent(child: &mut Command) {
+fn private_and_tied_to_parent(child: &mut Command) {
     let parent = std::process::id();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (prctl, getppid, kill).
+    // (umask, prctl, getppid, kill).
     unsafe {
         child.pre_exec(move || {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
             nix::sys::prctl::set_pdeathsig(Signal::SIGINT)?;
             // The parent may have died before the line above: then nobody would signal us.
             if nix::unistd::getppid().as_raw() as u32 != parent {
@@ -179,7 +182,15 @@ fn stop_with_parent(child: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn stop_with_parent(_child: &mut Command) {}
+fn private_and_tied_to_parent(child: &mut Command) {
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        child.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+            Ok(())
+        });
+    }
+}
 
 fn missing_pipe() -> std::io::Error {
     std::io::Error::other("child pipe was not set up")

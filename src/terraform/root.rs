@@ -92,6 +92,7 @@ impl EnvRoot {
             .map_err(write_error)?;
         let dir = dir.canonicalize().map_err(write_error)?;
 
+        tighten_state_files(&dir, &spec.backend).map_err(write_error)?;
         let source = module_source(&dir, &module_dir);
         let root = root_config(&source, &module, &declared, spec);
         write_json(&dir.join(ROOT_FILE), &root).map_err(write_error)?;
@@ -150,6 +151,23 @@ impl EnvRoot {
 }
 
 /// Where a root directory keeps its state when the backend is `local` (`path` may move it).
+/// Local state written before Terraform ran under our umask (or by hand) may be readable by
+/// others: it holds sensitive outputs in clear, so it becomes 0600 with its backup.
+fn tighten_state_files(dir: &Path, backend: &Backend) -> std::io::Result<()> {
+    let Some(state) = local_state_file(dir, backend) else {
+        return Ok(());
+    };
+    let mut backup = state.clone().into_os_string();
+    backup.push(".backup");
+    for file in [state, PathBuf::from(backup)] {
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn local_state_file(dir: &Path, backend: &Backend) -> Option<PathBuf> {
     (backend.kind == "local").then(|| {
         let path = backend

@@ -719,3 +719,72 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_waits_briefly_for_a_running_create_env_then_names_it() {
+    let project = Project::new("https://git.example.test/fleet.git");
+    let lock_path = project.dir.path().join(".gitops-bootstrap/dev/lock");
+    let held = gitops_bootstrap::lock::EnvLock::acquire("dev", &lock_path).unwrap();
+    let (code, output, took) = project.run(&["plan", "dev"]).await;
+    assert_eq!(code, 1, "{output}");
+    assert!(took >= Duration::from_secs(10), "waited first: {took:?}");
+    assert!(
+        output.contains(&format!(
+            "environment dev is in use by another gitops-bootstrap run (pid {})",
+            std::process::id()
+        )),
+        "{output}"
+    );
+    assert!(
+        !output.contains("Error acquiring the state lock"),
+        "{output}"
+    );
+
+    // A run that ends within the wait lets plan go on.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(held);
+    });
+    let (code, output, _) = project.run(&["plan", "dev"]).await;
+    release.await.unwrap();
+    assert_eq!(code, 0, "{output}");
+}
+
+mod with_sandbox {
+    use crate::support::sandbox::{ENV, Sandbox};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_file_that_is_not_flux_is_refused_in_preflight_and_nothing_is_committed() {
+        let sandbox = Sandbox::start().await;
+        sandbox.write_config();
+        let seeded = sandbox.log();
+        let not_flux = sandbox.path("hostname");
+        std::fs::write(&not_flux, "buildhost\n").unwrap();
+        let run = sandbox
+            .run(&[
+                "create-env",
+                ENV,
+                "--yes",
+                "--flux-manifests",
+                not_flux.to_str().unwrap(),
+            ])
+            .await;
+        assert_eq!(run.code, 2, "{}", run.output());
+        assert!(
+            run.stderr.contains("step preflight failed")
+                && run.stderr.contains("not a Flux install manifest"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("nothing was committed"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(sandbox.log(), seeded, "no commit");
+        assert!(
+            !run.stderr.contains("▶ terraform"),
+            "stopped before Terraform"
+        );
+    }
+}
