@@ -10,4 +10,5 @@ mod gitops;
 mod init;
 mod lint;
 mod reliability;
+mod release;
 mod terraform;
