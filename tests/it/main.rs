@@ -9,6 +9,6 @@ mod create_env;
 mod gitops;
 mod init;
 mod lint;
-mod reliability;
 mod release;
+mod reliability;
 mod terraform;
