@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "gitops-bootstrap",
-    version,
+    version = crate::version::VERSION_TEXT.as_str(),
     about = "From nothing to a running, GitOps-managed Kubernetes environment: Terraform, then Flux, then the runtime apps.",
     after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad input or usage, 3 timed out, 130 interrupted."
 )]
@@ -86,6 +86,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page, or write one page per command into a directory.
+    Man {
+        /// Write gitops-bootstrap.1 and a page per subcommand here (e.g. ~/.local/share/man/man1).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -101,6 +107,7 @@ impl Command {
             Command::Envs => "envs",
             Command::Config(ConfigCommand::Schema) => "config schema",
             Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod render;
 pub mod report;
 pub mod scaffold;
 pub mod terraform;
+pub mod version;
 pub mod workflow;
 
 pub use error::{Error, ExitStatus, Result};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Diagnose;
 use crate::report::StepOutcome;
+use crate::version::BuildInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +30,9 @@ pub struct StepRecord {
 pub struct RunRecord {
     pub env: String,
     pub command: String,
+    /// The build that ran (absent in records written before builds were recorded).
+    #[serde(default)]
+    pub build: Option<BuildInfo>,
     pub status: RunStatus,
     pub started_at: jiff::Timestamp,
     pub finished_at: Option<jiff::Timestamp>,
@@ -55,6 +59,7 @@ impl RunRecord {
         RunRecord {
             env: env.to_owned(),
             command: command.to_owned(),
+            build: Some(BuildInfo::current()),
             status: RunStatus::Running,
             started_at: jiff::Timestamp::now(),
             finished_at: None,
@@ -111,6 +116,20 @@ mod tests {
         record.finish(RunStatus::Succeeded);
         record.save(&path).unwrap();
         assert_eq!(RunRecord::load(&path), Some(record));
+    }
+
+    #[test]
+    fn records_name_the_build_that_ran() {
+        let record = serde_json::to_value(RunRecord::start("dev", "create-env")).unwrap();
+        let build = &record["build"];
+        assert_eq!(build["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(build["commit"].as_str().map(str::len), Some(40), "{build}");
+        assert!(build["dirty"].is_boolean(), "{build}");
+        // Records written before builds were recorded still load.
+        let mut old = record.clone();
+        old.as_object_mut().unwrap().remove("build");
+        let old: RunRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(old.build, None);
     }
 
     #[test]

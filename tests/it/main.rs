@@ -9,6 +9,7 @@ mod create_env;
 mod gitops;
 mod init;
 mod lint;
+mod release;
 mod reliability;
 mod terraform;
 mod wait;

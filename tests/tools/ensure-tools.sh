@@ -26,3 +26,11 @@ if ! command -v kubectl >/dev/null; then
 fi
 
 source "$(dirname "${BASH_SOURCE[0]}")/ensure-terraform.sh"
+
+# cargo-dist builds the releases; the suite runs `dist plan` so its configuration cannot rot.
+# The version is the one dist-workspace.toml pins for the release workflow. Building it takes
+# about 25 minutes on a busy 2-core machine, once; its build dir is temporary.
+dist_version=$(sed -n 's/^cargo-dist-version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../../dist-workspace.toml")
+if [ "$(dist --version 2>/dev/null)" != "cargo-dist $dist_version" ]; then
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-dist --version "$dist_version"
+fi
