@@ -88,7 +88,8 @@ impl ApiError {
             .iter()
             .map(|(manager, field)| {
                 json!({
-                    "type": "FieldManagerConflict",
+                    // metav1.StatusCause's `type` is `reason` in JSON.
+                    "reason": "FieldManagerConflict",
                     "message": format!("conflict with \"{manager}\" using {api_version}"),
                     "field": field,
                 })
@@ -125,6 +126,22 @@ impl ApiError {
             "UnsupportedMediaType",
             format!("the body of the request was in an unknown format: {content_type}"),
         )
+    }
+
+    /// What the real server answers a strategic merge patch of a custom resource.
+    pub fn unsupported_media_type_for_custom_resources() -> ApiError {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, \
+             application/apply-patch+yaml",
+        )
+    }
+
+    /// A 415 with its own explanation (a body the server can read only in part).
+    pub fn unsupported(message: impl Into<String>) -> ApiError {
+        ApiError::new(415, "UnsupportedMediaType", message)
     }
 
     pub fn gone(message: impl Into<String>) -> ApiError {

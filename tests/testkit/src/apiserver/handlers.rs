@@ -14,7 +14,7 @@ use super::registry::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::ssa::{self, Writer};
 use super::store::Store;
-use super::{Query, Shared, json_response, openapi, patch, table, watch};
+use super::{Query, Shared, json_response, openapi, pagination, patch, protobuf, table, watch};
 
 /// A parsed resource path.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,8 +131,8 @@ impl Call<'_> {
 
     fn json_body(&self) -> ApiResult<Value> {
         let content_type = self.header("content-type");
-        if content_type.contains("protobuf") {
-            return Err(ApiError::unsupported_media_type(content_type));
+        if content_type.starts_with(protobuf::MEDIA_TYPE) {
+            return protobuf::decode(self.body);
         }
         serde_json::from_slice(self.body)
             .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
@@ -230,18 +230,20 @@ fn selected<'a>(store: &'a Store, rt: &ResourceType, call: &Call<'_>) -> ApiResu
 }
 
 fn list(store: &Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
-    let items: Vec<Value> = selected(store, rt, call)?
-        .into_iter()
-        .map(|o| versioned(rt, &call.target.version, o.clone()))
+    let selected = selected(store, rt, call)?;
+    let page = pagination::page(store, &selected, &call.query)?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|o| versioned(rt, &call.target.version, (*o).clone()))
         .collect();
-    let resource_version = store.resource_version().to_string();
     if table::wanted(call.header("accept")) {
-        return Ok(ok(&table::render(&items, &resource_version)));
+        return Ok(ok(&table::render(&items, &page.resource_version)));
     }
     Ok(ok(&json!({
         "kind": rt.list_kind,
         "apiVersion": rt.api_version(&call.target.version),
-        "metadata": { "resourceVersion": resource_version },
+        "metadata": page.metadata(),
         "items": items,
     })))
 }
@@ -304,11 +306,27 @@ fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiRes
     if content_type == patch::APPLY {
         return server_side_apply(store, rt, call);
     }
+    if content_type == patch::STRATEGIC && is_custom(store, rt) {
+        return Err(ApiError::unsupported_media_type_for_custom_resources());
+    }
     let scope = call.scope()?;
     let old = existing(store, rt, call)?;
     let mut object = patch::patch(&content_type, &old, call.body)?;
     objects::check_type(rt, &call.target.version, &mut object)?;
     write_update(store, rt, call, scope, &old, object)
+}
+
+/// Whether a CRD defines `rt` (custom resources have no strategic merge patch).
+fn is_custom(store: &Store, rt: &ResourceType) -> bool {
+    let crd = format!("{}.{}", rt.plural, rt.group);
+    store
+        .get(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "",
+            &crd,
+        )
+        .is_some()
 }
 
 /// The tail of update and non-apply patch: writes `object` over `old`, recorded as an
@@ -443,7 +461,21 @@ fn delete(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Re
             .is_some_and(|d| d.iter().any(|v| v == "All"));
     let (namespace, name) = super::store::key_of(&old);
     let deleted = objects::delete(store, rt, &namespace, &name, propagation(call)?, dry_run)?;
-    Ok(ok(&versioned(rt, &call.target.version, deleted)))
+    if deleted["metadata"]["deletionTimestamp"].is_string() {
+        // Finalizers hold it: the answer is the object, marked for deletion.
+        return Ok(ok(&versioned(rt, &call.target.version, deleted)));
+    }
+    let mut details = json!({"name": name, "kind": rt.plural, "uid": deleted["metadata"]["uid"]});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    Ok(ok(&json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    })))
 }
 
 fn delete_collection(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {

@@ -3,6 +3,7 @@
 //! Namespace termination, garbage collection, and fault injection. See the crate README for
 //! what is and is not implemented.
 
+mod defaults;
 mod discovery;
 mod error;
 mod faults;
@@ -11,7 +12,9 @@ mod handlers;
 mod lifecycle;
 mod objects;
 mod openapi;
+mod pagination;
 mod patch;
+mod protobuf;
 mod registry;
 mod selectors;
 mod ssa;

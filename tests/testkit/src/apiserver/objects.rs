@@ -203,6 +203,7 @@ pub fn create(
         map.remove("status");
     }
     prepare_kind(store, rt, &mut object, true, opts.dry_run)?;
+    super::defaults::apply(store, rt, &mut object, None);
     if !applied {
         let writer = Writer {
             manager: opts.manager,
@@ -340,6 +341,7 @@ pub fn write(
     }
     if scope == Scope::Main {
         prepare_kind(store, rt, &mut new, false, dry_run)?;
+        super::defaults::apply(store, rt, &mut new, Some(old));
     }
     if rt.tracks_generation && spec_of(&new, rt) != spec_of(old, rt) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0);

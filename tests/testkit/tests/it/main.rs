@@ -4,6 +4,7 @@
 mod support;
 
 mod apiserver;
+mod fidelity;
 mod flux;
 mod git;
 mod walkthrough;

@@ -1,6 +1,7 @@
 //! The testkit's acceptance walkthrough, done as a new user would, through processes only: the
 //! built `test-cluster --flux` binary with its HTTPS Git server seeded from a directory, then
-//! the real `kubectl` against the kubeconfig it writes: a CRD and a custom resource applied
+//! the real `kubectl` against the kubeconfig it writes: `kubectl create namespace|configmap|
+//! deployment`, `get --watch` and `delete namespace --wait`, a CRD and a custom resource applied
 //! server-side, the generated Flux components installed, and a GitRepository, Kustomization
 //! and HelmRelease (cert-manager from the chart catalogue) waited for until Ready.
 //! README "Try it by hand" shows the same steps as shell commands.
@@ -315,6 +316,76 @@ async fn custom_resource_round_trip(sandbox: &Sandbox) {
     assert_eq!(size, "3", "the custom resource read back");
 }
 
+/// The imperative commands a user types first (kubectl sends protobuf bodies for them), a
+/// watch that ends at its request timeout, and a namespace deletion waited for.
+async fn imperative_commands(sandbox: &Sandbox) {
+    let ns = ["-n", "walk"];
+    sandbox
+        .kubectl(&["create", "namespace", "walk"], None)
+        .await;
+    let created = sandbox
+        .kubectl(
+            &[
+                &[
+                    "create",
+                    "configmap",
+                    "greeting",
+                    "--from-literal=hello=world",
+                ][..],
+                &ns,
+            ]
+            .concat(),
+            None,
+        )
+        .await;
+    assert_eq!(created.trim(), "configmap/greeting created");
+    sandbox
+        .kubectl(
+            &[
+                &["create", "deployment", "web", "--image=nginx:1.27"][..],
+                &ns,
+            ]
+            .concat(),
+            None,
+        )
+        .await;
+    let strategy = sandbox
+        .kubectl(
+            &[
+                &[
+                    "get",
+                    "deployment",
+                    "web",
+                    "-o",
+                    "jsonpath={.spec.strategy.type}",
+                ][..],
+                &ns,
+            ]
+            .concat(),
+            None,
+        )
+        .await;
+    assert_eq!(strategy, "RollingUpdate", "the server's defaults");
+    let watched = sandbox
+        .kubectl(
+            &[
+                &["get", "configmaps", "--watch", "--request-timeout=2s"][..],
+                &ns,
+            ]
+            .concat(),
+            None,
+        )
+        .await;
+    assert!(watched.contains("greeting"), "{watched}");
+    sandbox
+        .kubectl(&["delete", "namespace", "walk", "--wait", WAIT_FLAG], None)
+        .await;
+    let left = sandbox
+        .kubectl(&["get", "namespaces", "-o", "name"], None)
+        .await;
+    assert!(!left.contains("namespace/walk\n"), "{left}");
+}
+
 async fn install_flux(sandbox: &Sandbox, components: &Path) {
     let manifest = std::fs::read_to_string(components).expect("the Flux components manifest");
     assert!(
@@ -409,6 +480,7 @@ async fn new_user_reaches_ready_flux_objects_with_kubectl_against_test_cluster()
     let binary = Path::new(env!("CARGO_BIN_EXE_test-cluster"));
     let dir = tempfile::tempdir().expect("temp dir");
     let sandbox = Sandbox::start(binary, dir.path()).await;
+    imperative_commands(&sandbox).await;
     custom_resource_round_trip(&sandbox).await;
     install_flux(&sandbox, &dir.path().join("gotk-components.yaml")).await;
     sync_from_git(&sandbox).await;
