@@ -66,6 +66,9 @@ pub enum Command {
     CreateEnv(CreateEnvArgs),
     /// Show the readiness of an environment's Flux objects and runtime apps.
     Status(EnvArgs),
+    /// Remove an environment: its apps and what owns cloud resources, Flux, its Terraform
+    /// resources, clusters/<env>/ in Git and its local state (the age key is kept).
+    Teardown(TeardownArgs),
     /// Show what Terraform would change for an environment.
     Plan(EnvArgs),
     /// Check tools, configuration and access; one line per check with the fix.
@@ -100,6 +103,7 @@ impl Command {
         match self {
             Command::CreateEnv(_) => "create-env",
             Command::Status(_) => "status",
+            Command::Teardown(_) => "teardown",
             Command::Plan(_) => "plan",
             Command::Doctor(_) => "doctor",
             Command::Lint(_) => "lint",
@@ -152,6 +156,28 @@ pub struct CreateEnvArgs {
     /// its version matches, else the official release of the configured Flux version).
     #[arg(long)]
     pub flux_manifests: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+
+    /// Tear down without asking (required when not interactive).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Go on when objects that own cloud resources are not gone in time (they are listed).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep clusters/<env>/ in the GitOps repository.
+    #[arg(long)]
+    pub keep_repo: bool,
+
+    /// How long each deletion may take, e.g. 5m, 90s (1s to 24h).
+    #[arg(long, default_value = "5m", value_parser = parse_run_timeout)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

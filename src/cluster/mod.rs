@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod flux;
 mod retry;
+pub mod teardown;
 pub mod wait;
 
 use std::fmt;

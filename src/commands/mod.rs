@@ -10,6 +10,7 @@ mod lint;
 mod man;
 mod plan;
 mod status;
+mod teardown;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,7 @@ pub async fn run(
     match &cli.command {
         Command::CreateEnv(args) => create_env::run(cli, args, reporter, cancel).await,
         Command::Status(args) => status::run(cli, args, reporter, &cancel).await,
+        Command::Teardown(args) => teardown::run(cli, args, reporter, cancel).await,
         Command::Plan(args) => plan::run(cli, args, reporter, &cancel).await,
         Command::Doctor(args) => doctor::run(cli, args).await,
         Command::Lint(args) => lint::run(cli, args, reporter),

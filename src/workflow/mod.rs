@@ -13,6 +13,7 @@ mod paths;
 pub mod phases;
 mod runner;
 pub mod status;
+pub mod teardown;
 pub mod terraform;
 
 pub use paths::EnvPaths;

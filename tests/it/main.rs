@@ -11,5 +11,6 @@ mod init;
 mod lint;
 mod release;
 mod reliability;
+mod teardown;
 mod terraform;
 mod wait;

@@ -2,19 +2,53 @@
 //! arguments and returns its [`Outcome`] with a typed value for the phases after it; the
 //! drivers (`create_env`, …) decide the order and thread the values through.
 
+pub mod cloud_resources;
 pub mod commit;
 pub mod config_and_secrets;
 pub mod connect;
+pub mod delete_apps;
 pub mod flux_install;
+pub mod flux_uninstall;
 pub mod lock;
+pub mod observe;
 pub mod preflight;
+pub mod remove_from_git;
 pub mod summary;
 pub mod sync;
 pub mod terraform_apply;
+pub mod terraform_destroy;
 pub mod wait_for_apps;
 
+use crate::cluster::teardown::Leftover;
 use crate::cluster::{ApplyOutcome, ApplySummary};
+use crate::error::Error;
 use crate::workflow::Outcome;
+
+/// A step with nothing to do in this situation, saying why.
+pub async fn skipped<T: Default>(reason: &str) -> crate::Result<(Outcome, T)> {
+    Ok((Outcome::UpToDate(reason.to_owned()), T::default()))
+}
+
+/// What did not go in time, as a table: kind, namespace/name, finalizers, age.
+fn leftovers_error(what: &str, leftovers: &[Leftover]) -> Error {
+    let rows: Vec<String> = leftovers
+        .iter()
+        .map(|l| {
+            format!(
+                "\n    {}  finalizers: [{}]  age: {}s",
+                l.object,
+                l.finalizers.join(", "),
+                l.age_seconds
+            )
+        })
+        .collect();
+    Error::failure(format!(
+        "{} {what} were not gone in time:{}",
+        leftovers.len(),
+        rows.concat()
+    ))
+    .with_hint("find what holds their finalizers (a cloud controller, a stuck volume) and rerun; --force leaves them behind")
+}
 
 /// A commit as people read it.
 pub fn short(sha: &str) -> &str {

@@ -49,6 +49,19 @@ impl Sandbox {
         let cluster = TestCluster::start()
             .await
             .expect("starting the test cluster");
+        Sandbox::with_cluster(cluster, flux).await
+    }
+
+    /// A sandbox with an API server of its own, for tests that act on a whole cluster (a
+    /// teardown deletes every LoadBalancer Service and PVC in it).
+    pub async fn start_isolated() -> Sandbox {
+        let cluster = TestCluster::start_in_process(testkit::apiserver::ServerOptions::default())
+            .await
+            .expect("starting an in-process test cluster");
+        Sandbox::with_cluster(cluster, FluxOptions::default()).await
+    }
+
+    async fn with_cluster(cluster: TestCluster, flux: FluxOptions) -> Sandbox {
         let flux = Controllers::start(cluster.client(), flux);
         let git = GitServer::start().await.expect("starting the Git server");
         git.create_repo(REPO)
