@@ -103,6 +103,23 @@ pub fn source_refs(object: &DynamicObject) -> Vec<ObjectName> {
     .collect()
 }
 
+/// The HelmChart helm-controller makes for a HelmRelease's `spec.chart`: named
+/// `<release namespace>-<release name>`, in the namespace of the chart's source.
+pub fn generated_chart(release: &DynamicObject) -> Option<ObjectName> {
+    let reference = release.data["spec"]["chart"]["spec"]["sourceRef"].as_object()?;
+    let own_namespace = release.metadata.namespace.as_deref().unwrap_or_default();
+    let namespace = reference
+        .get("namespace")
+        .and_then(|n| n.as_str())
+        .unwrap_or(own_namespace);
+    let name = release.metadata.name.as_deref()?;
+    Some(ObjectName::namespaced(
+        "HelmChart",
+        namespace,
+        &format!("{own_namespace}-{name}"),
+    ))
+}
+
 /// How one object waits on another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,7 +172,14 @@ impl Tree {
                 readiness: readiness(&name, object),
                 applied: !is_kustomization || applied(object),
                 depends_on: object.map(depends_on).unwrap_or_default(),
-                sources: object.map(source_refs).unwrap_or_default(),
+                // A generated HelmChart holds the chart pull's error; real Flux has one, the
+                // testkit none, so it counts only once it exists.
+                sources: object
+                    .map(|o| {
+                        let generated = generated_chart(o).filter(|c| lookup(c).is_some());
+                        source_refs(o).into_iter().chain(generated).collect()
+                    })
+                    .unwrap_or_default(),
                 children: object
                     .filter(|_| is_kustomization)
                     .map(flux_children)
@@ -511,6 +535,55 @@ status:
             ]
         );
         assert!(chain.cause.is_terminal());
+    }
+
+    #[test]
+    fn a_helm_release_reads_its_repository_and_the_chart_generated_for_it() {
+        let mut objects = objects();
+        let release = r#"
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: external-dns, namespace: apps, generation: 1}
+spec:
+  chart: {spec: {chart: external-dns, sourceRef: {kind: HelmRepository, name: charts, namespace: flux-system}}}
+status:
+  observedGeneration: 1
+  conditions: [{type: Ready, status: "False", reason: ArtifactFailed, message: "HelmChart 'flux-system/apps-external-dns' is not ready"}]
+"#;
+        let chart = r#"
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata: {name: apps-external-dns, namespace: flux-system, generation: 1}
+spec: {chart: external-dns, sourceRef: {kind: HelmRepository, name: charts}}
+status:
+  observedGeneration: 1
+  conditions: [{type: Ready, status: "False", reason: ChartPullFailed, message: "no chart version found"}]
+"#;
+        let repository = ObjectName::namespaced("HelmRepository", "flux-system", "charts");
+        let chart_name = ObjectName::namespaced("HelmChart", "flux-system", "apps-external-dns");
+        for document in [release, chart] {
+            let object = crate::cluster::apply::parse_documents(document)
+                .unwrap()
+                .remove(0);
+            objects.insert(crate::cluster::apply::object_name(&object), object);
+        }
+        let with_chart = tree(&objects);
+        assert_eq!(
+            with_chart.nodes[&hr("external-dns")].sources,
+            [repository.clone(), chart_name.clone()]
+        );
+        assert_eq!(
+            with_chart.nodes[&chart_name].sources,
+            [repository.clone()],
+            "the chart reads the repository too"
+        );
+        objects.remove(&chart_name);
+        let without_chart = tree(&objects);
+        assert_eq!(
+            without_chart.nodes[&hr("external-dns")].sources,
+            [repository],
+            "no edge to a chart that does not exist"
+        );
     }
 
     #[test]
