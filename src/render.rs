@@ -12,9 +12,6 @@ use serde_yaml_ng::Value;
 
 use crate::error::{Diagnose, ExitStatus};
 
-#[cfg(test)]
-mod profile_tests;
-
 /// The annotation on the `profile` Kustomization naming the env's profile.
 pub const PROFILE_ANNOTATION: &str = "gitops-bootstrap.io/profile";
 
@@ -277,14 +274,14 @@ mod tests {
             .contents
     }
 
-    pub(super) fn documents(text: &str) -> Vec<Value> {
+    fn documents(text: &str) -> Vec<Value> {
         serde_yaml_ng::Deserializer::from_str(text)
             .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
             .filter(|doc| !doc.is_null())
             .collect()
     }
 
-    pub(super) fn kind_and_name(doc: &Value) -> (String, String) {
+    fn kind_and_name(doc: &Value) -> (String, String) {
         let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
         (
             text(doc.get("kind")),
@@ -451,13 +448,13 @@ mod tests {
         );
     }
 
-    pub(super) fn write(path: &Path, contents: &str) {
+    fn write(path: &Path, contents: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
     }
 
     /// Output of `kubectl kustomize <dir>`; panics with kubectl's stderr when it fails.
-    pub(super) fn kustomize(dir: &Path) -> String {
+    fn kustomize(dir: &Path) -> String {
         let kubectl = which::which("kubectl").expect("kubectl on PATH (FACTS: /usr/bin/kubectl)");
         let output = Command::new(kubectl)
             .arg("kustomize")

@@ -9,6 +9,7 @@ mod create_env;
 mod gitops;
 mod init;
 mod lint;
+mod profiles;
 mod release;
 mod reliability;
 mod teardown;

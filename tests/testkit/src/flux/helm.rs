@@ -395,8 +395,11 @@ async fn install(
             }
         }
     }
-    let now = jiff::Timestamp::now().to_string();
-    let snapshot = Snapshot {
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut snapshot = Snapshot {
+        config_digest: sha256_digest(&hr.spec.values.clone().unwrap_or(json!({})).to_string()),
         name: release.name.to_owned(),
         namespace: release.namespace.to_owned(),
         version: previous.as_ref().map_or(1, |p| p.version + 1),
@@ -407,10 +410,21 @@ async fn install(
             .as_ref()
             .map_or(now.clone(), |p| p.first_deployed.clone()),
         last_deployed: now,
+        ..Snapshot::default()
     };
+    // Helm's digest is over the stored release; here over what the snapshot records of it.
+    snapshot.digest = sha256_digest(&serde_json::to_string(&snapshot)?);
     status.history.insert(0, snapshot);
     status.history.truncate(5);
     Ok(applied)
+}
+
+/// `sha256:<hex>`, the `<algo>:<checksum>` form of Flux's digests.
+fn sha256_digest(text: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(text.as_bytes());
+    let hex: String = hash.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// Helm's ownership metadata plus helm-controller's labels.

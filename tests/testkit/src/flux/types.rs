@@ -384,16 +384,19 @@ pub struct HelmReleaseStatus {
     pub history: Vec<Snapshot>,
 }
 
-/// One Helm release revision, newest first in `status.history`.
+/// One Helm release revision, newest first in `status.history`, with the fields Flux's
+/// HelmRelease v2 schema requires (`digest` and `configDigest` are `<algo>:<checksum>`).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
+    pub digest: String,
     pub name: String,
     pub namespace: String,
     pub version: i64,
     pub status: String,
     pub chart_name: String,
     pub chart_version: String,
+    pub config_digest: String,
     pub first_deployed: String,
     pub last_deployed: String,
 }

@@ -599,6 +599,18 @@ async fn helm_release_installs_and_uninstalls_a_catalogue_chart() {
     let hr = until_ready(&api, "ingress-nginx").await;
     let status = hr.status.unwrap();
     assert_eq!(status.history[0].chart_version, "4.12.1");
+    // What Flux's HelmRelease v2 schema requires of a history entry.
+    let snapshot = &status.history[0];
+    for digest in [&snapshot.digest, &snapshot.config_digest] {
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{digest}"
+        );
+    }
+    for time in [&snapshot.first_deployed, &snapshot.last_deployed] {
+        time.parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{time} is no date-time: {e}"));
+    }
     assert_eq!(ready_reason(Some(&status)).unwrap().1, "InstallSucceeded");
     let services: Api<Service> = Api::namespaced(env.client.clone(), "ingress");
     let service = until(

@@ -1,28 +1,13 @@
-//! Checks of the starter content in `profiles/`: every profile builds with `kubectl kustomize`,
-//! its apps build and resolve with nothing but `cluster_name` set, and only the charts of the
-//! testkit's catalogue (docs/design.md) are used.
+//! The starter content in `profiles/`: every profile builds with `kubectl kustomize`, its apps
+//! build and resolve (through the testkit's Flux substitution) with nothing but `cluster_name`
+//! set, and only charts of the testkit's catalogue (docs/design.md) are used.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize as _;
 use serde_yaml_ng::Value;
-
-use super::tests::{documents, kind_and_name, kustomize, write};
-
-/// (HelmRepository URL, chart, version): the catalogue of docs/design.md.
-const CHARTS: &[(&str, &str, &str)] = &[
-    (
-        "https://kubernetes.github.io/ingress-nginx",
-        "ingress-nginx",
-        "4.12.1",
-    ),
-    ("https://charts.jetstack.io", "cert-manager", "v1.17.2"),
-    (
-        "https://kubernetes-sigs.github.io/external-dns/",
-        "external-dns",
-        "1.16.1",
-    ),
-];
+use testkit::flux::substitution::substitute;
 
 /// Directories of `profiles/` that are building blocks, not profiles.
 const NOT_PROFILES: &[&str] = &["apps", "components"];
@@ -50,33 +35,59 @@ fn profiles() -> Vec<PathBuf> {
     profiles
 }
 
-/// Flux's `${var}`, `${var:=default}` and `${var:-default}` with the values of `vars`;
-/// refuses a variable with neither a value nor a default.
-fn substitute(text: &str, vars: &BTreeMap<&str, &str>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or("unterminated ${")? + start;
-        let expr = &rest[start + 2..end];
-        let (name, default) = match expr.split_once(":=").or_else(|| expr.split_once(":-")) {
-            Some((name, default)) => (name, Some(default)),
-            None => (expr, None),
-        };
-        let value = vars
-            .get(name)
-            .copied()
-            .or(default)
-            .ok_or_else(|| format!("${{{name}}} has no default and is not always set"))?;
-        out.push_str(value);
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+fn only_cluster_name() -> BTreeMap<String, String> {
+    BTreeMap::from([("cluster_name".to_string(), "dev".to_string())])
 }
 
-fn only_cluster_name() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([("cluster_name", "dev")])
+/// The `${name}` references in `text` with neither a value in `vars` nor a default (Flux
+/// would substitute an empty string); `$${…}` is an escape.
+fn bare_variables<'a>(text: &'a str, vars: &BTreeMap<String, String>) -> Vec<&'a str> {
+    let mut bare = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        let escaped = rest[..at].ends_with('$');
+        let expression = rest[at + 2..].split('}').next().unwrap_or_default();
+        rest = &rest[at + 2..];
+        if !escaped && !expression.contains([':', '=', '-']) && !vars.contains_key(expression) {
+            bare.push(expression);
+        }
+    }
+    bare
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("YAML parses"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn kind_and_name(doc: &Value) -> (String, String) {
+    (
+        text(doc, &["kind"]).to_owned(),
+        text(doc, &["metadata", "name"]).to_owned(),
+    )
+}
+
+fn write(path: &Path, contents: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+/// Output of `kubectl kustomize <dir>`; panics with kubectl's stderr when it fails.
+fn kustomize(dir: &Path) -> String {
+    let output = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl on PATH");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 fn text<'a>(doc: &'a Value, path: &[&str]) -> &'a str {
@@ -181,7 +192,7 @@ fn check_profile(dir: &Path) -> BTreeSet<String> {
     for app in &apps {
         for (url, chart, version) in check_app(&profile, app, &names) {
             assert!(
-                CHARTS.contains(&(url.as_str(), chart.as_str(), version.as_str())),
+                testkit::charts::lookup(&url, &chart, &version).is_some(),
                 "{profile}: chart {chart} {version} from {url} is not in the catalogue"
             );
         }
@@ -226,9 +237,12 @@ fn every_variable_but_cluster_name_has_a_default() {
                 pending.push(path);
             } else if path.extension().is_some_and(|ext| ext == "yaml") {
                 let contents = std::fs::read_to_string(&path).unwrap();
-                if let Err(reason) = substitute(&contents, &only_cluster_name()) {
-                    panic!("{}: {reason}", path.display());
-                }
+                let bare = bare_variables(&contents, &only_cluster_name());
+                assert!(
+                    bare.is_empty(),
+                    "{}: no default for {bare:?}",
+                    path.display()
+                );
                 checked += 1;
             }
         }
@@ -237,18 +251,9 @@ fn every_variable_but_cluster_name_has_a_default() {
 }
 
 #[test]
-fn substitute_resolves_defaults_and_refuses_bare_variables() {
-    let vars = only_cluster_name();
-    assert_eq!(
-        substitute("a: ${cluster_name}-${x:=y} ${z:-w}", &vars).unwrap(),
-        "a: dev-y w"
-    );
-    assert!(
-        substitute("a: ${region}", &vars)
-            .unwrap_err()
-            .contains("region")
-    );
-    assert!(substitute("a: ${open", &vars).is_err());
+fn bare_variables_are_those_without_value_or_default() {
+    let text = "a: ${cluster_name}-${x:=y} ${z:-w} $${escaped} ${region}";
+    assert_eq!(bare_variables(text, &only_cluster_name()), ["region"]);
 }
 
 /// Addon components are not profiles of their own: build them on top of every app, as a
