@@ -147,6 +147,10 @@ pub struct CreateEnvArgs {
     #[arg(long)]
     pub change_profile: bool,
 
+    /// Go on when the profile does not lint (`gitops-bootstrap lint --env`); reported.
+    #[arg(long)]
+    pub skip_lint: bool,
+
     /// How long the whole run may wait on the cluster (controllers and runtime apps), e.g.
     /// 15m, 90s (1s to 24h).
     #[arg(long, default_value = "15m", value_parser = parse_run_timeout)]

@@ -37,6 +37,7 @@ pub async fn run(
         assume_yes: args.yes,
         allow_replace: args.allow_replace,
         change_profile: args.change_profile,
+        skip_lint: args.skip_lint,
         timeout: args.timeout,
         flux_manifests: args.flux_manifests.clone(),
         terraform_binary: args.target.terraform.clone(),

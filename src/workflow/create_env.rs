@@ -29,6 +29,7 @@ pub struct CreateEnvOptions {
     pub assume_yes: bool,
     pub allow_replace: bool,
     pub change_profile: bool,
+    pub skip_lint: bool,
     pub timeout: Duration,
     pub flux_manifests: Option<String>,
     pub terraform_binary: Option<PathBuf>,
@@ -68,6 +69,7 @@ async fn drive(
         paths,
         profile: &options.profile,
         change_profile: options.change_profile,
+        skip_lint: options.skip_lint,
         flux_manifests: options.flux_manifests.as_deref(),
         terraform_binary: options.terraform_binary.as_deref(),
     };

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config::{ContractField, EnvConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lint::{self, ClusterVariables, Finding, Kustomize, LintReport, LintTarget, Severity};
 use crate::report::{Event, Reporter};
 use crate::terraform::{ModuleInterface, OutputValue};
@@ -151,4 +151,59 @@ fn severity_name(severity: Severity) -> &'static str {
         Severity::Error => "error",
         Severity::Warning => "warning",
     }
+}
+
+/// create-env's lint of the profile it is about to run, in its working clone, before
+/// Terraform: errors stop the run (exit 2) unless `skip`, warnings are reported. Returns the
+/// preflight's note about it.
+pub fn preflight(
+    repo_dir: &Path,
+    env: &EnvConfig,
+    profile: &str,
+    skip: bool,
+    reporter: &dyn Reporter,
+) -> Result<String> {
+    if skip {
+        reporter.warning(format!(
+            "lint of profile {profile} skipped (--skip-lint): its mistakes show only once Flux applies it"
+        ));
+        return Ok("lint skipped".to_owned());
+    }
+    let target = env_target(repo_dir, env, profile)?;
+    let summary = run(&target, false, reporter)?;
+    let lines = |severity: Severity| -> Vec<String> {
+        summary
+            .findings
+            .iter()
+            .filter(|finding| finding.severity == severity)
+            .map(|finding| {
+                format!(
+                    "{}:{}:{}: [{}] {}",
+                    finding.file,
+                    finding.line,
+                    finding.column,
+                    finding.rule.id(),
+                    finding.message
+                )
+            })
+            .collect()
+    };
+    for warning in lines(Severity::Warning) {
+        reporter.warning(format!("lint: {warning}"));
+    }
+    if !summary.ok() {
+        return Err(Error::bad_input(format!(
+            "profile {profile} does not lint: {} error(s), nothing was created\n  {}",
+            summary.errors,
+            lines(Severity::Error).join("\n  ")
+        ))
+        .with_hint(format!(
+            "fix them in the repository (`gitops-bootstrap lint --env {}` shows each with its fix), or rerun with --skip-lint",
+            env.name
+        )));
+    }
+    Ok(match summary.warnings {
+        0 => "lint clean".to_owned(),
+        n => format!("lint: {n} warning(s)"),
+    })
 }

@@ -1,7 +1,9 @@
 //! `lint` through the real binary and the real `kubectl kustomize`: the shipped profiles lint
 //! clean, a fixture repository with one mistake per rule yields exactly those findings at their
-//! lines, `--fix` repairs Flux API versions and nothing else, bad input exits 2.
+//! lines, `--fix` repairs Flux API versions and nothing else, bad input exits 2; create-env
+//! runs the lint before Terraform.
 
+use crate::support::sandbox::{BRANCH, ENV, REPO, Sandbox};
 use crate::support::{bin, copy_dir, json_events, stdout};
 use std::path::{Path, PathBuf};
 
@@ -220,4 +222,62 @@ cluster_config = {{ greeting = "hello" }}
         "{text}"
     );
     assert!(text.contains("lint of profile(s) main:"), "{text}");
+}
+
+/// create-env runs the env's lint in preflight: an error stops it before Terraform runs;
+/// `--skip-lint` goes on and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    // Outside every build, so Flux itself would not mind: only lint does.
+    sandbox
+        .git
+        .commit_files(
+            REPO,
+            BRANCH,
+            &[(
+                "notes/token.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: plain\n",
+            )],
+            "test: a plaintext Secret",
+        )
+        .unwrap();
+
+    let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(run.code, 2, "{}", run.output());
+    assert!(
+        run.stderr.contains("profile standard does not lint: 1 error(s), nothing was created")
+            && run.stderr.contains("notes/token.yaml:5:1: [plaintext-secret] Secret token holds its values in plain text in Git")
+            && run.stderr.contains("--skip-lint"),
+        "{}",
+        run.stderr
+    );
+    let state = sandbox.path(&format!(
+        ".gitops-bootstrap/{ENV}/terraform/terraform.tfstate"
+    ));
+    assert!(!state.exists(), "Terraform did not run");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path(&format!(".gitops-bootstrap/{ENV}/run.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    let steps: Vec<&str> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["preflight"], "{record}");
+
+    let run = sandbox
+        .run(&["create-env", ENV, "--yes", "--skip-lint"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("lint of profile standard skipped (--skip-lint)"),
+        "{}",
+        run.stderr
+    );
 }

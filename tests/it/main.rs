@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod config;
 mod create_env;
+mod fleet;
 mod gitops;
 mod init;
 mod lint;

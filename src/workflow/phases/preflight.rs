@@ -16,6 +16,7 @@ use crate::render::{self, cluster_dir};
 use crate::report::Reporter;
 use crate::terraform::Terraform;
 use crate::workflow::git::{blocking, push_spec, read_credentials};
+use crate::workflow::lint;
 use crate::workflow::phases::lock;
 use crate::workflow::{EnvPaths, Outcome, terraform};
 
@@ -27,6 +28,8 @@ pub struct PreflightInputs<'a> {
     pub paths: &'a EnvPaths,
     pub profile: &'a str,
     pub change_profile: bool,
+    /// `--skip-lint`: do not stop on the profile's lint errors (reported as a warning).
+    pub skip_lint: bool,
     pub flux_manifests: Option<&'a str>,
     pub terraform_binary: Option<&'a Path>,
 }
@@ -53,6 +56,14 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         "repository reachable ({}) · profile {}",
         input.env.repository.url, input.profile
     ));
+    // The profile's mistakes cost seconds here, a Terraform apply later.
+    facts.push(lint::preflight(
+        workspace.dir(),
+        input.env,
+        input.profile,
+        input.skip_lint,
+        input.reporter,
+    )?);
 
     let source = components_source(&input, committed.components)?;
     let components = resolve_components(&source, &input.env.flux_version).await?;

@@ -97,23 +97,35 @@ impl Sandbox {
 
     /// The config file for env `dev`, pointing at `kubeconfig` and `repo_url`.
     pub fn config_toml(&self, kubeconfig: &Path, repo_url: &str) -> String {
+        self.env_toml(ENV, "sandbox", kubeconfig, repo_url)
+    }
+
+    /// The config of one env (`[envs.<env>]` and its tables) on the sandbox's repository
+    /// settings; several of them make a fleet's config file.
+    pub fn env_toml(
+        &self,
+        env: &str,
+        cluster_name: &str,
+        kubeconfig: &Path,
+        repo_url: &str,
+    ) -> String {
         let root = env!("CARGO_MANIFEST_DIR");
         format!(
-            r#"[envs.{ENV}]
+            r#"[envs.{env}]
 module = "{root}/terraform/existing"
 profile = "standard"
 flux_version = "{FLUX_VERSION}"
 flux_manifests = "{components}"
 
-[envs.{ENV}.variables]
-cluster_name = "sandbox"
+[envs.{env}.variables]
+cluster_name = "{cluster_name}"
 kubeconfig_path = "{kubeconfig}"
 cluster_config = {{ base_domain = "sandbox.example.test" }}
 
-[envs.{ENV}.secret_variables]
+[envs.{env}.secret_variables]
 cluster_secrets = "SANDBOX_CLUSTER_SECRETS"
 
-[envs.{ENV}.repository]
+[envs.{env}.repository]
 url = "{repo_url}"
 branch = "{BRANCH}"
 ca_file = "{ca}"
