@@ -2,6 +2,7 @@
 
 mod support;
 
+mod ci_examples;
 mod cli;
 mod cluster;
 mod config;
