@@ -69,6 +69,9 @@ pub enum Command {
     /// Remove an environment: its apps and what owns cloud resources, Flux, its Terraform
     /// resources, clusters/<env>/ in Git and its local state (the age key is kept).
     Teardown(TeardownArgs),
+    /// Disaster recovery: recreate an environment from Terraform and what is committed in Git
+    /// (the same commit, the committed Flux), with its age key; reports the time to recovery.
+    Rebuild(RebuildArgs),
     /// Show what Terraform would change for an environment.
     Plan(EnvArgs),
     /// Check tools, configuration and access; one line per check with the fix.
@@ -104,6 +107,7 @@ impl Command {
             Command::CreateEnv(_) => "create-env",
             Command::Status(_) => "status",
             Command::Teardown(_) => "teardown",
+            Command::Rebuild(_) => "rebuild",
             Command::Plan(_) => "plan",
             Command::Doctor(_) => "doctor",
             Command::Lint(_) => "lint",
@@ -181,6 +185,24 @@ pub struct TeardownArgs {
 
     /// How long each deletion may take, e.g. 5m, 90s (1s to 24h).
     #[arg(long, default_value = "5m", value_parser = parse_run_timeout)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+
+    /// Apply without asking (required when not interactive).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Allow Terraform to destroy or replace existing resources.
+    #[arg(long)]
+    pub allow_replace: bool,
+
+    /// How long the run may wait on the cluster (controllers and runtime apps), e.g. 15m.
+    #[arg(long, default_value = "15m", value_parser = parse_run_timeout)]
     pub timeout: Duration,
 }
 

@@ -43,6 +43,12 @@ pub struct RunRecord {
     /// The public half of the env's ssh deploy key, to register read-only on the repository.
     pub deploy_key: Option<String>,
     pub age_recipient: Option<String>,
+    /// The uid of the cluster's `kube-system` namespace: rebuild tells a recreated cluster by it.
+    #[serde(default)]
+    pub cluster_uid: Option<String>,
+    /// rebuild: from its start until every app was Ready again (the time to recovery).
+    #[serde(default)]
+    pub rto_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,8 @@ impl RunRecord {
             commit: None,
             deploy_key: None,
             age_recipient: None,
+            cluster_uid: None,
+            rto_ms: None,
         }
     }
 

@@ -9,6 +9,7 @@ mod init;
 mod lint;
 mod man;
 mod plan;
+mod rebuild;
 mod status;
 mod teardown;
 
@@ -47,6 +48,7 @@ pub async fn run(
         Command::CreateEnv(args) => create_env::run(cli, args, reporter, cancel).await,
         Command::Status(args) => status::run(cli, args, reporter, &cancel).await,
         Command::Teardown(args) => teardown::run(cli, args, reporter, cancel).await,
+        Command::Rebuild(args) => rebuild::run(cli, args, reporter, cancel).await,
         Command::Plan(args) => plan::run(cli, args, reporter, &cancel).await,
         Command::Doctor(args) => doctor::run(cli, args).await,
         Command::Lint(args) => lint::run(cli, args, reporter),

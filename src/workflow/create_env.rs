@@ -11,8 +11,8 @@ use super::phases::commit::ClusterDirInputs;
 use super::phases::preflight::PreflightInputs;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{
-    commit, config_and_secrets, connect, flux_install, preflight, summary, sync, terraform_apply,
-    wait_for_apps,
+    commit, config_and_secrets, connect, detect, flux_install, preflight, summary, sync,
+    terraform_apply, wait_for_apps,
 };
 use super::{EnvPaths, Steps};
 use crate::config::{Config, EnvConfig};
@@ -90,6 +90,7 @@ async fn drive(
         terraform_apply::run(&prepared.terraform, config, env, policy, reporter, cancel);
     let contract = steps.step("terraform", terraform).await?;
     let client = steps.step("connect", connect::run(&contract)).await?;
+    steps.record().cluster_uid = detect::cluster_uid(&client).await;
     let bootstrap = config_and_secrets::run(
         &client,
         &env.name,

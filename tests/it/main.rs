@@ -12,6 +12,7 @@ mod gitops;
 mod init;
 mod lint;
 mod profiles;
+mod rebuild;
 mod release;
 mod reliability;
 mod teardown;

@@ -149,7 +149,7 @@ async fn settle_keys(
     let mut generated = Vec::new();
     let mut deploy_key = None;
     if input.env.repository.transport() == GitTransport::Ssh {
-        let (key, new) = settle_deploy_key(input).await?;
+        let (key, new) = settle_deploy_key(input.reporter, input.env, input.paths).await?;
         if new {
             generated.push("deploy key");
         }
@@ -173,14 +173,18 @@ async fn settle_keys(
 
 /// The env's ssh deploy key for Flux, generated on first use and announced then: Flux can
 /// read the repository only once it is registered there.
-async fn settle_deploy_key(input: &PreflightInputs<'_>) -> Result<(DeployKey, bool)> {
-    let path = input.paths.deploy_key();
+pub async fn settle_deploy_key(
+    reporter: &dyn Reporter,
+    env: &EnvConfig,
+    paths: &EnvPaths,
+) -> Result<(DeployKey, bool)> {
+    let path = paths.deploy_key();
     let generated = !path.exists();
     let key = blocking(move || Ok(generate_deploy_key(&path)?)).await?;
     if generated {
-        input.reporter.notice(format!(
+        reporter.notice(format!(
             "generated a deploy key for Flux; register it read-only on {}: {}",
-            input.env.repository.url, key.public_openssh
+            env.repository.url, key.public_openssh
         ));
     }
     Ok((key, generated))

@@ -87,6 +87,16 @@ impl Sandbox {
         }
     }
 
+    /// Replaces the cluster by a new, empty one with Flux stand-ins of its own, as after a
+    /// disaster; the old API server stops. The config must be written again to point at it.
+    pub async fn wipe_cluster(&mut self) {
+        let cluster = TestCluster::start_in_process(testkit::apiserver::ServerOptions::default())
+            .await
+            .expect("starting an in-process test cluster");
+        self._flux = Controllers::start(cluster.client(), FluxOptions::default());
+        self.cluster = cluster;
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -1,0 +1,179 @@
+//! rebuild: disaster recovery from Git and Terraform. Everything is checked before anything
+//! changes (the committed env, the age key matching its recipient, the committed Flux); then
+//! the cluster's situation is said, Terraform applied, Flux installed from the committed
+//! components (never newer), config and secrets applied, Flux synced to the committed tip
+//! without a new commit, and the apps waited for as create-env does. The time to recovery is
+//! in the summary and the run record.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::phases::detect::Situation;
+use super::phases::terraform_apply::ApplyPolicy;
+use super::phases::{
+    config_and_secrets, connect, detect, flux_install, rebuild_preflight, short, sync,
+    terraform_apply, wait_for_apps,
+};
+use super::{EnvPaths, Outcome, Steps};
+use crate::cluster::Snapshot;
+use crate::config::{Config, EnvConfig};
+use crate::error::Result;
+use crate::record::{RunRecord, StepRecord};
+use crate::report::Reporter;
+
+/// What the user asked for, validated by the command.
+#[derive(Debug, Clone)]
+pub struct RebuildOptions {
+    pub assume_yes: bool,
+    pub allow_replace: bool,
+    pub timeout: Duration,
+    pub terraform_binary: Option<PathBuf>,
+}
+
+/// The `result` of rebuild.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildResult {
+    pub env: String,
+    pub situation: Situation,
+    pub profile: String,
+    pub commit: String,
+    pub flux_version: String,
+    pub apps: Snapshot,
+    /// From the start of the rebuild until every app was Ready.
+    pub rto_ms: u64,
+    pub steps: Vec<StepRecord>,
+}
+
+impl RebuildResult {
+    pub fn text(&self) -> String {
+        let mut text = format!(
+            "env {} rebuilt ({:?}) in {:.1}s: profile {} at {}, Flux {}, {}/{} Flux objects Ready",
+            self.env,
+            self.situation,
+            self.rto_ms as f64 / 1000.0,
+            self.profile,
+            short(&self.commit),
+            self.flux_version,
+            self.apps.ready,
+            self.apps.total
+        );
+        for step in &self.steps {
+            text.push_str(&format!(
+                "\n  {:<20} {:>6} ms  {}",
+                step.name, step.duration_ms, step.summary
+            ));
+        }
+        text
+    }
+}
+
+pub async fn run(
+    reporter: &dyn Reporter,
+    cancel: CancellationToken,
+    config: &Config,
+    env: &EnvConfig,
+    options: &RebuildOptions,
+) -> Result<RebuildResult> {
+    let started = Instant::now();
+    let paths = EnvPaths::new(config, &env.name);
+    let recorded_uid = RunRecord::load(&paths.record()).and_then(|record| record.cluster_uid);
+    let mut steps = Steps::new(
+        reporter,
+        cancel.clone(),
+        RunRecord::start(&env.name, "rebuild"),
+    );
+    let outcome = drive(
+        &mut steps,
+        reporter,
+        &cancel,
+        config,
+        env,
+        &paths,
+        options,
+        recorded_uid.as_deref(),
+    )
+    .await;
+    let rto_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if outcome.is_ok() {
+        steps.record().rto_ms = Some(rto_ms);
+    }
+    let record = steps.finish(&outcome, &paths.record());
+    let mut result = outcome?;
+    result.rto_ms = rto_ms;
+    result.steps = record.steps;
+    Ok(result)
+}
+
+/// The steps, in order.
+#[allow(clippy::too_many_arguments)] // the driver's inputs, each used by a step
+async fn drive(
+    steps: &mut Steps<'_>,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+    config: &Config,
+    env: &EnvConfig,
+    paths: &EnvPaths,
+    options: &RebuildOptions,
+    recorded_uid: Option<&str>,
+) -> Result<RebuildResult> {
+    let binary = options.terraform_binary.as_deref();
+    let preflight = rebuild_preflight::run(reporter, config, env, paths, binary);
+    let restorable = steps.step("preflight", preflight).await?;
+    steps.record().profile = Some(restorable.profile.clone());
+    steps.record().commit = Some(restorable.commit.clone());
+    steps.record().age_recipient = Some(restorable.age_key.recipient.clone());
+
+    let detect = detect::run(&restorable.terraform, config, env, recorded_uid, cancel);
+    let situation = steps.step("detect", detect).await?;
+    let policy = ApplyPolicy {
+        assume_yes: options.assume_yes,
+        allow_replace: options.allow_replace,
+    };
+    let terraform =
+        terraform_apply::run(&restorable.terraform, config, env, policy, reporter, cancel);
+    let contract = steps.step("terraform", terraform).await?;
+    let client = steps.step("connect", connect::run(&contract)).await?;
+    steps.record().cluster_uid = detect::cluster_uid(&client).await;
+    let bootstrap = config_and_secrets::run(
+        &client,
+        &env.name,
+        &contract,
+        &restorable.read_credentials,
+        &restorable.age_key,
+    );
+    steps.step("config-and-secrets", bootstrap).await?;
+    let install = flux_install::run(&client, &restorable.components);
+    steps.step("flux-install", install).await?;
+    let sync = sync::run(&client, &restorable.sync_manifest, &restorable.commit);
+    steps.step("sync", sync).await?;
+    let wait = wait_for_apps::run(
+        &client,
+        restorable.workspace,
+        &restorable.commit,
+        options.timeout,
+        reporter,
+        cancel,
+    );
+    let apps = steps.step("wait-for-apps", wait).await?;
+    let summary = async {
+        let text = format!(
+            "env {} recovered: {}/{} Flux objects Ready",
+            env.name, apps.ready, apps.total
+        );
+        Ok((Outcome::Done(text), ()))
+    };
+    steps.step("summary", summary).await?;
+    Ok(RebuildResult {
+        env: env.name.clone(),
+        situation,
+        profile: restorable.profile,
+        commit: restorable.commit,
+        flux_version: restorable.components.version,
+        apps,
+        rto_ms: 0,
+        steps: Vec::new(),
+    })
+}
