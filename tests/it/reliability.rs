@@ -975,7 +975,12 @@ mod with_sandbox {
         sandbox.write_config();
         let seeded = sandbox.log();
         let wrong_read = "wrong-read-token-41c7";
-        let cases: [(&str, Vec<(&str, &str)>, &[&str]); 2] = [
+        type Case = (
+            &'static str,
+            Vec<(&'static str, &'static str)>,
+            &'static [&'static str],
+        );
+        let cases: [Case; 2] = [
             (
                 "wrong read token",
                 vec![("SANDBOX_GIT_READ_TOKEN", wrong_read)],

@@ -6,9 +6,12 @@ use crate::lock::EnvLock;
 use crate::report::Reporter;
 use crate::workflow::EnvPaths;
 
-/// Takes the env's lock; a lock a killed run left behind is taken over, and said so.
-pub fn acquire(env: &EnvConfig, paths: &EnvPaths, reporter: &dyn Reporter) -> Result<EnvLock> {
-    let lock = EnvLock::acquire(&env.name, &paths.lock())?;
+pub fn acquire(env: &EnvConfig, paths: &EnvPaths) -> Result<EnvLock> {
+    Ok(EnvLock::acquire(&env.name, &paths.lock())?)
+}
+
+/// Says when the lock was taken over from a run that was killed while holding it.
+pub fn announce_takeover(lock: &EnvLock, env: &EnvConfig, reporter: &dyn Reporter) {
     if let Some(pid) = lock.taken_over_from() {
         reporter.notice(format!(
             "took over env {}'s lock from an earlier run (pid {pid}) that ended without \
@@ -16,5 +19,4 @@ pub fn acquire(env: &EnvConfig, paths: &EnvPaths, reporter: &dyn Reporter) -> Re
             env.name
         ));
     }
-    Ok(lock)
 }

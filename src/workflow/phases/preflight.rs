@@ -47,7 +47,8 @@ pub struct Prepared {
 }
 
 pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
-    let lock = lock::acquire(input.env, input.paths, input.reporter)?;
+    let lock = lock::acquire(input.env, input.paths)?;
+    lock::announce_takeover(&lock, input.env, input.reporter);
     let tf = terraform::discover(input.config, input.terraform_binary).await?;
     let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
 
