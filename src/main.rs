@@ -17,7 +17,8 @@ use gitops_bootstrap::{Error, ExitStatus, gitops, terraform};
 
 /// How long a step may take to stop after an interrupt before it is abandoned, unless a
 /// Terraform child is still stopping (it has its own grace period, then is killed).
-const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Steps stop (or are abandoned by the step runner) well within it; this is the backstop.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

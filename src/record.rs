@@ -13,9 +13,11 @@ use crate::version::BuildInfo;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Still running, or killed before it could say otherwise (the record is written at start).
     Running,
     Succeeded,
     Failed,
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

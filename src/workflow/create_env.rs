@@ -47,6 +47,7 @@ pub async fn run(
     let mut record = RunRecord::start(&env.name, "create-env");
     record.profile = Some(options.profile.clone());
     let mut steps = Steps::new(reporter, cancel.clone(), record);
+    steps.save_start(&paths.record());
     let outcome = drive(&mut steps, reporter, &cancel, config, env, &paths, options).await;
     steps.finish(&outcome, &paths.record());
     outcome
@@ -112,7 +113,9 @@ async fn drive(
         .await?;
     steps.record().commit = Some(committed.head.clone());
 
-    let install = flux_install::run(&client, &prepared.components);
+    // One deadline for every wait on the cluster: the controllers, then the apps.
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let install = flux_install::run(&client, &prepared.components, deadline);
     steps.step("flux-install", install).await?;
     let sync = sync::run(&client, &committed.sync_manifest, &committed.head);
     steps.step("sync", sync).await?;
@@ -120,7 +123,7 @@ async fn drive(
         &client,
         committed.workspace,
         &committed.head,
-        options.timeout,
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
         reporter,
         cancel,
     );

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use crate::cluster::GitReadCredentials;
 use crate::config::{EnvConfig, PushCredentials, RepositoryConfig};
 use crate::error::{Error, Result};
-use crate::gitops::{DeployKey, GitCredentials, RepoSpec};
+use crate::gitops::{DeployKey, GitCredentials, GitError, RepoSpec, check_access};
 
 /// Runs blocking git2 work on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(
@@ -61,6 +61,41 @@ fn token_from_env(var: &str, env: &str, purpose: &str) -> Result<SecretString> {
             "export {var}=<token> (the config names the variable, never the token)"
         ))),
     }
+}
+
+/// Checks that Flux's read token can read the repository, so a wrong one stops the run here
+/// rather than failing in Flux a moment after create-env said all was well. An ssh deploy key
+/// is not checked: on a first run it cannot be registered yet.
+pub async fn check_read_access(env: &EnvConfig, read: &GitReadCredentials) -> Result<()> {
+    let GitReadCredentials::Https {
+        username, password, ..
+    } = read
+    else {
+        return Ok(());
+    };
+    let mut spec = push_spec(env)?;
+    spec.credentials = GitCredentials::Token {
+        username: username.clone(),
+        token: password.clone(),
+    };
+    let token_env = env.repository.read.token_env.clone().unwrap_or_default();
+    let url = env.repository.url.clone();
+    blocking(move || match check_access(&spec) {
+        Ok(_) => Ok(()),
+        Err(
+            err @ (GitError::AuthFailed { .. }
+            | GitError::AccessDenied { .. }
+            | GitError::NotFound { .. }),
+        ) => Err(Error::bad_input(format!(
+            "Flux's read token ({token_env}) cannot read {url}: {err}"
+        ))
+        .with_hint(format!(
+            "put a token with read access to the repository in {token_env} (Flux reads with it; \
+             the push token never enters the cluster)"
+        ))),
+        Err(err) => Err(err.into()),
+    })
+    .await
 }
 
 /// Flux's own read credentials: a separate read token for https, the per-env deploy key for ssh.

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -53,9 +53,28 @@ impl<'r> Steps<'r> {
             )
             .with_hint("rerun the same command: every step picks up where it stopped"));
         }
+        let cancel = self.cancel.clone();
+        let work = async move {
+            tokio::select! {
+                result = work => result,
+                () = overdue_after_interrupt(&cancel) => Err(Error::new(
+                    ExitStatus::Interrupted,
+                    format!("interrupted: it did not stop within {STOP_GRACE:?} and was abandoned"),
+                )
+                .with_hint("rerun the same command: every step picks up where it stopped")),
+            }
+        };
         let (timing, result) = run_step(self.reporter, name, work).await;
         self.record.steps.push(timing);
         result
+    }
+
+    /// Writes the record as it stands (status `running`), so a run killed before it ends
+    /// still leaves one behind.
+    pub fn save_start(&self, path: &Path) {
+        if let Err(err) = self.record.save(path) {
+            self.reporter.warning(err.to_string());
+        }
     }
 
     /// The run record, for facts a driver learns along the way (the commit, the keys).
@@ -68,12 +87,30 @@ impl<'r> Steps<'r> {
     pub fn finish<T>(mut self, outcome: &Result<T>, path: &Path) -> RunRecord {
         self.record.finish(match outcome {
             Ok(_) => RunStatus::Succeeded,
+            Err(err) if err.status() == ExitStatus::Interrupted => RunStatus::Interrupted,
             Err(_) => RunStatus::Failed,
         });
         if let Err(err) = self.record.save(path) {
             self.reporter.warning(err.to_string());
         }
         self.record
+    }
+}
+
+/// How long a step gets to stop after an interrupt. Steps that can stop cleanly do so at once;
+/// one stuck in a call that cannot be cancelled (a Git transfer, a connection retry) is
+/// abandoned. A running Terraform always gets its own grace period to release its state lock.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Resolves once the run was interrupted and the step had [`STOP_GRACE`] (and any Terraform
+/// child its grace period) to stop.
+async fn overdue_after_interrupt(cancel: &CancellationToken) {
+    cancel.cancelled().await;
+    loop {
+        tokio::time::sleep(STOP_GRACE).await;
+        if !crate::terraform::child_running() {
+            return;
+        }
     }
 }
 

@@ -52,8 +52,9 @@ pub async fn init_root(
     Ok(root)
 }
 
-/// Reads each secret variable from the environment variable the config names.
-fn secret_variables(env: &EnvConfig) -> Result<BTreeMap<String, SecretString>> {
+/// Reads each secret variable from the environment variable the config names (preflight
+/// calls it too, so a missing one stops the run before any key is written).
+pub(crate) fn secret_variables(env: &EnvConfig) -> Result<BTreeMap<String, SecretString>> {
     env.secret_variables
         .iter()
         .map(|(variable, env_var)| match std::env::var(env_var) {

@@ -216,8 +216,15 @@ async fn an_interrupt_ends_a_hanging_run_within_seconds_naming_the_step() {
             "the step is closed in the event stream: {events}"
         );
         assert!(
-            events.contains("interrupted during step preflight"),
+            events.contains("step preflight failed: interrupted"),
             "{sig}: {events}"
+        );
+        let record =
+            std::fs::read_to_string(project.dir.path().join(".gitops-bootstrap/dev/run.json"))
+                .unwrap();
+        assert!(
+            record.contains(r#""status": "interrupted""#),
+            "the run record says so: {record}"
         );
         assert!(events.trim_end().ends_with('}') && events.contains(r#""event":"result""#));
     }
@@ -751,6 +758,9 @@ async fn plan_waits_briefly_for_a_running_create_env_then_names_it() {
 }
 
 mod with_sandbox {
+    use std::time::Duration;
+
+    use super::walk;
     use crate::support::sandbox::{ENV, Sandbox};
 
     #[tokio::test(flavor = "multi_thread")]
@@ -786,5 +796,330 @@ mod with_sandbox {
             !run.stderr.contains("▶ terraform"),
             "stopped before Terraform"
         );
+    }
+
+    /// Every process below `root` and its argv, sampled until `stop` is set.
+    fn sample_descendants(
+        root: u32,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut parents = std::collections::HashMap::new();
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                        continue;
+                    };
+                    // The field after the parenthesised command name is the state, then ppid.
+                    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                    if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok())
+                    {
+                        parents.insert(pid, ppid);
+                    }
+                }
+                for &pid in parents.keys() {
+                    let mut at = pid;
+                    while let Some(&parent) = parents.get(&at) {
+                        if parent == root {
+                            if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                                seen.insert(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                            }
+                            break;
+                        }
+                        if parent <= 1 {
+                            break;
+                        }
+                        at = parent;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen.into_iter().collect()
+        })
+    }
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+            & 0o777
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn canaries_stay_out_of_every_output_log_commit_record_and_child_argv() {
+        let sandbox = Sandbox::start().await;
+        sandbox.write_config();
+        let secret_var = "CANARY-5c1e-secret-variable";
+        let secrets = format!(r#"{{"dns_api_token" = "{secret_var}"}}"#);
+        let env = [
+            ("SANDBOX_CLUSTER_SECRETS", secrets.as_str()),
+            ("RUST_LOG", "trace"),
+        ];
+        let mut outputs = Vec::new();
+        let mut argvs = Vec::new();
+        for args in [
+            &["-vv", "create-env", ENV, "--yes"][..],
+            &["--output", "json", "-vv", "create-env", ENV, "--yes"][..],
+            &["-vv", "status", ENV][..],
+            &["-vv", "plan", ENV][..],
+            &["-vv", "doctor", ENV][..],
+        ] {
+            let mut command = sandbox.command(args);
+            command.envs(env);
+            let child = command.spawn().unwrap();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sampler = sample_descendants(child.id().unwrap(), stop.clone());
+            let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+                .await
+                .expect("the run ended")
+                .unwrap();
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            argvs.extend(sampler.join().unwrap());
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                output.status.success() || args.contains(&"doctor"),
+                "{args:?}: {text}"
+            );
+            outputs.push(text);
+        }
+        assert!(
+            argvs
+                .iter()
+                .any(|argv| argv.contains("terraform") && argv.contains("apply")),
+            "the sampler saw Terraform: {argvs:?}"
+        );
+
+        // The canaries: every secret input of the run.
+        let kubeconfig = std::fs::read_to_string(sandbox.cluster.kubeconfig_path()).unwrap();
+        let cluster_token = kubeconfig
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("token:"))
+            .map(|token| token.trim().trim_matches('"').to_owned())
+            .expect("the test cluster's kubeconfig has a token");
+        let age_key_file = sandbox.path("xdg/gitops-bootstrap/age/dev.agekey");
+        let age_identity = std::fs::read_to_string(&age_key_file)
+            .unwrap()
+            .lines()
+            .find(|line| line.starts_with("AGE-SECRET-KEY-"))
+            .expect("an age identity")
+            .to_owned();
+        let canaries = [
+            ("push token", sandbox.push_token.clone()),
+            ("read token", sandbox.git.read_token().to_owned()),
+            ("cluster token", cluster_token),
+            ("secret variable / cluster_secrets", secret_var.to_owned()),
+            ("age identity", age_identity),
+        ];
+
+        let mut haystacks: Vec<(String, String)> = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(n, text)| (format!("output of run {n}"), text))
+            .collect();
+        haystacks.push(("child argv".into(), argvs.join("\n")));
+        let record = sandbox.path(".gitops-bootstrap/dev/run.json");
+        haystacks.push(("run.json".into(), std::fs::read_to_string(&record).unwrap()));
+        let history = std::process::Command::new("git")
+            .args(["log", "-p", "--all", "--format=%H %an %ae %s"])
+            .current_dir(sandbox.path(".gitops-bootstrap/dev/repo"))
+            .output()
+            .unwrap();
+        assert!(history.status.success());
+        haystacks.push((
+            "every commit".into(),
+            String::from_utf8_lossy(&history.stdout).into_owned(),
+        ));
+        let mut checked = 0;
+        for (name, canary) in &canaries {
+            for (place, haystack) in &haystacks {
+                checked += 1;
+                assert!(
+                    !haystack.contains(canary.as_str()),
+                    "{name} leaked into {place}"
+                );
+            }
+        }
+        assert_eq!(checked, canaries.len() * haystacks.len());
+
+        // Files holding secrets are the owner's alone; nothing temporary is left behind.
+        let state = sandbox.path(".gitops-bootstrap/dev");
+        assert_eq!(mode(&age_key_file), 0o600);
+        assert_eq!(mode(&state.join("terraform/terraform.tfstate")), 0o600);
+        let leftovers: Vec<_> = walk(&state)
+            .into_iter()
+            .filter(|path| !path.starts_with(state.join("repo/.git")))
+            .filter(|path| !path.starts_with(state.join("terraform/.terraform")))
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.contains("tfplan") || name.starts_with(".tmp") || name.ends_with(".tmp")
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    const CREATE: [&str; 3] = ["create-env", ENV, "--yes"];
+
+    fn age_key(sandbox: &Sandbox) -> std::path::PathBuf {
+        sandbox.path("xdg/gitops-bootstrap/age/dev.agekey")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn inputs_that_would_fail_later_stop_preflight_before_any_key_or_commit() {
+        let sandbox = Sandbox::start().await;
+        sandbox.write_config();
+        let seeded = sandbox.log();
+        let wrong_read = "wrong-read-token-41c7";
+        type Case = (
+            &'static str,
+            Vec<(&'static str, &'static str)>,
+            &'static [&'static str],
+        );
+        let cases: [Case; 2] = [
+            (
+                "wrong read token",
+                vec![("SANDBOX_GIT_READ_TOKEN", wrong_read)],
+                &[
+                    "Flux's read token (SANDBOX_GIT_READ_TOKEN) cannot read",
+                    "put a token with read access",
+                ],
+            ),
+            (
+                "unset secret variable",
+                vec![("SANDBOX_CLUSTER_SECRETS", "")],
+                &["environment variable SANDBOX_CLUSTER_SECRETS is not set"],
+            ),
+        ];
+        for (name, env, says) in cases {
+            let mut command = sandbox.command(&CREATE);
+            for (key, value) in &env {
+                if value.is_empty() {
+                    command.env_remove(key);
+                } else {
+                    command.env(key, value);
+                }
+            }
+            let output = command.output().await.unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+            assert!(stderr.contains("step preflight failed"), "{name}: {stderr}");
+            for fragment in says {
+                assert!(stderr.contains(fragment), "{name}: {stderr}");
+            }
+            assert!(
+                !stderr.contains(wrong_read),
+                "{name}: the token is never shown"
+            );
+            assert!(
+                !age_key(&sandbox).exists(),
+                "{name}: no age key was written"
+            );
+            assert_eq!(sandbox.log(), seeded, "{name}: no commit");
+        }
+
+        let config = sandbox
+            .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
+            .replace("branch = \"main\"", "branch = \"nope\"");
+        std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+        let run = sandbox.run(&CREATE).await;
+        assert_eq!(run.code, 2, "{}", run.output());
+        assert!(
+            run.stderr.contains("branch nope does not exist in"),
+            "a missing branch is not a missing profile: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("profile standard does not exist"));
+    }
+
+    /// The steps create-env is killed at (SIGKILL when the step starts). The reduced set runs
+    /// in CI; `GITOPS_BOOTSTRAP_KILL_MATRIX=full` tries every step.
+    fn kill_points() -> Vec<&'static str> {
+        let all = [
+            "preflight",
+            "terraform",
+            "connect",
+            "config-and-secrets",
+            "commit",
+            "flux-install",
+            "sync",
+            "wait-for-apps",
+            "summary",
+        ];
+        if std::env::var("GITOPS_BOOTSTRAP_KILL_MATRIX").as_deref() == Ok("full") {
+            all.to_vec()
+        } else {
+            vec!["commit", "flux-install", "wait-for-apps"]
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_run_killed_at_a_step_reruns_to_one_bootstrap_commit() {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut converged = 0;
+        let points = kill_points();
+        for step in &points {
+            let sandbox = Sandbox::start().await;
+            sandbox.write_config();
+            let seeded = sandbox.log().len();
+            let mut child = sandbox
+                .command(&["--output", "json", "create-env", ENV, "--yes"])
+                .spawn()
+                .unwrap();
+            let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            let started = format!(r#""event":"step_started","step":"{step}""#);
+            let reached = tokio::time::timeout(Duration::from_secs(240), async {
+                while let Some(line) = lines.next_line().await.unwrap() {
+                    if line.contains(&started) {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await
+            .expect("the run reached the step in time");
+            assert!(reached, "{step}: never started");
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            let record =
+                std::fs::read_to_string(sandbox.path(".gitops-bootstrap/dev/run.json")).unwrap();
+            assert!(
+                record.contains(r#""status": "running""#),
+                "{step}: a killed run leaves its record: {record}"
+            );
+
+            let rerun = sandbox.run(&CREATE).await;
+            assert_eq!(rerun.code, 0, "{step}: {}", rerun.output());
+            assert!(
+                rerun.stderr.contains("took over env dev's lock"),
+                "{step}: the stale lock is said: {}",
+                rerun.stderr
+            );
+            assert_eq!(
+                sandbox.log().len(),
+                seeded + 1,
+                "{step}: exactly one bootstrap commit"
+            );
+            let state = std::fs::read_to_string(
+                sandbox.path(".gitops-bootstrap/dev/terraform/terraform.tfstate"),
+            )
+            .unwrap();
+            assert!(
+                state.contains("\"serial\""),
+                "{step}: Terraform state intact"
+            );
+            assert!(
+                !sandbox
+                    .path(".gitops-bootstrap/dev/terraform/.terraform.tfstate.lock.info")
+                    .exists(),
+                "{step}: Terraform state unlocked"
+            );
+            converged += 1;
+        }
+        assert_eq!(converged, points.len(), "kill points converged / tried");
     }
 }

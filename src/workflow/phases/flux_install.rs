@@ -1,7 +1,7 @@
 //! flux-install: the Flux components applied (CRDs first, then the rest) and their controllers
 //! waited for.
 
-use std::time::Duration;
+use tokio::time::Instant;
 
 use kube::Client;
 
@@ -10,11 +10,15 @@ use crate::cluster::{Components, flux};
 use crate::error::Result;
 use crate::workflow::Outcome;
 
-/// How long Flux's controller Deployments get to become Available.
-const CONTROLLERS_TIMEOUT: Duration = Duration::from_secs(300);
-
-pub async fn run(client: &Client, components: &Components) -> Result<(Outcome, ())> {
-    let summary = flux::install(client, components, CONTROLLERS_TIMEOUT).await?;
+/// `deadline`: the run's one deadline for waiting on the cluster (`--timeout`, which also
+/// bounds wait-for-apps), so a short timeout is never outlasted by this wait.
+pub async fn run(
+    client: &Client,
+    components: &Components,
+    deadline: Instant,
+) -> Result<(Outcome, ())> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let summary = flux::install(client, components, timeout).await?;
     let what = format!("Flux {} objects", components.version);
     Ok((applied(&what, &summary), ()))
 }

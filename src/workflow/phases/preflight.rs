@@ -15,7 +15,7 @@ use crate::lock::EnvLock;
 use crate::render::{self, cluster_dir};
 use crate::report::Reporter;
 use crate::terraform::Terraform;
-use crate::workflow::git::{blocking, push_spec, read_credentials};
+use crate::workflow::git::{blocking, check_read_access, push_spec, read_credentials};
 use crate::workflow::lint;
 use crate::workflow::phases::lock;
 use crate::workflow::{EnvPaths, Outcome, terraform};
@@ -48,6 +48,7 @@ pub struct Prepared {
 
 pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
     let lock = lock::acquire(input.env, input.paths)?;
+    lock::announce_takeover(&lock, input.env, input.reporter);
     let tf = terraform::discover(input.config, input.terraform_binary).await?;
     let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
 
@@ -72,6 +73,8 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         components.version, components.origin
     ));
 
+    // Inputs that would fail later, checked before any key is written.
+    terraform::secret_variables(input.env)?;
     let keys = settle_keys(&input, committed.recipient.as_deref()).await?;
     let recipient = &keys.age_key.recipient;
     // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
@@ -156,6 +159,8 @@ async fn settle_keys(
         deploy_key = Some(key);
     }
     let read_credentials = read_credentials(input.env, deploy_key.as_ref())?;
+    // Before the age key: a wrong read token must not leave a new key behind.
+    check_read_access(input.env, &read_credentials).await?;
     let age_key = match committed_key {
         Some(key) => key,
         None => key_store.settle(&input.env.name, None)?,
@@ -196,6 +201,16 @@ fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<(
     let repo = &input.env.repository;
     let profile = input.profile;
     let profile_dir = workspace.spec().prefixed(&format!("profiles/{profile}"));
+    if workspace.head().is_none() {
+        return Err(Error::bad_input(format!(
+            "branch {} does not exist in {}",
+            repo.branch, repo.url
+        ))
+        .with_hint(
+            "push the branch with the repository's profiles/ first, or set `branch` in the \
+             repository config to one that exists",
+        ));
+    }
     if !workspace.path_exists(&profile_dir)? {
         return Err(Error::bad_input(format!(
             "profile {profile} does not exist in {} (no {profile_dir}/ on branch {})",
