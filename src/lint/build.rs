@@ -33,6 +33,11 @@ impl Kustomize {
         Ok(Kustomize { program })
     }
 
+    /// The kubectl it runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
     /// The build's YAML, or kustomize's own message with the repository's path taken out.
     fn build(&self, dir: &Path, repo_root: &Path) -> Result<String, String> {
         let output = std::process::Command::new(&self.program)

@@ -6,8 +6,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config::{Config, EnvConfig, PushCredentials};
-use crate::error::Error;
+use crate::error::{Diagnose, Error};
 use crate::gitops::check_access;
+use crate::lint::{Kustomize, LintError};
 use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 
@@ -61,8 +62,24 @@ impl Check {
     }
 }
 
+/// `lint`, and create-env's lint of the profile, build profiles with kubectl's kustomize;
+/// nothing else needs kubectl, so its absence is a warning.
+fn kubectl_check() -> Check {
+    let found = Kustomize::find().and_then(|kustomize| {
+        which::which(kustomize.program()).map_err(|_| LintError::KustomizeMissing)
+    });
+    match found {
+        Ok(path) => Check::ok("kubectl", path.display().to_string()),
+        Err(err) => Check::warning(
+            "kubectl",
+            format!("{err} (lint needs it)"),
+            err.hint().unwrap_or_default(),
+        ),
+    }
+}
+
 /// Every check, in order: Terraform (`terraform_binary`, else the config's, else PATH), git,
-/// the config file, then each env (only `env` when given).
+/// kubectl, the config file, then each env (only `env` when given).
 pub async fn checks(
     config_file: &Path,
     env: Option<&str>,
@@ -94,6 +111,7 @@ pub async fn checks(
                 .with_hint("install git (e.g. apt-get install git)"),
         )),
     }
+    checks.push(kubectl_check());
     match &config {
         Ok(config) => {
             checks.push(Check::ok(

@@ -147,6 +147,7 @@ fn doctor_checks_tools_config_module_and_warns_about_ci_state() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("✔ terraform: Terraform"), "{stdout}");
+    assert!(stdout.contains("✔ kubectl: "), "{stdout}");
     assert!(stdout.contains("✔ config:"), "{stdout}");
     assert!(stdout.contains("✔ env dev module:"), "{stdout}");
     assert!(
@@ -156,6 +157,22 @@ fn doctor_checks_tools_config_module_and_warns_about_ci_state() {
     assert!(
         stdout.contains("⚠ env dev state"),
         "CI env with local sensitive state: {stdout}"
+    );
+}
+
+#[test]
+fn doctor_warns_with_the_fix_when_kubectl_is_missing() {
+    let dir = project();
+    let output = bin(dir.path())
+        .env("GITOPS_BOOTSTRAP_KUBECTL", "/nonexistent/kubectl")
+        .args(["doctor"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("⚠ kubectl: cannot build with kustomize: `kubectl` was not found on PATH (lint needs it)\n    fix: install kubectl"),
+        "{stdout}"
     );
 }
 
