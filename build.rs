@@ -30,7 +30,10 @@ fn main() {
     println!("cargo::rustc-env=GITOPS_BOOTSTRAP_GIT_COMMIT={commit}");
     println!("cargo::rustc-env=GITOPS_BOOTSTRAP_GIT_DIRTY={dirty}");
     // The suite checks `--version` against `git status` of exactly these paths.
-    println!("cargo::rustc-env=GITOPS_BOOTSTRAP_COMPILED={}", COMPILED.join(" "));
+    println!(
+        "cargo::rustc-env=GITOPS_BOOTSTRAP_COMPILED={}",
+        COMPILED.join(" ")
+    );
 }
 
 fn git(args: &[&str]) -> Option<String> {
