@@ -10,10 +10,19 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
+use crate::config::{SubstituteKind, SubstitutionConfig};
 use crate::error::{Diagnose, ExitStatus};
+
+mod kept;
+
+pub use kept::{DirEntry, EntryKind, KUSTOMIZATION_FILES, KeptContent, kept_content};
 
 /// The annotation on the `profile` Kustomization naming the env's profile.
 pub const PROFILE_ANNOTATION: &str = "gitops-bootstrap.io/profile";
+
+/// How long the `profile` Kustomization waits for its apps in one reconcile. Fixed: a flag of
+/// one run (`--timeout`) never changes what is committed.
+const PROFILE_TIMEOUT: &str = "15m";
 
 /// Files of `clusters/<env>/` that are read back, relative to that dir.
 pub const COMPONENTS_FILE: &str = "flux-system/gotk-components.yaml";
@@ -24,21 +33,25 @@ pub const SOPS_FILE: &str = ".sops.yaml";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderInput {
     pub env: String,
-    /// A directory under `<prefix>/profiles/`.
+    /// A directory under `<prefix>/<profiles_dir>/`.
     pub profile: String,
+    /// The directory under the prefix holding the profiles (`profiles`, `clusters/_profiles`).
+    pub profiles_dir: String,
     /// The URL Flux clones (the `flux-system` GitRepository).
     pub repo_url: String,
     pub branch: String,
-    /// `""` or a relative directory such as `platform` holding `clusters/` and `profiles/`.
+    /// `""` or a relative directory such as `platform` holding `clusters/` and the profiles.
     pub path_prefix: String,
     /// Recorded on the GitRepository so a reader sees which Flux wrote the sync.
     pub flux_version: String,
     /// Flux duration between syncs, e.g. `1m`.
     pub interval: String,
-    /// Flux duration the `profile` Kustomization waits for its apps, e.g. `30m`.
-    pub timeout: String,
     /// The env's age recipient (`age1…`) for `.sops.yaml`.
     pub age_recipient: String,
+    /// The ConfigMap and Secret the profile substitutes from, and further sources.
+    pub substitution: SubstitutionConfig,
+    /// What the env's directory already holds that its kustomization.yaml keeps applying.
+    pub kept: KeptContent,
 }
 
 /// One rendered file, its path relative to the repository root.
@@ -116,11 +129,50 @@ struct Vars<'a> {
     cluster_path: String,
     profile_path: String,
     profiles_root: String,
+    substitute_from: Vec<SubstituteVar<'a>>,
+    kept_resources: &'a [String],
+    kept_fields: &'a str,
+}
+
+/// One `postBuild.substituteFrom` entry.
+#[derive(Serialize)]
+struct SubstituteVar<'a> {
+    kind: &'static str,
+    name: &'a str,
+    optional: bool,
+}
+
+fn substitute_from(substitution: &SubstitutionConfig) -> Vec<SubstituteVar<'_>> {
+    let own = [
+        (SubstituteKind::ConfigMap, &substitution.config_map),
+        (SubstituteKind::Secret, &substitution.secret),
+    ]
+    .into_iter()
+    .map(|(kind, name)| (kind, name, false));
+    let extra = substitution
+        .extra
+        .iter()
+        .map(|source| (source.kind, &source.name, source.optional));
+    own.chain(extra)
+        .map(|(kind, name, optional)| SubstituteVar {
+            kind: match kind {
+                SubstituteKind::ConfigMap => "ConfigMap",
+                SubstituteKind::Secret => "Secret",
+            },
+            name,
+            optional,
+        })
+        .collect()
 }
 
 /// `<prefix>/clusters/<env>`, repository-relative without a leading `./`.
 pub fn cluster_dir(path_prefix: &str, env: &str) -> String {
     repo_path(path_prefix, &format!("clusters/{env}"))
+}
+
+/// `<prefix>/<profiles_dir>/<profile>`, repository-relative without a leading `./`.
+fn profile_dir(path_prefix: &str, profiles_dir: &str, profile: &str) -> String {
+    repo_path(path_prefix, &format!("{profiles_dir}/{profile}"))
 }
 
 fn repo_path(path_prefix: &str, rest: &str) -> String {
@@ -143,14 +195,17 @@ pub fn render_cluster_dir(input: &RenderInput) -> Result<Vec<RenderedFile>, Rend
         branch: &input.branch,
         flux_version: &input.flux_version,
         interval: &input.interval,
-        timeout: &input.timeout,
+        timeout: PROFILE_TIMEOUT,
         age_recipient: &input.age_recipient,
         cluster_path: format!("./{}", cluster_dir(&input.path_prefix, &input.env)),
         profile_path: format!(
             "./{}",
-            repo_path(&input.path_prefix, &format!("profiles/{}", input.profile))
+            profile_dir(&input.path_prefix, &input.profiles_dir, &input.profile)
         ),
-        profiles_root: format!("./{}", repo_path(&input.path_prefix, "profiles")),
+        profiles_root: format!("./{}", repo_path(&input.path_prefix, &input.profiles_dir)),
+        substitute_from: substitute_from(&input.substitution),
+        kept_resources: &input.kept.resources,
+        kept_fields: input.kept.fields.as_deref().unwrap_or_default(),
     };
     let context = tera::Context::from_serialize(&vars).map_err(|source| RenderError::Template {
         template: "context",
@@ -196,6 +251,12 @@ fn validate(input: &RenderInput) -> Result<(), RenderError> {
     if !prefix.is_empty() && !prefix.split('/').all(is_segment) {
         return Err(invalid(
             "path_prefix",
+            "must be a relative directory without `.` or `..` segments",
+        ));
+    }
+    if !input.profiles_dir.split('/').all(is_segment) {
+        return Err(invalid(
+            "profiles_dir",
             "must be a relative directory without `.` or `..` segments",
         ));
     }
@@ -256,13 +317,15 @@ mod tests {
         RenderInput {
             env: "dev".into(),
             profile: "minimal".into(),
+            profiles_dir: "profiles".into(),
             repo_url: "https://git.example.com/platform/fleet.git".into(),
             branch: "main".into(),
             path_prefix: prefix.into(),
             flux_version: "v2.5.1".into(),
             interval: "1m".into(),
-            timeout: "30m".into(),
             age_recipient: RECIPIENT.into(),
+            substitution: SubstitutionConfig::default(),
+            kept: KeptContent::default(),
         }
     }
 
@@ -372,6 +435,57 @@ mod tests {
         assert_eq!(sources[1]["name"], "cluster-secrets");
     }
 
+    /// A repository with its own layout: profiles as Components under `clusters/_profiles`,
+    /// its own ConfigMap name and an extra source, and a `platform/` already in the env's dir.
+    #[test]
+    fn a_repositorys_own_layout_and_names_reach_the_files() {
+        let mut own = input("");
+        own.profile = "home".into();
+        own.profiles_dir = "clusters/_profiles".into();
+        own.substitution.config_map = "platform-namespace-vars".into();
+        own.substitution
+            .extra
+            .push(crate::config::SubstituteSource {
+                kind: SubstituteKind::Secret,
+                name: "platform-secrets".into(),
+                optional: true,
+            });
+        own.kept = KeptContent {
+            resources: vec!["platform".into()],
+            fields: Some("components:\n- ../_profiles/extra\n".into()),
+            unapplied: Vec::new(),
+        };
+        let files = render_cluster_dir(&own).unwrap();
+        let profile = &documents(file(&files, "clusters/dev/profile.yaml"))[0];
+        assert_eq!(profile["spec"]["path"], "./clusters/_profiles/home");
+        assert_eq!(profile["spec"]["timeout"], PROFILE_TIMEOUT);
+        let post_build = &profile["spec"]["postBuild"];
+        assert_eq!(
+            post_build["substitute"]["profiles_root"],
+            "./clusters/_profiles"
+        );
+        let sources = post_build["substituteFrom"].as_sequence().unwrap();
+        let names: Vec<_> = sources
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "platform-namespace-vars",
+                "cluster-secrets",
+                "platform-secrets"
+            ]
+        );
+        assert_eq!(sources[2]["optional"], true);
+        assert!(sources[0].get("optional").is_none());
+        let kustomization = file(&files, "clusters/dev/kustomization.yaml");
+        insta::assert_snapshot!("kept_kustomization", kustomization);
+        let doc = &documents(kustomization)[0];
+        assert_eq!(doc["resources"][2], "platform");
+        assert_eq!(doc["components"][0], "../_profiles/extra");
+    }
+
     #[test]
     fn special_characters_stay_inside_their_values() {
         let mut tricky = input("");
@@ -406,11 +520,13 @@ mod tests {
             ("env", "../prod"),
             ("profile", "a/b"),
             ("path_prefix", "x/../.."),
+            ("profiles_dir", "../elsewhere"),
         ] {
             let mut bad = input("");
             match field {
                 "env" => bad.env = value.into(),
                 "profile" => bad.profile = value.into(),
+                "profiles_dir" => bad.profiles_dir = value.into(),
                 _ => bad.path_prefix = value.into(),
             }
             let err = render_cluster_dir(&bad).unwrap_err();

@@ -1,5 +1,6 @@
 //! The objects gitops-bootstrap writes into `flux-system` before Flux syncs (docs/design.md):
-//! the `cluster-config` ConfigMap, the `cluster-secrets` Secret, the Git read credentials in
+//! the ConfigMap and Secret receiving the contract (`cluster-config` and `cluster-secrets`
+//! unless the repository names them otherwise), the Git read credentials in
 //! Flux's format (`flux-system`) and the SOPS age key (`sops-age`). Secret values stay in
 //! `SecretString` until the Secret's `data` is built, right before it is sent.
 
@@ -13,10 +14,9 @@ use serde_json::json;
 
 use super::FLUX_NAMESPACE;
 use super::apply::{ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, apply_objects};
+use crate::config::SubstitutionConfig;
 use crate::contract::Contract;
 
-pub const CLUSTER_CONFIG: &str = "cluster-config";
-pub const CLUSTER_SECRETS: &str = "cluster-secrets";
 /// The Secret Flux's GitRepository `flux-system` reads its credentials from.
 pub const GIT_CREDENTIALS: &str = "flux-system";
 pub const SOPS_AGE: &str = "sops-age";
@@ -51,6 +51,8 @@ pub struct SopsAgeKey {
 #[derive(Debug, Clone, Copy)]
 pub struct BootstrapInputs<'a> {
     pub contract: &'a Contract,
+    /// The names of the ConfigMap and Secret receiving the contract.
+    pub names: &'a SubstitutionConfig,
     pub git: &'a GitReadCredentials,
     pub age_key: &'a SopsAgeKey,
 }
@@ -78,7 +80,7 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
     let config = object(json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": CLUSTER_CONFIG, "namespace": FLUX_NAMESPACE},
+        "metadata": {"name": inputs.names.config_map, "namespace": FLUX_NAMESPACE},
         "data": inputs.contract.config_map_data(),
     }));
     let cluster_secrets = inputs
@@ -95,7 +97,7 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
     vec![
         namespace,
         config,
-        secret(CLUSTER_SECRETS, cluster_secrets),
+        secret(&inputs.names.secret, cluster_secrets),
         secret(GIT_CREDENTIALS, git_secret_data(inputs.git)),
         secret(SOPS_AGE, age.into_iter().collect()),
     ]
@@ -210,8 +212,13 @@ mod tests {
             env_name: "dev".to_owned(),
             identity: SecretString::from("AGE-SECRET-KEY-1XYZ"),
         };
+        let names = SubstitutionConfig {
+            config_map: "platform-namespace-vars".into(),
+            ..SubstitutionConfig::default()
+        };
         let objects = bootstrap_objects(BootstrapInputs {
             contract: &contract,
+            names: &names,
             git: &git,
             age_key: &age_key,
         });
@@ -223,9 +230,9 @@ mod tests {
         assert_eq!(git_secret["password"], CANARY);
         let age = decoded(find(&objects, SOPS_AGE, "Secret"));
         assert_eq!(age["dev.agekey"], "AGE-SECRET-KEY-1XYZ");
-        let secrets = decoded(find(&objects, CLUSTER_SECRETS, "Secret"));
+        let secrets = decoded(find(&objects, "cluster-secrets", "Secret"));
         assert_eq!(secrets["db_password"], CANARY);
-        let config = &find(&objects, CLUSTER_CONFIG, "ConfigMap").data["data"];
+        let config = &find(&objects, "platform-namespace-vars", "ConfigMap").data["data"];
         assert_eq!(config["cluster_name"], "dev");
         assert_eq!(config["network_vpc_id"], "vpc-1");
         assert_eq!(config["region"], "eu-west-1");
@@ -264,8 +271,10 @@ mod tests {
             identity: SecretString::from(CANARY),
         };
         let contract = contract();
+        let names = SubstitutionConfig::default();
         let inputs = BootstrapInputs {
             contract: &contract,
+            names: &names,
             git: &https,
             age_key: &age,
         };

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CommandOutput, load_env};
 use crate::cli::{Cli, CreateEnvArgs, OutputFormat};
-use crate::config::check_dns_label;
+use crate::config::check_profile_name;
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::create_env::{self, CreateEnvOptions};
@@ -19,7 +19,8 @@ pub async fn run(
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.target.env)?;
     let profile = args.profile.clone().unwrap_or_else(|| env.profile.clone());
-    check_dns_label(&profile).map_err(|reason| Error::bad_input(format!("--profile {reason}")))?;
+    check_profile_name(&profile)
+        .map_err(|reason| Error::bad_input(format!("--profile {reason}")))?;
     let interactive = cli.output == OutputFormat::Text
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal();

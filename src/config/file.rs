@@ -38,8 +38,8 @@ pub(super) struct ConfigFile {
 pub(super) struct EnvFile {
     /// The Terraform module directory.
     pub module: PathBuf,
-    /// The profile the env runs (a DNS-1123 label; `profiles/<profile>` in the repository).
-    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    /// The profile the env runs: a directory under the repository's `profiles_dir`.
+    #[schemars(pattern(r"^[A-Za-z0-9._-]+$"))]
     pub profile: String,
     /// The Flux release to install, e.g. `v2.4.0`.
     #[schemars(pattern(r"^v2\.[0-9]+\.[0-9]+$"))]

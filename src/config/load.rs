@@ -9,13 +9,16 @@ use super::file::{ConfigFile, EnvFile};
 use super::names::{self, GitTransport};
 use super::types::{
     BackendConfig, Config, EnvConfig, FluxManifests, PushCredentials, ReadCredentials,
-    RepositoryConfig, TerraformConfig,
+    RepositoryConfig, SubstitutionConfig, TerraformConfig,
 };
 
 /// The config file name the CLI uses when none is given.
 pub const DEFAULT_FILE: &str = "gitops-bootstrap.toml";
 
 const DEFAULT_STATE_DIR: &str = ".gitops-bootstrap";
+
+/// Secrets in `flux-system` that hold Flux's Git credentials and the age key.
+const RESERVED_SECRETS: [&str; 2] = ["flux-system", "sops-age"];
 
 /// toml hands datetimes to serde as a one-key table under this name.
 const TOML_DATETIME_KEY: &str = "$__toml_private_datetime";
@@ -155,7 +158,7 @@ impl Loader<'_> {
     ) -> Result<EnvConfig, ConfigError> {
         let at = |rest: &[&'static str]| -> Vec<&str> { key(&["envs", name], rest) };
         self.check(&["envs", name], names::check_dns_label(name))?;
-        self.check(&at(&["profile"]), names::check_dns_label(&raw.profile))?;
+        self.check(&at(&["profile"]), names::check_profile_name(&raw.profile))?;
         self.check(
             &at(&["flux_version"]),
             names::check_flux_version(&raw.flux_version),
@@ -317,6 +320,16 @@ impl Loader<'_> {
         )?;
         repository.path = names::normalize_repo_path(&repository.path)
             .map_err(|message| self.error(&key(prefix, &["path"]), message))?;
+        repository.profiles_dir = names::normalize_repo_path(&repository.profiles_dir)
+            .and_then(|dir| {
+                if dir.is_empty() {
+                    Err("must name a directory, not the repository root".to_owned())
+                } else {
+                    Ok(dir)
+                }
+            })
+            .map_err(|message| self.error(&key(prefix, &["profiles_dir"]), message))?;
+        self.substitution(prefix, &repository.substitution)?;
         if repository.author_name.trim().is_empty() {
             return Err(self.error(&key(prefix, &["author_name"]), "must not be empty"));
         }
@@ -368,6 +381,36 @@ impl Loader<'_> {
                 "use the server's https:// URL; if this network is trusted (a local test \
                  server), set `allow_insecure_http = true` in the repository table",
             ));
+        }
+        Ok(())
+    }
+
+    /// The tool writes the ConfigMap and Secret: they must not be Flux's own Secrets.
+    fn substitution(
+        &self,
+        prefix: &[&str],
+        substitution: &SubstitutionConfig,
+    ) -> Result<(), ConfigError> {
+        let at = |rest: &[&'static str]| key(prefix, &key(&["substitution"], rest));
+        self.check(
+            &at(&["config_map"]),
+            names::check_object_name(&substitution.config_map),
+        )?;
+        self.check(
+            &at(&["secret"]),
+            names::check_object_name(&substitution.secret),
+        )?;
+        if RESERVED_SECRETS.contains(&substitution.secret.as_str()) {
+            return Err(self.error(
+                &at(&["secret"]),
+                format!(
+                    "names `{}`, a Secret the tool writes for Flux itself: pick another name",
+                    substitution.secret
+                ),
+            ));
+        }
+        for source in &substitution.extra {
+            self.check(&at(&["extra"]), names::check_object_name(&source.name))?;
         }
         Ok(())
     }

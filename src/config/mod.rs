@@ -17,11 +17,11 @@ mod tests;
 
 pub use error::{ConfigError, Location, Position};
 pub use load::DEFAULT_FILE;
-pub use names::{GitTransport, check_cluster_name, check_dns_label};
+pub use names::{GitTransport, check_cluster_name, check_dns_label, check_profile_name};
 pub use outputs::{ContractField, OutputMapping, OutputRef};
 pub use types::{
     BackendConfig, Config, EnvConfig, FluxManifests, PushCredentials, ReadCredentials,
-    RepositoryConfig, TerraformConfig,
+    RepositoryConfig, SubstituteKind, SubstituteSource, SubstitutionConfig, TerraformConfig,
 };
 
 /// The JSON schema of the config file, generated from the types serde reads

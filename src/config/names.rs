@@ -22,6 +22,36 @@ pub fn check_dns_label(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A profile is a directory under the repository's `profiles_dir`: any single path segment
+/// Flux can point a Kustomization at (`_base`, `home`, `eu-prod`), never one that could leave
+/// that directory.
+pub fn check_profile_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if name.is_empty() || name == "." || name == ".." || !valid_chars {
+        return Err(format!(
+            "must be a directory name (letters, digits, '-', '_' and '.', not `.` or `..`), \
+             not `{name}`"
+        ));
+    }
+    Ok(())
+}
+
+/// Names of the objects the tool writes into `flux-system` (Kubernetes DNS-1123 subdomains).
+pub fn check_object_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| check_dns_label(label).is_ok());
+    if !valid {
+        return Err(format!(
+            "must be a Kubernetes object name (lowercase letters, digits, '-' and '.'), not \
+             `{name}`"
+        ));
+    }
+    Ok(())
+}
+
 /// The NAME of an environment variable, never a value. Upper case only: a pasted token or
 /// password is all but never upper case, so this also catches a secret put where its name
 /// belongs.
@@ -239,6 +269,25 @@ mod tests {
         ] {
             let err = check_dns_label(bad).unwrap_err();
             assert!(err.contains("DNS-1123"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn profile_names_are_path_segments() {
+        for good in ["standard", "_base", "home", "eu.prod", "Team-A"] {
+            assert!(check_profile_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a\\b", "a b", "../x"] {
+            assert!(check_profile_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn object_names() {
+        assert!(check_object_name("platform-namespace-vars").is_ok());
+        assert!(check_object_name("vars.example.com").is_ok());
+        for bad in ["", "Vars", "a_b", "a..b", "-a"] {
+            assert!(check_object_name(bad).is_err(), "{bad}");
         }
     }
 

@@ -230,7 +230,7 @@ const CASES: &[Case] = &[
         name: "bad profile name",
         replace: "profile = \"base\"",
         with: "profile = \"../base\"",
-        expect: &["`envs.dev.profile`", "DNS-1123"],
+        expect: &["`envs.dev.profile`", "must be a directory name"],
         at: Some("17:1"),
     },
     Case {

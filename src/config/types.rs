@@ -35,7 +35,7 @@ pub struct EnvConfig {
     pub name: String,
     /// The Terraform module directory, absolute; it exists.
     pub module: PathBuf,
-    /// The profile the env runs (`profiles/<profile>` in the repository).
+    /// The profile the env runs (`<profiles_dir>/<profile>` in the repository).
     pub profile: String,
     /// The Flux release to install, `v2.<minor>.<patch>`.
     pub flux_version: String,
@@ -110,10 +110,17 @@ pub struct RepositoryConfig {
     pub url: String,
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// Prefix inside the repository under which `clusters/` and `profiles/` live (no leading
+    /// Prefix inside the repository under which `clusters/` and the profiles live (no leading
     /// or trailing `/`; empty: the root).
     #[serde(default)]
     pub path: String,
+    /// The directory, under `path`, holding one directory per profile (a kustomization or a
+    /// kustomize Component), e.g. `clusters/_profiles`. Default `profiles`.
+    #[serde(default = "default_profiles_dir")]
+    pub profiles_dir: String,
+    /// Where the contract's values land in the cluster and what the profile substitutes.
+    #[serde(default)]
+    pub substitution: SubstitutionConfig,
     /// Author of the tool's commits.
     pub author_name: String,
     pub author_email: String,
@@ -133,6 +140,65 @@ pub struct RepositoryConfig {
 
 fn default_branch() -> String {
     "main".to_owned()
+}
+
+fn default_profiles_dir() -> String {
+    "profiles".to_owned()
+}
+
+/// `[...repository.substitution]`: the objects in `flux-system` that receive the output
+/// contract, named the way the repository's profiles expect them, and further
+/// `postBuild.substituteFrom` sources of the `profile` Kustomization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubstitutionConfig {
+    /// The ConfigMap receiving `cluster_name`, the flattened network and `cluster_config`.
+    /// Default `cluster-config`.
+    #[serde(default = "default_config_map")]
+    pub config_map: String,
+    /// The Secret receiving `cluster_secrets`. Default `cluster-secrets`.
+    #[serde(default = "default_secret")]
+    pub secret: String,
+    /// Further sources, substituted after those two (objects the repository or another tool
+    /// manages; the tool does not write them).
+    #[serde(default)]
+    pub extra: Vec<SubstituteSource>,
+}
+
+impl Default for SubstitutionConfig {
+    fn default() -> Self {
+        SubstitutionConfig {
+            config_map: default_config_map(),
+            secret: default_secret(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+fn default_config_map() -> String {
+    "cluster-config".to_owned()
+}
+
+fn default_secret() -> String {
+    "cluster-secrets".to_owned()
+}
+
+/// One `postBuild.substituteFrom` entry, as Flux spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubstituteSource {
+    pub kind: SubstituteKind,
+    /// The object's name in `flux-system`.
+    pub name: String,
+    /// Flux goes on without the object when it is absent.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SubstituteKind {
+    ConfigMap,
+    Secret,
 }
 
 impl RepositoryConfig {

@@ -218,6 +218,27 @@ impl Workspace {
         Ok(self.tip_entry(rel)?.is_some())
     }
 
+    /// The entries of directory `rel` at the tip as `(name, is_directory)`; empty when `rel`
+    /// is absent or not a directory.
+    pub fn list_dir(&self, rel: &str) -> Result<Vec<(String, bool)>, GitError> {
+        let Some(entry) = self.tip_entry(rel)? else {
+            return Ok(Vec::new());
+        };
+        let object = entry
+            .to_object(&self.repo)
+            .map_err(|e| self.local("read a directory", e))?;
+        let Some(tree) = object.as_tree() else {
+            return Ok(Vec::new());
+        };
+        Ok(tree
+            .iter()
+            .filter_map(|entry| {
+                let is_dir = entry.kind() == Some(git2::ObjectType::Tree);
+                Some((entry.name().ok()?.to_owned(), is_dir))
+            })
+            .collect())
+    }
+
     fn tip_entry(&self, rel: &str) -> Result<Option<git2::TreeEntry<'static>>, GitError> {
         let Some(tree) = self.tip_tree()? else {
             return Ok(None);

@@ -95,6 +95,7 @@ async fn drive(
     let bootstrap = config_and_secrets::run(
         &client,
         &env.name,
+        &env.repository.substitution,
         &contract,
         &prepared.read_credentials,
         &prepared.age_key,
@@ -106,10 +107,12 @@ async fn drive(
         profile: &options.profile,
         components: &prepared.components,
         age_recipient: &prepared.age_key.recipient,
-        timeout: options.timeout,
     };
     let committed = steps
-        .step("commit", commit::run(prepared.workspace, cluster_dir))
+        .step(
+            "commit",
+            commit::run(prepared.workspace, cluster_dir, reporter),
+        )
         .await?;
     steps.record().commit = Some(committed.head.clone());
 

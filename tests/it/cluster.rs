@@ -13,6 +13,7 @@ use gitops_bootstrap::cluster::flux::{self, Components, ComponentsOrigin};
 use gitops_bootstrap::cluster::wait::conditions::WantedRevision;
 use gitops_bootstrap::cluster::wait::{self, Snapshot, WaitError, WaitTarget};
 use gitops_bootstrap::cluster::{ClusterError, ObjectName, connect};
+use gitops_bootstrap::config::SubstitutionConfig;
 use gitops_bootstrap::contract::{ClusterAccess, Contract};
 use gitops_bootstrap::error::Diagnose as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -229,6 +230,7 @@ async fn apply_bootstrap(
         client,
         BootstrapInputs {
             contract,
+            names: &SubstitutionConfig::default(),
             git,
             age_key: &age_key,
         },
@@ -268,11 +270,14 @@ async fn bootstrap_objects_use_flux_key_names_and_rerun_up_to_date() {
         secret_keys(&secrets.get(bootstrap::SOPS_AGE).await.unwrap()),
         ["dev.agekey"]
     );
-    let cluster_secrets = secrets.get(bootstrap::CLUSTER_SECRETS).await.unwrap();
+    let cluster_secrets = secrets
+        .get(&SubstitutionConfig::default().secret)
+        .await
+        .unwrap();
     assert_eq!(cluster_secrets.data.unwrap()["dns_token"].0, b"s3cret");
     let config: Api<ConfigMap> = Api::namespaced(client.clone(), "flux-system");
     let data = config
-        .get(bootstrap::CLUSTER_CONFIG)
+        .get(&SubstitutionConfig::default().config_map)
         .await
         .unwrap()
         .data

@@ -15,6 +15,7 @@ mod profiles;
 mod rebuild;
 mod release;
 mod reliability;
+mod own_layout;
 mod teardown;
 mod terraform;
 mod wait;

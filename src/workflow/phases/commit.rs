@@ -1,14 +1,14 @@
 //! commit: `clusters/<env>/` rendered from bootstrap/ plus the Flux components exactly as they
-//! are applied, committed only when something changed and pushed without force.
-
-use std::time::Duration;
+//! are applied, keeping what else the directory holds, committed only when something changed
+//! and pushed without force.
 
 use super::short;
 use crate::cluster::Components;
 use crate::config::EnvConfig;
 use crate::error::{Error, Result};
 use crate::gitops::{FileChange, SyncOutcome, Workspace};
-use crate::render::{self, RenderInput, cluster_dir};
+use crate::render::{self, DirEntry, EntryKind, KeptContent, RenderInput, cluster_dir};
+use crate::report::Reporter;
 use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
 
@@ -17,14 +17,13 @@ const PUSH_ATTEMPTS: u32 = 5;
 /// How often Flux looks at the repository.
 const SYNC_INTERVAL: &str = "1m";
 
-/// What the env's cluster directory is rendered from.
+/// What the env's cluster directory is rendered from. Nothing here comes from a flag of one
+/// run: a rerun with other flags commits nothing new.
 pub struct ClusterDirInputs<'a> {
     pub env: &'a EnvConfig,
     pub profile: &'a str,
     pub components: &'a Components,
     pub age_recipient: &'a str,
-    /// How long Flux gives each apply (the same budget create-env waits).
-    pub timeout: Duration,
 }
 
 /// The env's branch after the commit step.
@@ -40,20 +39,39 @@ pub struct Committed {
 pub async fn run(
     mut workspace: Workspace,
     input: ClusterDirInputs<'_>,
+    reporter: &dyn Reporter,
 ) -> Result<(Outcome, Committed)> {
-    let files = cluster_files(&input)?;
-    let sync_manifest = sync_manifest(input.env, &files)?;
+    let render_input = render_input(&input);
+    let sync_manifest = sync_manifest(&render_input)?;
+    let components = input.components.yaml.clone();
     let message = format!(
         "gitops-bootstrap: create-env {} (profile {})",
         input.env.name, input.profile
     );
-    let (workspace, outcome) = blocking(move || {
-        let outcome = workspace.sync_files(|_| Ok(files.clone()), &message, PUSH_ATTEMPTS)?;
-        Ok((workspace, outcome))
+    let (workspace, outcome, unapplied) = blocking(move || {
+        let mut unapplied = Vec::new();
+        let outcome = workspace.sync_files(
+            |tip| {
+                // Read on every attempt: a raced push renders again on the new tip.
+                let kept = kept_content(tip, &render_input)?;
+                unapplied.clone_from(&kept.unapplied);
+                let input = RenderInput {
+                    kept,
+                    ..render_input.clone()
+                };
+                cluster_files(&input, &components)
+            },
+            &message,
+            PUSH_ATTEMPTS,
+        )?;
+        Ok((workspace, outcome, unapplied))
     })
     .await?;
     let repo = &input.env.repository;
     let dir = cluster_dir(&repo.path, &input.env.name);
+    for entry in unapplied {
+        reporter.warning(format!("{dir}/{entry} stays in Git but nothing applies it"));
+    }
     let head = outcome.head().to_owned();
     let outcome = match outcome {
         SyncOutcome::UpToDate { head } => {
@@ -78,55 +96,77 @@ pub async fn run(
     Ok((outcome, committed))
 }
 
-/// Every file of the env's cluster directory: the rendered templates and gotk-components.yaml.
-/// Rendering does not depend on the branch tip, so a retry after a race writes the same files
-/// on top of the new tip.
-fn cluster_files(input: &ClusterDirInputs<'_>) -> Result<Vec<FileChange>> {
+/// What the env's directory is rendered from; what it already holds is read from the tip.
+fn render_input(input: &ClusterDirInputs<'_>) -> RenderInput {
     let repo = &input.env.repository;
-    let render_input = RenderInput {
+    RenderInput {
         env: input.env.name.clone(),
         profile: input.profile.to_owned(),
+        profiles_dir: repo.profiles_dir.clone(),
         repo_url: repo.url.clone(),
         branch: repo.branch.clone(),
         path_prefix: repo.path.clone(),
         flux_version: input.components.version.clone(),
         interval: SYNC_INTERVAL.to_owned(),
-        timeout: flux_duration(input.timeout),
         age_recipient: input.age_recipient.to_owned(),
-    };
-    let mut files: Vec<FileChange> = render::render_cluster_dir(&render_input)?
+        substitution: repo.substitution.clone(),
+        kept: KeptContent::default(),
+    }
+}
+
+/// The user's content in the env's directory at `tip`, which the kustomization.yaml keeps.
+fn kept_content(tip: &Workspace, input: &RenderInput) -> Result<KeptContent> {
+    let dir = cluster_dir(&input.path_prefix, &input.env);
+    let mut entries = Vec::new();
+    for (name, is_dir) in tip.list_dir(&dir)? {
+        let kind = if is_dir {
+            let mut has_kustomization = false;
+            for file in render::KUSTOMIZATION_FILES {
+                has_kustomization |= tip.path_exists(&format!("{dir}/{name}/{file}"))?;
+            }
+            EntryKind::Dir { has_kustomization }
+        } else {
+            EntryKind::File
+        };
+        entries.push(DirEntry { name, kind });
+    }
+    let existing = tip
+        .read_file(&format!("{dir}/kustomization.yaml"))?
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    render::kept_content(&entries, existing.as_deref()).map_err(|reason| {
+        Error::bad_input(format!(
+            "cannot keep what {dir}/kustomization.yaml lists: {reason}"
+        ))
+        .with_hint("fix that file in Git (it must be a valid kustomization) and rerun")
+    })
+}
+
+/// Every file of the env's cluster directory: the rendered templates and gotk-components.yaml.
+fn cluster_files(input: &RenderInput, components: &str) -> Result<Vec<FileChange>> {
+    let mut files: Vec<FileChange> = render::render_cluster_dir(input)?
         .into_iter()
         .map(|file| FileChange::write(file.path, file.contents))
         .collect();
     files.push(FileChange::write(
         format!(
             "{}/{}",
-            cluster_dir(&repo.path, &input.env.name),
+            cluster_dir(&input.path_prefix, &input.env),
             render::COMPONENTS_FILE
         ),
-        input.components.yaml.clone(),
+        components.to_owned(),
     ));
     Ok(files)
 }
 
-/// The rendered gotk-sync.yaml among the cluster directory's files.
-fn sync_manifest(env: &EnvConfig, files: &[FileChange]) -> Result<String> {
+/// The rendered gotk-sync.yaml (it does not depend on what else the env's directory holds).
+fn sync_manifest(input: &RenderInput) -> Result<String> {
     let wanted = format!(
         "{}/flux-system/gotk-sync.yaml",
-        cluster_dir(&env.repository.path, &env.name)
+        cluster_dir(&input.path_prefix, &input.env)
     );
-    files
-        .iter()
-        .find_map(|file| match file {
-            FileChange::Write { path, content } if *path == wanted => {
-                Some(String::from_utf8_lossy(content).into_owned())
-            }
-            _ => None,
-        })
+    render::render_cluster_dir(input)?
+        .into_iter()
+        .find(|file| file.path == wanted)
+        .map(|file| file.contents)
         .ok_or_else(|| Error::failure(format!("internal error: {wanted} was not rendered")))
-}
-
-/// A Go-style duration Flux accepts, e.g. `15m0s` → `900s`.
-fn flux_duration(duration: Duration) -> String {
-    format!("{}s", duration.as_secs().max(1))
 }

@@ -200,7 +200,7 @@ pub async fn settle_deploy_key(
 fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<()> {
     let repo = &input.env.repository;
     let profile = input.profile;
-    let profile_dir = workspace.spec().prefixed(&format!("profiles/{profile}"));
+    let profile_dir = workspace.spec().prefixed(&format!("{}/{profile}", repo.profiles_dir));
     if workspace.head().is_none() {
         return Err(Error::bad_input(format!(
             "branch {} does not exist in {}",
@@ -216,7 +216,11 @@ fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<(
             "profile {profile} does not exist in {} (no {profile_dir}/ on branch {})",
             repo.url, repo.branch
         ))
-        .with_hint("pick a profile the repository has, or push profiles/<profile>/ first"));
+        .with_hint(format!(
+            "pick a profile the repository has, push {}/<profile>/ first, or set \
+             profiles_dir in the repository's config to where your profiles live",
+            repo.profiles_dir
+        )));
     }
     let committed = workspace
         .read_file(&format!(

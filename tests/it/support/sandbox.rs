@@ -52,6 +52,15 @@ impl Sandbox {
         Sandbox::with_cluster(cluster, flux).await
     }
 
+    /// A sandbox whose repository holds `seed` (committed under the directory's own name)
+    /// instead of the shipped `profiles/`.
+    pub async fn start_seeded(seed: &Path) -> Sandbox {
+        let cluster = TestCluster::start()
+            .await
+            .expect("starting the test cluster");
+        Sandbox::seeded(cluster, FluxOptions::default(), seed).await
+    }
+
     /// A sandbox with an API server of its own, for tests that act on a whole cluster (a
     /// teardown deletes every LoadBalancer Service and PVC in it).
     pub async fn start_isolated() -> Sandbox {
@@ -61,14 +70,19 @@ impl Sandbox {
         Sandbox::with_cluster(cluster, FluxOptions::default()).await
     }
 
+    /// The repository holds the shipped `profiles/`.
     async fn with_cluster(cluster: TestCluster, flux: FluxOptions) -> Sandbox {
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        Sandbox::seeded(cluster, flux, &profiles).await
+    }
+
+    async fn seeded(cluster: TestCluster, flux: FluxOptions, seed: &Path) -> Sandbox {
         let flux = Controllers::start(cluster.client(), flux);
         let git = GitServer::start().await.expect("starting the Git server");
         git.create_repo(REPO)
             .expect("creating the GitOps repository");
-        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-        git.commit_dir(REPO, BRANCH, &profiles, "profiles")
-            .expect("seeding profiles/");
+        git.commit_dir(REPO, BRANCH, seed, "seed")
+            .expect("seeding the repository");
         let dir = tempfile::tempdir().expect("sandbox dir");
         git.write_ca_file(&dir.path().join("git-ca.pem"))
             .expect("writing the Git CA");

@@ -1,0 +1,103 @@
+//! Bringing your own repository: create-env on a repository with its own layout
+//! (tests/fixtures/fleet: profiles as Components under `clusters/_profiles`, apps under
+//! `platform/`, an env directory with content of its own, its own ConfigMap name), through
+//! configuration alone, with real Terraform, real Git over HTTPS and the test cluster.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+use crate::support::sandbox::{ENV, Sandbox};
+
+/// The fixture's settings, appended to the sandbox's `[envs.dev.repository]`.
+const OWN_LAYOUT: &str = r#"path = "fleet"
+profiles_dir = "clusters/_profiles"
+
+[envs.dev.repository.substitution]
+config_map = "platform-namespace-vars"
+extra = [{ kind = "ConfigMap", name = "home-overrides", optional = true }]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_with_its_own_layout_comes_up_with_configuration_alone() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet");
+    let sandbox = Sandbox::start_seeded(&fixture).await;
+    let config = sandbox
+        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
+        .replace("profile = \"standard\"", "profile = \"home\"");
+    std::fs::write(
+        sandbox.path("gitops-bootstrap.toml"),
+        format!("{config}{OWN_LAYOUT}"),
+    )
+    .unwrap();
+    let platform_before = sandbox.committed("fleet/clusters/dev/platform/kustomization.yaml");
+
+    let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    let log = sandbox.log();
+
+    let profile = sandbox
+        .committed("fleet/clusters/dev/profile.yaml")
+        .unwrap();
+    assert!(
+        profile.contains("\"./fleet/clusters/_profiles/home\""),
+        "{profile}"
+    );
+    assert!(profile.contains("\"platform-namespace-vars\""), "{profile}");
+    let kustomization = sandbox
+        .committed("fleet/clusters/dev/kustomization.yaml")
+        .unwrap();
+    assert!(
+        kustomization.contains("  - \"platform\""),
+        "{kustomization}"
+    );
+    assert_eq!(
+        sandbox.committed("fleet/clusters/dev/platform/kustomization.yaml"),
+        platform_before,
+        "the env's own content is untouched"
+    );
+
+    let client = sandbox.cluster.client();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "flux-system");
+    let vars = config_maps.get("platform-namespace-vars").await.unwrap();
+    assert_eq!(vars.data.unwrap()["cluster_name"], "sandbox");
+    let settings = config_maps
+        .get("home-settings")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(
+        settings["cluster"], "sandbox",
+        "the profile substituted from it"
+    );
+    assert_eq!(settings["domain"], "sandbox.example.test");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces
+            .get_opt("own-layout-extras")
+            .await
+            .unwrap()
+            .is_some(),
+        "clusters/dev/platform/ is applied"
+    );
+    let gvk = GroupVersionKind::gvk("helm.toolkit.fluxcd.io", "v2", "HelmRelease");
+    let releases: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "ingress-nginx",
+        &ApiResource::from_gvk(&gvk),
+    );
+    let release = releases.get("ingress-nginx").await.unwrap();
+    assert_eq!(
+        release.data["spec"]["values"]["controller"]["service"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"],
+        "ingress.sandbox.example.test",
+        "an app under platform/ substituted from the repository's ConfigMap"
+    );
+
+    // A run's flags never change Git: another --timeout makes no commit.
+    let rerun = sandbox
+        .run(&["create-env", ENV, "--yes", "--timeout", "20m"])
+        .await;
+    assert_eq!(rerun.code, 0, "{}", rerun.output());
+    assert_eq!(sandbox.log(), log, "a rerun makes no commit");
+}
