@@ -300,9 +300,13 @@ impl Loader<'_> {
     }
 
     fn check_outputs(&self, name: &str, outputs: &super::OutputMapping) -> Result<(), ConfigError> {
-        for (field, source) in outputs.refs() {
-            let at = key(&["envs", name], &["outputs", field.name()]);
+        for (config_key, _, source) in outputs.refs() {
+            let segments: Vec<&str> = config_key.split('.').collect();
+            let at = key(&["envs", name], &key(&["outputs"], &segments));
             self.check(&at, names::check_terraform_identifier(&source.output))?;
+            if let [_, variable] = segments.as_slice() {
+                self.check(&at, names::check_variable_name(variable))?;
+            }
         }
         Ok(())
     }

@@ -108,6 +108,23 @@ pub fn check_cluster_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A Flux substitution variable (a key of the contract's ConfigMap):
+/// `^[_a-zA-Z][_a-zA-Z0-9]*$`.
+pub fn check_variable_name(name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let valid = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(format!(
+            "must be a Flux substitution variable name (letters, digits and '_', not starting \
+             with a digit), not `{name}`"
+        ));
+    }
+    Ok(())
+}
+
 /// Flux release tags: `v2.<minor>.<patch>`.
 pub fn check_flux_version(version: &str) -> Result<(), String> {
     let numbers: Option<Vec<&str>> = version

@@ -51,7 +51,8 @@ impl fmt::Display for ContractField {
 /// Where a contract field's value comes from: a module output, and optionally a dotted path
 /// inside its value (`0.data` = first element, then its `data` attribute).
 ///
-/// In TOML either `field = "output_name"` or `field = { output = "output_name", path = "0.data" }`.
+/// In TOML either `field = "output_name"` (or `"output_name.0.data"`: an output name never holds
+/// a dot) or `field = { output = "output_name", path = "0.data" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(with = "OutputRefSpec")]
 pub struct OutputRef {
@@ -61,13 +62,13 @@ pub struct OutputRef {
     pub path: Vec<String>,
 }
 
-/// The two TOML spellings of an [`OutputRef`], for the JSON schema only: deserializing by hand
+/// The TOML spellings of a field's source, for the JSON schema only: deserializing by hand
 /// keeps serde's precise messages (an untagged enum would only say "did not match").
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // read by the schema derive only
 enum OutputRefSpec {
-    /// The module output's name.
+    /// The module output's name, optionally followed by a dotted path (`vpc.id`).
     Name(String),
     Detailed {
         /// The module output's name.
@@ -78,12 +79,30 @@ enum OutputRefSpec {
     },
 }
 
+/// A field's source in TOML, for the JSON schema only: `cluster_config` may also be assembled
+/// from several outputs, `{ region = "region", vpc = "network.vpc_id" }`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // read by the schema derive only
+enum FieldSourceSpec {
+    Output(OutputRefSpec),
+    /// cluster_config only: ConfigMap key → output name (and dotted path); numbers and bools
+    /// become strings.
+    Assembled(BTreeMap<String, String>),
+}
+
 impl OutputRef {
     pub fn new(output: impl Into<String>, path: &str) -> Self {
         OutputRef {
             output: output.into(),
             path: split_path(path),
         }
+    }
+
+    /// `output` or `output.path.inside` as written in the config.
+    pub fn parse(dotted: &str) -> Self {
+        let (output, path) = dotted.split_once('.').unwrap_or((dotted, ""));
+        OutputRef::new(output, path)
     }
 
     /// The path as written in the config (`0.data`), empty when there is none.
@@ -109,59 +128,111 @@ impl fmt::Display for OutputRef {
     }
 }
 
-impl<'de> Deserialize<'de> for OutputRef {
+/// One value of the `[outputs]` table as read.
+enum FieldSource {
+    Output(OutputRef),
+    Assembled(BTreeMap<String, OutputRef>),
+}
+
+impl<'de> Deserialize<'de> for FieldSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(OutputRefVisitor)
+        deserializer.deserialize_any(FieldSourceVisitor)
     }
 }
 
-struct OutputRefVisitor;
+struct FieldSourceVisitor;
 
-impl<'de> de::Visitor<'de> for OutputRefVisitor {
-    type Value = OutputRef;
+impl<'de> de::Visitor<'de> for FieldSourceVisitor {
+    type Value = FieldSource;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an output name or a table { output = \"...\", path = \"...\" }")
+        f.write_str(
+            "an output name, a table { output = \"...\", path = \"...\" }, or (cluster_config) \
+             a table of key = \"output\"",
+        )
     }
 
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<OutputRef, E> {
-        Ok(OutputRef::new(name, ""))
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<FieldSource, E> {
+        Ok(FieldSource::Output(OutputRef::parse(name)))
     }
 
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<OutputRef, A::Error> {
-        let mut output: Option<String> = None;
-        let mut path: Option<String> = None;
+    /// A table naming `output` is one output; any other table assembles several.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<FieldSource, A::Error> {
+        let mut entries = BTreeMap::new();
         while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "output" if output.is_none() => output = Some(map.next_value()?),
-                "path" if path.is_none() => path = Some(map.next_value()?),
-                "output" | "path" => return Err(de::Error::duplicate_field("output or path")),
-                other => return Err(de::Error::unknown_field(other, &["output", "path"])),
-            }
+            let value: String = map.next_value()?;
+            entries.insert(key, value);
         }
-        let output = output.ok_or_else(|| de::Error::missing_field("output"))?;
-        Ok(OutputRef::new(output, path.as_deref().unwrap_or_default()))
+        if let Some(output) = entries.remove("output") {
+            let path = entries.remove("path").unwrap_or_default();
+            if let Some(other) = entries.keys().next() {
+                return Err(de::Error::unknown_field(other, &["output", "path"]));
+            }
+            return Ok(FieldSource::Output(OutputRef::new(output, &path)));
+        }
+        if entries.is_empty() {
+            return Err(de::Error::missing_field("output"));
+        }
+        Ok(FieldSource::Assembled(
+            entries
+                .into_iter()
+                .map(|(key, dotted)| (key, OutputRef::parse(&dotted)))
+                .collect(),
+        ))
     }
 }
 
 /// The output mapping of one env: contract field → module output. Fields not listed are read
-/// from the output of the same name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(transparent)]
+/// from the output of the same name; `cluster_config` may instead be assembled key by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "BTreeMap<ContractField, FieldSourceSpec>")]
 pub struct OutputMapping {
     fields: BTreeMap<ContractField, OutputRef>,
+    /// `cluster_config` built from these outputs: ConfigMap key → output (and path).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    cluster_config: BTreeMap<String, OutputRef>,
     /// The env this mapping belongs to, for hints (`[envs.<env>.outputs]`); set by the loader.
     #[serde(skip)]
-    #[schemars(skip)]
     env: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for OutputMapping {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<ContractField, FieldSource>::deserialize(deserializer)?;
+        let mut mapping = OutputMapping::default();
+        for (field, source) in raw {
+            match source {
+                FieldSource::Output(source) => {
+                    mapping.fields.insert(field, source);
+                }
+                FieldSource::Assembled(keys) if field == ContractField::ClusterConfig => {
+                    mapping.cluster_config = keys;
+                }
+                FieldSource::Assembled(_) => {
+                    return Err(de::Error::custom(format!(
+                        "{field}: only cluster_config can be assembled from several outputs; \
+                         write {field} = \"output\" or {{ output = \"...\", path = \"...\" }}"
+                    )));
+                }
+            }
+        }
+        Ok(mapping)
+    }
 }
 
 impl OutputMapping {
     pub fn new(env: impl Into<String>, fields: BTreeMap<ContractField, OutputRef>) -> Self {
         OutputMapping {
             fields,
+            cluster_config: BTreeMap::new(),
             env: Some(env.into()),
         }
+    }
+
+    /// The same mapping with `cluster_config` assembled from `keys` (ConfigMap key → output).
+    pub fn with_assembled_cluster_config(mut self, keys: BTreeMap<String, OutputRef>) -> Self {
+        self.cluster_config = keys;
+        self
     }
 
     /// The output (and path) that feeds `field`: the mapped one, else the output named after it.
@@ -172,9 +243,16 @@ impl OutputMapping {
             .unwrap_or_else(|| OutputRef::new(field.name(), ""))
     }
 
-    /// Whether the config maps `field` explicitly.
+    /// Whether the config maps `field` explicitly (for `cluster_config`, also key by key).
     pub fn is_mapped(&self, field: ContractField) -> bool {
         self.fields.contains_key(&field)
+            || (field == ContractField::ClusterConfig && !self.cluster_config.is_empty())
+    }
+
+    /// `cluster_config` assembled from several outputs, when the config says so: ConfigMap
+    /// key → output.
+    pub fn assembled_cluster_config(&self) -> Option<&BTreeMap<String, OutputRef>> {
+        (!self.cluster_config.is_empty()).then_some(&self.cluster_config)
     }
 
     /// The config table holding this mapping, for messages: `[envs.dev.outputs]`.
@@ -186,8 +264,21 @@ impl OutputMapping {
         self.env = Some(env.to_owned());
     }
 
-    pub(super) fn refs(&self) -> impl Iterator<Item = (ContractField, &OutputRef)> {
-        self.fields.iter().map(|(field, source)| (*field, source))
+    /// Every output the config names, with the config key naming it (`cluster_endpoint`,
+    /// `cluster_config.region`).
+    pub fn refs(&self) -> impl Iterator<Item = (String, ContractField, &OutputRef)> {
+        let single = self
+            .fields
+            .iter()
+            .map(|(field, source)| (field.name().to_owned(), *field, source));
+        let assembled = self.cluster_config.iter().map(|(key, source)| {
+            (
+                format!("{}.{key}", ContractField::ClusterConfig),
+                ContractField::ClusterConfig,
+                source,
+            )
+        });
+        single.chain(assembled)
     }
 }
 
@@ -234,9 +325,35 @@ mod tests {
     }
 
     #[test]
-    fn a_table_without_output_is_rejected() {
+    fn only_cluster_config_is_assembled_from_several_outputs() {
         let err =
             toml::from_str::<Table>("[outputs]\ncluster_name = { path = \"a\" }\n").unwrap_err();
+        assert!(
+            err.message()
+                .contains("only cluster_config can be assembled"),
+            "{err}"
+        );
+        let err = toml::from_str::<Table>("[outputs]\ncluster_name = {}\n").unwrap_err();
         assert!(err.message().contains("missing field `output`"), "{err}");
+        let table: Table = toml::from_str(
+            "[outputs]\ncluster_config = { region = \"region\", vpc = \"network.vpc_id\" }\n",
+        )
+        .unwrap();
+        let assembled = table.outputs.assembled_cluster_config().unwrap();
+        assert_eq!(assembled["region"], OutputRef::new("region", ""));
+        assert_eq!(assembled["vpc"], OutputRef::new("network", "vpc_id"));
+        assert!(table.outputs.is_mapped(ContractField::ClusterConfig));
+        let keys: Vec<String> = table.outputs.refs().map(|(key, ..)| key).collect();
+        assert_eq!(keys, ["cluster_config.region", "cluster_config.vpc"]);
+    }
+
+    #[test]
+    fn a_dotted_name_is_an_output_and_a_path() {
+        let table: Table =
+            toml::from_str("[outputs]\ncluster_ca_certificate = \"ca.0.data\"\n").unwrap();
+        assert_eq!(
+            table.outputs.source(ContractField::ClusterCaCertificate),
+            OutputRef::new("ca", "0.data")
+        );
     }
 }

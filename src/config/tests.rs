@@ -351,6 +351,27 @@ const CASES: &[Case] = &[
         at: Some("21:1"),
     },
     Case {
+        name: "assembled cluster_config key that is no substitution variable",
+        replace: "[envs.dev.variables]",
+        with: "[envs.dev.outputs]\ncluster_config = { \"bad-key\" = \"region\" }\n[envs.dev.variables]",
+        expect: &["`envs.dev.outputs.cluster_config.bad-key`", "substitution variable"],
+        at: None,
+    },
+    Case {
+        name: "profiles_dir leaving the repository",
+        replace: "author_name = \"Bootstrap Bot\"",
+        with: "author_name = \"Bootstrap Bot\"\nprofiles_dir = \"../profiles\"",
+        expect: &["`repository.profiles_dir`", "relative path"],
+        at: None,
+    },
+    Case {
+        name: "substitution secret that is Flux's own",
+        replace: "[repository.push]",
+        with: "[repository.substitution]\nsecret = \"sops-age\"\n[repository.push]",
+        expect: &["`repository.substitution.secret`", "for Flux itself"],
+        at: None,
+    },
+    Case {
         name: "bad backend type",
         replace: "[envs.dev.variables]",
         with: "[envs.dev.backend]\ntype = \"S3!\"\n[envs.dev.variables]",

@@ -30,16 +30,17 @@ pub(super) fn object<'a>(
         .ok_or_else(|| found.wrong_type("", None, expected, mapping))
 }
 
-/// A `map(string)` output: every key a variable name, every value a string.
-pub(super) fn string_map<'a>(
-    found: &Found<'a>,
+/// A `map(string)` output: every key a variable name, every value a string (numbers and
+/// bools are taken as Flux substitutes them, as in `network`).
+pub(super) fn string_map(
+    found: &Found<'_>,
     mapping: &OutputMapping,
-) -> Result<BTreeMap<String, &'a str>, ContractError> {
+) -> Result<BTreeMap<String, String>, ContractError> {
     const EXPECTED: &str = "map(string)";
     let mut strings = BTreeMap::new();
     for (key, value) in object(found, EXPECTED, mapping)? {
         check_key(found.field, key)?;
-        let Some(text) = value.as_str() else {
+        let Some(text) = scalar_text(value) else {
             return Err(found.wrong_type(&format!(".{key}"), Some(value), EXPECTED, mapping));
         };
         strings.insert(key.clone(), text);
@@ -47,7 +48,13 @@ pub(super) fn string_map<'a>(
     Ok(strings)
 }
 
-fn check_key(field: ContractField, key: &str) -> Result<(), ContractError> {
+/// One value assembled into `cluster_config`: a string, number or bool.
+pub(super) fn scalar(found: &Found<'_>, mapping: &OutputMapping) -> Result<String, ContractError> {
+    scalar_text(found.value)
+        .ok_or_else(|| found.wrong_type("", None, "a string, number or bool", mapping))
+}
+
+pub(super) fn check_key(field: ContractField, key: &str) -> Result<(), ContractError> {
     if is_variable_name(key) {
         Ok(())
     } else {

@@ -47,7 +47,7 @@ use serde::{Serialize, Serializer};
 
 pub use error::ContractError;
 
-use crate::config::{ContractField, OutputMapping};
+use crate::config::{ContractField, OutputMapping, OutputRef};
 use outputs::{Found, Outputs, Sensitivity};
 
 /// The newest contract version this build understands.
@@ -116,8 +116,10 @@ impl Contract {
             Some(found) => flatten::flatten_network(&found, mapping)?,
             None => BTreeMap::new(),
         };
-        let cluster_config =
-            reader.string_map::<String>(ContractField::ClusterConfig, CONFIG_MAP)?;
+        let cluster_config = match mapping.assembled_cluster_config() {
+            Some(keys) => reader.assembled(keys)?,
+            None => reader.string_map::<String>(ContractField::ClusterConfig, CONFIG_MAP)?,
+        };
         let cluster_secrets = reader
             .string_map::<SecretString>(ContractField::ClusterSecrets, Sensitivity::Secret)?;
         let contract = Contract {
@@ -270,7 +272,7 @@ impl<'a> Reader<'a> {
         self.string(&found, expected)
     }
 
-    fn string_map<T: From<&'a str>>(
+    fn string_map<T: From<String>>(
         &self,
         field: ContractField,
         sensitivity: Sensitivity,
@@ -282,6 +284,26 @@ impl<'a> Reader<'a> {
             .into_iter()
             .map(|(key, value)| (key, T::from(value)))
             .collect())
+    }
+
+    /// `cluster_config` assembled key by key from several outputs; a `null` value (an unset
+    /// optional attribute) leaves its key out.
+    fn assembled(
+        &self,
+        keys: &BTreeMap<String, OutputRef>,
+    ) -> Result<BTreeMap<String, String>, ContractError> {
+        let field = ContractField::ClusterConfig;
+        let mut config = BTreeMap::new();
+        for (key, source) in keys {
+            flatten::check_key(field, key)?;
+            let found = self
+                .outputs
+                .find_source(field, source, self.mapping, CONFIG_MAP)?;
+            if let Some(found) = found {
+                config.insert(key.clone(), flatten::scalar(&found, self.mapping)?);
+            }
+        }
+        Ok(config)
     }
 
     fn contract_version(&self) -> Result<u32, ContractError> {

@@ -96,12 +96,11 @@ impl Outputs {
 
     /// Every mapped output must exist, even for optional fields: a mapping to nothing is a typo.
     pub fn check_mapping(&self, mapping: &OutputMapping) -> Result<(), ContractError> {
-        for field in ALL_FIELDS {
-            let source = mapping.source(field);
-            if mapping.is_mapped(field) && !self.by_name.contains_key(&source.output) {
+        for (_, field, source) in mapping.refs() {
+            if !self.by_name.contains_key(&source.output) {
                 return Err(ContractError::MappedOutputMissing {
                     field,
-                    output: source.output,
+                    output: source.output.clone(),
                     declared: self.declared(),
                     table: mapping.table(),
                 });
@@ -125,24 +124,34 @@ impl Outputs {
         mapping: &OutputMapping,
         sensitivity: Sensitivity,
     ) -> Result<Option<Found<'_>>, ContractError> {
-        let source = mapping.source(field);
+        self.find_source(field, &mapping.source(field), mapping, sensitivity)
+    }
+
+    /// The value at `source` for `field`, as [`Outputs::find`].
+    pub fn find_source(
+        &self,
+        field: ContractField,
+        source: &OutputRef,
+        mapping: &OutputMapping,
+        sensitivity: Sensitivity,
+    ) -> Result<Option<Found<'_>>, ContractError> {
         let Some(output) = self.by_name.get(&source.output) else {
             return Ok(None);
         };
-        let Some((declared_type, value)) = walk(output, &source, field, mapping)? else {
+        let Some((declared_type, value)) = walk(output, source, field, mapping)? else {
             return Ok(None);
         };
         match sensitivity {
             Sensitivity::Secret if !output.sensitive => {
                 return Err(ContractError::NotSensitive {
                     field,
-                    output: source.output,
+                    output: source.output.clone(),
                 });
             }
             Sensitivity::Clear(destination) if output.sensitive => {
                 return Err(ContractError::SensitiveInClear {
                     field,
-                    output: source.output,
+                    output: source.output.clone(),
                     destination,
                 });
             }
@@ -156,18 +165,6 @@ impl Outputs {
         }))
     }
 }
-
-const ALL_FIELDS: [ContractField; 9] = [
-    ContractField::ContractVersion,
-    ContractField::ClusterName,
-    ContractField::Kubeconfig,
-    ContractField::ClusterEndpoint,
-    ContractField::ClusterCaCertificate,
-    ContractField::ClusterToken,
-    ContractField::Network,
-    ContractField::ClusterConfig,
-    ContractField::ClusterSecrets,
-];
 
 /// Follows the mapping's path into the output's value (and its declared type, as far as the
 /// declaration goes). `None` when the value there is `null`.

@@ -115,6 +115,80 @@ fn a_kubeconfig_module_gives_the_configmap_and_secret_data() {
 }
 
 #[test]
+fn cluster_config_takes_numbers_and_bools_as_strings() {
+    let mut outputs = valid();
+    outputs.insert(
+        "cluster_config".into(),
+        output(
+            json!({ "replicas": 3, "ha": true, "region": "eu-1" }),
+            json!(["object", { "replicas": "number" }]),
+            false,
+        ),
+    );
+    let contract = Contract::parse(&raw(&outputs), &OutputMapping::default()).unwrap();
+    assert_eq!(contract.cluster_config["replicas"], "3");
+    assert_eq!(contract.cluster_config["ha"], "true");
+}
+
+/// `cluster_config = { region = "region", vpc = "vpc.id", ... }`: outputs named like the
+/// public EKS module's, assembled into the ConfigMap.
+#[test]
+fn cluster_config_is_assembled_from_several_outputs() {
+    let mut outputs = valid();
+    outputs.remove("cluster_config");
+    outputs.insert(
+        "region".into(),
+        output(json!("eu-west-1"), json!("string"), false),
+    );
+    outputs.insert(
+        "vpc".into(),
+        output(json!({ "id": "vpc-9", "azs": 3 }), json!("dynamic"), false),
+    );
+    outputs.insert("unset".into(), output(Value::Null, json!("string"), false));
+    let keys = [
+        ("region", OutputRef::new("region", "")),
+        ("vpc_id", OutputRef::new("vpc", "id")),
+        ("azs", OutputRef::new("vpc", "azs")),
+        ("optional", OutputRef::new("unset", "")),
+    ]
+    .into_iter()
+    .map(|(key, source)| (key.to_owned(), source))
+    .collect();
+    let assembled = mapping(&[]).with_assembled_cluster_config(keys);
+    let contract = Contract::parse(&raw(&outputs), &assembled).unwrap();
+    let expected: BTreeMap<String, String> =
+        [("azs", "3"), ("region", "eu-west-1"), ("vpc_id", "vpc-9")]
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+    assert_eq!(contract.cluster_config, expected);
+
+    let mut typo = BTreeMap::new();
+    typo.insert("zone".to_owned(), OutputRef::new("regoin", ""));
+    let err = Contract::parse(
+        &raw(&outputs),
+        &mapping(&[]).with_assembled_cluster_config(typo),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("maps `cluster_config` to output `regoin`"),
+        "{err}"
+    );
+    let mut object = BTreeMap::new();
+    object.insert("vpc".to_owned(), OutputRef::new("vpc", ""));
+    let err = Contract::parse(
+        &raw(&outputs),
+        &mapping(&[]).with_assembled_cluster_config(object),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("needs a string, number or bool"),
+        "{err}"
+    );
+}
+
+#[test]
 fn optional_outputs_may_be_absent_or_null() {
     let mut outputs = valid();
     outputs.remove("network");
@@ -440,10 +514,10 @@ fn name_and_size_cases() -> Vec<Case> {
 fn type_cases() -> Vec<Case> {
     vec![
         case(
-            "cluster_config value not a string",
-            set("cluster_config", json!({ "replicas": 3 }), false),
+            "cluster_config value not a string, number or bool",
+            set("cluster_config", json!({ "replicas": [3] }), false),
             &[
-                "output `cluster_config.replicas` has type number",
+                "output `cluster_config.replicas` has type a list",
                 "needs map(string)",
             ],
             "[envs.dev.outputs]",
