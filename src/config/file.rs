@@ -36,8 +36,14 @@ pub(super) struct ConfigFile {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Env")]
 pub(super) struct EnvFile {
-    /// The Terraform module directory.
-    pub module: PathBuf,
+    /// The Terraform module directory: the tool generates a root module calling it, with the
+    /// backend of `backend`. Give this or `root`.
+    #[serde(default)]
+    pub module: Option<PathBuf>,
+    /// An existing Terraform root module, run in place with its own backend, selected workspace
+    /// and resource addresses. Give this or `module`.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
     /// The profile the env runs: a directory under the repository's `profiles_dir`.
     #[schemars(pattern(r"^[A-Za-z0-9._-]+$"))]
     pub profile: String,

@@ -163,15 +163,7 @@ impl Loader<'_> {
             &at(&["flux_version"]),
             names::check_flux_version(&raw.flux_version),
         )?;
-        let module = self.resolve(&raw.module);
-        if !module.is_dir() {
-            return Err(self.error_with_hint(
-                &at(&["module"]),
-                format!("names {}, which is not a directory", module.display()),
-                "point `module` at the Terraform module's directory (relative to the config \
-                 file's directory)",
-            ));
-        }
+        let (module, in_place) = self.terraform_dir(name, &raw)?;
         let (flux_manifests, flux_manifests_ca_file) = self.flux_manifests(name, &raw)?;
         let repository = match raw.repository {
             Some(own) => self.repository(&at(&["repository"]), own)?,
@@ -194,6 +186,7 @@ impl Loader<'_> {
         Ok(EnvConfig {
             name: name.to_owned(),
             module,
+            in_place,
             profile: raw.profile,
             flux_version: raw.flux_version,
             flux_manifests,
@@ -206,6 +199,51 @@ impl Loader<'_> {
             repository,
             outputs,
         })
+    }
+
+    /// `module` (wrapped in a generated root) or `root` (run in place), exactly one.
+    fn terraform_dir(&self, name: &str, raw: &EnvFile) -> Result<(PathBuf, bool), ConfigError> {
+        let at = |rest: &[&'static str]| key(&["envs", name], rest);
+        let (field, dir, in_place) = match (&raw.module, &raw.root) {
+            (Some(module), None) => ("module", module, false),
+            (None, Some(root)) => ("root", root, true),
+            (Some(_), Some(_)) => {
+                return Err(self.error_with_hint(
+                    &at(&["root"]),
+                    "is given together with `module`",
+                    "keep `module` for a module the tool wraps, or `root` for an existing root \
+                     run in place",
+                ));
+            }
+            (None, None) => {
+                return Err(self.error_with_hint(
+                    &at(&[]),
+                    "names no Terraform: it needs `module` or `root`",
+                    "add `module = \"<dir>\"` (a module the tool calls from a root of its own) \
+                     or `root = \"<dir>\"` (an existing root run in place)",
+                ));
+            }
+        };
+        let resolved = self.resolve(dir);
+        if !resolved.is_dir() {
+            return Err(self.error_with_hint(
+                &at(&[field]),
+                format!("names {}, which is not a directory", resolved.display()),
+                format!(
+                    "point `{field}` at the Terraform directory (relative to the config file's \
+                     directory)"
+                ),
+            ));
+        }
+        if in_place && raw.backend != BackendConfig::default() {
+            return Err(self.error_with_hint(
+                &at(&["backend"]),
+                "applies only with `module`: a root run in place keeps its own backend",
+                "remove the env's backend table; configure the backend in the root's \
+                 `terraform { backend … }` block",
+            ));
+        }
+        Ok((resolved, in_place))
     }
 
     fn flux_manifests(

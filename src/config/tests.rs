@@ -354,7 +354,10 @@ const CASES: &[Case] = &[
         name: "assembled cluster_config key that is no substitution variable",
         replace: "[envs.dev.variables]",
         with: "[envs.dev.outputs]\ncluster_config = { \"bad-key\" = \"region\" }\n[envs.dev.variables]",
-        expect: &["`envs.dev.outputs.cluster_config.bad-key`", "substitution variable"],
+        expect: &[
+            "`envs.dev.outputs.cluster_config.bad-key`",
+            "substitution variable",
+        ],
         at: None,
     },
     Case {

@@ -33,8 +33,11 @@ impl Config {
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvConfig {
     pub name: String,
-    /// The Terraform module directory, absolute; it exists.
+    /// The Terraform directory, absolute; it exists: the module the generated root calls, or
+    /// (`in_place`) an existing root.
     pub module: PathBuf,
+    /// `module` is an existing root, run in place (`root =` in the file).
+    pub in_place: bool,
     /// The profile the env runs (`<profiles_dir>/<profile>` in the repository).
     pub profile: String,
     /// The Flux release to install, `v2.<minor>.<patch>`.

@@ -19,6 +19,8 @@ pub enum ContractError {
         expected: &'static str,
         declared: String,
         table: String,
+        /// The declared output whose name is closest, when one is close.
+        closest: Option<String>,
     },
 
     #[error(
@@ -46,6 +48,8 @@ pub enum ContractError {
         output: String,
         declared: String,
         table: String,
+        /// The declared output whose name is closest, when one is close.
+        closest: Option<String>,
     },
 
     #[error(
@@ -142,6 +146,21 @@ pub enum ContractError {
     },
 }
 
+/// The name among `candidates` closest to `wanted`, when it is close enough to be a typo or a
+/// naming variant (`vpcid` → `vpc_id`, `cluster_nam` → `cluster_name`).
+pub(super) fn closest<'a>(
+    wanted: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    // Edits over length, not a prefix score: `cluster_token` is not `cluster_endpoint`.
+    const CLOSE_ENOUGH: f64 = 0.75;
+    candidates
+        .map(|name| (strsim::normalized_damerau_levenshtein(wanted, name), name))
+        .filter(|(score, _)| *score >= CLOSE_ENOUGH)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name.to_owned())
+}
+
 impl Diagnose for ContractError {
     fn exit_status(&self) -> ExitStatus {
         ExitStatus::BadInput
@@ -160,11 +179,28 @@ impl Diagnose for ContractError {
                  prints"
                     .to_owned()
             }
+            ContractError::Missing {
+                field,
+                table,
+                closest: Some(closest),
+                ..
+            } => format!(
+                "the module declares `{closest}`: map it with `{field} = \"{closest}\"` under \
+                 {table}, or add the output to the Terraform module"
+            ),
             ContractError::Missing { output, table, .. } => map_or_add(output, table),
             ContractError::MissingAccess { table, .. } => map_or_add("kubeconfig", table),
             ContractError::AmbiguousAccess { table, .. } => format!(
                 "remove one kind of access from the module's outputs, or map the fields you \
                  mean under {table}"
+            ),
+            ContractError::MappedOutputMissing {
+                table,
+                closest: Some(closest),
+                ..
+            } => format!(
+                "did you mean `{closest}`? fix the mapping under {table}, or add the output to \
+                 the Terraform module"
             ),
             ContractError::MappedOutputMissing { table, .. }
             | ContractError::MappedPathMissing { table, .. } => {

@@ -32,6 +32,7 @@
 //! Secret values stay in [`SecretString`]: `Debug` and `Serialize` of [`Contract`] show them
 //! as redacted, and no [`ContractError`] quotes the value of any output.
 
+mod declared;
 mod error;
 mod flatten;
 mod outputs;
@@ -45,6 +46,7 @@ use base64::Engine;
 use secrecy::SecretString;
 use serde::{Serialize, Serializer};
 
+pub use declared::{DeclaredAccess, check_declared};
 pub use error::ContractError;
 
 use crate::config::{ContractField, OutputMapping, OutputRef};
@@ -241,9 +243,11 @@ impl<'a> Reader<'a> {
     }
 
     fn missing(&self, field: ContractField, expected: &'static str) -> ContractError {
+        let output = self.mapping.source(field);
         ContractError::Missing {
             field,
-            output: self.mapping.source(field).to_string(),
+            closest: self.outputs.closest(&output.output),
+            output: output.to_string(),
             expected,
             declared: self.outputs.declared(),
             table: self.mapping.table(),

@@ -94,6 +94,11 @@ impl Outputs {
         listed.join(", ")
     }
 
+    /// The output name closest to `wanted`, for a hint.
+    pub fn closest(&self, wanted: &str) -> Option<String> {
+        super::error::closest(wanted, self.by_name.keys().map(String::as_str))
+    }
+
     /// Every mapped output must exist, even for optional fields: a mapping to nothing is a typo.
     pub fn check_mapping(&self, mapping: &OutputMapping) -> Result<(), ContractError> {
         for (_, field, source) in mapping.refs() {
@@ -103,6 +108,7 @@ impl Outputs {
                     output: source.output.clone(),
                     declared: self.declared(),
                     table: mapping.table(),
+                    closest: self.closest(&source.output),
                 });
             }
         }

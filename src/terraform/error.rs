@@ -40,6 +40,12 @@ pub enum TerraformError {
     #[error("failed to parse {path}: {message}")]
     ParseHcl { path: PathBuf, message: String },
 
+    #[error(
+        "module {module} declares a `backend \"{kind}\"` block, which Terraform ignores in a \
+         module called by the env's generated root"
+    )]
+    BackendInModule { module: PathBuf, kind: String },
+
     #[error("failed to read var file {path}: {source}")]
     ReadVarFile {
         path: PathBuf,
@@ -172,6 +178,7 @@ impl Diagnose for TerraformError {
             | TerraformError::TooOld { .. }
             | TerraformError::EmptyModule { .. }
             | TerraformError::ParseHcl { .. }
+            | TerraformError::BackendInModule { .. }
             | TerraformError::ReadVarFile { .. }
             | TerraformError::UnknownVariables { .. }
             | TerraformError::MissingVariables { .. }
@@ -201,6 +208,12 @@ impl Diagnose for TerraformError {
                 },
                 dir.display()
             )),
+            TerraformError::BackendInModule { .. } => Some(
+                "it is a root with its own state: write `root = \"<dir>\"` instead of `module =` \
+                 in the env's config to run it in place with that backend, or remove the block \
+                 and set [envs.<env>.backend]"
+                    .to_owned(),
+            ),
             TerraformError::UnknownVariables { .. } | TerraformError::MissingVariables { .. } => {
                 Some(
                     "compare the config's terraform variables with the module's variables"

@@ -125,6 +125,18 @@ struct RawResource {
     addr: String,
 }
 
+impl TfEvent {
+    /// The diagnostic of a warning event.
+    pub fn warning(&self) -> Option<&Diagnostic> {
+        match self {
+            TfEvent::Diagnostic(diagnostic) if diagnostic.severity == Severity::Warning => {
+                Some(diagnostic)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Parses one stdout line of a `-json` command. Lines of other types, and lines that are not
 /// JSON UI messages at all, give `None`: the format promises new types and fields over time.
 pub fn parse_event_line(line: &str) -> Option<TfEvent> {

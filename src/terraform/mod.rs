@@ -51,6 +51,7 @@ pub struct Plan {
     file: tempfile::TempPath,
     mode: PlanMode,
     summary: PlanSummary,
+    warnings: Vec<Diagnostic>,
 }
 
 impl Plan {
@@ -64,6 +65,12 @@ impl Plan {
 
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// The warnings Terraform gave while planning (deprecated arguments, a backend block
+    /// it ignores, …), for the user to see.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 }
 
@@ -134,14 +141,18 @@ impl Terraform {
         let file = tempfile::Builder::new()
             .prefix(".gitops-bootstrap-")
             .suffix(".tfplan")
-            .tempfile_in(root.dir())
+            .tempfile_in(root.work_dir())
             .map_err(|source| TerraformError::WriteRoot {
-                path: root.dir().to_path_buf(),
+                path: root.work_dir().to_path_buf(),
                 source,
             })?
             .into_temp_path();
         let plan = command::plan(&self.path, root, mode, &file);
-        self.run(&plan, &mut |_| {}, cancel).await?;
+        let mut warnings = Vec::new();
+        let mut collect = |event: &TfEvent| {
+            warnings.extend(event.warning().cloned());
+        };
+        self.run(&plan, &mut collect, cancel).await?;
         let show = command::show_plan_json(&self.path, root, &file);
         let shown = self.run(&show, &mut |_| {}, cancel).await?;
         let summary =
@@ -155,6 +166,7 @@ impl Terraform {
             file,
             mode,
             summary,
+            warnings,
         })
     }
 

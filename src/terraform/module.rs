@@ -13,6 +13,8 @@ use super::error::TerraformError;
 pub struct ModuleInterface {
     pub variables: BTreeMap<String, VariableDecl>,
     pub outputs: BTreeMap<String, OutputDecl>,
+    /// The type of the `backend` block in its `terraform` block (`s3`, `local`), if it has one.
+    pub backend: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +111,19 @@ impl ModuleInterface {
     }
 
     fn add_declarations(&mut self, body: &Body) {
+        for block in body
+            .blocks()
+            .filter(|block| block.identifier() == "terraform")
+        {
+            let backend = block
+                .body()
+                .blocks()
+                .find(|inner| inner.identifier() == "backend")
+                .and_then(|backend| backend.labels().first());
+            if let Some(kind) = backend {
+                self.backend = Some(kind.as_str().to_owned());
+            }
+        }
         for block in body.blocks() {
             let Some(name) = block
                 .labels()
@@ -205,6 +220,11 @@ output "cluster_name" {
   value = var.cluster_name
 }
 resource "terraform_data" "x" {}
+terraform {
+  backend "s3" {
+    key = "prod.tfstate"
+  }
+}
 "#;
 
     #[test]
@@ -228,6 +248,7 @@ resource "terraform_data" "x" {}
         assert!(module.outputs["kubeconfig"].sensitive);
         assert!(!module.outputs["cluster_name"].sensitive);
         assert_eq!(module.outputs.len(), 2);
+        assert_eq!(module.backend.as_deref(), Some("s3"));
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! calls the configured module, declares the backend, passes the variables and re-exports the
 //! module's outputs. Terraform runs there, so state, `.terraform/` and the lock file live with
 //! the environment and never in the module's source directory.
+//!
+//! An existing root (`root =` in the config) runs in place instead: its own backend, selected
+//! workspace and resource addresses, no wrapper. Only the variables file and plan files go to
+//! the env's state dir.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -44,6 +48,8 @@ impl Default for Backend {
 #[derive(Debug, Clone, Default)]
 pub struct RootSpec {
     pub module_dir: PathBuf,
+    /// `module_dir` is a root module run where it is, with its own backend.
+    pub in_place: bool,
     /// Non-secret variable values, written to the generated `*.auto.tfvars.json`.
     pub variables: BTreeMap<String, Value>,
     /// Secret variable values, given to Terraform only as `TF_VAR_<name>` in its environment.
@@ -58,7 +64,10 @@ pub struct RootSpec {
 /// A generated root module, ready for `init`.
 #[derive(Debug)]
 pub struct EnvRoot {
+    /// Where Terraform runs: the generated root, or the existing root in place.
     dir: PathBuf,
+    /// The env's own directory, for plan files and the variables of an in-place root.
+    work_dir: PathBuf,
     module: ModuleInterface,
     var_files: Vec<PathBuf>,
     backend: Backend,
@@ -90,13 +99,30 @@ impl EnvRoot {
             .map_err(write_error)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(write_error)?;
-        let dir = dir.canonicalize().map_err(write_error)?;
-
-        tighten_state_files(&dir, &spec.backend).map_err(write_error)?;
-        let source = module_source(&dir, &module_dir);
-        let root = root_config(&source, &module, &declared, spec);
-        write_json(&dir.join(ROOT_FILE), &root).map_err(write_error)?;
-        let tfvars_path = dir.join(TFVARS_FILE);
+        let work_dir = dir.canonicalize().map_err(write_error)?;
+        let tfvars_path = work_dir.join(TFVARS_FILE);
+        let (dir, backend, var_files) = if spec.in_place {
+            let backend = Backend {
+                kind: module.backend.clone().unwrap_or_else(|| "local".to_owned()),
+                config: BTreeMap::new(),
+            };
+            // First, so the config's own var files can override what it sets.
+            let generated = (!spec.variables.is_empty()).then(|| tfvars_path.clone());
+            let var_files = generated.into_iter().chain(var_files).collect();
+            (module_dir.clone(), backend, var_files)
+        } else {
+            if let Some(kind) = &module.backend {
+                return Err(TerraformError::BackendInModule {
+                    module: module_dir,
+                    kind: kind.clone(),
+                });
+            }
+            tighten_state_files(&work_dir, &spec.backend).map_err(write_error)?;
+            let source = module_source(&work_dir, &module_dir);
+            let root = root_config(&source, &module, &declared, spec);
+            write_json(&work_dir.join(ROOT_FILE), &root).map_err(write_error)?;
+            (work_dir.clone(), spec.backend.clone(), var_files)
+        };
         if spec.variables.is_empty() {
             match std::fs::remove_file(&tfvars_path) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
@@ -115,9 +141,10 @@ impl EnvRoot {
             .collect();
         Ok(EnvRoot {
             dir,
+            work_dir,
             module,
             var_files,
-            backend: spec.backend.clone(),
+            backend,
             secret_env,
         })
     }
@@ -125,6 +152,12 @@ impl EnvRoot {
     /// The directory Terraform runs in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The env's own directory in the state dir: plan files go there, never into a root that
+    /// runs in place.
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
     }
 
     /// The configured module's variables and outputs.
@@ -321,6 +354,7 @@ fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Diagnose as _;
     use secrecy::ExposeSecret;
 
     const MODULE: &str = r#"
@@ -369,6 +403,41 @@ output "kubeconfig" {
 
     fn read_json(path: &Path) -> Value {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// Issue 8 item 10: a backend block in a module was silently ignored.
+    #[test]
+    fn a_module_with_a_backend_is_refused_and_a_root_runs_in_place() {
+        let module = module_dir();
+        std::fs::write(
+            module.path().join("backend.tf"),
+            "terraform {\n  backend \"local\" {\n    path = \"own.tfstate\"\n  }\n}\n",
+        )
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("dev/terraform");
+        let err = EnvRoot::prepare(&dir, &spec(module.path())).unwrap_err();
+        assert!(
+            matches!(err, TerraformError::BackendInModule { .. }),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("root = "), "{:?}", err.hint());
+        assert!(!dir.join(ROOT_FILE).exists());
+
+        let in_place = RootSpec {
+            in_place: true,
+            ..spec(module.path())
+        };
+        let root = EnvRoot::prepare(&dir, &in_place).unwrap();
+        assert_eq!(root.dir(), module.path().canonicalize().unwrap());
+        assert_eq!(root.work_dir(), dir.canonicalize().unwrap());
+        assert_eq!(root.backend().kind, "local");
+        assert!(!dir.join(ROOT_FILE).exists(), "no generated root");
+        let tfvars = dir.canonicalize().unwrap().join(TFVARS_FILE);
+        assert_eq!(root.var_files(), std::slice::from_ref(&tfvars));
+        assert_eq!(read_json(&tfvars), json!({"cluster_name": "dev"}));
+        let files: Vec<_> = std::fs::read_dir(module.path()).unwrap().collect();
+        assert_eq!(files.len(), 2, "nothing written into the root");
     }
 
     #[test]

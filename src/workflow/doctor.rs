@@ -10,7 +10,8 @@ use crate::error::{Diagnose, Error};
 use crate::gitops::check_access;
 use crate::lint::{Kustomize, LintError};
 use crate::terraform::{ModuleInterface, Terraform};
-use crate::workflow::git::{blocking, push_spec};
+use crate::workflow::git::{blocking, profile_exists, push_spec};
+use crate::workflow::terraform::check_module_contract;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,17 +148,26 @@ async fn env_checks(env: &EnvConfig) -> Vec<Check> {
     let name = |what: &str| format!("env {} {what}", env.name);
     let module = ModuleInterface::read(&env.module).map_err(Error::from);
     match &module {
-        Ok(module) => checks.push(Check::ok(
-            name("module"),
-            format!(
-                "{} ({} outputs)",
-                env.module.display(),
-                module.outputs.len()
-            ),
-        )),
         Err(err) => checks.push(Check::failed(name("module"), err)),
+        Ok(module) => checks.push(match check_module_contract(env, module) {
+            Ok(access) => Check::ok(
+                name("module"),
+                format!(
+                    "{} declares the output contract ({} outputs, {} access)",
+                    env.module.display(),
+                    module.outputs.len(),
+                    access.name()
+                ),
+            ),
+            Err(err) => Check::failed(name("module"), &err),
+        }),
     }
-    checks.push(repository_check(env, name("repository")).await);
+    let repository = repository_check(env, name("repository")).await;
+    let reachable = repository.status == CheckStatus::Ok;
+    checks.push(repository);
+    if reachable {
+        checks.push(profile_check(env, name("profile")).await);
+    }
     if let Ok(module) = &module {
         let sensitive: Vec<&str> = module
             .outputs
@@ -177,6 +187,28 @@ async fn env_checks(env: &EnvConfig) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// The env's profile must be on its branch (checked once the repository answered).
+async fn profile_check(env: &EnvConfig, name: String) -> Check {
+    let repo = &env.repository;
+    let dir = format!("{}/{}", repo.profiles_dir, env.profile);
+    match profile_exists(env).await {
+        Ok(true) => Check::ok(name, format!("{dir}/ is on branch {}", repo.branch)),
+        Ok(false) => Check::failed(
+            name,
+            &Error::bad_input(format!(
+                "profile {} does not exist: no {dir}/ on branch {} of {}",
+                env.profile, repo.branch, repo.url
+            ))
+            .with_hint(format!(
+                "push {dir}/, pick another profile in [envs.{}], or set profiles_dir to where \
+                 the repository keeps its profiles",
+                env.name
+            )),
+        ),
+        Err(err) => Check::failed(name, &err),
+    }
 }
 
 /// The repository is checked only when the push credentials are available here.

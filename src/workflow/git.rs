@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use crate::cluster::GitReadCredentials;
 use crate::config::{EnvConfig, PushCredentials, RepositoryConfig};
 use crate::error::{Error, Result};
-use crate::gitops::{DeployKey, GitCredentials, GitError, RepoSpec, check_access};
+use crate::gitops::{DeployKey, GitCredentials, GitError, RepoSpec, Workspace, check_access};
 
 /// Runs blocking git2 work on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(
@@ -15,6 +15,21 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| Error::failure(format!("a Git operation stopped unexpectedly: {err}")))?
+}
+
+/// Whether the env's profile directory is on its branch, read from a throwaway clone: for
+/// commands that hold no env lock and must not touch the env's own clone (doctor).
+pub async fn profile_exists(env: &EnvConfig) -> Result<bool> {
+    let spec = push_spec(env)?;
+    let rel = spec.prefixed(&format!("{}/{}", env.repository.profiles_dir, env.profile));
+    blocking(move || {
+        let dir = tempfile::tempdir().map_err(|err| {
+            Error::failure(format!("failed to create a temporary directory: {err}"))
+        })?;
+        let workspace = Workspace::open_or_clone(dir.path(), spec)?;
+        Ok(workspace.path_exists(&rel)?)
+    })
+    .await
 }
 
 /// The repository with the operator's push credentials, read from the environment variable the

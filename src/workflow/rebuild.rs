@@ -140,6 +140,7 @@ async fn drive(
     let bootstrap = config_and_secrets::run(
         &client,
         &env.name,
+        &env.repository.substitution,
         &contract,
         &restorable.read_credentials,
         &restorable.age_key,

@@ -9,8 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::EnvPaths;
 use crate::config::{Config, EnvConfig};
+use crate::contract::{DeclaredAccess, check_declared};
 use crate::error::{Error, Result};
-use crate::terraform::{Backend, EnvRoot, RootSpec, Terraform, TfEvent};
+use crate::report::Reporter;
+use crate::terraform::{
+    Backend, Diagnostic, EnvRoot, ModuleInterface, RootSpec, Terraform, TfEvent,
+};
 
 /// Finds Terraform: `--terraform`, else `[terraform] binary`, else PATH.
 pub async fn discover(config: &Config, explicit_binary: Option<&Path>) -> Result<Terraform> {
@@ -39,6 +43,7 @@ pub async fn init_root(
 ) -> Result<EnvRoot> {
     let spec = RootSpec {
         module_dir: env.module.clone(),
+        in_place: env.in_place,
         variables: env.variables.clone(),
         secret_variables: secret_variables(env)?,
         var_files: env.var_files.clone(),
@@ -50,6 +55,17 @@ pub async fn init_root(
     let root = EnvRoot::prepare(&EnvPaths::new(config, &env.name).terraform(), &spec)?;
     terraform.init(&root, cancel).await?;
     Ok(root)
+}
+
+/// The env's module checked against the output contract from its `.tf` files alone: what can
+/// fail before an apply does.
+pub fn check_module_contract(env: &EnvConfig, module: &ModuleInterface) -> Result<DeclaredAccess> {
+    let declared = module
+        .outputs
+        .iter()
+        .map(|(name, output)| (name.clone(), output.sensitive))
+        .collect();
+    Ok(check_declared(&declared, &env.outputs)?)
 }
 
 /// Reads each secret variable from the environment variable the config names (preflight
@@ -66,6 +82,13 @@ pub(crate) fn secret_variables(env: &EnvConfig) -> Result<BTreeMap<String, Secre
             .with_hint(format!("export {env_var} before running, or remove `{variable}` from [envs.{}.secret_variables]", env.name))),
         })
         .collect()
+}
+
+/// Terraform's warnings, as the user's warnings: a plan's, then any an apply gives.
+pub fn report_warnings(reporter: &dyn Reporter, warnings: &[Diagnostic]) {
+    for warning in warnings {
+        reporter.warning(format!("Terraform: {warning}"));
+    }
 }
 
 /// A short progress line for a Terraform event, when it is worth one.

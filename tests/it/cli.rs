@@ -250,3 +250,71 @@ async fn doctor_reaches_the_repository_with_the_push_credentials() {
     );
     assert!(!wrong.output().contains("not-the-token"));
 }
+
+/// Issue 8, defect 6: contract errors came only after `terraform apply`, and doctor showed ✔
+/// for a module with no outputs. Now the declarations are checked before Terraform runs.
+#[test]
+fn a_mapping_typo_stops_create_env_before_terraform_runs() {
+    let dir = project();
+    let path = dir.path().join("gitops-bootstrap.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{config}\n[envs.dev.outputs]\ncluster_name = \"cluster_nam\"\n"),
+    )
+    .unwrap();
+    let output = bin(dir.path())
+        .args(["create-env", "dev", "--yes"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "maps `cluster_name` to output `cluster_nam`, which the module does not declare"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `cluster_name`?"), "{stderr}");
+    assert!(
+        !dir.path().join(".gitops-bootstrap/dev/terraform").exists(),
+        "Terraform never ran"
+    );
+
+    let output = bin(dir.path()).args(["doctor", "dev"]).output().unwrap();
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("✘ env dev module:"), "{stdout}");
+    assert!(stdout.contains("did you mean `cluster_name`?"), "{stdout}");
+}
+
+#[test]
+fn doctor_fails_a_module_that_declares_no_outputs() {
+    let dir = project();
+    let module = dir.path().join("module");
+    std::fs::create_dir(&module).unwrap();
+    std::fs::write(module.join("main.tf"), "variable \"cluster_name\" {}\n").unwrap();
+    let path = dir.path().join("gitops-bootstrap.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let module_line = format!(
+        "module = \"{}/terraform/existing\"",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::write(
+        &path,
+        config
+            .replace(&module_line, "module = \"module\"")
+            .replace("kubeconfig_path", "# kubeconfig_path"),
+    )
+    .unwrap();
+    let output = bin(dir.path()).args(["doctor", "dev"]).output().unwrap();
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let module_check: String = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("✘ env dev module"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!(module_check);
+}

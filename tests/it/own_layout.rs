@@ -1,7 +1,8 @@
-//! Bringing your own repository: create-env on a repository with its own layout
+//! Bringing your own repository and Terraform, through configuration alone, with real
+//! Terraform, real Git over HTTPS and the test cluster: a repository with its own layout
 //! (tests/fixtures/fleet: profiles as Components under `clusters/_profiles`, apps under
-//! `platform/`, an env directory with content of its own, its own ConfigMap name), through
-//! configuration alone, with real Terraform, real Git over HTTPS and the test cluster.
+//! `platform/`, an env directory with content of its own, its own ConfigMap name), and an
+//! existing Terraform root run in place (tests/fixtures/eks-root).
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
@@ -100,4 +101,83 @@ async fn a_repository_with_its_own_layout_comes_up_with_configuration_alone() {
         .await;
     assert_eq!(rerun.code, 0, "{}", rerun.output());
     assert_eq!(sandbox.log(), log, "a rerun makes no commit");
+}
+
+/// The env on an existing root (a copy of tests/fixtures/eks-root), its outputs mapped.
+const EKS_ROOT_OUTPUTS: &str = r#"
+[envs.dev.outputs]
+cluster_ca_certificate = "cluster_certificate_authority_data"
+cluster_config = { vpc_id = "vpc_id", node_count = "eks_managed_node_groups.default.desired_size", spot = "eks_managed_node_groups.default.spot" }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_root_runs_in_place_with_its_own_backend_and_addresses() {
+    let sandbox = Sandbox::start().await;
+    let root = sandbox.path("infra/prod");
+    std::fs::create_dir_all(&root).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eks-root");
+    std::fs::copy(fixture.join("main.tf"), root.join("main.tf")).unwrap();
+    let module_line = format!(
+        "module = \"{}/terraform/existing\"",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let config = sandbox
+        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
+        .replace(&module_line, "root = \"infra/prod\"")
+        .replace(
+            "cluster_config = { base_domain = \"sandbox.example.test\" }\n",
+            "",
+        )
+        .replace(
+            "[envs.dev.secret_variables]\ncluster_secrets = \"SANDBOX_CLUSTER_SECRETS\"\n",
+            "",
+        );
+    std::fs::write(
+        sandbox.path("gitops-bootstrap.toml"),
+        format!("{config}{EKS_ROOT_OUTPUTS}"),
+    )
+    .unwrap();
+
+    let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("Terraform: Check block assertion failed")
+            && run
+                .stderr
+                .contains("node group smaller than recommended for production"),
+        "Terraform's warning reaches the user: {}",
+        run.stderr
+    );
+    let state = std::fs::read_to_string(root.join("state/prod.tfstate"))
+        .expect("state in the root's own backend");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let resource = &state["resources"][0];
+    assert_eq!(
+        (resource.get("module"), &resource["type"], &resource["name"]),
+        (None, &"terraform_data".into(), &"cluster".into()),
+        "the root's own address, no wrapper module"
+    );
+    assert!(
+        !sandbox
+            .path(".gitops-bootstrap/dev/terraform/main.tf.json")
+            .exists(),
+        "no generated root"
+    );
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let data = config_maps
+        .get("cluster-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(data["cluster_name"], "sandbox");
+    assert_eq!(data["vpc_id"], "vpc-0fixture");
+    assert_eq!(data["node_count"], "2", "a number becomes a string");
+    assert_eq!(data["spot"], "false");
+
+    let rerun = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.output());
+    assert!(rerun.stderr.contains("no changes"), "{}", rerun.stderr);
 }

@@ -562,21 +562,21 @@ fn bad_inputs() -> Vec<Bad> {
             &[],
             &["create-env", "dev", "--yes", "--profile", "../x"],
             2,
-            &["--profile must be a DNS-1123 label"],
+            &["--profile must be a directory name"],
         ),
         bad(
-            "profile uppercase",
+            "profile with a space",
             &[],
-            &["create-env", "dev", "--yes", "--profile", "Standard"],
+            &["create-env", "dev", "--yes", "--profile", "my profile"],
             2,
-            &["DNS-1123 label"],
+            &["must be a directory name"],
         ),
         bad(
             "profile unicode",
             &[],
             &["create-env", "dev", "--yes", "--profile", "stándard"],
             2,
-            &["DNS-1123 label"],
+            &["must be a directory name"],
         ),
         // Flags.
         bad(

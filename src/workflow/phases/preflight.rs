@@ -14,7 +14,7 @@ use crate::keys::{AgeKey, KeyStore};
 use crate::lock::EnvLock;
 use crate::render::{self, cluster_dir};
 use crate::report::Reporter;
-use crate::terraform::Terraform;
+use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, check_read_access, push_spec, read_credentials};
 use crate::workflow::lint;
 use crate::workflow::phases::lock;
@@ -51,6 +51,13 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
     lock::announce_takeover(&lock, input.env, input.reporter);
     let tf = terraform::discover(input.config, input.terraform_binary).await?;
     let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
+    let module = ModuleInterface::read(&input.env.module)?;
+    let access = terraform::check_module_contract(input.env, &module)?;
+    facts.push(format!(
+        "module declares the contract ({} outputs, {} access)",
+        module.outputs.len(),
+        access.name()
+    ));
 
     let (workspace, committed) = repository(&input).await?;
     facts.push(format!(

@@ -31,6 +31,7 @@ pub async fn run(
 ) -> Result<(Outcome, Contract)> {
     let root = terraform::init_root(tf, config, env, cancel).await?;
     let plan = tf.plan(&root, PlanMode::Apply, cancel).await?;
+    terraform::report_warnings(reporter, plan.warnings());
     let summary = plan.summary().clone();
     let outcome = if summary.is_empty() {
         drop(plan);
@@ -43,6 +44,9 @@ pub async fn run(
             |event| {
                 if let Some(line) = terraform::progress_line(event) {
                     reporter.progress("terraform", line);
+                }
+                if let Some(warning) = event.warning() {
+                    terraform::report_warnings(reporter, std::slice::from_ref(warning));
                 }
             },
             cancel,
