@@ -146,7 +146,10 @@ async fn drive(
         &restorable.age_key,
     );
     steps.step("config-and-secrets", bootstrap).await?;
-    let install = flux_install::run(&client, &restorable.components);
+    // One deadline for every wait on the cluster, as create-env has: the controllers, then
+    // the apps.
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let install = flux_install::run(&client, &restorable.components, deadline);
     steps.step("flux-install", install).await?;
     let sync = sync::run(&client, &restorable.sync_manifest, &restorable.commit);
     steps.step("sync", sync).await?;
@@ -154,7 +157,7 @@ async fn drive(
         &client,
         restorable.workspace,
         &restorable.commit,
-        options.timeout,
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
         reporter,
         cancel,
     );

@@ -207,7 +207,9 @@ pub async fn settle_deploy_key(
 fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<()> {
     let repo = &input.env.repository;
     let profile = input.profile;
-    let profile_dir = workspace.spec().prefixed(&format!("{}/{profile}", repo.profiles_dir));
+    let profile_dir = workspace
+        .spec()
+        .prefixed(&format!("{}/{profile}", repo.profiles_dir));
     if workspace.head().is_none() {
         return Err(Error::bad_input(format!(
             "branch {} does not exist in {}",
