@@ -145,7 +145,9 @@ async fn drive(
         &restorable.age_key,
     );
     steps.step("config-and-secrets", bootstrap).await?;
-    let install = flux_install::run(&client, &restorable.components);
+    // One deadline for every wait on the cluster, as in create-env.
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let install = flux_install::run(&client, &restorable.components, deadline);
     steps.step("flux-install", install).await?;
     let sync = sync::run(&client, &restorable.sync_manifest, &restorable.commit);
     steps.step("sync", sync).await?;
@@ -153,7 +155,7 @@ async fn drive(
         &client,
         restorable.workspace,
         &restorable.commit,
-        options.timeout,
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
         reporter,
         cancel,
     );
