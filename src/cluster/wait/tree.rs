@@ -574,7 +574,7 @@ status:
         );
         assert_eq!(
             with_chart.nodes[&chart_name].sources,
-            [repository.clone()],
+            std::slice::from_ref(&repository),
             "the chart reads the repository too"
         );
         objects.remove(&chart_name);
