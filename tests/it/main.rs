@@ -11,6 +11,7 @@ mod fleet;
 mod gitops;
 mod init;
 mod lint;
+mod plan;
 mod profiles;
 mod rebuild;
 mod release;
