@@ -130,10 +130,6 @@ pub struct EnvArgs {
     pub terraform: Option<PathBuf>,
 }
 
-/// create-env's `--timeout` when none is given (the `default_value` above it says "15m"; a
-/// test keeps them equal): `plan` renders the cluster directory with it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-
 #[derive(Debug, Args)]
 pub struct CreateEnvArgs {
     #[command(flatten)]
@@ -318,7 +314,7 @@ mod tests {
             panic!("parsed another command")
         };
         assert_eq!(args.target.env, "dev");
-        assert_eq!(args.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(args.timeout, Duration::from_secs(900));
         assert!(!args.yes);
         assert_eq!(cli.output, OutputFormat::Text);
     }

@@ -1,16 +1,13 @@
-//! `plan <env>`: what Terraform would change and the files create-env would write in the
-//! repository (a unified diff against the branch tip), without changing anything.
+//! `plan <env>`: what Terraform would change, without changing anything.
 
 use tokio_util::sync::CancellationToken;
 
 use super::{CommandOutput, load_env};
-use crate::cli::DEFAULT_TIMEOUT;
 use crate::cli::{Cli, EnvArgs};
 use crate::error::{ExitStatus, Result};
 use crate::lock::EnvLock;
 use crate::report::Reporter;
 use crate::terraform::PlanMode;
-use crate::workflow::plan::{self, Change, RepositoryPlan};
 use crate::workflow::{EnvPaths, Outcome, run_step, terraform};
 
 /// How long `plan` waits for another run of the env to finish.
@@ -47,16 +44,6 @@ pub async fn run(
         Ok((outcome, summary))
     };
     let summary = run_step(reporter, "terraform-plan", planning).await.1?;
-    let comparing = async {
-        let repository = plan::repository(&env, DEFAULT_TIMEOUT).await?;
-        let outcome = if repository.count(Change::Unchanged) == repository.files.len() {
-            Outcome::UpToDate(repository.describe())
-        } else {
-            Outcome::Done(repository.describe())
-        };
-        Ok((outcome, repository))
-    };
-    let repository = run_step(reporter, "repository-plan", comparing).await.1?;
     let mut text = format!("env {}: {}", env.name, summary.describe());
     for (sign, addresses) in [
         ("+", &summary.adds),
@@ -69,46 +56,9 @@ pub async fn run(
             text.push_str(&format!("\n  {sign} {address}"));
         }
     }
-    text.push_str(&repository_text(&repository));
     Ok(CommandOutput::new(
         ExitStatus::Success,
-        &serde_json::json!({ "env": env.name, "terraform": summary, "repository": repository }),
+        &serde_json::json!({ "env": env.name, "terraform": summary }),
         text,
     ))
-}
-
-/// New files by name and size (gotk-components.yaml alone is thousands of lines), changed
-/// files with their diff.
-fn repository_text(repository: &RepositoryPlan) -> String {
-    let tip = repository
-        .tip
-        .as_deref()
-        .map_or("no commit yet".to_owned(), |tip| {
-            tip.chars().take(7).collect()
-        });
-    let mut text = format!(
-        "\nrepository {} ({tip}): {}",
-        repository.branch,
-        repository.describe()
-    );
-    for file in &repository.files {
-        match file.change {
-            Change::Create => {
-                text.push_str(&format!("\n  + {} ({} lines)", file.path, file.lines));
-            }
-            Change::Modify => {
-                text.push_str(&format!("\n  ~ {}", file.path));
-                for line in file.diff.lines() {
-                    text.push_str(&format!("\n    {line}"));
-                }
-            }
-            Change::Unchanged => {}
-        }
-    }
-    if repository.age_key_pending {
-        text.push_str(
-            "\n  (the env has no age key yet: create-env generates it and names it in .sops.yaml)",
-        );
-    }
-    text
 }

@@ -11,7 +11,6 @@ mod fleet;
 mod gitops;
 mod init;
 mod lint;
-mod plan;
 mod profiles;
 mod rebuild;
 mod release;

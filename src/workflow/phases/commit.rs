@@ -81,7 +81,7 @@ pub async fn run(
 /// Every file of the env's cluster directory: the rendered templates and gotk-components.yaml.
 /// Rendering does not depend on the branch tip, so a retry after a race writes the same files
 /// on top of the new tip.
-pub fn cluster_files(input: &ClusterDirInputs<'_>) -> Result<Vec<FileChange>> {
+fn cluster_files(input: &ClusterDirInputs<'_>) -> Result<Vec<FileChange>> {
     let repo = &input.env.repository;
     let render_input = RenderInput {
         env: input.env.name.clone(),
