@@ -146,8 +146,7 @@ async fn drive(
         &restorable.age_key,
     );
     steps.step("config-and-secrets", bootstrap).await?;
-    // One deadline for every wait on the cluster, as create-env has: the controllers, then
-    // the apps.
+    // One deadline for every wait on the cluster, as in create-env.
     let deadline = tokio::time::Instant::now() + options.timeout;
     let install = flux_install::run(&client, &restorable.components, deadline);
     steps.step("flux-install", install).await?;

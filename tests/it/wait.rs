@@ -58,7 +58,10 @@ async fn a_rerun_after_fixing_a_broken_build_waits_for_the_fix() {
         "  - release.yaml",
         "  - release.yaml\n  - missing.yaml",
     );
-    let failed = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    // Lint would stop this build in preflight; the point here is what the wait makes of it.
+    let failed = sandbox
+        .run(&["create-env", ENV, "--yes", "--skip-lint"])
+        .await;
     assert_eq!(failed.code, 1, "{}", failed.output());
     assert!(failed.stderr.contains("BuildFailed"), "{}", failed.stderr);
 
@@ -80,8 +83,16 @@ async fn a_dependency_that_names_nothing_fails_fast_naming_who_wants_it() {
         "  dependsOn:\n    - name: cert-manger\n      namespace: cert-manager\n  install:\n",
     );
     let started = Instant::now();
+    // Lint would name the dangling dependsOn in preflight; the point is what the wait does.
     let run = sandbox
-        .run(&["create-env", ENV, "--yes", "--timeout", "90s"])
+        .run(&[
+            "create-env",
+            ENV,
+            "--yes",
+            "--skip-lint",
+            "--timeout",
+            "90s",
+        ])
         .await;
     assert_eq!(run.code, 1, "{}", run.output());
     assert!(
