@@ -145,8 +145,11 @@ fn default_branch() -> String {
     "main".to_owned()
 }
 
+/// Where profiles live when the repository does not say.
+pub const DEFAULT_PROFILES_DIR: &str = "profiles";
+
 fn default_profiles_dir() -> String {
-    "profiles".to_owned()
+    DEFAULT_PROFILES_DIR.to_owned()
 }
 
 /// `[...repository.substitution]`: the objects in `flux-system` that receive the output

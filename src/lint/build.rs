@@ -10,6 +10,7 @@ use serde_yaml_ng::Value;
 use super::source::{self, Doc, Location, Repo, api_group, text_at};
 use super::variables::substitute;
 use super::{Finding, LintError, LintTarget, Rule};
+use crate::config::SubstitutionConfig;
 
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const FLUX_KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io";
@@ -84,7 +85,7 @@ pub struct Applier {
     pub substitutes: bool,
     /// `postBuild.substitute`.
     pub substitute: BTreeMap<String, String>,
-    /// `postBuild.substituteFrom` names `cluster-config` or `cluster-secrets`.
+    /// `postBuild.substituteFrom` names the env's ConfigMap or Secret.
     pub from_cluster: bool,
     /// `postBuild.substituteFrom` names something else, which lint cannot read.
     pub from_other: bool,
@@ -92,21 +93,18 @@ pub struct Applier {
 
 impl Applier {
     /// The `profile` Kustomization create-env commits (docs/design.md).
-    fn profile(path_prefix: &str) -> Applier {
-        let root = match path_prefix {
-            "" => "./profiles".to_owned(),
-            prefix => format!("./{prefix}/profiles"),
-        };
+    fn profile(target: &LintTarget) -> Applier {
+        let root = format!("./{}", join(&target.path_prefix, &target.profiles_dir));
         Applier {
             name: "flux-system/profile".to_owned(),
             substitutes: true,
             substitute: BTreeMap::from([("profiles_root".to_owned(), root)]),
             from_cluster: true,
-            from_other: false,
+            from_other: !target.substitution.extra.is_empty(),
         }
     }
 
-    fn of(kustomization: &Value) -> Applier {
+    fn of(kustomization: &Value, substitution: &SubstitutionConfig) -> Applier {
         let post_build = &kustomization["spec"]["postBuild"];
         let substitute = post_build["substitute"]
             .as_mapping()
@@ -126,7 +124,8 @@ impl Applier {
             .flatten()
             .map(|source| text_at(source, &["name"]))
             .collect();
-        let cluster = |name: &&str| *name == "cluster-config" || *name == "cluster-secrets";
+        let cluster =
+            |name: &&str| *name == substitution.config_map || *name == substitution.secret;
         Applier {
             name: format!(
                 "{}/{}",
@@ -169,10 +168,9 @@ impl ProfileTree {
             builds: Vec::new(),
             findings: Vec::new(),
         };
-        let start = join(&join(&target.path_prefix, "profiles"), profile);
+        let start = join(&join(&target.path_prefix, &target.profiles_dir), profile);
         // Breadth first, in the order the builds list their Kustomizations.
-        let mut queue =
-            std::collections::VecDeque::from([(start, Applier::profile(&target.path_prefix), 0)]);
+        let mut queue = std::collections::VecDeque::from([(start, Applier::profile(target), 0)]);
         let mut seen = BTreeSet::new();
         while let Some((dir, applier, depth)) = queue.pop_front() {
             if depth > MAX_DEPTH || !seen.insert(dir.clone()) {
@@ -183,7 +181,11 @@ impl ProfileTree {
             };
             for object in &build.objects {
                 if let Some(next) = tree.applied_dir(repo, &object.value) {
-                    queue.push_back((next, Applier::of(&object.value), depth + 1));
+                    queue.push_back((
+                        next,
+                        Applier::of(&object.value, &target.substitution),
+                        depth + 1,
+                    ));
                 }
             }
             tree.builds.push(build);
@@ -405,12 +407,14 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// The profiles to lint: the ones asked for (which must exist), else every directory of
-/// `profiles/` whose kustomization is a Kustomization (not `apps/`, not `components/`).
+/// `profiles_dir` that kustomize builds: a Kustomization, or a Component as repositories that
+/// compose profiles from Components have them (not `apps/`, not `components/`, which hold
+/// directories rather than a kustomization).
 pub fn profiles(repo: &Repo, target: &LintTarget) -> Result<Vec<String>, LintError> {
-    let dir = join(&target.path_prefix, "profiles");
+    let dir = join(&target.path_prefix, &target.profiles_dir);
     let is_profile = |name: &str| {
         kustomization_kind(repo, &join(&dir, name))
-            .is_some_and(|kind| kind.is_empty() || kind == "Kustomization")
+            .is_some_and(|kind| matches!(kind.as_str(), "" | "Kustomization" | "Component"))
     };
     let mut known: Vec<String> = std::fs::read_dir(repo.root.join(&dir))
         .into_iter()

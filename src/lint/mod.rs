@@ -22,6 +22,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::config::SubstitutionConfig;
+
 pub use apis::fix_api_versions;
 pub use build::Kustomize;
 pub use error::LintError;
@@ -147,9 +149,14 @@ impl ClusterVariables {
 pub struct LintTarget {
     /// The repository's working tree.
     pub repo_root: PathBuf,
-    /// The prefix inside the repository holding `clusters/` and `profiles/` (`""`: the root).
+    /// The prefix inside the repository holding `clusters/` and the profiles (`""`: the root).
     pub path_prefix: String,
-    /// Profiles to build (directories under `profiles/`); empty: every profile there.
+    /// Where the profiles live under the prefix (`repository.profiles_dir`).
+    pub profiles_dir: String,
+    /// The objects create-env substitutes from: the ConfigMap and Secret it writes, then the
+    /// repository's extra sources (which lint cannot read).
+    pub substitution: SubstitutionConfig,
+    /// Profiles to build (directories under `profiles_dir`); empty: every profile there.
     pub profiles: Vec<String>,
     pub variables: ClusterVariables,
     /// The Flux release the env installs (`v2.4.0`); `None`: the newest lint knows.

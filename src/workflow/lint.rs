@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{ContractField, EnvConfig};
+use crate::config::{ContractField, DEFAULT_PROFILES_DIR, EnvConfig, SubstitutionConfig};
 use crate::error::{Error, Result};
 use crate::lint::{self, ClusterVariables, Finding, Kustomize, LintReport, LintTarget, Severity};
 use crate::report::{Event, Reporter};
@@ -64,6 +64,8 @@ pub fn repository_target(root: &Path, profiles: Vec<String>) -> LintTarget {
     LintTarget {
         repo_root: root.to_owned(),
         path_prefix: String::new(),
+        profiles_dir: DEFAULT_PROFILES_DIR.to_owned(),
+        substitution: SubstitutionConfig::default(),
         profiles,
         variables: ClusterVariables::contract_minimum(),
         flux_version: None,
@@ -77,6 +79,8 @@ pub fn env_target(root: &Path, env: &EnvConfig, profile: &str) -> Result<LintTar
     Ok(LintTarget {
         repo_root: root.to_owned(),
         path_prefix: env.repository.path.clone(),
+        profiles_dir: env.repository.profiles_dir.clone(),
+        substitution: env.repository.substitution.clone(),
         profiles: vec![profile.to_owned()],
         variables: cluster_variables(env, &module),
         flux_version: Some(env.flux_version.clone()),
