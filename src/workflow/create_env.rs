@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::commit::ClusterDirInputs;
 use super::phases::preflight::PreflightInputs;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{
-    commit, config_and_secrets, connect, detect, flux_install, preflight, summary, sync,
-    terraform_apply, wait_for_apps,
+    commit, config_and_secrets, connect, detect, preflight, summary, terraform_apply,
 };
 use super::{EnvPaths, Steps};
 use crate::config::{Config, EnvConfig};
@@ -116,21 +116,14 @@ async fn drive(
         .await?;
     steps.record().commit = Some(committed.head.clone());
 
-    // One deadline for every wait on the cluster: the controllers, then the apps.
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let install = flux_install::run(&client, &prepared.components, deadline);
-    steps.step("flux-install", install).await?;
-    let sync = sync::run(&client, &committed.sync_manifest, &committed.head);
-    steps.step("sync", sync).await?;
-    let wait = wait_for_apps::run(
-        &client,
-        committed.workspace,
-        &committed.head,
-        deadline.saturating_duration_since(tokio::time::Instant::now()),
-        reporter,
-        cancel,
-    );
-    let apps = steps.step("wait-for-apps", wait).await?;
+    let flux = FluxTarget {
+        components: &prepared.components,
+        sync_manifest: &committed.sync_manifest,
+        commit: &committed.head,
+        workspace: committed.workspace,
+    };
+    let apps =
+        install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;
 
     let result = CreateEnvResult {
         env: env.name.clone(),

@@ -6,6 +6,7 @@
 pub mod create_env;
 pub mod doctor;
 pub mod envs;
+mod flux_up;
 pub mod git;
 pub mod init;
 pub mod lint;

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::detect::Situation;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{
-    config_and_secrets, connect, detect, flux_install, rebuild_preflight, short, sync,
-    terraform_apply, wait_for_apps,
+    config_and_secrets, connect, detect, rebuild_preflight, short, terraform_apply,
 };
 use super::{EnvPaths, Outcome, Steps};
 use crate::cluster::Snapshot;
@@ -146,21 +146,14 @@ async fn drive(
         &restorable.age_key,
     );
     steps.step("config-and-secrets", bootstrap).await?;
-    // One deadline for every wait on the cluster, as in create-env.
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let install = flux_install::run(&client, &restorable.components, deadline);
-    steps.step("flux-install", install).await?;
-    let sync = sync::run(&client, &restorable.sync_manifest, &restorable.commit);
-    steps.step("sync", sync).await?;
-    let wait = wait_for_apps::run(
-        &client,
-        restorable.workspace,
-        &restorable.commit,
-        deadline.saturating_duration_since(tokio::time::Instant::now()),
-        reporter,
-        cancel,
-    );
-    let apps = steps.step("wait-for-apps", wait).await?;
+    let flux = FluxTarget {
+        components: &restorable.components,
+        sync_manifest: &restorable.sync_manifest,
+        commit: &restorable.commit,
+        workspace: restorable.workspace,
+    };
+    let apps =
+        install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;
     let summary = async {
         let text = format!(
             "env {} recovered: {}/{} Flux objects Ready",

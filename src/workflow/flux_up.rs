@@ -1,0 +1,51 @@
+//! The tail create-env and rebuild share: Flux installed from the given components, synced to
+//! the given commit, and every runtime app Ready — three named steps under one deadline, so
+//! `--timeout` bounds the controllers' wait and the apps' wait together.
+
+use std::time::Duration;
+
+use kube::Client;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Steps;
+use super::phases::{flux_install, sync, wait_for_apps};
+use crate::cluster::{Components, Snapshot};
+use crate::error::Result;
+use crate::gitops::Workspace;
+use crate::report::Reporter;
+
+/// What Flux is brought up with: the components to install and the commit to sync.
+pub struct FluxTarget<'a> {
+    pub components: &'a Components,
+    /// gotk-sync.yaml as committed at `commit`.
+    pub sync_manifest: &'a str,
+    pub commit: &'a str,
+    /// The clone holding `commit`, to recognise commits pushed after it.
+    pub workspace: Workspace,
+}
+
+/// Runs the steps flux-install, sync and wait-for-apps; returns the apps' last snapshot.
+pub async fn install_sync_and_wait(
+    steps: &mut Steps<'_>,
+    client: &Client,
+    target: FluxTarget<'_>,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<Snapshot> {
+    let deadline = Instant::now() + timeout;
+    let install = flux_install::run(client, target.components, deadline);
+    steps.step("flux-install", install).await?;
+    let sync = sync::run(client, target.sync_manifest, target.commit);
+    steps.step("sync", sync).await?;
+    let wait = wait_for_apps::run(
+        client,
+        target.workspace,
+        target.commit,
+        deadline.saturating_duration_since(Instant::now()),
+        reporter,
+        cancel,
+    );
+    steps.step("wait-for-apps", wait).await
+}
