@@ -1,11 +1,9 @@
 //! `create-env <env>`: validate the request, then run create-env's steps.
 
-use std::io::IsTerminal;
-
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandOutput, load_env};
-use crate::cli::{Cli, CreateEnvArgs, OutputFormat};
+use super::{CommandOutput, load_env, require_confirmable};
+use crate::cli::{Cli, CreateEnvArgs};
 use crate::config::check_profile_name;
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
@@ -21,17 +19,11 @@ pub async fn run(
     let profile = args.profile.clone().unwrap_or_else(|| env.profile.clone());
     check_profile_name(&profile)
         .map_err(|reason| Error::bad_input(format!("--profile {reason}")))?;
-    let interactive = cli.output == OutputFormat::Text
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
-    if !args.yes && !interactive {
-        return Err(Error::bad_input(
-            "create-env applies Terraform changes and nobody can confirm them here",
-        )
-        .with_hint(
-            "pass --yes (required when not running in a terminal, and with --output json)",
-        ));
-    }
+    require_confirmable(
+        cli,
+        args.yes,
+        "create-env applies Terraform changes and nobody can confirm them here",
+    )?;
 
     let options = CreateEnvOptions {
         profile,

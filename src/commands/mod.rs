@@ -13,12 +13,14 @@ mod rebuild;
 mod status;
 mod teardown;
 
+use std::io::IsTerminal;
+
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, OutputFormat};
 use crate::config::{Config, EnvConfig};
-use crate::error::{ExitStatus, Result};
+use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 
 /// What a command produced: the `result` event's payload and its human rendering.
@@ -58,6 +60,20 @@ pub async fn run(
         Command::Completions { shell } => Ok(completions::run(*shell)),
         Command::Man { dir } => man::run(dir.as_deref()),
     }
+}
+
+/// Refuses a run that changes things when nobody can confirm it (no terminal, or JSON output)
+/// and `--yes` was not given, with `refusal` as the message; checked before any side effect.
+fn require_confirmable(cli: &Cli, assume_yes: bool, refusal: &str) -> Result<()> {
+    let interactive = cli.output == OutputFormat::Text
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    if !assume_yes && !interactive {
+        return Err(Error::bad_input(refusal.to_owned()).with_hint(
+            "pass --yes (required when not running in a terminal, and with --output json)",
+        ));
+    }
+    Ok(())
 }
 
 /// Every command that touches an environment validates the whole file first.

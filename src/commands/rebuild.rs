@@ -1,12 +1,10 @@
 //! `rebuild <env>`: validate the request, then run rebuild's steps.
 
-use std::io::IsTerminal;
-
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandOutput, load_env};
-use crate::cli::{Cli, OutputFormat, RebuildArgs};
-use crate::error::{Error, ExitStatus, Result};
+use super::{CommandOutput, load_env, require_confirmable};
+use crate::cli::{Cli, RebuildArgs};
+use crate::error::{ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::rebuild::{self, RebuildOptions};
 
@@ -17,17 +15,11 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.target.env)?;
-    let interactive = cli.output == OutputFormat::Text
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
-    if !args.yes && !interactive {
-        return Err(Error::bad_input(
-            "rebuild applies Terraform changes and nobody can confirm them here",
-        )
-        .with_hint(
-            "pass --yes (required when not running in a terminal, and with --output json)",
-        ));
-    }
+    require_confirmable(
+        cli,
+        args.yes,
+        "rebuild applies Terraform changes and nobody can confirm them here",
+    )?;
     let options = RebuildOptions {
         assume_yes: args.yes,
         allow_replace: args.allow_replace,

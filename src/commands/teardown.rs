@@ -1,11 +1,9 @@
 //! `teardown <env>`: validate the request, then run teardown's steps.
 
-use std::io::IsTerminal;
-
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandOutput, load_env};
-use crate::cli::{Cli, OutputFormat, TeardownArgs};
+use super::{CommandOutput, load_env, require_confirmable};
+use crate::cli::{Cli, TeardownArgs};
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::teardown::{self, TeardownOptions};
@@ -17,18 +15,12 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.target.env)?;
-    let interactive = cli.output == OutputFormat::Text
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
+    require_confirmable(
+        cli,
+        args.yes,
+        "teardown deletes the env and nobody can confirm it here",
+    )?;
     if !args.yes {
-        if !interactive {
-            return Err(Error::bad_input(
-                "teardown deletes the env and nobody can confirm it here",
-            )
-            .with_hint(
-                "pass --yes (required when not running in a terminal, and with --output json)",
-            ));
-        }
         let question = format!(
             "Tear down env {}: its apps, Flux, its Terraform resources and clusters/{}/ in Git?",
             env.name, env.name
