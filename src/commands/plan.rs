@@ -1,4 +1,6 @@
-//! `plan <env>`: what Terraform would change, without changing anything.
+//! `plan <env>`: what Terraform would change and the files create-env would write in the
+//! repository (a unified diff against the branch tip), without changing anything. A repository
+//! that cannot be read leaves its section saying why; the Terraform plan still stands.
 
 use tokio_util::sync::CancellationToken;
 
@@ -8,6 +10,7 @@ use crate::error::{ExitStatus, Result};
 use crate::lock::EnvLock;
 use crate::report::Reporter;
 use crate::terraform::PlanMode;
+use crate::workflow::plan::{self, Change, RepositoryPlan, Section};
 use crate::workflow::{EnvPaths, Outcome, run_step, terraform};
 
 /// How long `plan` waits for another run of the env to finish.
@@ -44,6 +47,21 @@ pub async fn run(
         Ok((outcome, summary))
     };
     let summary = run_step(reporter, "terraform-plan", planning).await.1?;
+    let comparing = async {
+        let section = Section::from_result(plan::repository(&env).await);
+        let outcome = match &section {
+            Section::Planned(repository) if repository.is_unchanged() => {
+                Outcome::UpToDate(repository.describe())
+            }
+            Section::Planned(repository) => Outcome::Done(repository.describe()),
+            Section::Skipped { reason, .. } => {
+                reporter.warning(format!("the repository is not compared: {reason}"));
+                Outcome::Done("not compared".to_owned())
+            }
+        };
+        Ok((outcome, section))
+    };
+    let repository = run_step(reporter, "repository-plan", comparing).await.1?;
     let mut text = format!("env {}: {}", env.name, summary.describe());
     for (sign, addresses) in [
         ("+", &summary.adds),
@@ -56,9 +74,56 @@ pub async fn run(
             text.push_str(&format!("\n  {sign} {address}"));
         }
     }
+    text.push_str(&repository_text(&repository));
     Ok(CommandOutput::new(
         ExitStatus::Success,
-        &serde_json::json!({ "env": env.name, "terraform": summary }),
+        &serde_json::json!({ "env": env.name, "terraform": summary, "repository": repository }),
         text,
     ))
+}
+
+/// New files by name and size (gotk-components.yaml alone is thousands of lines), changed
+/// files with their diff; or why the repository was not compared.
+fn repository_text(section: &Section<RepositoryPlan>) -> String {
+    let repository = match section {
+        Section::Planned(repository) => repository,
+        Section::Skipped { reason, hint } => {
+            let mut text = format!("\nrepository: not compared: {reason}");
+            if let Some(hint) = hint {
+                text.push_str(&format!("\n  hint: {hint}"));
+            }
+            return text;
+        }
+    };
+    let tip = repository
+        .tip
+        .as_deref()
+        .map_or("no commit yet".to_owned(), |tip| {
+            tip.chars().take(7).collect()
+        });
+    let mut text = format!(
+        "\nrepository {} ({tip}): {}",
+        repository.branch,
+        repository.describe()
+    );
+    for file in &repository.files {
+        match file.change {
+            Change::Create => {
+                text.push_str(&format!("\n  + {} ({} lines)", file.path, file.lines));
+            }
+            Change::Modify => {
+                text.push_str(&format!("\n  ~ {}", file.path));
+                for line in file.diff.lines() {
+                    text.push_str(&format!("\n    {line}"));
+                }
+            }
+            Change::Unchanged => {}
+        }
+    }
+    if repository.age_key_pending {
+        text.push_str(
+            "\n  (the env has no age key yet: create-env generates it and names it in .sops.yaml)",
+        );
+    }
+    text
 }

@@ -12,6 +12,7 @@ pub mod init;
 pub mod lint;
 mod paths;
 pub mod phases;
+pub mod plan;
 pub mod rebuild;
 mod runner;
 pub mod status;

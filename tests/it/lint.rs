@@ -3,7 +3,7 @@
 //! lines, `--fix` repairs Flux API versions and nothing else, bad input exits 2; create-env
 //! runs the lint before Terraform.
 
-use crate::support::sandbox::{BRANCH, ENV, REPO, Sandbox};
+use crate::support::sandbox::{ENV, Sandbox};
 use crate::support::{bin, copy_dir, json_events, stdout};
 use std::path::{Path, PathBuf};
 
@@ -231,18 +231,11 @@ async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
     let sandbox = Sandbox::start().await;
     sandbox.write_config();
     // Outside every build, so Flux itself would not mind: only lint does.
-    sandbox
-        .git
-        .commit_files(
-            REPO,
-            BRANCH,
-            &[(
-                "notes/token.yaml",
-                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: plain\n",
-            )],
-            "test: a plaintext Secret",
-        )
-        .unwrap();
+    sandbox.commit_file(
+        "notes/token.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: plain\n",
+        "test: a plaintext Secret",
+    );
 
     let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
     assert_eq!(run.code, 2, "{}", run.output());

@@ -12,6 +12,7 @@ mod gitops;
 mod init;
 mod lint;
 mod own_layout;
+mod plan;
 mod profiles;
 mod rebuild;
 mod release;

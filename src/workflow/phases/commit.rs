@@ -53,13 +53,9 @@ pub async fn run(
         let outcome = workspace.sync_files(
             |tip| {
                 // Read on every attempt: a raced push renders again on the new tip.
-                let kept = kept_content(tip, &render_input)?;
+                let (files, kept) = files_at(tip, &render_input, &components)?;
                 unapplied.clone_from(&kept.unapplied);
-                let input = RenderInput {
-                    kept,
-                    ..render_input.clone()
-                };
-                cluster_files(&input, &components)
+                Ok(files)
             },
             &message,
             PUSH_ATTEMPTS,
@@ -97,7 +93,7 @@ pub async fn run(
 }
 
 /// What the env's directory is rendered from; what it already holds is read from the tip.
-fn render_input(input: &ClusterDirInputs<'_>) -> RenderInput {
+pub fn render_input(input: &ClusterDirInputs<'_>) -> RenderInput {
     let repo = &input.env.repository;
     RenderInput {
         env: input.env.name.clone(),
@@ -139,6 +135,21 @@ fn kept_content(tip: &Workspace, input: &RenderInput) -> Result<KeptContent> {
         ))
         .with_hint("fix that file in Git (it must be a valid kustomization) and rerun")
     })
+}
+
+/// Every file create-env writes in the env's directory on `tip` (plan compares them with the
+/// tip), and what of the user's content that directory keeps.
+pub fn files_at(
+    tip: &Workspace,
+    input: &RenderInput,
+    components: &str,
+) -> Result<(Vec<FileChange>, KeptContent)> {
+    let kept = kept_content(tip, input)?;
+    let input = RenderInput {
+        kept: kept.clone(),
+        ..input.clone()
+    };
+    Ok((cluster_files(&input, components)?, kept))
 }
 
 /// Every file of the env's cluster directory: the rendered templates and gotk-components.yaml.

@@ -73,7 +73,7 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         input.reporter,
     )?);
 
-    let source = components_source(&input, committed.components)?;
+    let source = components_source(input.flux_manifests, input.env, committed.components)?;
     let components = resolve_components(&source, &input.env.flux_version).await?;
     facts.push(format!(
         "Flux {} from {}",
@@ -250,11 +250,12 @@ fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<(
     }
 }
 
-fn components_source(
-    input: &PreflightInputs<'_>,
+pub fn components_source(
+    flag: Option<&str>,
+    env: &EnvConfig,
     committed: Option<String>,
 ) -> Result<ComponentsSource> {
-    let explicit = match (input.flux_manifests, &input.env.flux_manifests) {
+    let explicit = match (flag, &env.flux_manifests) {
         (Some(flag), _) => Some(ManifestLocation::parse(flag)?),
         (None, Some(crate::config::FluxManifests::File(path))) => {
             Some(ManifestLocation::File(path.clone()))
@@ -264,7 +265,7 @@ fn components_source(
         }
         (None, None) => None,
     };
-    let extra_ca_pem = match &input.env.flux_manifests_ca_file {
+    let extra_ca_pem = match &env.flux_manifests_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
             Error::bad_input(format!(
                 "failed to read flux_manifests_ca_file {}: {err}",

@@ -219,6 +219,13 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
         command
     }
 
+    /// Commits one file to the GitOps branch, as someone else would.
+    pub fn commit_file(&self, path: &str, content: &str, message: &str) {
+        self.git
+            .commit_files(REPO, BRANCH, &[(path, content)], message)
+            .expect("committing to the GitOps branch");
+    }
+
     /// The commits of the GitOps branch, newest first.
     pub fn log(&self) -> Vec<String> {
         self.git.log(REPO, BRANCH).expect("reading the branch log")
