@@ -3,18 +3,19 @@
 //! verified. A just-created API server may refuse connections for a while, so connecting
 //! retries within a budget; rejected credentials fail at once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use kube::config::{
-    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
-    NamedContext,
+    AuthInfo, Cluster, Context, ExecConfig, ExecInteractiveMode, KubeConfigOptions, Kubeconfig,
+    NamedAuthInfo, NamedCluster, NamedContext,
 };
 use kube::{Client, Config};
 use secrecy::ExposeSecret as _;
 
 use super::retry::{RetryFailure, retry};
-use crate::contract::ClusterAccess;
+use crate::contract::{ClusterAccess, ExecCredential};
 use crate::error::{Diagnose, ExitStatus};
 
 /// Longest single attempt at `/version`; the budget bounds the whole.
@@ -35,6 +36,10 @@ pub enum ClusterError {
         "the cluster endpoint `{endpoint}` from Terraform output `cluster_endpoint` is not an https URL"
     )]
     InvalidEndpoint { endpoint: String },
+    #[error(
+        "the credential plugin `{command}` from Terraform output `cluster_exec` is not an executable on PATH"
+    )]
+    ExecPluginMissing { command: String },
     #[error("failed to build a client for {endpoint}: {source}")]
     Client {
         endpoint: String,
@@ -77,6 +82,7 @@ impl Diagnose for ClusterError {
             ClusterError::InvalidKubeconfig { .. }
             | ClusterError::InsecureKubeconfig { .. }
             | ClusterError::InvalidEndpoint { .. }
+            | ClusterError::ExecPluginMissing { .. }
             | ClusterError::Rejected { .. }
             | ClusterError::UntrustedServer { .. } => ExitStatus::BadInput,
             ClusterError::Unreachable { .. } => ExitStatus::TimedOut,
@@ -88,6 +94,9 @@ impl Diagnose for ClusterError {
         match self {
             ClusterError::Rejected { output, .. } => Some(format!(
                 "the token or certificate in `{output}` is wrong or expired: check the Terraform module's output (`terraform output {output}` after a refresh), or the output mapping in the config"
+            )),
+            ClusterError::ExecPluginMissing { command } => Some(format!(
+                "install `{command}` (for EKS: the AWS CLI) or put it on PATH, then rerun; nothing was written to the cluster yet"
             )),
             ClusterError::InsecureKubeconfig { .. } => Some(
                 "give the module's kubeconfig the cluster's CA (certificate-authority-data) instead of skipping verification".to_owned(),
@@ -148,6 +157,7 @@ fn credentials_output(access: &ClusterAccess) -> &'static str {
     match access {
         ClusterAccess::Kubeconfig(_) => "kubeconfig",
         ClusterAccess::Endpoint { .. } => "cluster_token",
+        ClusterAccess::EndpointExec { .. } => "cluster_exec",
     }
 }
 
@@ -166,10 +176,30 @@ async fn config_for(access: &ClusterAccess) -> Result<Config, ClusterError> {
             endpoint,
             ca_certificate_pem,
             token,
-        } => (
-            endpoint_kubeconfig(endpoint, ca_certificate_pem, token)?,
-            "cluster_endpoint",
-        ),
+        } => {
+            let auth = AuthInfo {
+                token: Some(token.clone()),
+                ..Default::default()
+            };
+            (
+                endpoint_kubeconfig(endpoint, ca_certificate_pem, auth)?,
+                "cluster_endpoint",
+            )
+        }
+        ClusterAccess::EndpointExec {
+            endpoint,
+            ca_certificate_pem,
+            exec,
+        } => {
+            // kube would only say "failed to run the plugin" at the first request.
+            which::which(&exec.command).map_err(|_| ClusterError::ExecPluginMissing {
+                command: exec.command.clone(),
+            })?;
+            (
+                endpoint_kubeconfig(endpoint, ca_certificate_pem, exec_auth(exec))?,
+                "cluster_endpoint",
+            )
+        }
     };
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -193,12 +223,38 @@ fn kubeconfig_reason(err: &kube::config::KubeconfigError) -> String {
     }
 }
 
-/// The endpoint form of the contract as a one-context kubeconfig, so both forms go through
-/// kube's one loader (CA parsing, token auth).
+/// A credential plugin as kubectl runs it: kube runs it again once its token expires, and
+/// never lets it prompt.
+fn exec_auth(exec: &ExecCredential) -> AuthInfo {
+    let env = exec
+        .env
+        .iter()
+        .map(|(name, value)| {
+            HashMap::from([
+                ("name".to_owned(), name.clone()),
+                ("value".to_owned(), value.clone()),
+            ])
+        })
+        .collect();
+    AuthInfo {
+        exec: Some(ExecConfig {
+            api_version: Some("client.authentication.k8s.io/v1beta1".to_owned()),
+            command: Some(exec.command.clone()),
+            args: Some(exec.args.clone()),
+            env: Some(env),
+            interactive_mode: Some(ExecInteractiveMode::Never),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The endpoint forms of the contract as a one-context kubeconfig, so every form goes through
+/// kube's one loader (CA parsing, token auth, exec plugins).
 fn endpoint_kubeconfig(
     endpoint: &str,
     ca_certificate_pem: &str,
-    token: &secrecy::SecretString,
+    auth: AuthInfo,
 ) -> Result<Kubeconfig, ClusterError> {
     if !endpoint.starts_with("https://") {
         return Err(ClusterError::InvalidEndpoint {
@@ -220,10 +276,7 @@ fn endpoint_kubeconfig(
         }],
         auth_infos: vec![NamedAuthInfo {
             name: NAME.to_owned(),
-            auth_info: Some(AuthInfo {
-                token: Some(token.clone()),
-                ..Default::default()
-            }),
+            auth_info: Some(auth),
             ..Default::default()
         }],
         contexts: vec![NamedContext {
@@ -338,6 +391,26 @@ mod tests {
         assert!(!config.accept_invalid_certs);
         assert_eq!(config.root_cert.as_ref().map(Vec::len), Some(1));
         assert!(!format!("{config:?}").contains(CANARY));
+    }
+
+    #[tokio::test]
+    async fn a_credential_plugin_that_is_not_on_path_is_bad_input() {
+        let access = ClusterAccess::EndpointExec {
+            endpoint: "https://127.0.0.1:6443".to_owned(),
+            ca_certificate_pem: TEST_CA_PEM.to_owned(),
+            exec: crate::contract::ExecCredential {
+                command: "no-such-get-token-5f3a".to_owned(),
+                args: vec!["eks".to_owned()],
+                env: Default::default(),
+            },
+        };
+        let err = config_for(&access).await.unwrap_err();
+        assert!(
+            matches!(err, ClusterError::ExecPluginMissing { .. }),
+            "{err}"
+        );
+        assert_eq!(err.exit_status(), ExitStatus::BadInput);
+        assert!(err.to_string().contains("no-such-get-token-5f3a"), "{err}");
     }
 
     #[tokio::test]

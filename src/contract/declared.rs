@@ -27,23 +27,26 @@ impl DeclaredAccess {
 }
 
 /// What each contract field must be.
-const FIELDS: [(ContractField, Sensitivity); 9] = [
+const FIELDS: [(ContractField, Sensitivity); 10] = [
     (ContractField::ClusterName, CONFIG_MAP),
     (ContractField::Kubeconfig, Sensitivity::Secret),
     (ContractField::ClusterEndpoint, CONNECTION),
     (ContractField::ClusterCaCertificate, CONNECTION),
     (ContractField::ClusterToken, Sensitivity::Secret),
+    (ContractField::ClusterExec, CONNECTION),
     (ContractField::Network, CONFIG_MAP),
     (ContractField::ClusterConfig, CONFIG_MAP),
     (ContractField::ClusterSecrets, Sensitivity::Secret),
     (ContractField::ContractVersion, CONNECTION),
 ];
 
-const ENDPOINT_FIELDS: [ContractField; 3] = [
+/// Endpoint access: both of these, and a token or a credential plugin.
+const ENDPOINT_FIELDS: [ContractField; 2] = [
     ContractField::ClusterEndpoint,
     ContractField::ClusterCaCertificate,
-    ContractField::ClusterToken,
 ];
+const CREDENTIAL_FIELDS: [ContractField; 2] =
+    [ContractField::ClusterToken, ContractField::ClusterExec];
 
 /// Checks the module's outputs (name → declared `sensitive`) against the contract and the
 /// env's mapping.
@@ -84,9 +87,16 @@ pub fn check_declared(
     }
     let access = if is_declared(ContractField::Kubeconfig) {
         DeclaredAccess::Kubeconfig
-    } else if ENDPOINT_FIELDS.into_iter().any(is_declared) {
+    } else if ENDPOINT_FIELDS
+        .into_iter()
+        .chain(CREDENTIAL_FIELDS)
+        .any(is_declared)
+    {
         if let Some(absent) = ENDPOINT_FIELDS.into_iter().find(|f| !is_declared(*f)) {
             return Err(missing(absent));
+        }
+        if !CREDENTIAL_FIELDS.into_iter().any(is_declared) {
+            return Err(missing(ContractField::ClusterToken));
         }
         DeclaredAccess::Endpoint
     } else {
@@ -247,6 +257,17 @@ mod tests {
             err.to_string()
                 .contains("output `cluster_token` is missing"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_credential_plugin_stands_in_for_the_token() {
+        let mut outputs = eks();
+        outputs.remove("cluster_token");
+        outputs.insert("cluster_exec".to_owned(), false);
+        assert_eq!(
+            check_declared(&outputs, &eks_mapping()).unwrap(),
+            DeclaredAccess::Endpoint
         );
     }
 

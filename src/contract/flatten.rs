@@ -48,6 +48,50 @@ pub(super) fn string_map(
     Ok(strings)
 }
 
+const EXEC_EXPECTED: &str =
+    "an object { command = string, args = list(string), env = map(string) }";
+
+/// `cluster_exec = { command = "aws", args = ["eks", "get-token", …], env = {…} }`; `args` and
+/// `env` may be left out.
+pub(super) fn exec_credential(
+    found: &Found<'_>,
+    mapping: &OutputMapping,
+) -> Result<super::ExecCredential, ContractError> {
+    let object = object(found, EXEC_EXPECTED, mapping)?;
+    let wrong = |key: &str, value: &Value| {
+        found.wrong_type(&format!(".{key}"), Some(value), EXEC_EXPECTED, mapping)
+    };
+    let command = match object.get("command") {
+        Some(Value::String(command)) if !command.is_empty() => command.clone(),
+        Some(value) => return Err(wrong("command", value)),
+        None => return Err(found.wrong_type("", None, EXEC_EXPECTED, mapping)),
+    };
+    let args = match object.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| wrong("args", item))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(value) => return Err(wrong("args", value)),
+    };
+    let env = match object.get("env") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(vars)) => vars
+            .iter()
+            .map(|(key, value)| {
+                let text = value.as_str().ok_or_else(|| wrong("env", value))?;
+                Ok((key.clone(), text.to_owned()))
+            })
+            .collect::<Result<_, ContractError>>()?,
+        Some(value) => return Err(wrong("env", value)),
+    };
+    Ok(super::ExecCredential { command, args, env })
+}
+
 /// One value assembled into `cluster_config`: a string, number or bool.
 pub(super) fn scalar(found: &Found<'_>, mapping: &OutputMapping) -> Result<String, ContractError> {
     scalar_text(found.value)

@@ -11,7 +11,8 @@
 //! | `kubeconfig` | string, **sensitive** | access, either this … |
 //! | `cluster_endpoint` | string (`https://` URL) | … or these three |
 //! | `cluster_ca_certificate` | string: PEM, or base64 of PEM | |
-//! | `cluster_token` | string, **sensitive** | |
+//! | `cluster_token` | string, **sensitive** | … and this, or: |
+//! | `cluster_exec` | object `{command, args, env}` | a credential plugin (`aws eks get-token …`) run whenever a token is needed; wins over `cluster_token` |
 //! | `network` | object of strings, numbers, bools, lists of those, nested objects | optional |
 //! | `cluster_config` | map(string) | optional |
 //! | `cluster_secrets` | map(string), **sensitive** | optional |
@@ -86,6 +87,40 @@ pub enum ClusterAccess {
         #[serde(serialize_with = "redacted")]
         token: SecretString,
     },
+    /// The endpoint with a credential plugin, which is run again when its token expires: a
+    /// long wait outlives a cloud's 15-minute tokens.
+    EndpointExec {
+        endpoint: String,
+        ca_certificate_pem: String,
+        exec: ExecCredential,
+    },
+}
+
+/// A kubectl-style credential plugin (`command args…` printing an ExecCredential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecCredential {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Extra environment of the plugin; values are not shown, they may select an account.
+    #[serde(serialize_with = "keys_only")]
+    pub env: BTreeMap<String, String>,
+}
+
+impl ExecCredential {
+    /// `command args…`, for messages.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.command.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn keys_only<S: Serializer>(
+    env: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(env.keys().map(|key| (key, REDACTED)))
 }
 
 const REDACTED: &str = "[redacted]";
@@ -339,6 +374,7 @@ impl<'a> Reader<'a> {
             ContractField::ClusterEndpoint,
             ContractField::ClusterCaCertificate,
             ContractField::ClusterToken,
+            ContractField::ClusterExec,
         ];
         let endpoint_given = endpoint_fields
             .into_iter()
@@ -375,6 +411,13 @@ impl<'a> Reader<'a> {
             pem_certificate(ca).ok_or_else(|| ContractError::InvalidCaCertificate {
                 source_path: self.mapping.source(ca_field).to_string(),
             })?;
+        if let Some(found) = self.find(ContractField::ClusterExec, CONNECTION)? {
+            return Ok(ClusterAccess::EndpointExec {
+                endpoint: endpoint.to_owned(),
+                ca_certificate_pem,
+                exec: flatten::exec_credential(&found, self.mapping)?,
+            });
+        }
         let token = self.required_string(ContractField::ClusterToken, Sensitivity::Secret)?;
         Ok(ClusterAccess::Endpoint {
             endpoint: endpoint.to_owned(),

@@ -263,6 +263,36 @@ fn an_eks_style_module_is_read_through_the_mapping() {
 }
 
 #[test]
+fn a_credential_plugin_output_gives_exec_access_and_wins_over_a_token() {
+    let mut outputs = endpoint_outputs(PEM);
+    outputs.insert(
+        "cluster_exec".into(),
+        output(
+            json!({ "command": "aws", "args": ["eks", "get-token", "--cluster-name", "dev"],
+                    "env": { "AWS_PROFILE": "prod" } }),
+            json!("dynamic"),
+            false,
+        ),
+    );
+    let contract = Contract::parse(&raw(&outputs), &OutputMapping::default()).unwrap();
+    let ClusterAccess::EndpointExec { exec, .. } = &contract.access else {
+        panic!("expected exec access");
+    };
+    assert_eq!(exec.command_line(), "aws eks get-token --cluster-name dev");
+    assert_eq!(exec.env["AWS_PROFILE"], "prod");
+    let json = serde_json::to_string(&contract).unwrap();
+    assert!(!json.contains("prod\""), "env values are not shown: {json}");
+
+    outputs.insert(
+        "cluster_exec".into(),
+        output(json!({ "args": ["x"] }), json!("dynamic"), false),
+    );
+    let err = Contract::parse(&raw(&outputs), &OutputMapping::default()).unwrap_err();
+    assert!(err.to_string().contains("cluster_exec"), "{err}");
+    assert!(err.to_string().contains("command = string"), "{err}");
+}
+
+#[test]
 fn a_pem_ca_is_taken_as_is() {
     let contract =
         Contract::parse(&raw(&endpoint_outputs(PEM)), &OutputMapping::default()).unwrap();

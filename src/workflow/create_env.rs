@@ -136,6 +136,16 @@ async fn drive(
         age_recipient: prepared.age_key.recipient.clone(),
         age_key_file: prepared.age_key.path.clone(),
         deploy_key: prepared.deploy_key.map(|key| key.public_openssh),
+        kubectl_access: summary::kubectl_access(
+            &env.name,
+            &env.outputs,
+            &if env.in_place {
+                env.module.clone()
+            } else {
+                paths.terraform()
+            },
+            &contract.access,
+        ),
         apps,
     };
     steps

@@ -14,7 +14,7 @@ use gitops_bootstrap::cluster::wait::conditions::WantedRevision;
 use gitops_bootstrap::cluster::wait::{self, Snapshot, WaitError, WaitTarget};
 use gitops_bootstrap::cluster::{ClusterError, ObjectName, connect};
 use gitops_bootstrap::config::SubstitutionConfig;
-use gitops_bootstrap::contract::{ClusterAccess, Contract};
+use gitops_bootstrap::contract::{ClusterAccess, Contract, ExecCredential};
 use gitops_bootstrap::error::Diagnose as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
@@ -51,6 +51,42 @@ async fn connects_with_a_kubeconfig_and_with_endpoint_and_token() {
         .unwrap();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     namespaces.get("default").await.unwrap();
+}
+
+/// Issue 8 item 12: with endpoint access, a credential plugin (as `aws eks get-token`) is run
+/// for the token, and run again once the token it gave expires.
+#[tokio::test]
+async fn connects_with_endpoint_and_a_credential_plugin_that_is_run_again_on_expiry() {
+    let cluster = TestCluster::start_in_process(Default::default())
+        .await
+        .unwrap();
+    let server = cluster.server().unwrap();
+    // The fixture's plugin gives a token that expired long ago: every request needs a new run.
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures/exec-access/get-token.sh");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), server.token()).unwrap();
+    let access = ClusterAccess::EndpointExec {
+        endpoint: server.url().to_owned(),
+        ca_certificate_pem: server.ca_pem().to_owned(),
+        exec: ExecCredential {
+            command: plugin.display().to_string(),
+            args: vec!["--cluster-name".to_owned(), "test".to_owned()],
+            env: [("PLUGIN_DIR".to_owned(), dir.path().display().to_string())].into(),
+        },
+    };
+    let client = connect(&access, WAIT).await.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    namespaces.get("default").await.unwrap();
+    namespaces.get("default").await.unwrap();
+    let count = std::fs::read_to_string(dir.path().join("runs"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        count >= 2,
+        "the plugin ran again for an expired token ({count} runs)"
+    );
 }
 
 #[tokio::test]

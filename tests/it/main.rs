@@ -2,6 +2,7 @@
 
 mod support;
 
+mod access;
 mod ci_examples;
 mod cli;
 mod cluster;

@@ -1,11 +1,13 @@
 //! summary: what create-env made and what the operator must do with it (back up the age key,
 //! register the deploy key), as notices and as the command's result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::cluster::Snapshot;
+use crate::config::{ContractField, OutputMapping, OutputRef};
+use crate::contract::ClusterAccess;
 use crate::error::Result;
 use crate::report::Reporter;
 use crate::workflow::Outcome;
@@ -24,6 +26,8 @@ pub struct CreateEnvResult {
     pub age_key_file: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy_key: Option<String>,
+    /// How kubectl reaches the cluster, in the access form the env's outputs give.
+    pub kubectl_access: String,
     pub apps: Snapshot,
 }
 
@@ -47,6 +51,64 @@ pub async fn run(reporter: &dyn Reporter, result: &CreateEnvResult) -> Result<(O
     Ok((Outcome::Done(summary), ()))
 }
 
+/// The access hint matches the access the contract gave: a kubeconfig output, an endpoint with
+/// a token output, or an endpoint with a credential plugin. `terraform_dir` is where Terraform
+/// runs for the env (its generated root, or its own root in place). No secret is printed: the
+/// commands read it from Terraform when they run.
+pub fn kubectl_access(
+    env: &str,
+    outputs: &OutputMapping,
+    terraform_dir: &Path,
+    access: &ClusterAccess,
+) -> String {
+    let read = |field| read_output(terraform_dir, &outputs.source(field));
+    match access {
+        ClusterAccess::Kubeconfig(_) => format!(
+            "`{} > kubeconfig` writes a kubeconfig (then `kubectl --kubeconfig kubeconfig …`)",
+            read(ContractField::Kubeconfig)
+        ),
+        ClusterAccess::Endpoint { endpoint, .. } => format!(
+            "server {endpoint} with the CA from `{}` and the token from `{}` \
+             (`kubectl --server {endpoint} --certificate-authority ca.pem --token \"$({})\" …`)",
+            read(ContractField::ClusterCaCertificate),
+            read(ContractField::ClusterToken),
+            read(ContractField::ClusterToken)
+        ),
+        ClusterAccess::EndpointExec { endpoint, exec, .. } => format!(
+            "server {endpoint} with the CA from `{}` and credentials from the plugin `{}` \
+             (`kubectl config set-credentials {} --exec-api-version \
+             client.authentication.k8s.io/v1beta1 --exec-command {}{}`)",
+            read(ContractField::ClusterCaCertificate),
+            exec.command_line(),
+            env,
+            exec.command,
+            exec.args
+                .iter()
+                .map(|arg| format!(" --exec-arg {arg}"))
+                .collect::<String>()
+        ),
+    }
+}
+
+/// The command printing one output (or a path inside it) of the env's Terraform.
+fn read_output(terraform_dir: &Path, source: &OutputRef) -> String {
+    let chdir = format!("terraform -chdir={}", terraform_dir.display());
+    if source.path.is_empty() {
+        format!("{chdir} output -raw {}", source.output)
+    } else {
+        // jq spells list indexes `[0]`.
+        let filter: String = source
+            .path
+            .iter()
+            .map(|segment| match segment.parse::<usize>() {
+                Ok(index) => format!("[{index}]"),
+                Err(_) => format!(".{segment}"),
+            })
+            .collect();
+        format!("{chdir} output -json {} | jq -r '{filter}'", source.output)
+    }
+}
+
 impl CreateEnvResult {
     /// The result for people: what runs where, and how to reach it.
     pub fn text(&self) -> String {
@@ -64,9 +126,57 @@ impl CreateEnvResult {
             self.age_key_file.display()
         ));
         text.push_str(&format!(
-            "  next: `gitops-bootstrap status {}`; kubectl access comes from the env's Terraform output (`terraform output -raw kubeconfig` in its state directory)",
-            self.env
+            "  next: `gitops-bootstrap status {}`; kubectl access: {}",
+            self.env, self.kubectl_access
         ));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::contract::ExecCredential;
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----";
+
+    /// One hint per access form, none of them printing a secret.
+    #[test]
+    fn the_access_hint_follows_the_access_form() {
+        let dir = Path::new("/state/dev/terraform");
+        let defaults = OutputMapping::default();
+        let kubeconfig = ClusterAccess::Kubeconfig(SecretString::from("secret-kubeconfig"));
+        let token = ClusterAccess::Endpoint {
+            endpoint: "https://api.dev.example:6443".to_owned(),
+            ca_certificate_pem: PEM.to_owned(),
+            token: SecretString::from("secret-token"),
+        };
+        let exec = ClusterAccess::EndpointExec {
+            endpoint: "https://api.dev.example:6443".to_owned(),
+            ca_certificate_pem: PEM.to_owned(),
+            exec: ExecCredential {
+                command: "aws".to_owned(),
+                args: ["eks", "get-token", "--cluster-name", "dev"]
+                    .map(str::to_owned)
+                    .into(),
+                env: [("AWS_PROFILE".to_owned(), "secret-profile".to_owned())].into(),
+            },
+        };
+        let eks: OutputMapping = toml::from_str(
+            "cluster_ca_certificate = \"cluster.certificate_authority.0.data\"\n\
+             cluster_token = \"eks_token\"",
+        )
+        .unwrap();
+        let hints = [
+            kubectl_access("dev", &defaults, dir, &kubeconfig),
+            kubectl_access("dev", &defaults, dir, &token),
+            kubectl_access("dev", &eks, dir, &token),
+            kubectl_access("dev", &eks, dir, &exec),
+        ]
+        .join("\n");
+        assert!(!hints.contains("secret-"), "{hints}");
+        insta::assert_snapshot!(hints);
     }
 }

@@ -1,0 +1,81 @@
+//! Cluster access forms end to end (issue 8 item 12): a module whose outputs give the endpoint,
+//! its CA and a `cluster_exec` credential plugin (tests/it/fixtures/exec-access) brings an env up
+//! through real Terraform, the plugin is run again whenever its token expired, and the summary's
+//! access hint names the plugin.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use kube::config::Kubeconfig;
+use secrecy::ExposeSecret as _;
+
+use crate::support::sandbox::{ENV, Sandbox};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_plugin_is_run_again_as_its_tokens_expire_and_the_hint_names_it() {
+    let sandbox = Sandbox::start().await;
+    let kubeconfig = Kubeconfig::from_yaml(sandbox.cluster.kubeconfig_yaml()).unwrap();
+    let cluster = kubeconfig.clusters[0].cluster.clone().unwrap();
+    let token = kubeconfig.auth_infos[0]
+        .auth_info
+        .as_ref()
+        .and_then(|auth| auth.token.clone())
+        .expect("the test cluster's kubeconfig has a token");
+    let plugin_dir = sandbox.path("plugin");
+    std::fs::create_dir(&plugin_dir).unwrap();
+    let token_file = plugin_dir.join("token");
+    std::fs::write(&token_file, token.expose_secret()).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/exec-access");
+    let toml = sandbox.config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url());
+    let kubeconfig_line = format!(
+        "kubeconfig_path = \"{}\"",
+        sandbox.cluster.kubeconfig_path().display()
+    );
+    let variables = format!(
+        "endpoint = \"{}\"\nca_certificate = \"{}\"\nplugin_dir = \"{}\"",
+        cluster.server.unwrap(),
+        cluster.certificate_authority_data.unwrap(),
+        plugin_dir.display()
+    );
+    let toml = toml
+        .replace(
+            &format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR")),
+            &module.display().to_string(),
+        )
+        .replace(&kubeconfig_line, &variables);
+    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+
+    let run = sandbox
+        .run(&["create-env", ENV, "--profile", "standard", "--yes"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    let calls = std::fs::read_to_string(plugin_dir.join("runs")).unwrap();
+    assert!(
+        calls.lines().count() > 1,
+        "the plugin ran again once its token expired: {calls:?}"
+    );
+    assert!(
+        calls.lines().all(|line| line == "--cluster-name sandbox"),
+        "{calls}"
+    );
+
+    let hint = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("kubectl access"))
+        .expect("the summary's access hint")
+        .replace(&sandbox.dir.path().display().to_string(), "[SANDBOX]")
+        .replace(&module.display().to_string(), "[MODULE]");
+    let hint = regex_port(&hint);
+    insta::assert_snapshot!(hint);
+}
+
+/// The test cluster listens on a random port.
+fn regex_port(text: &str) -> String {
+    regex::Regex::new(r"https://127\.0\.0\.1:\d+")
+        .unwrap()
+        .replace_all(text, "https://127.0.0.1:[PORT]")
+        .into_owned()
+}
