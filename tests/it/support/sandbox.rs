@@ -226,6 +226,32 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
             .expect("committing to the GitOps branch");
     }
 
+    /// The `git` CLI run in `dir` as a user with push access to the sandbox's repository: the
+    /// server's CA and the push token (in an `Authorization` header from the environment, never
+    /// argv) configured for it.
+    pub fn git_cli(&self, dir: &Path) -> std::process::Command {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("x-access-token:{}", self.push_token));
+        let mut command = std::process::Command::new("git");
+        command
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.path("git-home"))
+            .env("GIT_SSL_CAINFO", self.path("git-ca.pem"))
+            .env("GIT_CONFIG_COUNT", "3")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {basic}"),
+            )
+            .env("GIT_CONFIG_KEY_1", "user.name")
+            .env("GIT_CONFIG_VALUE_1", "a user")
+            .env("GIT_CONFIG_KEY_2", "user.email")
+            .env("GIT_CONFIG_VALUE_2", "user@example.test");
+        command
+    }
+
     /// The commits of the GitOps branch, newest first.
     pub fn log(&self) -> Vec<String> {
         self.git.log(REPO, BRANCH).expect("reading the branch log")

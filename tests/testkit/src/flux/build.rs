@@ -1,19 +1,18 @@
 //! kustomize-controller's build: copy the source artifact, generate a kustomization.yaml where
 //! the path has none (as Flux does), add `spec.components` to it, run the real
-//! `kubectl kustomize`, check the SOPS key and substitute variables object by object.
+//! `kubectl kustomize`, decrypt SOPS-encrypted objects (decrypt.rs) and substitute variables
+//! object by object.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::DynamicObject;
-use kube::{Api, Client};
 use tempfile::TempDir;
 use tokio::process::Command;
 
+use super::decrypt::{self, AgeIdentities};
 use super::objects::parse_documents;
 use super::substitution::substitute;
-use super::types::Decryption;
 
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
@@ -32,60 +31,15 @@ pub fn failure(reason: &'static str, message: impl Into<String>) -> Failure {
     }
 }
 
-/// `spec.decryption` needs its Secret, holding an age key (an entry ending `.agekey`).
-pub async fn check_decryption(
-    client: &Client,
-    namespace: &str,
-    decryption: &Decryption,
-) -> Result<(), Failure> {
-    let decryption_failed = |message: String| failure("DecryptionFailed", message);
-    if decryption.provider != "sops" {
-        return Err(decryption_failed(format!(
-            "unsupported decryption provider '{}'",
-            decryption.provider
-        )));
-    }
-    let Some(reference) = &decryption.secret_ref else {
-        return Ok(());
-    };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = secrets
-        .get_opt(&reference.name)
-        .await
-        .map_err(|e| {
-            decryption_failed(format!(
-                "cannot get decryption Secret '{namespace}/{}': {e}",
-                reference.name
-            ))
-        })?
-        .ok_or_else(|| {
-            decryption_failed(format!(
-                "cannot get decryption Secret '{namespace}/{}': secrets \"{}\" not found",
-                reference.name, reference.name
-            ))
-        })?;
-    let has_age_key = secret
-        .data
-        .iter()
-        .flat_map(|d| d.keys())
-        .any(|k| k.ends_with(".agekey"));
-    if !has_age_key {
-        return Err(decryption_failed(format!(
-            "decryption Secret '{namespace}/{}' has no entry ending in '.agekey'",
-            reference.name
-        )));
-    }
-    Ok(())
-}
-
 /// Builds `path` of the artifact at `source_dir` with `components` (paths relative to `path`)
-/// into objects, substituting `vars` if given.
+/// into objects, decrypting SOPS-encrypted ones with `identities` (`spec.decryption`) and
+/// substituting `vars` if given.
 pub async fn build(
     source_dir: &Path,
     path: &str,
     components: &[String],
     vars: Option<&BTreeMap<String, String>>,
-    decrypts: bool,
+    identities: Option<&AgeIdentities>,
 ) -> Result<Vec<DynamicObject>, Failure> {
     let workdir = TempDir::new().map_err(|e| failure("ArtifactFailed", e.to_string()))?;
     let source = source_dir.to_owned();
@@ -145,16 +99,24 @@ pub async fn build(
     }
     let objects = parse_documents(&String::from_utf8_lossy(&output.stdout))
         .map_err(|e| failure("BuildFailed", format!("{e:#}")))?;
-    objects
-        .into_iter()
-        .map(|object| post_build(object, vars, decrypts))
-        .collect()
+    let mut built = Vec::with_capacity(objects.len());
+    for object in objects {
+        let object = match identities {
+            Some(identities) if decrypt::is_encrypted(&object) => {
+                decrypt::decrypt(&object, identities).await?
+            }
+            _ => object,
+        };
+        built.push(post_build(object, vars)?);
+    }
+    Ok(built)
 }
 
+/// Substitutes `vars` into `object`; an object still SOPS-encrypted here had no
+/// `spec.decryption` and fails as Flux's apply does.
 fn post_build(
     object: DynamicObject,
     vars: Option<&BTreeMap<String, String>>,
-    decrypts: bool,
 ) -> Result<DynamicObject, Failure> {
     let what = || {
         let kind = object
@@ -167,19 +129,18 @@ fn post_build(
             object.metadata.name.as_deref().unwrap_or_default()
         )
     };
-    if object.data.get("sops").is_some() {
-        let message = if decrypts {
+    if decrypt::is_encrypted(&object) {
+        let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+        let (kind, name) = what()
+            .split_once('/')
+            .map(|(k, n)| (k.to_owned(), n.to_owned()))
+            .unwrap_or_default();
+        return Err(failure(
+            "ReconciliationFailed",
             format!(
-                "{}: decrypting SOPS-encrypted values is not implemented by the testkit",
-                what()
-            )
-        } else {
-            format!(
-                "{}: SOPS-encrypted object but spec.decryption is not set",
-                what()
-            )
-        };
-        return Err(failure("DecryptionFailed", message));
+                "{kind}/{namespace}/{name} is SOPS encrypted, configuring decryption is required for this secret to be reconciled"
+            ),
+        ));
     }
     let disabled = object
         .metadata
@@ -320,7 +281,7 @@ mod tests {
         .unwrap();
         std::fs::write(apps.join("notes.yaml"), "just: data\n").unwrap();
         let vars: BTreeMap<String, String> = [("cluster_name".to_owned(), "dev".to_owned())].into();
-        let objects = build(repo.path(), "./apps", &[], Some(&vars), false)
+        let objects = build(repo.path(), "./apps", &[], Some(&vars), None)
             .await
             .unwrap();
         let names = names(&objects);
@@ -335,7 +296,7 @@ mod tests {
             !repo.path().join("apps/kustomization.yaml").exists(),
             "the artifact itself is never modified"
         );
-        let missing = build(repo.path(), "./nope", &[], None, false)
+        let missing = build(repo.path(), "./nope", &[], None, None)
             .await
             .unwrap_err();
         assert_eq!(missing.reason, "ArtifactFailed");
@@ -371,7 +332,7 @@ mod tests {
             "./clusters/_profiles/home",
             &components,
             None,
-            false,
+            None,
         )
         .await
         .unwrap();
@@ -382,12 +343,12 @@ mod tests {
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: home\n",
         );
         let components = ["../../platform/_base".to_owned()];
-        let objects = build(repo.path(), "apps/plain", &components, None, false)
+        let objects = build(repo.path(), "apps/plain", &components, None, None)
             .await
             .unwrap();
         assert_eq!(objects.len(), 2);
         let missing = ["../nowhere".to_owned()];
-        let failed = build(repo.path(), "apps/plain", &missing, None, false)
+        let failed = build(repo.path(), "apps/plain", &missing, None, None)
             .await
             .unwrap_err();
         assert_eq!(failed.reason, "BuildFailed", "{}", failed.message);

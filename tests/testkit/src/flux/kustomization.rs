@@ -15,6 +15,7 @@ use super::build::{self, Failure, failure};
 use super::conditions::{
     self, format_duration, mark_failed, mark_progressing, mark_ready, parse_duration,
 };
+use super::decrypt;
 use super::objects::{self, ObjectId};
 use super::runtime::{self, Context, ReconcileResult};
 use super::substitution;
@@ -253,9 +254,10 @@ async fn build_and_apply(
     namespace: &str,
     artifact: &super::StoredArtifact,
 ) -> Result<Vec<ObjectId>, Failure> {
-    if let Some(decryption) = &ks.spec.decryption {
-        build::check_decryption(&ctx.client, namespace, decryption).await?;
-    }
+    let identities = match &ks.spec.decryption {
+        Some(decryption) => Some(decrypt::identities(&ctx.client, namespace, decryption).await?),
+        None => None,
+    };
     let vars = match &ks.spec.post_build {
         Some(post_build) => Some(
             substitution::variables(&ctx.client, namespace, post_build)
@@ -270,7 +272,7 @@ async fn build_and_apply(
         path,
         &ks.spec.components,
         vars.as_ref(),
-        ks.spec.decryption.is_some(),
+        identities.as_ref(),
     )
     .await?;
     objects.sort_by_key(objects::apply_order);

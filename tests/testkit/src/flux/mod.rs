@@ -6,6 +6,7 @@
 mod artifacts;
 mod build;
 pub mod conditions;
+mod decrypt;
 mod gitrepository;
 mod helm;
 mod kustomization;

