@@ -64,8 +64,9 @@ pub enum Command {
     /// Create (or converge) an environment: Terraform, cluster config and secrets, the GitOps
     /// commit, Flux, and the runtime apps of its profile, waiting until they are Ready.
     CreateEnv(CreateEnvArgs),
-    /// Show the readiness of an environment's Flux objects and runtime apps.
-    Status(EnvArgs),
+    /// Show the readiness of an environment's Flux objects and runtime apps; with --drift,
+    /// what differs from Terraform's state, the branch tip and what Flux applied.
+    Status(StatusArgs),
     /// Remove an environment: its apps and what owns cloud resources, Flux, its Terraform
     /// resources, clusters/<env>/ in Git and its local state (the age key is kept).
     Teardown(TeardownArgs),
@@ -128,6 +129,18 @@ pub struct EnvArgs {
     /// The terraform or tofu binary (default: found on PATH).
     #[arg(long, env = "GITOPS_BOOTSTRAP_TERRAFORM")]
     pub terraform: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+
+    /// Report drift instead of readiness: resources changed outside Terraform, Flux objects
+    /// not at the branch tip or suspended, objects changed or deleted since Flux applied them.
+    /// Exit 1 when something drifted (for a scheduled CI job).
+    #[arg(long)]
+    pub drift: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod bootstrap;
 pub mod client;
+pub mod drift;
 pub mod flux;
 mod retry;
 pub mod teardown;

@@ -1,23 +1,35 @@
 //! `status <env>`: the readiness tree of the env's Flux objects, once, read through the env's
-//! Terraform outputs (changing nothing).
+//! Terraform outputs (changing nothing); with `--drift`, what differs from Terraform's state,
+//! the branch tip and what Flux applied.
 
 use tokio_util::sync::CancellationToken;
 
 use super::{CommandOutput, load_env};
-use crate::cli::{Cli, EnvArgs};
+use crate::cli::{Cli, StatusArgs};
 use crate::cluster::Snapshot;
 use crate::error::{ExitStatus, Result};
 use crate::report::Reporter;
+use crate::workflow::drift::{self, Drift};
 use crate::workflow::status;
 
 pub async fn run(
     cli: &Cli,
-    args: &EnvArgs,
+    args: &StatusArgs,
     reporter: &dyn Reporter,
     cancel: &CancellationToken,
 ) -> Result<CommandOutput> {
-    let (config, env) = load_env(cli, &args.env)?;
-    let snapshot = status::run(reporter, &config, &env, args.terraform.as_deref(), cancel).await?;
+    let (config, env) = load_env(cli, &args.target.env)?;
+    let terraform = args.target.terraform.as_deref();
+    if args.drift {
+        let drift = drift::run(reporter, &config, &env, terraform, cancel).await?;
+        let status = if drift.drifted {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        };
+        return Ok(CommandOutput::new(status, &drift, drift_text(&drift)));
+    }
+    let snapshot = status::run(reporter, &config, &env, terraform, cancel).await?;
     let status = if snapshot.all_ready() {
         ExitStatus::Success
     } else {
@@ -25,6 +37,63 @@ pub async fn run(
     };
     let text = table(&env.name, &snapshot);
     Ok(CommandOutput::new(status, &snapshot, text))
+}
+
+/// One line per finding, grouped by what it was compared with.
+fn drift_text(drift: &Drift) -> String {
+    let tip: String = drift.branch_tip.chars().take(7).collect();
+    let mut text = format!(
+        "env {}: {}",
+        drift.env,
+        if drift.drifted { "drifted" } else { "no drift" }
+    );
+    let terraform = &drift.terraform;
+    if terraform.is_clean() {
+        text.push_str("\n  ✔ terraform: the resources match the state");
+    }
+    for address in &terraform.drifted {
+        text.push_str(&format!(
+            "\n  ✘ terraform: {address} changed outside Terraform"
+        ));
+    }
+    if terraform.outputs_change {
+        text.push_str("\n  ✘ terraform: outputs differ from the last apply");
+    }
+    let flux = &drift.flux;
+    if flux.behind.is_empty() {
+        text.push_str(&format!(
+            "\n  ✔ flux: everything applied {tip} (branch tip)"
+        ));
+    }
+    for behind in &flux.behind {
+        let at = behind
+            .revision
+            .as_deref()
+            .map_or("nothing yet".to_owned(), |r| r.chars().take(7).collect());
+        text.push_str(&format!(
+            "\n  ✘ flux: {} is at {at}, not at the branch tip {tip}",
+            behind.object
+        ));
+    }
+    for object in &flux.suspended {
+        text.push_str(&format!("\n  ✘ flux: {object} is suspended"));
+    }
+    if flux.changed.is_empty() && flux.missing.is_empty() {
+        text.push_str("\n  ✔ live objects: as Flux applied them");
+    }
+    for changed in &flux.changed {
+        text.push_str(&format!(
+            "\n  ✘ live: {} changed by {} ({}; applied by {})",
+            changed.object,
+            changed.manager,
+            changed.fields.join(", "),
+            changed.applied_by
+        ));
+    }
+    for object in &flux.missing {
+        text.push_str(&format!("\n  ✘ live: {object} was deleted"));
+    }
+    text
 }
 
 /// One aligned row per object: name, state, what it waits on.

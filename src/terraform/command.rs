@@ -36,11 +36,13 @@ pub enum StdoutMode {
     Capture,
 }
 
-/// Whether `plan` prepares an apply or a teardown.
+/// Whether `plan` prepares an apply or a teardown, or only compares the state with what
+/// exists (`-refresh-only`, for drift: resources changed outside Terraform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanMode {
     Apply,
     Destroy,
+    RefreshOnly,
 }
 
 /// A fully described Terraform run. Debug shows secret env values as `[REDACTED]`.
@@ -174,6 +176,7 @@ pub fn plan(program: &Path, root: &EnvRoot, mode: PlanMode, out: &Path) -> TfCom
     let command = match mode {
         PlanMode::Apply => command,
         PlanMode::Destroy => command.arg("-destroy"),
+        PlanMode::RefreshOnly => command.arg("-refresh-only"),
     };
     command.var_files(root).secret_variables(root)
 }
@@ -337,6 +340,15 @@ mod tests {
         let teardown = plan(Path::new("terraform"), &fx.root, PlanMode::Destroy, &out);
         assert!(argv(&teardown).contains(&"-destroy".to_owned()));
         assert_clean(&teardown);
+
+        let drift = plan(
+            Path::new("terraform"),
+            &fx.root,
+            PlanMode::RefreshOnly,
+            &out,
+        );
+        assert!(argv(&drift).contains(&"-refresh-only".to_owned()));
+        assert!(!argv(&drift).contains(&"-destroy".to_owned()));
     }
 
     #[test]

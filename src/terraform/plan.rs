@@ -17,6 +17,10 @@ pub struct PlanSummary {
     pub repairs: Vec<String>,
     /// Some root output would change (an apply is needed even without resource changes).
     pub outputs_change: bool,
+    /// Resources that changed outside Terraform since the last apply (`resource_drift`: what
+    /// a `-refresh-only` plan is about).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drifted: Vec<String>,
 }
 
 impl PlanSummary {
@@ -28,6 +32,12 @@ impl PlanSummary {
                 .output_changes
                 .values()
                 .any(|change| !is_noop(&change.actions)),
+            drifted: plan
+                .resource_drift
+                .into_iter()
+                .filter(|resource| !is_noop(&resource.change.actions))
+                .map(|resource| resource.address)
+                .collect(),
             ..PlanSummary::default()
         };
         for resource in plan.resource_changes {
@@ -113,6 +123,8 @@ struct ShowPlan {
     #[serde(default)]
     resource_changes: Vec<ResourceChange>,
     #[serde(default)]
+    resource_drift: Vec<ResourceChange>,
+    #[serde(default)]
     /// Unlike resource changes, each output maps straight to its change.
     output_changes: std::collections::BTreeMap<String, Change>,
 }
@@ -189,6 +201,21 @@ mod tests {
         assert!(!summary.is_empty());
         assert!(!summary.is_destructive());
         assert!(PlanSummary::from_show_json("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn drift_is_read_from_resource_drift() {
+        let json = r#"{"resource_drift": [
+          {"address": "terraform_data.edited", "change": {"actions": ["update"]}},
+          {"address": "terraform_data.same", "change": {"actions": ["no-op"]}},
+          {"address": "terraform_data.deleted", "change": {"actions": ["delete"]}}
+        ]}"#;
+        let summary = PlanSummary::from_show_json(json).unwrap();
+        assert_eq!(
+            summary.drifted,
+            ["terraform_data.edited", "terraform_data.deleted"]
+        );
+        assert!(summary.is_empty(), "drift alone changes nothing to apply");
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub async fn profile_exists(env: &EnvConfig) -> Result<bool> {
     .await
 }
 
+/// The commit the env's branch points at (`git ls-remote`), `None` when it has none.
+pub async fn branch_tip(env: &EnvConfig) -> Result<Option<String>> {
+    let spec = push_spec(env)?;
+    blocking(move || Ok(check_access(&spec)?.branch_head)).await
+}
+
 /// The repository with the operator's push credentials, read from the environment variable the
 /// config names.
 pub fn push_spec(env: &EnvConfig) -> Result<RepoSpec> {

@@ -5,6 +5,7 @@
 
 pub mod create_env;
 pub mod doctor;
+pub mod drift;
 pub mod envs;
 mod flux_up;
 pub mod git;

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod config;
 mod create_env;
+mod drift;
 mod fleet;
 mod gitops;
 mod init;

@@ -26,7 +26,7 @@ pub(super) struct Judged {
 }
 
 /// The source a Kustomization reads.
-pub(super) fn source_of(kustomization: &DynamicObject) -> Option<ObjectName> {
+pub fn source_of(kustomization: &DynamicObject) -> Option<ObjectName> {
     let reference = &kustomization.data["spec"]["sourceRef"];
     let namespace = reference["namespace"]
         .as_str()

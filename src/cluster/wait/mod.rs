@@ -24,7 +24,8 @@ pub use tree::{BlockingChain, ChainLink, Edge, Tree};
 
 use super::ObjectName;
 use crate::error::{Diagnose, ExitStatus};
-use judge::{judge, source_of};
+use judge::judge;
+pub use judge::source_of;
 use tree::FOLLOWED;
 
 /// What "the apps are up" means for one push.
@@ -267,18 +268,7 @@ async fn watch_until_settled(
 /// The tree under `root` as it is now (for `status`), judged against the revision its source
 /// has fetched: what Flux has yet to apply of it is shown waiting, not failed.
 pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapshot, WaitError> {
-    let mut objects = Objects::default();
-    for (kind, resource) in served_kinds(client).await? {
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|err| WaitError::List {
-                kind: kind.clone(),
-                message: super::api_message(&err),
-            })?;
-        objects.insert_all(&kind, &resource, list.items);
-    }
+    let objects = Objects(flux_objects(client).await?);
     let source = objects.get(root).and_then(source_of).unwrap_or_else(|| {
         ObjectName::namespaced(
             "GitRepository",
@@ -296,6 +286,25 @@ pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapsh
         is_descendant: &exact,
     });
     Ok(judge(&objects, root, &source, wanted.as_ref()).snapshot)
+}
+
+/// Every Flux object of the kinds the tree follows, in every namespace, by name.
+pub async fn flux_objects(
+    client: &Client,
+) -> Result<BTreeMap<ObjectName, DynamicObject>, WaitError> {
+    let mut objects = Objects::default();
+    for (kind, resource) in served_kinds(client).await? {
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|err| WaitError::List {
+                kind: kind.clone(),
+                message: super::api_message(&err),
+            })?;
+        objects.insert_all(&kind, &resource, list.items);
+    }
+    Ok(objects.0)
 }
 
 /// The Flux kinds the tree follows that this cluster serves, at their preferred versions

@@ -54,7 +54,7 @@ async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> ReconcileResu
         ctx.artifacts.remove(&namespace, &name);
         Ok(())
     };
-    if let Some(done) = runtime::handle_finalizer(&api, &repo, remove_artifact).await? {
+    if let Some(done) = runtime::handle_finalizer(&api, &repo, MANAGER, remove_artifact).await? {
         return Ok(done);
     }
     if runtime::is_suspended(repo.spec.suspend) {

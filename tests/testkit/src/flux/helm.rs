@@ -137,7 +137,7 @@ async fn reconcile_release(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Reconcile
         }
         Ok(())
     };
-    if let Some(done) = runtime::handle_finalizer(&api, &hr, uninstall_release).await? {
+    if let Some(done) = runtime::handle_finalizer(&api, &hr, MANAGER, uninstall_release).await? {
         return Ok(done);
     }
     let generation = hr.metadata.generation;

@@ -100,7 +100,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
         }
         Ok(())
     };
-    if let Some(done) = runtime::handle_finalizer(&api, &ks, prune_all).await? {
+    if let Some(done) = runtime::handle_finalizer(&api, &ks, MANAGER, prune_all).await? {
         return Ok(done);
     }
     if runtime::is_suspended(ks.spec.suspend) {

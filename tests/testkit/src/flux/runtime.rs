@@ -266,8 +266,14 @@ fn has_finalizer<K: Resource>(object: &K) -> bool {
         .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
 }
 
-/// Adds or removes Flux's finalizer, guarded by the resourceVersion that was read.
-async fn set_finalizer<K>(api: &Api<K>, object: &K, present: bool) -> Result<(), ReconcileError>
+/// Adds or removes Flux's finalizer, guarded by the resourceVersion that was read, under the
+/// controller's own field manager (as the real controllers write it).
+async fn set_finalizer<K>(
+    api: &Api<K>,
+    object: &K,
+    manager: &str,
+    present: bool,
+) -> Result<(), ReconcileError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -279,7 +285,10 @@ where
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": object.meta().resource_version } });
     api.patch(
         &object.name_any(),
-        &PatchParams::default(),
+        &PatchParams {
+            field_manager: Some(manager.to_owned()),
+            ..PatchParams::default()
+        },
         &Patch::Merge(patch),
     )
     .await?;
@@ -291,6 +300,7 @@ where
 pub async fn handle_finalizer<K, F, Fut>(
     api: &Api<K>,
     object: &K,
+    manager: &str,
     cleanup: F,
 ) -> Result<Option<Action>, ReconcileError>
 where
@@ -301,12 +311,12 @@ where
     if is_deleting(object) {
         if has_finalizer(object) {
             cleanup().await?;
-            set_finalizer(api, object, false).await?;
+            set_finalizer(api, object, manager, false).await?;
         }
         return Ok(Some(Action::await_change()));
     }
     if !has_finalizer(object) {
-        set_finalizer(api, object, true).await?;
+        set_finalizer(api, object, manager, true).await?;
         return Ok(Some(Action::await_change()));
     }
     Ok(None)

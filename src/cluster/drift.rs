@@ -1,0 +1,320 @@
+//! Drift of a running env against Git and against what Flux applied: Flux objects not at the
+//! branch tip, suspended Flux objects, and objects of the Kustomizations' inventories that
+//! someone other than Flux (or this tool) changed after Flux applied them, or deleted.
+//!
+//! "Changed since Flux applied it" is read from `metadata.managedFields`: kustomize-controller
+//! server-side applies every object with its own field manager, so a field someone else set
+//! (a `kubectl edit`/`patch`/`apply`, another controller) is owned by that other manager — an
+//! update takes ownership from the applier — until Flux's next forced apply takes it back.
+//! Subresources (status, scale) are not what Flux applies and are left out.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt as _, stream};
+use kube::api::{Api, DynamicObject};
+use kube::discovery::Discovery;
+use kube::{Client, ResourceExt as _};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::apply::{CONFIG_MANAGER, FLUX_MANAGER};
+use super::wait::conditions::revision_sha;
+use super::wait::tree::parse_inventory_id;
+use super::wait::{flux_objects, source_of};
+use super::{ObjectName, WaitError};
+
+/// Managers that apply what Git holds or keep Flux's own bookkeeping (finalizers,
+/// annotations): Flux's controllers, its client-side-apply migration manager, this tool's own.
+const APPLIERS: &[&str] = &[
+    "kustomize-controller",
+    "helm-controller",
+    "source-controller",
+    "notification-controller",
+    "image-reflector-controller",
+    "image-automation-controller",
+    "before-first-apply",
+    CONFIG_MANAGER,
+    FLUX_MANAGER,
+];
+
+/// Fields anyone may set without changing what runs: a reconcile request.
+const IGNORED_FIELDS: &[&str] = &["metadata.annotations.reconcile.fluxcd.io/requestedAt"];
+
+/// How many inventory objects are read at once.
+const PARALLEL_READS: usize = 8;
+
+/// What `status --drift` found in the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FluxDrift {
+    /// Objects of the env's repository that have not applied (or fetched) the branch tip.
+    pub behind: Vec<Behind>,
+    /// Flux objects with `spec.suspend: true`.
+    pub suspended: Vec<ObjectName>,
+    /// Objects whose live state someone other than Flux changed.
+    pub changed: Vec<ChangedObject>,
+    /// Objects a Kustomization's inventory lists that are gone.
+    pub missing: Vec<ObjectName>,
+}
+
+impl FluxDrift {
+    pub fn is_clean(&self) -> bool {
+        self.behind.is_empty()
+            && self.suspended.is_empty()
+            && self.changed.is_empty()
+            && self.missing.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Behind {
+    pub object: ObjectName,
+    /// The commit it last applied (fetched, for the GitRepository), if any.
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangedObject {
+    pub object: ObjectName,
+    /// Which Kustomization applied it.
+    pub applied_by: ObjectName,
+    pub manager: String,
+    /// Fields the manager owns, as dotted paths.
+    pub fields: Vec<String>,
+}
+
+/// Compares the cluster with `tip`, the commit the env's branch points at, for the Flux
+/// objects reading `repository` (the env's GitRepository).
+pub async fn flux_drift(
+    client: &Client,
+    repository: &ObjectName,
+    tip: &str,
+) -> Result<FluxDrift, WaitError> {
+    let objects = flux_objects(client).await?;
+    let mut drift = FluxDrift::default();
+    for (name, object) in &objects {
+        if object.data["spec"]["suspend"].as_bool() == Some(true) {
+            drift.suspended.push(name.clone());
+        }
+        let revision = if name == repository {
+            object.data["status"]["artifact"]["revision"].as_str()
+        } else if name.kind == "Kustomization" && source_of(object).as_ref() == Some(repository) {
+            object.data["status"]["lastAppliedRevision"].as_str()
+        } else {
+            continue;
+        };
+        let revision = revision.map(|r| revision_sha(r).to_owned());
+        if revision.as_deref() != Some(tip) {
+            drift.behind.push(Behind {
+                object: name.clone(),
+                revision,
+            });
+        }
+    }
+    let discovery =
+        Discovery::new(client.clone())
+            .run()
+            .await
+            .map_err(|err| WaitError::Discovery {
+                message: super::api_message(&err),
+            })?;
+    let inventory: Vec<(ObjectName, ObjectName, Option<Api<DynamicObject>>)> = objects
+        .iter()
+        .filter(|(name, _)| name.kind == "Kustomization")
+        .flat_map(|(owner, kustomization)| inventory_of(kustomization, owner))
+        .map(|(object, owner, group)| {
+            let api = api_for(client, &discovery, &group, &object);
+            (object, owner, api)
+        })
+        .collect();
+    let reads = stream::iter(inventory)
+        .map(|(object, owner, api)| async move {
+            let live = match api {
+                Some(api) => api.get_opt(&object.name).await,
+                // A kind the cluster no longer serves: its objects are gone with it.
+                None => Ok(None),
+            };
+            (object, owner, live)
+        })
+        .buffer_unordered(PARALLEL_READS)
+        .collect::<Vec<_>>()
+        .await;
+    for (object, owner, live) in reads {
+        let live = live.map_err(|err| WaitError::List {
+            kind: object.kind.clone(),
+            message: super::api_message(&err),
+        })?;
+        match live {
+            None => drift.missing.push(object),
+            Some(live) => {
+                for (manager, fields) in foreign_fields(&live) {
+                    drift.changed.push(ChangedObject {
+                        object: object.clone(),
+                        applied_by: owner.clone(),
+                        manager,
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    drift
+        .changed
+        .sort_by(|a, b| (&a.object, &a.manager).cmp(&(&b.object, &b.manager)));
+    drift.missing.sort();
+    Ok(drift)
+}
+
+/// The objects a Kustomization's inventory lists, with the Kustomization and their API group.
+fn inventory_of(
+    kustomization: &DynamicObject,
+    owner: &ObjectName,
+) -> Vec<(ObjectName, ObjectName, String)> {
+    kustomization.data["status"]["inventory"]["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| parse_inventory_id(entry["id"].as_str()?))
+        .map(|id| {
+            let name = ObjectName::new(&id.kind, Some(&id.namespace), &id.name);
+            (name, owner.clone(), id.group)
+        })
+        .collect()
+}
+
+fn api_for(
+    client: &Client,
+    discovery: &Discovery,
+    group: &str,
+    object: &ObjectName,
+) -> Option<Api<DynamicObject>> {
+    let (resource, _) = discovery.get(group)?.recommended_kind(&object.kind)?;
+    Some(match &object.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    })
+}
+
+/// The fields of the object (not of a subresource) owned by managers that do not apply Git.
+fn foreign_fields(object: &DynamicObject) -> BTreeMap<String, Vec<String>> {
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in object.managed_fields() {
+        let manager = entry.manager.as_deref().unwrap_or("(unnamed)");
+        if APPLIERS.contains(&manager)
+            || entry.subresource.as_deref().is_some_and(|s| !s.is_empty())
+        {
+            continue;
+        }
+        let Some(fields) = &entry.fields_v1 else {
+            continue;
+        };
+        let mut paths = Vec::new();
+        field_paths(&fields.0, "", &mut paths);
+        paths.retain(|path| !IGNORED_FIELDS.contains(&path.as_str()));
+        if !paths.is_empty() {
+            found.entry(manager.to_owned()).or_default().extend(paths);
+        }
+    }
+    found
+}
+
+/// The leaves of a `fieldsV1` set as dotted paths: `f:spec` → `spec`, a list item by key
+/// `k:{"name":"app"}` → `[name=app]`, by value `v:"x"` → `["x"]`.
+fn field_paths(set: &Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(map) = set.as_object() else {
+        return;
+    };
+    let children: Vec<(&String, &Value)> = map.iter().filter(|(key, _)| *key != ".").collect();
+    if children.is_empty() {
+        if !prefix.is_empty() {
+            out.push(prefix.to_owned());
+        }
+        return;
+    }
+    for (key, child) in children {
+        let path = match key.split_once(':') {
+            Some(("f", field)) if prefix.is_empty() => field.to_owned(),
+            Some(("f", field)) => format!("{prefix}.{field}"),
+            Some(("k", keys)) => format!("{prefix}[{}]", list_key(keys)),
+            Some(("v", value)) => format!("{prefix}[{value}]"),
+            _ => format!("{prefix}.{key}"),
+        };
+        field_paths(child, &path, out);
+    }
+}
+
+/// `{"name":"app","port":80}` → `name=app,port=80`.
+fn list_key(keys: &str) -> String {
+    match serde_json::from_str::<serde_json::Map<String, Value>>(keys) {
+        Ok(map) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) => format!("{key}={text}"),
+                other => format!("{key}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(_) => keys.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(managed: Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "apps", "managedFields": managed},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fields_sets_flatten_to_dotted_paths() {
+        let set = serde_json::json!({
+            "f:metadata": {"f:labels": {".": {}, "f:team": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:template": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"app\"}": {".": {}, "f:image": {}}
+                }}},
+                "f:finalizers": {"v:\"keep\"": {}},
+            },
+        });
+        let mut paths = Vec::new();
+        field_paths(&set, "", &mut paths);
+        assert_eq!(
+            paths,
+            vec![
+                "metadata.labels.team",
+                "spec.finalizers[\"keep\"]",
+                "spec.replicas",
+                "spec.template.spec.containers[name=app].image",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_managers_that_do_not_apply_git_count_and_subresources_do_not() {
+        let live = object(serde_json::json!([
+            {"manager": "kustomize-controller", "operation": "Apply",
+             "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            {"manager": "kubelet", "operation": "Update", "subresource": "status",
+             "fieldsV1": {"f:status": {"f:readyReplicas": {}}}},
+            {"manager": "gitops-bootstrap", "operation": "Apply",
+             "fieldsV1": {"f:metadata": {"f:annotations":
+                {"f:reconcile.fluxcd.io/requestedAt": {}}}}},
+            {"manager": "flux", "operation": "Update",
+             "fieldsV1": {"f:metadata": {"f:annotations":
+                {"f:reconcile.fluxcd.io/requestedAt": {}}}}},
+            {"manager": "kubectl-patch", "operation": "Update",
+             "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+        ]));
+        let found = foreign_fields(&live);
+        assert_eq!(
+            found,
+            BTreeMap::from([("kubectl-patch".to_owned(), vec!["spec.replicas".to_owned()])])
+        );
+    }
+}

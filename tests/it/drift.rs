@@ -1,0 +1,73 @@
+//! `status <env> --drift` against the sandbox: clean after create-env (exit 0); after someone
+//! changes a live object Flux applied, with a field manager of their own, it exits 1 naming
+//! the object, the manager and the field.
+
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use testkit::flux::FluxOptions;
+
+use crate::support::sandbox::{ENV, Sandbox};
+
+/// The branch tip's short sha varies per run.
+fn filtered(text: &str) -> String {
+    let sha = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
+    sha.replace_all(text, "<sha>").into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_clean_after_create_env_and_names_a_manual_change() {
+    // Flux's stand-ins re-apply at Flux's own pace (not every 2 s), so a manual change stays
+    // until the test has looked at it, as it would between two reconciliations.
+    let sandbox = Sandbox::start_with(FluxOptions {
+        max_interval: Duration::from_secs(600),
+        ..FluxOptions::default()
+    })
+    .await;
+    sandbox.write_config();
+    let create = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(create.code, 0, "{}", create.output());
+
+    let clean = sandbox.run(&["status", ENV, "--drift"]).await;
+    assert_eq!(clean.code, 0, "{}", clean.output());
+    insta::assert_snapshot!("clean_text", filtered(&clean.stdout));
+
+    let gvk = GroupVersionKind::gvk("helm.toolkit.fluxcd.io", "v2", "HelmRelease");
+    let releases: Api<DynamicObject> = Api::namespaced_with(
+        sandbox.cluster.client(),
+        "ingress-nginx",
+        &ApiResource::from_gvk(&gvk),
+    );
+    releases
+        .patch(
+            "ingress-nginx",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(serde_json::json!({"spec": {"interval": "5m"}})),
+        )
+        .await
+        .expect("a manual change");
+
+    let drifted = sandbox.run(&["status", ENV, "--drift"]).await;
+    assert_eq!(drifted.code, 1, "{}", drifted.output());
+    insta::assert_snapshot!("drifted_text", filtered(&drifted.stdout));
+    let json = sandbox
+        .run(&["--output", "json", "status", ENV, "--drift"])
+        .await;
+    assert_eq!(json.code, 1, "{}", json.output());
+    let result: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["result"]["drifted"], true);
+    assert_eq!(
+        result["result"]["flux"]["changed"],
+        serde_json::json!([{
+            "object": {"kind": "HelmRelease", "namespace": "ingress-nginx", "name": "ingress-nginx"},
+            "applied_by": {"kind": "Kustomization", "namespace": "flux-system", "name": "ingress-nginx"},
+            "manager": "kubectl-edit",
+            "fields": ["spec.interval"],
+        }]),
+        "{result}"
+    );
+}
