@@ -108,6 +108,30 @@ impl ApiError {
         .with_details(json!({"name": name, "kind": kind, "causes": [{"message": message}]}))
     }
 
+    /// A custom resource its schema rejects, worded as apiextensions-apiserver words it.
+    pub fn invalid_fields(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: &[super::schema::Cause],
+    ) -> ApiError {
+        let lines: Vec<String> = causes.iter().map(super::schema::Cause::line).collect();
+        let errors = match lines.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|c| json!({"reason": c.reason, "message": c.body, "field": c.field}))
+            .collect();
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind}.{group} \"{name}\" is invalid: {errors}"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }

@@ -11,10 +11,11 @@ use super::error::{ApiError, ApiResult};
 use super::fieldset::Scope;
 use super::objects::{self, Ownership, Propagation, WriteOptions};
 use super::registry::ResourceType;
+use super::schema::{self, Directive};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::ssa::{self, Writer};
 use super::store::Store;
-use super::{Query, Shared, json_response, openapi, pagination, patch, protobuf, table, watch};
+use super::{Query, Shared, json_response, pagination, patch, protobuf, table, watch};
 
 /// A parsed resource path.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +120,14 @@ impl Call<'_> {
         self.query.get("dryRun") == Some("All")
     }
 
+    fn write_options<'m>(&'m self, manager: &'m str) -> WriteOptions<'m> {
+        WriteOptions {
+            manager,
+            version: &self.target.version,
+            dry_run: self.dry_run(),
+        }
+    }
+
     fn scope(&self) -> ApiResult<Scope> {
         match self.target.subresource.as_deref() {
             None => Ok(Scope::Main),
@@ -164,9 +173,6 @@ pub fn handle(shared: &Arc<Shared>, call: Call<'_>) -> ApiResult<Response> {
         )));
     }
     let verb = call.target.verb(&call.method, &call.query);
-    if matches!(verb, "create" | "update" | "patch") {
-        openapi::field_validation(call.query.get("fieldValidation"))?;
-    }
     let response = match verb {
         "get" => Ok(ok(&versioned(
             &rt,
@@ -202,9 +208,59 @@ fn ok(object: &Value) -> Response {
     json_response(StatusCode::OK, object)
 }
 
-fn versioned(rt: &ResourceType, version: &str, mut object: Value) -> Value {
-    object["apiVersion"] = json!(rt.api_version(version));
-    object
+fn versioned(rt: &ResourceType, version: &str, object: Value) -> Value {
+    rt.present(version, object)
+}
+
+/// What strict decoding finds in a write under the call's `fieldValidation`: the fields the
+/// schema of `rt` would prune from `object` and the `duplicates` the body repeats. Answers
+/// the warnings to send, or the Strict error (`prefix` starts its message).
+fn field_problems(
+    rt: &ResourceType,
+    call: &Call<'_>,
+    object: &Value,
+    duplicates: Vec<String>,
+    prefix: &str,
+) -> ApiResult<Vec<String>> {
+    let directive = Directive::parse(call.query.get("fieldValidation"))?;
+    let unknown = rt
+        .schema(&call.target.version)
+        .map(|s| schema::prune(s, &mut object.clone()))
+        .unwrap_or_default();
+    let problems = unknown
+        .iter()
+        .map(|path| format!("unknown field {path:?}"))
+        .chain(
+            duplicates
+                .iter()
+                .map(|path| format!("duplicate field {path:?}")),
+        )
+        .collect();
+    directive.settle(problems, prefix)
+}
+
+/// A write's whole body as create and update decode it, with what strict decoding found.
+fn decoded_body(rt: &ResourceType, call: &Call<'_>) -> ApiResult<(Value, Vec<String>)> {
+    let object = call.json_body()?;
+    let prefix = format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: ",
+        kind = rt.kind,
+        version = call.target.version
+    );
+    let duplicates = schema::duplicate_fields(call.body);
+    let warnings = field_problems(rt, call, &object, duplicates, &prefix)?;
+    Ok((object, warnings))
+}
+
+/// `response` with a `Warning: 299` header per warning, as kubectl prints them.
+fn warned(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = format!("299 - \"{text}\"").parse() {
+            response.headers_mut().append("Warning", value);
+        }
+    }
+    response
 }
 
 fn namespace_of(call: &Call<'_>) -> String {
@@ -260,10 +316,11 @@ fn watch_scope(rt: &ResourceType, call: &Call<'_>) -> ApiResult<watch::WatchScop
 }
 
 fn create(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
-    let mut object = call.json_body()?;
+    let (mut object, warnings) = decoded_body(rt, call)?;
     objects::check_type(rt, &call.target.version, &mut object)?;
     objects::check_namespace(rt, call.target.namespace.as_deref(), &mut object)?;
-    store_new(store, rt, call, object, &call.manager(), false)
+    let response = store_new(store, rt, call, object, &call.manager(), false)?;
+    Ok(warned(response, &warnings))
 }
 
 /// Stores a new object and answers 201; `applied` as for [`objects::create`].
@@ -275,11 +332,7 @@ fn store_new(
     manager: &str,
     applied: bool,
 ) -> ApiResult<Response> {
-    let options = WriteOptions {
-        manager,
-        dry_run: call.dry_run(),
-    };
-    let created = objects::create(store, rt, &call.target.version, object, options, applied)?;
+    let created = objects::create(store, rt, object, call.write_options(manager), applied)?;
     Ok(json_response(
         StatusCode::CREATED,
         &versioned(rt, &call.target.version, created),
@@ -288,11 +341,12 @@ fn store_new(
 
 fn update(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
     let scope = call.scope()?;
-    let mut object = call.json_body()?;
+    let (mut object, warnings) = decoded_body(rt, call)?;
     objects::check_type(rt, &call.target.version, &mut object)?;
     objects::check_namespace(rt, call.target.namespace.as_deref(), &mut object)?;
     let old = existing(store, rt, call)?;
-    write_update(store, rt, call, scope, &old, object)
+    let response = write_update(store, rt, call, scope, &old, object)?;
+    Ok(warned(response, &warnings))
 }
 
 fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiResult<Response> {
@@ -312,8 +366,10 @@ fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiRes
     let scope = call.scope()?;
     let old = existing(store, rt, call)?;
     let mut object = patch::patch(&content_type, &old, call.body)?;
+    let warnings = field_problems(rt, call, &object, Vec::new(), "")?;
     objects::check_type(rt, &call.target.version, &mut object)?;
-    write_update(store, rt, call, scope, &old, object)
+    let response = write_update(store, rt, call, scope, &old, object)?;
+    Ok(warned(response, &warnings))
 }
 
 /// Whether a CRD defines `rt` (custom resources have no strategic merge patch).
@@ -353,7 +409,7 @@ fn write_update(
         object,
         scope,
         Ownership::Update(&writer),
-        call.dry_run(),
+        call.write_options(&manager),
     )?;
     Ok(ok(&versioned(rt, &call.target.version, written)))
 }
@@ -370,6 +426,24 @@ fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> A
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     objects::check_type(rt, &call.target.version, &mut applied)?;
     objects::check_namespace(rt, call.target.namespace.as_deref(), &mut applied)?;
+    let warnings = field_problems(rt, call, &applied, Vec::new(), "")?;
+    // What the schema does not know is neither stored nor owned.
+    if let Some(schema) = rt.schema(&call.target.version) {
+        schema::prune(schema, &mut applied);
+    }
+    let response = apply_config(store, rt, call, scope, &manager, applied)?;
+    Ok(warned(response, &warnings))
+}
+
+/// Server-side apply of the pruned configuration `applied` by `manager`.
+fn apply_config(
+    store: &mut Store,
+    rt: &ResourceType,
+    call: &Call<'_>,
+    scope: Scope,
+    manager: &str,
+    applied: Value,
+) -> ApiResult<Response> {
     let name = call.target.name.clone().unwrap_or_default();
     if applied["metadata"]["name"].as_str() != Some(name.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -379,7 +453,7 @@ fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> A
     }
     let api_version = rt.api_version(&call.target.version);
     let writer = Writer {
-        manager: &manager,
+        manager,
         api_version: &api_version,
         scope,
         now: &objects::now(),
@@ -398,7 +472,7 @@ fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> A
                 merged,
                 scope,
                 Ownership::Applied,
-                call.dry_run(),
+                call.write_options(manager),
             )?
         }
         None if scope == Scope::Status => {
@@ -412,7 +486,7 @@ fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> A
             });
             let mut merged = ssa::apply(&skeleton, &applied, &writer, force)?;
             objects::check_namespace(rt, call.target.namespace.as_deref(), &mut merged)?;
-            return store_new(store, rt, call, merged, &manager, true);
+            return store_new(store, rt, call, merged, manager, true);
         }
     };
     Ok(ok(&versioned(rt, &call.target.version, written)))

@@ -80,7 +80,11 @@ fn release(store: &mut Store, rt: &ResourceType, object: &Value, finalizer: &str
         new,
         Scope::Main,
         Ownership::Update(&writer),
-        false,
+        objects::WriteOptions {
+            manager: MANAGER,
+            version: &rt.versions[0],
+            dry_run: false,
+        },
     );
     if let Err(error) = written {
         tracing::debug!(?error, "releasing a finalizer failed");

@@ -16,6 +16,7 @@ mod pagination;
 mod patch;
 mod protobuf;
 mod registry;
+mod schema;
 mod selectors;
 mod ssa;
 mod store;
@@ -191,9 +192,10 @@ fn seed_namespaces(store: &mut store::Store) -> anyhow::Result<()> {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         let options = objects::WriteOptions {
             manager: "testkit-apiserver",
+            version: "v1",
             dry_run: false,
         };
-        objects::create(store, &rt, "v1", namespace, options, false)
+        objects::create(store, &rt, namespace, options, false)
             .map_err(|e| anyhow::anyhow!(e.message))?;
     }
     Ok(())

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiResult};
 use super::fieldset::Scope;
 use super::registry::{ResourceType, resource_from_crd};
+use super::schema;
 use super::ssa::{self, Writer};
 use super::store::Store;
 
@@ -63,7 +64,37 @@ fn is_namespace(rt: &ResourceType) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions<'a> {
     pub manager: &'a str,
+    /// The version the request addressed, whose schema admits custom resources.
+    pub version: &'a str,
     pub dry_run: bool,
+}
+
+/// Prunes, defaults and validates a custom resource against its schema at `version`. An
+/// update may keep errors in fields it leaves as they were (validation ratcheting, on by
+/// default in 1.32), so an object stored under an older schema can still lose its finalizers.
+fn admit(
+    rt: &ResourceType,
+    version: &str,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
+    let Some(schema) = rt.schema(version) else {
+        return Ok(());
+    };
+    schema::prune(schema, object);
+    schema::default(schema, object);
+    let causes: Vec<schema::Cause> = schema::validate(schema, object)
+        .into_iter()
+        .filter(|cause| {
+            let pointer = cause.pointer();
+            old.is_none_or(|old| old.pointer(&pointer) != object.pointer(&pointer))
+        })
+        .collect();
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    Err(ApiError::invalid_fields(&rt.group, &rt.kind, name, &causes))
 }
 
 /// Checks `apiVersion`/`kind` against the URL and fills them in when absent.
@@ -140,7 +171,6 @@ fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
 pub fn create(
     store: &mut Store,
     rt: &ResourceType,
-    version: &str,
     mut object: Value,
     opts: WriteOptions<'_>,
     applied: bool,
@@ -202,12 +232,13 @@ pub fn create(
     {
         map.remove("status");
     }
+    admit(rt, opts.version, &mut object, None)?;
     prepare_kind(store, rt, &mut object, true, opts.dry_run)?;
     super::defaults::apply(store, rt, &mut object, None);
     if !applied {
         let writer = Writer {
             manager: opts.manager,
-            api_version: &rt.api_version(version),
+            api_version: &rt.api_version(opts.version),
             scope: Scope::Main,
             now: &now(),
         };
@@ -305,8 +336,9 @@ pub fn write(
     mut new: Value,
     scope: Scope,
     ownership: Ownership<'_>,
-    dry_run: bool,
+    opts: WriteOptions<'_>,
 ) -> ApiResult<Value> {
+    let dry_run = opts.dry_run;
     let (namespace, name) = super::store::key_of(old);
     if new["metadata"]["name"].as_str().is_some_and(|n| n != name) {
         return Err(ApiError::bad_request(format!(
@@ -336,6 +368,7 @@ pub fn write(
         }
     }
     isolate_scope(rt, old, &mut new, scope);
+    admit(rt, opts.version, &mut new, Some(old))?;
     if let Ownership::Update(writer) = ownership {
         ssa::record_update(Some(old), &mut new, writer);
     }

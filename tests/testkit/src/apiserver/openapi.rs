@@ -3,8 +3,8 @@
 //!
 //! kubectl (since 1.27) validates on the server when the PATCH operation of an object's kind
 //! lists the `fieldValidation` parameter, and falls back to downloading schemas otherwise. The
-//! documents carry operations only, no schemas: the server has none, so its field validation
-//! cannot reject unknown fields (see `field_validation`).
+//! documents carry operations only, no schemas: the server validates custom resources itself
+//! against their CRDs' schemas (see `schema`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -67,18 +67,6 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> ApiResu
         "paths": paths,
         "components": { "schemas": {} },
     }))
-}
-
-/// Checks the `fieldValidation` directive of a write. The server keeps no schemas, so every
-/// valid directive behaves as `Ignore`: unknown fields are stored, never rejected or warned
-/// about.
-pub fn field_validation(directive: Option<&str>) -> ApiResult<()> {
-    match directive {
-        None | Some("" | "Ignore" | "Warn" | "Strict") => Ok(()),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "fieldValidation must be one of Ignore, Warn or Strict, not {other:?}"
-        ))),
-    }
 }
 
 fn group_versions(registry: &Registry) -> Vec<(String, String)> {
@@ -166,12 +154,5 @@ mod tests {
             group_version(&registry, "nope.io", "v1").unwrap_err().code,
             404
         );
-    }
-
-    #[test]
-    fn only_known_field_validation_directives_pass() {
-        assert!(field_validation(None).is_ok());
-        assert!(field_validation(Some("Strict")).is_ok());
-        assert_eq!(field_validation(Some("strict")).unwrap_err().code, 400);
     }
 }

@@ -1,7 +1,9 @@
 //! The kinds the server knows: the built-in ones a Flux install and chart-like manifests
 //! contain, plus those registered by CustomResourceDefinitions.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 
@@ -21,6 +23,8 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Whether objects carry `metadata.generation` (core/v1 kinds mostly do not).
     pub tracks_generation: bool,
+    /// A CRD's `openAPIV3Schema` per served version (built-in kinds have none here).
+    pub schemas: BTreeMap<String, Value>,
 }
 
 impl ResourceType {
@@ -34,6 +38,21 @@ impl ResourceType {
 
     pub fn serves(&self, version: &str) -> bool {
         self.versions.iter().any(|served| served == version)
+    }
+
+    /// The structural schema objects of this type are admitted with at `version`.
+    pub fn schema(&self, version: &str) -> Option<&Value> {
+        self.schemas.get(version)
+    }
+
+    /// A stored object as served at `version`: its apiVersion, and the schema's defaults the
+    /// server also applies when it reads a stored object.
+    pub fn present(&self, version: &str, mut object: Value) -> Value {
+        object["apiVersion"] = json!(self.api_version(version));
+        if let Some(schema) = self.schema(version) {
+            super::schema::default(schema, &mut object);
+        }
+        object
     }
 }
 
@@ -264,6 +283,7 @@ impl Registry {
                     namespaced,
                     status_subresource: status,
                     tracks_generation: !group.is_empty(),
+                    schemas: BTreeMap::new(),
                 },
             )
             .collect();
@@ -382,6 +402,14 @@ pub fn resource_from_crd(crd: &Value) -> ApiResult<ResourceType> {
     let status_subresource = served
         .iter()
         .any(|v| v["subresources"]["status"].is_object());
+    let schemas = served
+        .iter()
+        .filter(|v| v["schema"]["openAPIV3Schema"].is_object())
+        .filter_map(|v| {
+            let schema = v["schema"]["openAPIV3Schema"].clone();
+            Some((v["name"].as_str()?.to_string(), schema))
+        })
+        .collect();
     Ok(ResourceType {
         group: group.to_string(),
         versions,
@@ -400,6 +428,7 @@ pub fn resource_from_crd(crd: &Value) -> ApiResult<ResourceType> {
         namespaced: spec["scope"].as_str() != Some("Cluster"),
         status_subresource,
         tracks_generation: true,
+        schemas,
     })
 }
 

@@ -69,9 +69,8 @@ impl WatchScope {
         Some((kind, self.versioned(event.object.clone())))
     }
 
-    fn versioned(&self, mut object: Value) -> Value {
-        object["apiVersion"] = json!(self.rt.api_version(&self.version));
-        object
+    fn versioned(&self, object: Value) -> Value {
+        self.rt.present(&self.version, object)
     }
 
     fn bookmark(&self, resource_version: u64, initial_events_end: bool) -> Value {

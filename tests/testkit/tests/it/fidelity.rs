@@ -15,12 +15,12 @@ use crate::support::cluster::{self, TestCluster};
 
 /// A raw request's outcome: the HTTP status (200 for any success: kube's `request_text` keeps
 /// only the body of a 2xx) and the JSON body (a `Status` on failure).
-struct Answer {
-    code: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub code: u16,
+    pub body: Value,
 }
 
-async fn send(
+pub(crate) async fn send(
     cluster: &TestCluster,
     method: &str,
     path: &str,
@@ -47,7 +47,12 @@ async fn send(
     }
 }
 
-async fn send_json(cluster: &TestCluster, method: &str, path: &str, body: &Value) -> Answer {
+pub(crate) async fn send_json(
+    cluster: &TestCluster,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> Answer {
     let content_type = match method {
         "PATCH" => "application/merge-patch+json",
         _ => "application/json",
@@ -64,12 +69,12 @@ async fn send_json(cluster: &TestCluster, method: &str, path: &str, body: &Value
 
 /// A namespace of the test's own, deleted when dropped is not possible in async code: call
 /// [`Scratch::remove`] at the end.
-struct Scratch {
-    name: String,
+pub(crate) struct Scratch {
+    pub name: String,
 }
 
 impl Scratch {
-    async fn create(cluster: &TestCluster, prefix: &str) -> Scratch {
+    pub async fn create(cluster: &TestCluster, prefix: &str) -> Scratch {
         let name = format!(
             "{prefix}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -89,7 +94,7 @@ impl Scratch {
         format!("/api/v1/namespaces/{}/{rest}", self.name)
     }
 
-    async fn remove(self, cluster: &TestCluster) {
+    pub async fn remove(self, cluster: &TestCluster) {
         let answer = send(
             cluster,
             "DELETE",
@@ -356,11 +361,14 @@ async fn server_side_apply_conflicts_name_the_field_and_its_manager() {
 
 /// A namespaced CRD of a group of its own; returns (group, plural).
 async fn create_crd(cluster: &TestCluster) -> (String, String) {
-    let group = format!(
-        "f{}.fidelity.example.com",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let crd = json!({
+    let spec = json!({"type": "object", "properties": {"size": {"type": "integer"}}});
+    create_crd_with(cluster, &spec).await
+}
+
+/// The CRD of kind `Gadget` in a group of its own (`f<hex>.fidelity.example.com`) whose v1
+/// `spec` has the schema `spec`.
+pub(crate) fn gadget_crd(group: &str, spec: &Value) -> Value {
+    json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("gadgets.{group}")},
         "spec": {
@@ -368,10 +376,19 @@ async fn create_crd(cluster: &TestCluster) -> (String, String) {
             "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
                 "type": "object",
-                "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}},
+                "properties": {"spec": spec},
             }}}],
         },
-    });
+    })
+}
+
+/// Creates [`gadget_crd`] in a new group and waits until it is served; returns (group, plural).
+pub(crate) async fn create_crd_with(cluster: &TestCluster, spec: &Value) -> (String, String) {
+    let group = format!(
+        "f{}.fidelity.example.com",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let crd = gadget_crd(&group, spec);
     let answer = send_json(
         cluster,
         "POST",
@@ -398,7 +415,7 @@ async fn create_crd(cluster: &TestCluster) -> (String, String) {
     panic!("gadgets.{group} never served");
 }
 
-async fn delete_crd(cluster: &TestCluster, group: &str) {
+pub(crate) async fn delete_crd(cluster: &TestCluster, group: &str) {
     let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}");
     let answer = send(cluster, "DELETE", &path, "application/json", vec![]).await;
     assert_eq!(answer.code, 200, "{}", answer.body);

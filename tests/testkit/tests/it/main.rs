@@ -7,4 +7,5 @@ mod apiserver;
 mod fidelity;
 mod flux;
 mod git;
+mod schemas;
 mod walkthrough;
