@@ -168,6 +168,11 @@ pub struct CreateEnvArgs {
     #[arg(long)]
     pub skip_lint: bool,
 
+    /// Take over a cluster that another tool (e.g. `flux bootstrap`) bootstrapped: its Flux
+    /// objects are applied with force and the fields taken from other managers reported.
+    #[arg(long)]
+    pub adopt: bool,
+
     /// How long the whole run may wait on the cluster (controllers and runtime apps), e.g.
     /// 15m, 90s (1s to 24h).
     #[arg(long, default_value = "15m", value_parser = parse_run_timeout)]

@@ -28,6 +28,8 @@ pub struct ApplyOptions {
     pub field_manager: &'static str,
     /// Take over fields another manager owns instead of failing with a conflict.
     pub force: bool,
+    /// Before a forced apply, learn through a dry run which fields it takes from whom.
+    pub report_takeovers: bool,
     /// How long new CRDs may take to be Established and served by discovery.
     pub crd_timeout: Duration,
 }
@@ -37,12 +39,20 @@ impl ApplyOptions {
         ApplyOptions {
             field_manager,
             force: false,
+            report_takeovers: false,
             crd_timeout: Duration::from_secs(60),
         }
     }
 
     pub fn forced(mut self) -> ApplyOptions {
         self.force = true;
+        self
+    }
+
+    /// Forced, reporting the fields taken over (adopting objects another tool wrote).
+    pub fn adopting(mut self) -> ApplyOptions {
+        self.force = true;
+        self.report_takeovers = true;
         self
     }
 }
@@ -59,6 +69,17 @@ pub enum ApplyOutcome {
 pub struct AppliedObject {
     pub object: ObjectName,
     pub outcome: ApplyOutcome,
+    /// Fields a forced apply took from other field managers (when asked to report them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<Takeover>,
+}
+
+/// One field a forced apply took from another field manager, as the API server's conflict
+/// named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Takeover {
+    pub field: String,
+    pub manager: String,
 }
 
 /// What an apply did, object by object, in apply order.
@@ -77,6 +98,19 @@ impl ApplySummary {
 
     pub fn count(&self, outcome: ApplyOutcome) -> usize {
         self.objects.iter().filter(|o| o.outcome == outcome).count()
+    }
+
+    /// Every field taken over, with its object: `Kustomization flux-system/flux-system
+    /// .spec.path from kustomize-controller`.
+    pub fn takeovers(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .flat_map(|o| {
+                o.taken_over
+                    .iter()
+                    .map(move |t| format!("{} {} from {}", o.object, t.field, t.manager))
+            })
+            .collect()
     }
 
     pub fn extend(&mut self, other: ApplySummary) {
@@ -301,19 +335,30 @@ async fn apply_one(
         object: target.clone(),
         message: super::api_message(&err),
     })?;
+    let apply_error = |err: kube::Error| ApplyError::Apply {
+        object: target.clone(),
+        code: match &err {
+            kube::Error::Api(status) => status.code,
+            _ => 0,
+        },
+        message: super::api_message(&err),
+    };
+    let taken_over = if options.force && options.report_takeovers && before.is_some() {
+        let dry_run = PatchParams::apply(options.field_manager).dry_run();
+        match api.patch(&name, &dry_run, &Patch::Apply(&object)).await {
+            Ok(_) => Vec::new(),
+            Err(kube::Error::Api(status)) if status.code == 409 => conflicts(&status),
+            Err(err) => return Err(apply_error(err)),
+        }
+    } else {
+        Vec::new()
+    };
     let mut params = PatchParams::apply(options.field_manager);
     params.force = options.force;
     let after = api
         .patch(&name, &params, &Patch::Apply(&object))
         .await
-        .map_err(|err| ApplyError::Apply {
-            object: target.clone(),
-            code: match &err {
-                kube::Error::Api(status) => status.code,
-                _ => 0,
-            },
-            message: super::api_message(&err),
-        })?;
+        .map_err(apply_error)?;
     let outcome = match before {
         None => ApplyOutcome::Created,
         Some(before) if same_content(&before, &after) => ApplyOutcome::Unchanged,
@@ -323,7 +368,27 @@ async fn apply_one(
     Ok(AppliedObject {
         object: target,
         outcome,
+        taken_over,
     })
+}
+
+/// The fields of an apply conflict and who owns them, from the Status causes
+/// (`message: conflict with "kustomize-controller" using …`, `field: .spec.path`).
+fn conflicts(status: &kube::core::Status) -> Vec<Takeover> {
+    let causes = status.details.as_ref().map(|d| d.causes.as_slice());
+    causes
+        .unwrap_or_default()
+        .iter()
+        .map(|cause| Takeover {
+            field: cause.field.clone(),
+            manager: cause
+                .message
+                .split('"')
+                .nth(1)
+                .unwrap_or(&cause.message)
+                .to_owned(),
+        })
+        .collect()
 }
 
 /// Whether an apply left the object as it was. The same resourceVersion settles it; else
@@ -554,12 +619,14 @@ items:
             objects: vec![AppliedObject {
                 object: object.clone(),
                 outcome: ApplyOutcome::Unchanged,
+                taken_over: Vec::new(),
             }],
         };
         assert!(summary.is_up_to_date());
         summary.objects.push(AppliedObject {
             object,
             outcome: ApplyOutcome::Changed,
+            taken_over: Vec::new(),
         });
         assert!(!summary.is_up_to_date());
         assert_eq!(summary.count(ApplyOutcome::Changed), 1);

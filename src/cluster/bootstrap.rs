@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::FLUX_NAMESPACE;
 use super::apply::{ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, apply_objects};
+use super::ownership::Owner;
 use crate::config::SubstitutionConfig;
 use crate::contract::Contract;
 
@@ -55,6 +56,10 @@ pub struct BootstrapInputs<'a> {
     pub names: &'a SubstitutionConfig,
     pub git: &'a GitReadCredentials,
     pub age_key: &'a SopsAgeKey,
+    /// Recorded on the Namespace: whose cluster this is.
+    pub owner: &'a Owner,
+    /// Take these objects over from the tool that wrote them (reporting the fields taken).
+    pub adopting: bool,
 }
 
 /// Applies the Namespace, ConfigMap and Secrets with field manager `gitops-bootstrap`.
@@ -62,12 +67,13 @@ pub async fn apply_bootstrap_objects(
     client: &Client,
     inputs: BootstrapInputs<'_>,
 ) -> Result<ApplySummary, ApplyError> {
-    apply_objects(
-        client,
-        bootstrap_objects(inputs),
-        &ApplyOptions::new(CONFIG_MANAGER),
-    )
-    .await
+    let options = ApplyOptions::new(CONFIG_MANAGER);
+    let options = if inputs.adopting {
+        options.adopting()
+    } else {
+        options
+    };
+    apply_objects(client, bootstrap_objects(inputs), &options).await
 }
 
 /// The objects, built at the last moment: the Secrets' `data` holds the values.
@@ -75,7 +81,11 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
     let namespace = object(json!({
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": FLUX_NAMESPACE},
+        "metadata": {
+            "name": FLUX_NAMESPACE,
+            "labels": Owner::labels(),
+            "annotations": inputs.owner.annotations(),
+        },
     }));
     let config = object(json!({
         "apiVersion": "v1",
@@ -190,6 +200,15 @@ mod tests {
             .collect()
     }
 
+    fn owner() -> Owner {
+        Owner {
+            env: "dev".to_owned(),
+            repository: "https://git.example/gitops.git".to_owned(),
+            branch: "main".to_owned(),
+            path: "clusters/dev".to_owned(),
+        }
+    }
+
     fn find<'a>(objects: &'a [DynamicObject], name: &str, kind: &str) -> &'a DynamicObject {
         objects
             .iter()
@@ -221,6 +240,8 @@ mod tests {
             names: &names,
             git: &git,
             age_key: &age_key,
+            owner: &owner(),
+            adopting: false,
         });
         let git_secret = decoded(find(&objects, GIT_CREDENTIALS, "Secret"));
         assert_eq!(
@@ -277,6 +298,8 @@ mod tests {
             names: &names,
             git: &https,
             age_key: &age,
+            owner: &owner(),
+            adopting: false,
         };
         for text in [
             format!("{https:?}"),

@@ -320,11 +320,13 @@ async fn fetch(url: &str, extra_ca_pem: Option<&str>) -> Result<String, String> 
 }
 
 /// Force-applies the components (field manager `gitops-bootstrap-flux`, CRDs first), then
-/// waits until every Deployment of the manifest is Available.
+/// waits until every Deployment of the manifest is Available. `adopting` also reports the
+/// fields taken from the tool that installed them before.
 pub async fn install(
     client: &Client,
     components: &Components,
     timeout: Duration,
+    adopting: bool,
 ) -> Result<ApplySummary, FluxError> {
     let objects = parse_documents(&components.yaml).map_err(FluxError::Install)?;
     let deployments: Vec<ObjectName> = objects
@@ -332,7 +334,10 @@ pub async fn install(
         .map(apply::object_name)
         .filter(|name| name.kind == "Deployment")
         .collect();
-    let options = ApplyOptions::new(FLUX_MANAGER).forced();
+    let options = match adopting {
+        true => ApplyOptions::new(FLUX_MANAGER).adopting(),
+        false => ApplyOptions::new(FLUX_MANAGER).forced(),
+    };
     let summary = apply::apply_objects(client, objects, &options)
         .await
         .map_err(FluxError::Install)?;
@@ -437,13 +442,19 @@ impl SyncSummary {
 
 /// Applies the sync objects (GitRepository + Kustomization `flux-system`) and asks Flux to
 /// reconcile them now — unless nothing changed and Flux already applied `wanted`, so a rerun on
-/// a converged env writes nothing.
+/// a converged env writes nothing. `adopting` takes them over from the tool that wrote them,
+/// reporting the fields taken.
 pub async fn sync(
     client: &Client,
     gotk_sync_yaml: &str,
     wanted: &WantedRevision<'_>,
+    adopting: bool,
 ) -> Result<SyncSummary, FluxError> {
-    let applied = apply::apply_yaml(client, gotk_sync_yaml, &ApplyOptions::new(CONFIG_MANAGER))
+    let options = match adopting {
+        true => ApplyOptions::new(CONFIG_MANAGER).adopting(),
+        false => ApplyOptions::new(CONFIG_MANAGER),
+    };
+    let applied = apply::apply_yaml(client, gotk_sync_yaml, &options)
         .await
         .map_err(FluxError::Sync)?;
     let flux_objects: Vec<(ObjectName, ApiResource)> = applied

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod drift;
 pub mod flux;
+pub mod ownership;
 mod retry;
 pub mod teardown;
 pub mod wait;
@@ -16,10 +17,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use apply::{AppliedObject, ApplyError, ApplyOptions, ApplyOutcome, ApplySummary};
+pub use apply::{AppliedObject, ApplyError, ApplyOptions, ApplyOutcome, ApplySummary, Takeover};
 pub use bootstrap::{BootstrapInputs, GitReadCredentials, SopsAgeKey};
 pub use client::{ClusterError, connect};
 pub use flux::{Components, ComponentsOrigin, ComponentsSource, FluxError};
+pub use ownership::{Owner, Ownership, OwnershipError};
 pub use wait::{Readiness, Snapshot, WaitError, WaitTarget};
 
 /// The namespace Flux and the bootstrap objects live in.

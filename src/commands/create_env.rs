@@ -31,6 +31,7 @@ pub async fn run(
         allow_replace: args.allow_replace,
         change_profile: args.change_profile,
         skip_lint: args.skip_lint,
+        adopt: args.adopt,
         timeout: args.timeout,
         flux_manifests: args.flux_manifests.clone(),
         terraform_binary: args.target.terraform.clone(),

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::commit::ClusterDirInputs;
+use super::phases::config_and_secrets::ConfigInputs;
+use super::phases::connect::Connected;
 use super::phases::preflight::PreflightInputs;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{
@@ -30,6 +32,8 @@ pub struct CreateEnvOptions {
     pub allow_replace: bool,
     pub change_profile: bool,
     pub skip_lint: bool,
+    /// Take over a cluster another tool bootstrapped.
+    pub adopt: bool,
     pub timeout: Duration,
     pub flux_manifests: Option<String>,
     pub terraform_binary: Option<PathBuf>,
@@ -90,16 +94,19 @@ async fn drive(
     let terraform =
         terraform_apply::run(&prepared.terraform, config, env, policy, reporter, cancel);
     let contract = steps.step("terraform", terraform).await?;
-    let client = steps.step("connect", connect::run(&contract)).await?;
+    let owner = connect::owner(env);
+    let connect = connect::run(&contract, &owner, options.adopt);
+    let Connected { client, adopting } = steps.step("connect", connect).await?;
     steps.record().cluster_uid = detect::cluster_uid(&client).await;
-    let bootstrap = config_and_secrets::run(
-        &client,
-        &env.name,
-        &env.repository.substitution,
-        &contract,
-        &prepared.read_credentials,
-        &prepared.age_key,
-    );
+    let inputs = ConfigInputs {
+        names: &env.repository.substitution,
+        contract: &contract,
+        git: &prepared.read_credentials,
+        age_key: &prepared.age_key,
+        owner: &owner,
+        adopting,
+    };
+    let bootstrap = config_and_secrets::run(&client, inputs);
     steps.step("config-and-secrets", bootstrap).await?;
 
     let cluster_dir = ClusterDirInputs {
@@ -121,6 +128,7 @@ async fn drive(
         sync_manifest: &committed.sync_manifest,
         commit: &committed.head,
         workspace: committed.workspace,
+        adopting,
     };
     let apps =
         install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;

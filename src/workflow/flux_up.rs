@@ -23,6 +23,8 @@ pub struct FluxTarget<'a> {
     pub commit: &'a str,
     /// The clone holding `commit`, to recognise commits pushed after it.
     pub workspace: Workspace,
+    /// The cluster was bootstrapped by another tool and is taken over (`--adopt`).
+    pub adopting: bool,
 }
 
 /// Runs the steps flux-install, sync and wait-for-apps; returns the apps' last snapshot.
@@ -35,9 +37,9 @@ pub async fn install_sync_and_wait(
     cancel: &CancellationToken,
 ) -> Result<Snapshot> {
     let deadline = Instant::now() + timeout;
-    let install = flux_install::run(client, target.components, deadline);
+    let install = flux_install::run(client, target.components, deadline, target.adopting);
     steps.step("flux-install", install).await?;
-    let sync = sync::run(client, target.sync_manifest, target.commit);
+    let sync = sync::run(client, target.sync_manifest, target.commit, target.adopting);
     steps.step("sync", sync).await?;
     let wait = wait_for_apps::run(
         client,

@@ -12,6 +12,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::flux_up::{FluxTarget, install_sync_and_wait};
+use super::phases::config_and_secrets::ConfigInputs;
+use super::phases::connect::Connected;
 use super::phases::detect::Situation;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{
@@ -135,22 +137,27 @@ async fn drive(
     let terraform =
         terraform_apply::run(&restorable.terraform, config, env, policy, reporter, cancel);
     let contract = steps.step("terraform", terraform).await?;
-    let client = steps.step("connect", connect::run(&contract)).await?;
+    // A rebuild never adopts: the cluster is the env's own, or a new one.
+    let owner = connect::owner(env);
+    let connect = connect::run(&contract, &owner, false);
+    let Connected { client, .. } = steps.step("connect", connect).await?;
     steps.record().cluster_uid = detect::cluster_uid(&client).await;
-    let bootstrap = config_and_secrets::run(
-        &client,
-        &env.name,
-        &env.repository.substitution,
-        &contract,
-        &restorable.read_credentials,
-        &restorable.age_key,
-    );
+    let inputs = ConfigInputs {
+        names: &env.repository.substitution,
+        contract: &contract,
+        git: &restorable.read_credentials,
+        age_key: &restorable.age_key,
+        owner: &owner,
+        adopting: false,
+    };
+    let bootstrap = config_and_secrets::run(&client, inputs);
     steps.step("config-and-secrets", bootstrap).await?;
     let flux = FluxTarget {
         components: &restorable.components,
         sync_manifest: &restorable.sync_manifest,
         commit: &restorable.commit,
         workspace: restorable.workspace,
+        adopting: false,
     };
     let apps =
         install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;

@@ -12,7 +12,7 @@ use gitops_bootstrap::cluster::bootstrap::{self, BootstrapInputs, GitReadCredent
 use gitops_bootstrap::cluster::flux::{self, Components, ComponentsOrigin};
 use gitops_bootstrap::cluster::wait::conditions::WantedRevision;
 use gitops_bootstrap::cluster::wait::{self, Snapshot, WaitError, WaitTarget};
-use gitops_bootstrap::cluster::{ClusterError, ObjectName, connect};
+use gitops_bootstrap::cluster::{ClusterError, ObjectName, Owner, connect};
 use gitops_bootstrap::config::SubstitutionConfig;
 use gitops_bootstrap::contract::{ClusterAccess, Contract, ExecCredential};
 use gitops_bootstrap::error::Diagnose as _;
@@ -269,6 +269,13 @@ async fn apply_bootstrap(
             names: &SubstitutionConfig::default(),
             git,
             age_key: &age_key,
+            owner: &Owner {
+                env: "dev".to_owned(),
+                repository: "https://git.example/gitops.git".to_owned(),
+                branch: "main".to_owned(),
+                path: "clusters/dev".to_owned(),
+            },
+            adopting: false,
         },
     )
     .await
@@ -347,7 +354,7 @@ async fn flux_env() -> FluxEnv {
     let cluster = TestCluster::start().await.unwrap();
     let client = cluster.client();
     let controllers = Controllers::start(client.clone(), FluxOptions::default());
-    let installed = flux::install(&client, &testkit_components(), WAIT)
+    let installed = flux::install(&client, &testkit_components(), WAIT, false)
         .await
         .unwrap();
     assert!(installed.count(ApplyOutcome::Created) > 0);
@@ -444,7 +451,7 @@ async fn push_and_wait(
         sha: &sha,
         is_descendant: &|_| false,
     };
-    let synced = flux::sync(&env.client, &gotk_sync(&env.git), &wanted)
+    let synced = flux::sync(&env.client, &gotk_sync(&env.git), &wanted, false)
         .await
         .unwrap();
     assert!(
@@ -464,7 +471,7 @@ async fn push_and_wait(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flux_installs_syncs_and_the_apps_become_ready() {
     let env = flux_env().await;
-    let again = flux::install(&env.client, &testkit_components(), WAIT)
+    let again = flux::install(&env.client, &testkit_components(), WAIT, false)
         .await
         .unwrap();
     assert!(again.is_up_to_date(), "{again:?}");

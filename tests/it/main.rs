@@ -14,6 +14,7 @@ mod gitops;
 mod init;
 mod lint;
 mod own_layout;
+mod ownership;
 mod plan;
 mod profiles;
 mod rebuild;

@@ -16,9 +16,10 @@ pub async fn run(
     client: &Client,
     components: &Components,
     deadline: Instant,
+    adopting: bool,
 ) -> Result<(Outcome, ())> {
     let timeout = deadline.saturating_duration_since(Instant::now());
-    let summary = flux::install(client, components, timeout).await?;
+    let summary = flux::install(client, components, timeout, adopting).await?;
     let what = format!("Flux {} objects", components.version);
     Ok((applied(&what, &summary), ()))
 }

@@ -57,13 +57,19 @@ pub fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
-/// "Up to date" when a server-side apply changed nothing, else what it created and changed.
+/// "Up to date" when a server-side apply changed nothing, else what it created and changed,
+/// and which fields it took over from whom when adopting.
 fn applied(what: &str, summary: &ApplySummary) -> Outcome {
     if summary.is_up_to_date() {
         return Outcome::UpToDate(format!("{} {what} unchanged", summary.objects.len()));
     }
+    let takeovers = summary.takeovers();
+    let taken = match takeovers.is_empty() {
+        true => String::new(),
+        false => format!("; took over {}", takeovers.join(", ")),
+    };
     Outcome::Done(format!(
-        "{what}: {} created, {} changed, {} unchanged",
+        "{what}: {} created, {} changed, {} unchanged{taken}",
         summary.count(ApplyOutcome::Created),
         summary.count(ApplyOutcome::Changed),
         summary.count(ApplyOutcome::Unchanged)

@@ -9,14 +9,20 @@ use crate::cluster::wait::conditions::WantedRevision;
 use crate::error::Result;
 use crate::workflow::Outcome;
 
-/// `manifest` is the committed gotk-sync.yaml; `commit` the sha Flux must reach.
-pub async fn run(client: &Client, manifest: &str, commit: &str) -> Result<(Outcome, ())> {
+/// `manifest` is the committed gotk-sync.yaml; `commit` the sha Flux must reach; `adopting`
+/// takes the objects over from the tool that wrote them.
+pub async fn run(
+    client: &Client,
+    manifest: &str,
+    commit: &str,
+    adopting: bool,
+) -> Result<(Outcome, ())> {
     // A newer commit than ours is not worth a lookup here: it only costs a reconcile request.
     let wanted = WantedRevision {
         sha: commit,
         is_descendant: &|_| false,
     };
-    let summary = flux::sync(client, manifest, &wanted).await?;
+    let summary = flux::sync(client, manifest, &wanted, adopting).await?;
     let outcome = match applied("sync objects", &summary.applied) {
         outcome if !summary.reconcile_requested => outcome,
         Outcome::Done(text) | Outcome::UpToDate(text) => {

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use gitops_bootstrap::cluster::ownership::{self, RECORD_ANNOTATIONS};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use testkit::cluster::TestCluster;
 use testkit::flux::{Controllers, FluxOptions};
 use testkit::git::GitServer;
@@ -15,6 +19,7 @@ pub const REPO: &str = "gitops";
 pub const BRANCH: &str = "main";
 pub const ENV: &str = "dev";
 pub const FLUX_VERSION: &str = "v2.4.0";
+const FLUX: &str = "flux-system";
 /// Test runs of the binary are killed after this: a hang fails the test instead of CI.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -77,6 +82,7 @@ impl Sandbox {
     }
 
     async fn seeded(cluster: TestCluster, flux: FluxOptions, seed: &Path) -> Sandbox {
+        release(&cluster.client()).await;
         let flux = Controllers::start(cluster.client(), flux);
         let git = GitServer::start().await.expect("starting the Git server");
         git.create_repo(REPO)
@@ -276,5 +282,50 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
                 "test change",
             )
             .expect("committing the change");
+    }
+}
+
+/// A long-lived test cluster (`GITOPS_BOOTSTRAP_TEST_KUBECONFIG`) still holds the env of the
+/// test before, whose ownership record would refuse this sandbox's env as another env's:
+/// release it as a teardown would — the record, and Flux's sync objects (their finalizers
+/// dropped: no controller runs between two tests, and Flux's own would prune the apps). A fresh
+/// cluster has none of it.
+async fn release(client: &kube::Client) {
+    let params = PatchParams::default();
+    let record: serde_json::Map<String, serde_json::Value> = RECORD_ANNOTATIONS
+        .iter()
+        .map(|key| (key.to_string(), serde_json::Value::Null))
+        .collect();
+    let unrecord = serde_json::json!({"metadata": {
+        "annotations": record,
+        "labels": {ownership::MANAGED_BY_LABEL: null},
+    }});
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces
+        .get_opt(FLUX)
+        .await
+        .expect("reading flux-system")
+        .is_none()
+    {
+        return;
+    }
+    namespaces
+        .patch(FLUX, &params, &Patch::Merge(&unrecord))
+        .await
+        .expect("removing the ownership record");
+    for (group, kind, plural) in ownership::SYNC_KINDS {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), FLUX, &resource);
+        let Ok(Some(_)) = api.get_opt(FLUX).await else {
+            continue;
+        };
+        let unfinalize = serde_json::json!({"metadata": {"finalizers": null}});
+        api.patch(FLUX, &params, &Patch::Merge(&unfinalize))
+            .await
+            .expect("dropping the finalizers of a sync object");
+        api.delete(FLUX, &DeleteParams::default())
+            .await
+            .expect("deleting a sync object");
     }
 }

@@ -1,0 +1,208 @@
+//! Whose cluster is it (issue 8 item 5): the env that bootstrapped a cluster is recorded on its
+//! `flux-system` Namespace and checked at connect, before anything is written to the cluster or
+//! to Git. A second env pointed at the first one's cluster stops with exit 2 and leaves it as it
+//! was; a cluster `flux bootstrap` left is refused without `--adopt` and taken over with it.
+
+use std::collections::BTreeMap;
+
+use gitops_bootstrap::cluster::apply::{self, ApplyOptions};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+use crate::support::sandbox::{ENV, Run, Sandbox};
+
+const FLUX: &str = "flux-system";
+
+const FILTERS: [(&str, &str); 5] = [
+    (r"(?m)^\d\d:\d\d:\d\d ", ""),
+    (r"of [0-9a-f]{7} requested", "of [short-sha] requested"),
+    (r"\([0-9.]+m?s\)", "([duration])"),
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    (r"/tmp/[^\s'\x22]+", "[temp]"),
+];
+
+fn flux_api(sandbox: &Sandbox, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(group, "v1", kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::namespaced_with(sandbox.cluster.client(), FLUX, &resource)
+}
+
+fn git_repositories(sandbox: &Sandbox) -> Api<DynamicObject> {
+    flux_api(
+        sandbox,
+        "source.toolkit.fluxcd.io",
+        "GitRepository",
+        "gitrepositories",
+    )
+}
+
+fn kustomizations(sandbox: &Sandbox) -> Api<DynamicObject> {
+    flux_api(
+        sandbox,
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+    )
+}
+
+/// What the first env owns, to compare before and after the second env's attempt: the
+/// content of its config, age key and sync objects, and its directory in Git.
+async fn first_env_state(sandbox: &Sandbox) -> BTreeMap<String, String> {
+    let client = sandbox.cluster.client();
+    let config = Api::<ConfigMap>::namespaced(client.clone(), FLUX)
+        .get("cluster-config")
+        .await
+        .unwrap();
+    let age = Api::<Secret>::namespaced(client.clone(), FLUX)
+        .get("sops-age")
+        .await
+        .unwrap();
+    let repository = git_repositories(sandbox).get(FLUX).await.unwrap();
+    let kustomization = kustomizations(sandbox).get(FLUX).await.unwrap();
+    let namespace = Api::<Namespace>::all(client).get(FLUX).await.unwrap();
+    let mut state = BTreeMap::from([
+        ("cluster-config".into(), format!("{:?}", config.data)),
+        ("sops-age".into(), format!("{:?}", age.data)),
+        (
+            "GitRepository spec".into(),
+            repository.data["spec"].to_string(),
+        ),
+        (
+            "Kustomization spec".into(),
+            kustomization.data["spec"].to_string(),
+        ),
+        (
+            "record".into(),
+            format!("{:?}", namespace.metadata.annotations),
+        ),
+        ("branch".into(), sandbox.log().join(",")),
+    ]);
+    for file in [
+        "profile.yaml",
+        "kustomization.yaml",
+        "flux-system/gotk-sync.yaml",
+    ] {
+        let path = format!("clusters/{ENV}/{file}");
+        state.insert(path.clone(), sandbox.committed(&path).unwrap());
+    }
+    state
+}
+
+fn error_report(run: &Run) -> String {
+    let start = run
+        .stderr
+        .find("✘ error")
+        .unwrap_or_else(|| panic!("an error report: {}", run.output()));
+    run.stderr[start..].trim_end().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_env_on_the_first_envs_cluster_stops_before_any_write() {
+    let sandbox = Sandbox::start().await;
+    let kubeconfig = sandbox.cluster.kubeconfig_path();
+    let config = [
+        sandbox.env_toml(ENV, "sandbox", kubeconfig, &sandbox.repo_url()),
+        sandbox.env_toml("second", "sandbox", kubeconfig, &sandbox.repo_url()),
+    ]
+    .join("\n");
+    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    let first = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+    let before = first_env_state(&sandbox).await;
+    assert!(before["record"].contains("clusters/dev"), "{before:?}");
+
+    let second = sandbox.run(&["create-env", "second", "--yes"]).await;
+    assert_eq!(second.code, 2, "{}", second.output());
+    assert!(
+        !second.stderr.contains("config-and-secrets"),
+        "stopped at connect: {}",
+        second.stderr
+    );
+    assert_eq!(
+        first_env_state(&sandbox).await,
+        before,
+        "the first env is untouched"
+    );
+    assert_eq!(sandbox.committed("clusters/second/profile.yaml"), None);
+    let report = error_report(&second).replace(&sandbox.repo_url(), "[repo]");
+    insta::with_settings!({filters => FILTERS.to_vec()}, {
+        insta::assert_snapshot!("second_env_refused", report);
+    });
+}
+
+/// The cluster as `flux bootstrap` leaves it: the components installed by the `flux` CLI, its
+/// Git credentials Secret, and the sync objects last applied by kustomize-controller (pointing
+/// at another repository and path).
+async fn bootstrapped_by_flux(sandbox: &Sandbox) {
+    let client = sandbox.cluster.client();
+    let components = std::fs::read_to_string(sandbox.path("gotk-components.yaml")).unwrap();
+    apply::apply_yaml(&client, &components, &ApplyOptions::new("flux"))
+        .await
+        .unwrap();
+    let secret = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: flux-system, namespace: flux-system}
+data: {username: Z2l0, password: YS10b2tlbi1mbHV4LWJvb3RzdHJhcC1zdG9yZWQ=}
+"#;
+    apply::apply_yaml(&client, secret, &ApplyOptions::new("flux"))
+        .await
+        .unwrap();
+    let sync = r#"
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 1m
+  url: https://git.example.test/fleet-infra.git
+  ref: {branch: main}
+  secretRef: {name: flux-system}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./clusters/production
+  prune: true
+  sourceRef: {kind: GitRepository, name: flux-system}
+"#;
+    apply::apply_yaml(&client, sync, &ApplyOptions::new("kustomize-controller"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_flux_bootstrap_left_is_refused_and_converges_with_adopt() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    bootstrapped_by_flux(&sandbox).await;
+    let seeded = sandbox.log();
+
+    let refused = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(refused.code, 2, "{}", refused.output());
+    let configs: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), FLUX);
+    assert!(configs.get_opt("cluster-config").await.unwrap().is_none());
+    assert_eq!(sandbox.log(), seeded, "nothing committed");
+
+    let adopted = sandbox.run(&["create-env", ENV, "--yes", "--adopt"]).await;
+    assert_eq!(adopted.code, 0, "{}", adopted.output());
+    let taken: Vec<&str> = adopted
+        .stderr
+        .lines()
+        .filter(|line| line.contains("took over") || line.contains("✔ connect"))
+        .collect();
+    let namespace = Api::<Namespace>::all(sandbox.cluster.client())
+        .get(FLUX)
+        .await
+        .unwrap();
+    let record = namespace.metadata.annotations.unwrap_or_default();
+    assert_eq!(record["gitops-bootstrap.io/path"], "clusters/dev");
+    let kustomization = kustomizations(&sandbox).get(FLUX).await.unwrap();
+    assert_eq!(kustomization.data["spec"]["path"], "./clusters/dev");
+    insta::with_settings!({filters => FILTERS.to_vec()}, {
+        insta::assert_snapshot!("flux_bootstrap_refused", error_report(&refused));
+        insta::assert_snapshot!("flux_bootstrap_adopted", taken.join("\n"));
+    });
+}
