@@ -133,11 +133,13 @@ async fn a_second_env_on_the_first_envs_cluster_stops_before_any_write() {
 
 /// The cluster as `flux bootstrap` leaves it: the components installed by the `flux` CLI, its
 /// Git credentials Secret, and the sync objects last applied by kustomize-controller (pointing
-/// at another repository and path).
+/// at another repository and path). Forced, as on a long-lived test cluster an earlier test's
+/// env wrote these objects.
 async fn bootstrapped_by_flux(sandbox: &Sandbox) {
     let client = sandbox.cluster.client();
+    let flux_cli = ApplyOptions::new("flux").forced();
     let components = std::fs::read_to_string(sandbox.path("gotk-components.yaml")).unwrap();
-    apply::apply_yaml(&client, &components, &ApplyOptions::new("flux"))
+    apply::apply_yaml(&client, &components, &flux_cli)
         .await
         .unwrap();
     let secret = r#"
@@ -146,9 +148,7 @@ kind: Secret
 metadata: {name: flux-system, namespace: flux-system}
 data: {username: Z2l0, password: YS10b2tlbi1mbHV4LWJvb3RzdHJhcC1zdG9yZWQ=}
 "#;
-    apply::apply_yaml(&client, secret, &ApplyOptions::new("flux"))
-        .await
-        .unwrap();
+    apply::apply_yaml(&client, secret, &flux_cli).await.unwrap();
     let sync = r#"
 apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
@@ -168,9 +168,13 @@ spec:
   prune: true
   sourceRef: {kind: GitRepository, name: flux-system}
 "#;
-    apply::apply_yaml(&client, sync, &ApplyOptions::new("kustomize-controller"))
-        .await
-        .unwrap();
+    apply::apply_yaml(
+        &client,
+        sync,
+        &ApplyOptions::new("kustomize-controller").forced(),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -179,19 +183,34 @@ async fn a_cluster_flux_bootstrap_left_is_refused_and_converges_with_adopt() {
     sandbox.write_config();
     bootstrapped_by_flux(&sandbox).await;
     let seeded = sandbox.log();
+    // A long-lived test cluster may hold an earlier test's config: it must stay as it is.
+    let configs: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), FLUX);
+    let config_before = configs.get_opt("cluster-config").await.unwrap();
 
     let refused = sandbox.run(&["create-env", ENV, "--yes"]).await;
     assert_eq!(refused.code, 2, "{}", refused.output());
-    let configs: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), FLUX);
-    assert!(configs.get_opt("cluster-config").await.unwrap().is_none());
+    let config_after = configs.get_opt("cluster-config").await.unwrap();
+    assert_eq!(
+        config_after.map(|c| c.metadata.resource_version),
+        config_before.map(|c| c.metadata.resource_version),
+        "no config written"
+    );
     assert_eq!(sandbox.log(), seeded, "nothing committed");
 
     let adopted = sandbox.run(&["create-env", ENV, "--yes", "--adopt"]).await;
     assert_eq!(adopted.code, 0, "{}", adopted.output());
-    let taken: Vec<&str> = adopted
+    // The connect line, and per step the fields taken over (what else a step changed depends
+    // on what an earlier test left on a long-lived test cluster).
+    let taken: Vec<String> = adopted
         .stderr
         .lines()
-        .filter(|line| line.contains("took over") || line.contains("✔ connect"))
+        .filter_map(|line| {
+            let step = line.split_once("✔ ")?.1.split(':').next()?;
+            match line.find("took over") {
+                Some(at) => Some(format!("{step}: {}", line[at..].trim_end())),
+                None => (step == "connect").then(|| line.to_owned()),
+            }
+        })
         .collect();
     let namespace = Api::<Namespace>::all(sandbox.cluster.client())
         .get(FLUX)
