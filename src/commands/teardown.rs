@@ -21,14 +21,19 @@ pub async fn run(
         "teardown deletes the env and nobody can confirm it here",
     )?;
     if !args.yes {
+        // Typing the name, not y/N: a teardown cannot be undone, and a reflexive "y" on the
+        // wrong env is the mistake this guards against.
         let question = format!(
-            "Tear down env {}: its apps, Flux, its Terraform resources and clusters/{}/ in Git?",
+            "Tear down env {}: its apps, Flux, its Terraform resources and clusters/{}/ in Git? Type the env name to confirm:",
             env.name, env.name
         );
-        if reporter.confirm(&question) != Some(true) {
-            return Err(Error::bad_input(
-                "teardown not confirmed: nothing was changed",
-            ));
+        let typed = reporter.ask(&question).unwrap_or_default();
+        if typed != env.name {
+            return Err(Error::bad_input(format!(
+                "teardown not confirmed: \"{typed}\" is not the env name {}; nothing was changed",
+                env.name
+            ))
+            .with_hint("type the env name exactly, or pass --yes"));
         }
     }
     let options = TeardownOptions {

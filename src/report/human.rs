@@ -81,6 +81,28 @@ impl HumanReporter {
     }
 }
 
+impl HumanReporter {
+    /// Shows `question` on stderr and reads one line from a person at the terminal (the live
+    /// spinners paused meanwhile); `None` when stdin or stderr is not a terminal.
+    fn prompt(&self, question: &str) -> Option<String> {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return None;
+        }
+        let read = || {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "{} {question} ", style("?").yellow().bold());
+            let _ = stderr.flush();
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer).ok()?;
+            Some(answer.trim().to_owned())
+        };
+        match &self.live {
+            Some(live) => live.multi.suspend(read),
+            None => read(),
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -93,21 +115,12 @@ fn seconds(duration_ms: u64) -> String {
 
 impl Reporter for HumanReporter {
     fn confirm(&self, question: &str) -> Option<bool> {
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return None;
-        }
-        let ask = || {
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "{} {question} [y/N] ", style("?").yellow().bold());
-            let _ = stderr.flush();
-            let mut answer = String::new();
-            std::io::stdin().read_line(&mut answer).ok()?;
-            Some(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
-        };
-        match &self.live {
-            Some(live) => live.multi.suspend(ask),
-            None => ask(),
-        }
+        let answer = self.prompt(&format!("{question} [y/N]"))?;
+        Some(matches!(answer.as_str(), "y" | "Y" | "yes" | "Yes"))
+    }
+
+    fn ask(&self, question: &str) -> Option<String> {
+        self.prompt(question)
     }
 
     fn emit(&self, event: Event) {

@@ -116,6 +116,12 @@ pub trait Reporter: Send + Sync {
     fn confirm(&self, _question: &str) -> Option<bool> {
         None
     }
+
+    /// Asks a person to type an answer (e.g. the name of what is about to be deleted); `None`
+    /// when nobody can be asked, like [`Reporter::confirm`].
+    fn ask(&self, _question: &str) -> Option<String> {
+        None
+    }
 }
 
 /// How much the human reporter says (`-q` / default / `-v`).

@@ -63,6 +63,10 @@ impl<R: Reporter> Reporter for StepTracker<R> {
     fn confirm(&self, question: &str) -> Option<bool> {
         self.inner.confirm(question)
     }
+
+    fn ask(&self, question: &str) -> Option<String> {
+        self.inner.ask(question)
+    }
 }
 
 impl Reporter for Box<dyn Reporter> {
@@ -72,6 +76,10 @@ impl Reporter for Box<dyn Reporter> {
 
     fn confirm(&self, question: &str) -> Option<bool> {
         self.as_ref().confirm(question)
+    }
+
+    fn ask(&self, question: &str) -> Option<String> {
+        self.as_ref().ask(question)
     }
 }
 

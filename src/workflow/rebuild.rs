@@ -52,9 +52,9 @@ pub struct RebuildResult {
 impl RebuildResult {
     pub fn text(&self) -> String {
         let mut text = format!(
-            "env {} rebuilt ({:?}) in {:.1}s: profile {} at {}, Flux {}, {}/{} Flux objects Ready",
+            "env {} rebuilt ({}), RTO {:.1}s: profile {} at {}, Flux {}, {}/{} Flux objects Ready",
             self.env,
-            self.situation,
+            self.situation.describe(),
             self.rto_ms as f64 / 1000.0,
             self.profile,
             short(&self.commit),
@@ -163,8 +163,11 @@ async fn drive(
         install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;
     let summary = async {
         let text = format!(
-            "env {} recovered: {}/{} Flux objects Ready",
-            env.name, apps.ready, apps.total
+            "env {} recovered ({}): {}/{} Flux objects Ready",
+            env.name,
+            situation.describe(),
+            apps.ready,
+            apps.total
         );
         Ok((Outcome::Done(text), ()))
     };

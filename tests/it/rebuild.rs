@@ -4,9 +4,11 @@
 
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
+use kube::api::{DeleteParams, PostParams};
 
+use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{ENV, REPO, Sandbox};
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
@@ -29,6 +31,9 @@ async fn a_wiped_cluster_is_rebuilt_at_the_same_commit_with_every_app_ready() {
     let last: serde_json::Value =
         serde_json::from_str(rebuilt.stdout.lines().last().expect("a result event")).unwrap();
     assert_eq!(last["event"], "result");
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_json_snapshot!("rebuild_gone_json", last);
+    });
     let result = &last["result"];
     assert_eq!(
         result["commit"],
@@ -229,4 +234,91 @@ fn commit_and_push(sandbox: &Sandbox, clone: &Path, file: &str) {
             .args(["push", "--quiet", "origin", "HEAD"]),
     );
     assert!(sandbox.committed(file).is_some(), "pushed to {REPO}");
+}
+
+/// Deletes the cluster's `kube-system` namespace and makes it again: the cluster's identity
+/// changes as when it is recreated at the same address.
+async fn recreate_kube_system(sandbox: &Sandbox) {
+    let namespaces: Api<Namespace> = Api::all(sandbox.cluster.client());
+    let before = namespaces.get("kube-system").await.unwrap().metadata.uid;
+    namespaces
+        .delete("kube-system", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while namespaces.get_opt("kube-system").await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kube-system never went"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let fresh: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "kube-system"}})).unwrap();
+    let made = namespaces
+        .create(&PostParams::default(), &fresh)
+        .await
+        .unwrap();
+    assert_ne!(made.metadata.uid, before, "a new identity");
+}
+
+/// A rebuild on a healthy cluster says it is intact and converges; on a cluster whose
+/// `kube-system` uid differs from the run record's it says the cluster was recreated. Both
+/// report each step's duration and the RTO.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_says_whether_the_cluster_is_intact_or_was_recreated() {
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let commits = sandbox.log();
+
+    let intact = sandbox.run(&["rebuild", ENV, "--yes"]).await;
+    assert_eq!(intact.code, 0, "{}", intact.output());
+    assert!(
+        intact
+            .stdout
+            .starts_with("env dev rebuilt (cluster intact), RTO "),
+        "{}",
+        intact.stdout
+    );
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("rebuild_intact_text", intact.stdout);
+    });
+
+    recreate_kube_system(&sandbox).await;
+    let recreated = sandbox.run(&["rebuild", ENV, "--yes"]).await;
+    assert_eq!(recreated.code, 0, "{}", recreated.output());
+    assert!(
+        recreated
+            .stdout
+            .starts_with("env dev rebuilt (cluster recreated), RTO "),
+        "{}",
+        recreated.stdout
+    );
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("rebuild_recreated_text", recreated.stdout);
+    });
+    assert_eq!(sandbox.log(), commits, "no commit either time");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path(".gitops-bootstrap/dev/run.json")).unwrap(),
+    )
+    .unwrap();
+    let uid = sandbox_kube_system_uid(&sandbox).await;
+    assert_eq!(
+        record["cluster_uid"],
+        uid.as_str(),
+        "the record follows the new cluster"
+    );
+}
+
+async fn sandbox_kube_system_uid(sandbox: &Sandbox) -> String {
+    let namespaces: Api<Namespace> = Api::all(sandbox.cluster.client());
+    namespaces
+        .get("kube-system")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap()
 }

@@ -1,13 +1,27 @@
 //! teardown end to end: create-env, then teardown through the product binary with real
 //! Terraform (terraform/existing), real Git over HTTPS and the test cluster with its Flux,
 //! kubelet and load-balancer stand-ins — in a cluster of its own, since a teardown deletes
-//! every LoadBalancer Service and PVC of its cluster.
+//! every LoadBalancer Service and PVC of its cluster. Also: the typed confirmation in a
+//! terminal, a load balancer that never releases, a cluster already gone, and SIGKILL at three
+//! points followed by a rerun.
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
+use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{ENV, Sandbox};
+
+/// The `result` event of a `--output json` run, pretty-printed.
+fn result_event(stdout: &str) -> serde_json::Value {
+    let last = stdout.lines().last().expect("a result event");
+    let event: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(event["event"], "result", "{stdout}");
+    event
+}
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 
@@ -35,8 +49,9 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
 
     let down = sandbox.run(&["teardown", ENV, "--yes"]).await;
     assert_eq!(down.code, 0, "{}", down.output());
-    assert!(down.stdout.contains("env dev torn down"), "{}", down.stdout);
-    assert!(down.stdout.contains("age key kept at"), "{}", down.stdout);
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("teardown_text", down.stdout);
+    });
 
     let after = services.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(load_balancers(after), 0, "every load balancer released");
@@ -47,9 +62,12 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
         "cert-manager",
         "external-dns",
     ] {
+        let left = namespaces.get_opt(namespace).await.unwrap();
         assert!(
-            namespaces.get_opt(namespace).await.unwrap().is_none(),
-            "namespace {namespace} is gone"
+            left.is_none(),
+            "namespace {namespace} is gone: {:#?}\n{}",
+            left.map(|n| n.metadata),
+            down.output()
         );
     }
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -75,14 +93,304 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
         .run(&["teardown", ENV, "--yes", "--output", "json"])
         .await;
     assert_eq!(again.code, 0, "{}", again.output());
-    let result: serde_json::Value = serde_json::from_str(again.stdout.lines().last().unwrap())
-        .expect("the last line is the result event");
-    assert_eq!(result["event"], "result");
+    let result = result_event(&again.stdout);
     assert_eq!(result["ok"], true);
     assert_eq!(result["result"]["removed"], serde_json::json!([]));
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_json_snapshot!("teardown_nothing_to_do_json", result);
+    });
     assert_eq!(
         sandbox.log().len(),
         commits + 1,
         "no commit the second time"
     );
+}
+
+/// A LoadBalancer Service in `default` whose finalizer nobody releases, as when a cloud
+/// controller cannot delete the load balancer.
+async fn stuck_load_balancer(sandbox: &Sandbox, name: &str) {
+    let services: Api<Service> = Api::namespaced(sandbox.cluster.client(), "default");
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "finalizers": ["example.test/hold"]},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+}
+
+async fn release(sandbox: &Sandbox, name: &str) {
+    let services: Api<Service> = Api::namespaced(sandbox.cluster.client(), "default");
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    services
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// `teardown dev` in a terminal where `typed` is typed at the confirmation.
+async fn teardown_typing(sandbox: &Sandbox, typed: &str, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["teardown", ENV];
+    args.extend_from_slice(extra);
+    let mut child = sandbox.in_terminal(&args).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{typed}\n").as_bytes())
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("teardown ended in time")
+        .unwrap();
+    drop(stdin);
+    let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), shown)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typed_confirmation_guards_teardown_and_a_stuck_load_balancer_stops_it_unless_forced() {
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    stuck_load_balancer(&sandbox, "held").await;
+    let commits = sandbox.log();
+    let namespaces: Api<Namespace> = Api::all(sandbox.cluster.client());
+
+    let (code, shown) = teardown_typing(&sandbox, "prod", &[]).await;
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("Type the env name to confirm:"), "{shown}");
+    assert!(
+        shown.contains(
+            "teardown not confirmed: \"prod\" is not the env name dev; nothing was changed"
+        ),
+        "{shown}"
+    );
+    assert_eq!(sandbox.log(), commits, "nothing committed");
+    assert!(namespaces.get_opt("ingress-nginx").await.unwrap().is_some());
+    assert!(sandbox.path(".gitops-bootstrap/dev/terraform").exists());
+
+    // The name typed right goes ahead, and stops at the load balancer that stays.
+    let (code, shown) = teardown_typing(&sandbox, "dev", &["--timeout", "3s"]).await;
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains("Service default/held"), "{shown}");
+
+    let stuck = sandbox
+        .run(&["teardown", ENV, "--yes", "--timeout", "3s"])
+        .await;
+    assert_eq!(stuck.code, 1, "{}", stuck.output());
+    let error: String = stuck
+        .stderr
+        .lines()
+        .skip_while(|line| !line.contains("error:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("teardown_leftover_error", error);
+    });
+    assert!(
+        sandbox
+            .committed("clusters/dev/kustomization.yaml")
+            .is_some()
+    );
+
+    let forced = sandbox
+        .run(&[
+            "teardown",
+            ENV,
+            "--yes",
+            "--force",
+            "--timeout",
+            "3s",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(forced.code, 0, "{}", forced.output());
+    let result = result_event(&forced.stdout);
+    let leftovers = &result["result"]["leftovers"];
+    assert_eq!(leftovers.as_array().map(Vec::len), Some(1), "{leftovers}");
+    assert_eq!(
+        leftovers[0]["finalizers"],
+        serde_json::json!(["example.test/hold"])
+    );
+    assert_eq!(sandbox.committed("clusters/dev/kustomization.yaml"), None);
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_json_snapshot!("teardown_forced_json", result);
+    });
+    release(&sandbox, "held").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_already_gone_goes_straight_to_terraform_destroy_and_the_repository() {
+    let mut sandbox = Sandbox::start_isolated().await;
+    // The module reads the kubeconfig file even to destroy: keep a copy past the cluster.
+    let kubeconfig = sandbox.path("old-kubeconfig");
+    std::fs::copy(sandbox.cluster.kubeconfig_path(), &kubeconfig).unwrap();
+    let toml = sandbox.config_toml(&kubeconfig, &sandbox.repo_url());
+    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let commits = sandbox.log().len();
+
+    // Its API server stops for good (a new, unrelated one takes the sandbox's place).
+    sandbox.wipe_cluster().await;
+    let down = sandbox.run(&["teardown", ENV, "--yes"]).await;
+    assert_eq!(down.code, 0, "{}", down.output());
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("teardown_cluster_gone_text", down.stdout);
+    });
+    assert_eq!(sandbox.log().len(), commits + 1, "one removal commit");
+    assert_eq!(sandbox.committed("clusters/dev/kustomization.yaml"), None);
+    assert!(!sandbox.path(".gitops-bootstrap/dev").exists());
+}
+
+/// Where a teardown is killed, and how the test sees it got there.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// A Flux Kustomization of the env is being deleted.
+    AppDeletion,
+    /// A Flux controller is gone or going.
+    FluxUninstall,
+    /// Terraform reports destroying the module's slow resource.
+    TerraformDestroy,
+}
+
+impl KillPoint {
+    fn step(self) -> &'static str {
+        match self {
+            KillPoint::AppDeletion => "delete-apps",
+            KillPoint::FluxUninstall => "flux-uninstall",
+            KillPoint::TerraformDestroy => "terraform-destroy",
+        }
+    }
+
+    /// Whether the run is now inside this point's work.
+    async fn reached(self, sandbox: &Sandbox, line: &str) -> bool {
+        let client = sandbox.cluster.client();
+        match self {
+            KillPoint::AppDeletion => {
+                let api: Api<testkit::flux::Kustomization> = Api::namespaced(client, "flux-system");
+                let list = api.list(&ListParams::default()).await;
+                list.is_ok_and(|l| {
+                    l.items
+                        .iter()
+                        .any(|k| k.metadata.deletion_timestamp.is_some())
+                })
+            }
+            KillPoint::FluxUninstall => {
+                let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+                    Api::namespaced(client, "flux-system");
+                let gone = api.get_opt("kustomize-controller").await;
+                gone.is_ok_and(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
+            }
+            KillPoint::TerraformDestroy => {
+                line.contains("destroying module.cluster.terraform_data.slow_to_destroy")
+            }
+        }
+    }
+}
+
+/// A copy of terraform/existing whose extra resource takes seconds to destroy, so a kill can
+/// land while `terraform destroy` runs.
+fn slow_module(sandbox: &Sandbox) -> std::path::PathBuf {
+    let module = sandbox.path("module");
+    let existing = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
+    crate::support::copy_dir(&existing, &module);
+    let slow = r#"
+resource "terraform_data" "slow_to_destroy" {
+  provisioner "local-exec" {
+    when    = destroy
+    command = "sleep 4"
+  }
+}
+"#;
+    let main = module.join("main.tf");
+    let text = std::fs::read_to_string(&main).unwrap() + slow;
+    std::fs::write(&main, text).unwrap();
+    module
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_teardown_killed_at_any_of_three_points_is_finished_by_a_rerun() {
+    for point in [
+        KillPoint::AppDeletion,
+        KillPoint::FluxUninstall,
+        KillPoint::TerraformDestroy,
+    ] {
+        let sandbox = Sandbox::start_isolated().await;
+        let module = slow_module(&sandbox);
+        let existing = format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR"));
+        let toml = sandbox
+            .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
+            .replace(&existing, module.to_str().unwrap());
+        std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+        let created = sandbox.run(&CREATE).await;
+        assert_eq!(created.code, 0, "{point:?}: {}", created.output());
+        let commits = sandbox.log().len();
+
+        let mut child = sandbox
+            .command(&["teardown", ENV, "--yes", "--output", "json"])
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = format!(r#""event":"step_started","step":"{}""#, point.step());
+        let reached = tokio::time::timeout(Duration::from_secs(240), async {
+            let mut in_step = false;
+            loop {
+                let line = tokio::select! {
+                    line = lines.next_line() => match line.unwrap() {
+                        Some(line) => line,
+                        None => return false,
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(20)), if in_step => String::new(),
+                };
+                in_step |= line.contains(&started);
+                if in_step && point.reached(&sandbox, &line).await {
+                    return true;
+                }
+            }
+        })
+        .await
+        .expect("the teardown reached the kill point in time");
+        assert!(reached, "{point:?}: the run ended before the kill point");
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+
+        let rerun = sandbox.run(&["teardown", ENV, "--yes"]).await;
+        assert_eq!(rerun.code, 0, "{point:?}: {}", rerun.output());
+        let namespaces: Api<Namespace> = Api::all(sandbox.cluster.client());
+        for namespace in [
+            "flux-system",
+            "ingress-nginx",
+            "cert-manager",
+            "external-dns",
+        ] {
+            let left = namespaces.get_opt(namespace).await.unwrap();
+            assert!(
+                left.is_none(),
+                "{point:?}: namespace {namespace} is gone: {:?}\n{}",
+                left.map(|n| n.metadata),
+                rerun.output()
+            );
+        }
+        assert_eq!(
+            sandbox.committed("clusters/dev/kustomization.yaml"),
+            None,
+            "{point:?}"
+        );
+        assert_eq!(
+            sandbox.log().len(),
+            commits + 1,
+            "{point:?}: one removal commit"
+        );
+        assert!(
+            !sandbox.path(".gitops-bootstrap/dev").exists(),
+            "{point:?}: no Terraform state or local state left"
+        );
+    }
 }

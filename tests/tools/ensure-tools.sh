@@ -53,3 +53,5 @@ fi
 if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
   apt_install age || { echo "age is required: apt-get install age" >&2; return 1; }
 fi
+# util-linux `script` gives the binary a terminal in the tests of its interactive questions.
+command -v script >/dev/null || apt_install bsdutils

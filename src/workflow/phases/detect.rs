@@ -27,6 +27,17 @@ pub enum Situation {
     Intact,
 }
 
+impl Situation {
+    /// How the summary says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Situation::Gone => "cluster gone",
+            Situation::Recreated => "cluster recreated",
+            Situation::Intact => "cluster intact",
+        }
+    }
+}
+
 /// The uid of the `kube-system` namespace: a cluster's identity across runs.
 pub async fn cluster_uid(client: &Client) -> Option<String> {
     let namespaces: Api<Namespace> = Api::all(client.clone());

@@ -3,6 +3,25 @@
 pub mod git;
 pub mod sandbox;
 
+/// What changes from run to run in a command's output, for insta's filters: durations, ages,
+/// commits, uids, age recipients, ports, temp paths, the timestamps of progress lines.
+pub const OUTPUT_FILTERS: [(&str, &str); 11] = [
+    (r"\s+\d+ ms\b", " [n] ms"),
+    (r"(?m)^\d\d:\d\d:\d\d ", ""),
+    (r"\d+\.\d+s\b", "[n]s"),
+    (r"age: \d+s", "age: [n]s"),
+    (r#""(duration_ms|age_seconds|rto_ms)": \d+"#, r#""$1": [n]"#),
+    (r"[0-9a-f]{40}", "[sha]"),
+    (r"\b(at|in|of|pick up) [0-9a-f]{7}\b", "$1 [short-sha]"),
+    (
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[uid]",
+    ),
+    (r"\bage1[0-9a-z]+", "age1[recipient]"),
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    (r"/tmp/\.tmp\w+", "[tmp]"),
+];
+
 /// Copies a directory tree (files and directories only), so a test can change a fixture.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();

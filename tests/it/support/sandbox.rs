@@ -201,8 +201,28 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
     /// credentials, its output piped.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gitops-bootstrap"));
+        command.args(args);
+        self.prepare(command)
+    }
+
+    /// `gitops-bootstrap <args>` in a terminal of its own: util-linux `script` gives it a pty
+    /// for stdin, stdout and stderr, and what the test writes to the returned command's stdin
+    /// is typed at that terminal. Its stdout carries everything the terminal showed.
+    pub fn in_terminal(&self, args: &[&str]) -> tokio::process::Command {
+        let binary = env!("CARGO_BIN_EXE_gitops-bootstrap");
+        let line = shlex::try_join(std::iter::once(binary).chain(args.iter().copied()))
+            .expect("arguments a shell can quote");
+        let mut command = tokio::process::Command::new("script");
+        command.args(["--quiet", "--return", "--command", &line, "/dev/null"]);
+        let mut command = self.prepare(command);
+        command.stdin(Stdio::piped());
         command
-            .args(args)
+    }
+
+    /// `command` run in the sandbox dir with the sandbox's config and credentials, its output
+    /// piped.
+    fn prepare(&self, mut command: tokio::process::Command) -> tokio::process::Command {
+        command
             .current_dir(self.dir.path())
             .env(
                 "GITOPS_BOOTSTRAP_CONFIG",
