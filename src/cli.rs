@@ -173,6 +173,12 @@ pub struct CreateEnvArgs {
     #[arg(long)]
     pub adopt: bool,
 
+    /// Pull-request mode (also `repository.mode = "pull-request"`): push the commit to the
+    /// branch gitops-bootstrap/<env>, print where to open the pull request, and wait (up to
+    /// --timeout) until it is merged before installing Flux.
+    #[arg(long)]
+    pub via_branch: bool,
+
     /// How long the whole run may wait on the cluster (controllers and runtime apps), e.g.
     /// 15m, 90s (1s to 24h).
     #[arg(long, default_value = "15m", value_parser = parse_run_timeout)]
@@ -200,6 +206,12 @@ pub struct TeardownArgs {
     /// Keep clusters/<env>/ in the GitOps repository.
     #[arg(long)]
     pub keep_repo: bool,
+
+    /// Pull-request mode (also `repository.mode = "pull-request"`): push the removal of
+    /// clusters/<env>/ to the branch gitops-bootstrap/<env>, print where to open the pull
+    /// request, and wait (up to --timeout) until it is merged.
+    #[arg(long)]
+    pub via_branch: bool,
 
     /// How long each deletion may take, e.g. 5m, 90s (1s to 24h).
     #[arg(long, default_value = "5m", value_parser = parse_run_timeout)]

@@ -4,7 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CommandOutput, load_env, require_confirmable};
 use crate::cli::{Cli, CreateEnvArgs};
-use crate::config::check_profile_name;
+use crate::config::{RepositoryMode, check_profile_name};
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::create_env::{self, CreateEnvOptions};
@@ -32,6 +32,7 @@ pub async fn run(
         change_profile: args.change_profile,
         skip_lint: args.skip_lint,
         adopt: args.adopt,
+        via_branch: args.via_branch || env.repository.mode == RepositoryMode::PullRequest,
         timeout: args.timeout,
         flux_manifests: args.flux_manifests.clone(),
         terraform_binary: args.target.terraform.clone(),

@@ -4,6 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CommandOutput, load_env, require_confirmable};
 use crate::cli::{Cli, TeardownArgs};
+use crate::config::RepositoryMode;
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::teardown::{self, TeardownOptions};
@@ -41,6 +42,7 @@ pub async fn run(
         assume_yes: true,
         force: args.force,
         keep_repo: args.keep_repo,
+        via_branch: args.via_branch || env.repository.mode == RepositoryMode::PullRequest,
         timeout: args.timeout,
         terraform_binary: args.target.terraform.clone(),
     };

@@ -21,8 +21,8 @@ pub use names::{GitTransport, check_cluster_name, check_dns_label, check_profile
 pub use outputs::{ContractField, OutputMapping, OutputRef};
 pub use types::{
     BackendConfig, Config, DEFAULT_PROFILES_DIR, EnvConfig, FluxManifests, PushCredentials,
-    ReadCredentials, RepositoryConfig, SubstituteKind, SubstituteSource, SubstitutionConfig,
-    TerraformConfig,
+    ReadCredentials, RepositoryConfig, RepositoryMode, SubstituteKind, SubstituteSource,
+    SubstitutionConfig, TerraformConfig,
 };
 
 /// The JSON schema of the config file, generated from the types serde reads

@@ -139,6 +139,20 @@ pub struct RepositoryConfig {
     /// (the tool's push token and Flux's read token alike). Only for a trusted, local network.
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// How the tool's commit reaches `branch`: `push` (default), or `pull-request`: pushed to
+    /// the branch `gitops-bootstrap/<env>` for a person to merge, create-env waiting for the
+    /// merge (as `--via-branch` does).
+    #[serde(default)]
+    pub mode: RepositoryMode,
+}
+
+/// `repository.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepositoryMode {
+    #[default]
+    Push,
+    PullRequest,
 }
 
 fn default_branch() -> String {

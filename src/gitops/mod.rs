@@ -25,7 +25,8 @@ pub use deadline::{DEFAULT_TIMEOUT as DEFAULT_NETWORK_TIMEOUT, set_network_timeo
 pub use deploy_key::{DeployKey, generate_deploy_key};
 pub use error::GitError;
 pub use remote::{RemoteInfo, check_access, check_push_access};
-pub use workspace::{FileChange, SyncOutcome, Workspace};
+pub use url::compare_url;
+pub use workspace::{FileChange, Proposal, SyncOutcome, Workspace};
 
 /// Where the GitOps repository is and how to reach it.
 #[derive(Debug, Clone)]

@@ -70,6 +70,16 @@ pub(super) fn fetch_branch(
     spec: &RepoSpec,
     url: &RemoteUrl,
 ) -> Result<Option<Oid>, GitError> {
+    fetch_named(repo, spec, url, &spec.branch)
+}
+
+/// Like [`fetch_branch`], for another branch of the same remote.
+pub(super) fn fetch_named(
+    repo: &Repository,
+    spec: &RepoSpec,
+    url: &RemoteUrl,
+    branch: &str,
+) -> Result<Option<Oid>, GitError> {
     deadline::await_ssh_greeting(url)?;
     let observed = Observed::default();
     let mut options = FetchOptions::new();
@@ -77,18 +87,14 @@ pub(super) fn fetch_branch(
         .remote_callbacks(credentials::callbacks(spec, url, &observed)?)
         .prune(FetchPrune::On)
         .download_tags(AutotagOption::None);
-    let refspec = format!(
-        "+refs/heads/{0}:{1}",
-        spec.branch,
-        tracking_ref(&spec.branch)
-    );
+    let refspec = format!("+refs/heads/{branch}:{}", tracking_ref(branch));
     let mut remote = repo
         .find_remote(ORIGIN)
         .map_err(|err| credentials::classify(err, "fetch", url, &observed))?;
     remote
         .fetch(&[refspec.as_str()], Some(&mut options), None)
         .map_err(|err| credentials::classify(err, "fetch", url, &observed))?;
-    match repo.find_reference(&tracking_ref(&spec.branch)) {
+    match repo.find_reference(&tracking_ref(branch)) {
         Ok(reference) => Ok(reference.target()),
         Err(err) if err.code() == git2::ErrorCode::NotFound => Ok(None),
         Err(err) => Err(credentials::classify(err, "fetch", url, &observed)),
@@ -109,11 +115,21 @@ pub(super) fn push_branch(
     spec: &RepoSpec,
     url: &RemoteUrl,
 ) -> Result<Pushed, GitError> {
+    push_named(repo, spec, url, &spec.branch)
+}
+
+/// Like [`push_branch`], for another local branch of the same name on the remote.
+pub(super) fn push_named(
+    repo: &Repository,
+    spec: &RepoSpec,
+    url: &RemoteUrl,
+    branch: &str,
+) -> Result<Pushed, GitError> {
     deadline::await_ssh_greeting(url)?;
     let observed = Observed::default();
     let mut options = PushOptions::new();
     options.remote_callbacks(credentials::callbacks(spec, url, &observed)?);
-    let refspec = format!("refs/heads/{0}:refs/heads/{0}", spec.branch);
+    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
     let mut remote = repo
         .find_remote(ORIGIN)
         .map_err(|err| credentials::classify(err, "push to", url, &observed))?;
@@ -127,7 +143,7 @@ pub(super) fn push_branch(
         Some(status) if is_lost_race(&status) => Ok(Pushed::Raced),
         Some(status) => Err(GitError::PushRejected {
             url: url.text.clone(),
-            branch: spec.branch.clone(),
+            branch: branch.to_owned(),
             status,
         }),
     }

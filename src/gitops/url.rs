@@ -100,6 +100,42 @@ pub(super) fn redact(text: &str) -> String {
     }
 }
 
+/// Where to open the pull request that merges `branch` into `target`, derived from the
+/// repository URL: GitHub's compare page (`github` in the host name), GitLab's new merge
+/// request (`gitlab` in the host name), and the compare page Gitea, Forgejo and others serve
+/// at the same path as GitHub's for any other host. An ssh URL maps to https on the same host
+/// (its port dropped: it is ssh's). `None` when the URL names no host or path.
+pub fn compare_url(repo_url: &str, target: &str, branch: &str) -> Option<String> {
+    let parsed = ::url::Url::parse(repo_url).ok()?;
+    let host = parsed.host_str().filter(|host| !host.is_empty())?;
+    let port = match (parsed.scheme(), parsed.port()) {
+        ("http" | "https", Some(port)) => format!(":{port}"),
+        _ => String::new(),
+    };
+    let scheme = if parsed.scheme() == "http" {
+        "http"
+    } else {
+        "https"
+    };
+    let path = parsed.path().trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    if path.is_empty() {
+        return None;
+    }
+    let project = format!("{scheme}://{host}{port}/{path}");
+    let host = host.to_lowercase();
+    Some(if host.contains("gitlab") {
+        format!(
+            "{project}/-/merge_requests/new?merge_request%5Bsource_branch%5D={branch}\
+             &merge_request%5Btarget_branch%5D={target}"
+        )
+    } else if host.contains("github") {
+        format!("{project}/compare/{target}...{branch}?expand=1")
+    } else {
+        format!("{project}/compare/{target}...{branch}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +173,45 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("REDACTED"), "{text}");
+    }
+
+    #[test]
+    fn compare_urls_follow_the_host() {
+        let branch = "gitops-bootstrap/dev";
+        let cases = [
+            (
+                "https://github.com/acme/fleet.git",
+                "https://github.com/acme/fleet/compare/main...gitops-bootstrap/dev?expand=1",
+            ),
+            (
+                "ssh://git@github.com/acme/fleet.git",
+                "https://github.com/acme/fleet/compare/main...gitops-bootstrap/dev?expand=1",
+            ),
+            (
+                "https://gitlab.example.com/platform/infra/fleet.git",
+                "https://gitlab.example.com/platform/infra/fleet/-/merge_requests/new?\
+                 merge_request%5Bsource_branch%5D=gitops-bootstrap/dev\
+                 &merge_request%5Btarget_branch%5D=main",
+            ),
+            (
+                "ssh://git@gitea.example.com:2222/acme/fleet.git",
+                "https://gitea.example.com/acme/fleet/compare/main...gitops-bootstrap/dev",
+            ),
+            (
+                "https://127.0.0.1:8443/gitops.git",
+                "https://127.0.0.1:8443/gitops/compare/main...gitops-bootstrap/dev",
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(
+                compare_url(url, "main", branch).as_deref(),
+                Some(expected),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            compare_url("https://git.example.com/", "main", branch),
+            None
+        );
     }
 }

@@ -63,6 +63,18 @@ impl SyncOutcome {
     }
 }
 
+/// How a [`Workspace::propose`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proposal {
+    /// The target branch already holds exactly these files: nothing to propose.
+    UpToDate { head: String },
+    /// A new commit, on top of the target tip, is on the proposal branch.
+    Pushed { commit: String },
+    /// The proposal branch already holds a commit the target branch has not merged (an
+    /// earlier run's): it is not pushed again.
+    Open { commit: String },
+}
+
 /// Why one attempt of a sync did not finish.
 enum AttemptError {
     Raced,
@@ -294,6 +306,88 @@ impl Workspace {
         }
     }
 
+    /// Renders on the target tip and, unless the target branch already holds that, proposes
+    /// it on branch `proposal` (for a pull request) as one commit on top of the target tip,
+    /// pushed without force. A proposal branch with a commit the target has not merged yet is
+    /// left as it is (a rerun waits for it); one that was merged is moved forward.
+    pub fn propose(
+        &mut self,
+        render: impl FnOnce(&Workspace) -> crate::Result<Vec<FileChange>>,
+        message: &str,
+        proposal: &str,
+    ) -> crate::Result<Proposal> {
+        let changes = render(&*self)?;
+        let tree = self.apply(&changes)?;
+        if let Some(tip) = self.tip
+            && self.tip_tree()?.map(|tree| tree.id()) == Some(tree)
+        {
+            return Ok(Proposal::UpToDate {
+                head: tip.to_string(),
+            });
+        }
+        if let Some(open) = remote::fetch_named(&self.repo, &self.spec, &self.url, proposal)?
+            && !self.contains(open)?
+        {
+            return Ok(Proposal::Open {
+                commit: open.to_string(),
+            });
+        }
+        let commit = self.commit(tree, message, None)?;
+        self.repo
+            .reference(
+                &format!("refs/heads/{proposal}"),
+                commit,
+                true,
+                "gitops-bootstrap: proposal",
+            )
+            .map_err(|e| self.local("record the proposal", e))?;
+        match remote::push_named(&self.repo, &self.spec, &self.url, proposal)? {
+            Pushed::Accepted => Ok(Proposal::Pushed {
+                commit: commit.to_string(),
+            }),
+            Pushed::Raced => Err(GitError::PushRaced {
+                url: self.url.text.clone(),
+                branch: proposal.to_owned(),
+                attempts: 1,
+            }
+            .into()),
+        }
+    }
+
+    /// Fetches the target branch; returns its tip once it holds the proposed commit (merged,
+    /// or fast-forwarded), or exactly the files `render` gives on it (a squash or rebase
+    /// merge of the proposal); `None` while it does not.
+    pub fn landed(
+        &mut self,
+        proposed: &str,
+        render: impl FnOnce(&Workspace) -> crate::Result<Vec<FileChange>>,
+    ) -> crate::Result<Option<String>> {
+        self.refresh()?;
+        let Some(tip) = self.tip else {
+            return Ok(None);
+        };
+        let proposed = self.known_commit(proposed)?;
+        if self.contains(proposed)? {
+            return Ok(Some(tip.to_string()));
+        }
+        let tree = self.apply(&render(&*self)?)?;
+        let holds = self.tip_tree()?.map(|tree| tree.id()) == Some(tree);
+        Ok(holds.then(|| tip.to_string()))
+    }
+
+    /// Whether the target tip is `commit` or has it in its history.
+    fn contains(&self, commit: Oid) -> Result<bool, GitError> {
+        let Some(tip) = self.tip else {
+            return Ok(false);
+        };
+        if tip == commit {
+            return Ok(true);
+        }
+        self.repo
+            .graph_descendant_of(tip, commit)
+            .map_err(|e| self.local("compare commits", e))
+    }
+
     fn raced(&self, attempts: u32) -> crate::Error {
         GitError::PushRaced {
             url: self.url.text.clone(),
@@ -318,7 +412,7 @@ impl Workspace {
                 head: tip.to_string(),
             });
         }
-        let commit = self.commit(tree, message)?;
+        let commit = self.commit(tree, message, Some("HEAD"))?;
         match remote::push_branch(&self.repo, &self.spec, &self.url)? {
             Pushed::Raced => Err(AttemptError::Raced),
             Pushed::Accepted => {
@@ -385,14 +479,15 @@ impl Workspace {
             .map_err(|e| self.local("write the tree", e))
     }
 
-    fn commit(&self, tree: Oid, message: &str) -> Result<Oid, GitError> {
+    /// Commits `tree` on top of the tip, moving `update_ref` (`HEAD`: the branch) to it.
+    fn commit(&self, tree: Oid, message: &str, update_ref: Option<&str>) -> Result<Oid, GitError> {
         let result = (|| {
             let tree = self.repo.find_tree(tree)?;
             let author = Signature::now(&self.spec.author_name, &self.spec.author_email)?;
             let parent = self.tip.map(|oid| self.repo.find_commit(oid)).transpose()?;
             let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
             self.repo
-                .commit(Some("HEAD"), &author, &author, message, &tree, &parents)
+                .commit(update_ref, &author, &author, message, &tree, &parents)
         })();
         result.map_err(|e| self.local("commit", e))
     }

@@ -14,7 +14,7 @@ use super::phases::connect::Connected;
 use super::phases::preflight::PreflightInputs;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{
-    commit, config_and_secrets, connect, detect, preflight, summary, terraform_apply,
+    await_merge, commit, config_and_secrets, connect, detect, preflight, summary, terraform_apply,
 };
 use super::{EnvPaths, Steps};
 use crate::config::{Config, EnvConfig};
@@ -34,6 +34,8 @@ pub struct CreateEnvOptions {
     pub skip_lint: bool,
     /// Take over a cluster another tool bootstrapped.
     pub adopt: bool,
+    /// Pull-request mode: commit to the proposal branch and wait for the merge.
+    pub via_branch: bool,
     pub timeout: Duration,
     pub flux_manifests: Option<String>,
     pub terraform_binary: Option<PathBuf>,
@@ -115,12 +117,20 @@ async fn drive(
         components: &prepared.components,
         age_recipient: &prepared.age_key.recipient,
     };
-    let committed = steps
-        .step(
-            "commit",
-            commit::run(prepared.workspace, cluster_dir, reporter),
-        )
-        .await?;
+    let committed = if options.via_branch {
+        let proposing = commit::propose(prepared.workspace, cluster_dir, reporter);
+        let (proposed, sync_manifest) = steps.step("commit", proposing).await?;
+        let merge = await_merge::run(proposed, options.timeout, reporter, cancel);
+        let (workspace, head) = steps.step("await-merge", merge).await?;
+        commit::Committed {
+            workspace,
+            head,
+            sync_manifest,
+        }
+    } else {
+        let committing = commit::run(prepared.workspace, cluster_dir, reporter);
+        steps.step("commit", committing).await?
+    };
     steps.record().commit = Some(committed.head.clone());
 
     let flux = FluxTarget {

@@ -14,6 +14,7 @@ pub mod lint;
 mod paths;
 pub mod phases;
 pub mod plan;
+pub mod proposal;
 pub mod rebuild;
 mod runner;
 pub mod status;

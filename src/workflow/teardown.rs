@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::phases::{
-    cloud_resources, delete_apps, flux_uninstall, observe, remove_from_git, skipped,
+    await_merge, cloud_resources, delete_apps, flux_uninstall, observe, remove_from_git, skipped,
     terraform_destroy,
 };
 use super::{EnvPaths, Outcome, Steps};
@@ -30,6 +30,8 @@ pub struct TeardownOptions {
     pub force: bool,
     /// Keep `clusters/<env>/` in Git.
     pub keep_repo: bool,
+    /// Pull-request mode: propose the removal on the proposal branch and wait for the merge.
+    pub via_branch: bool,
     /// How long each deletion may take.
     pub timeout: Duration,
     pub terraform_binary: Option<PathBuf>,
@@ -159,6 +161,15 @@ async fn drive(
             "nothing in Git"
         };
         steps.step::<()>("remove-from-git", skipped(reason)).await?;
+    } else if options.via_branch {
+        let removal = remove_from_git::propose(observed.workspace, env, reporter);
+        let proposed = steps.step("remove-from-git", removal).await?;
+        let merge = await_merge::run(proposed, options.timeout, reporter, cancel);
+        steps.step("await-merge", merge).await?;
+        removed.push(format!(
+            "{}/",
+            crate::render::cluster_dir(&env.repository.path, &env.name)
+        ));
     } else {
         let removal = remove_from_git::run(observed.workspace, env);
         if steps.step("remove-from-git", removal).await?.is_some() {

@@ -17,6 +17,7 @@ mod own_layout;
 mod ownership;
 mod plan;
 mod profiles;
+mod pull_request;
 mod rebuild;
 mod release;
 mod reliability;

@@ -11,6 +11,7 @@ use crate::render::{self, DirEntry, EntryKind, KeptContent, RenderInput, cluster
 use crate::report::Reporter;
 use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
+use crate::workflow::proposal::{self, Proposed, Render};
 
 /// Pushes raced by other commits are retried this many times in all, re-rendered on each tip.
 const PUSH_ATTEMPTS: u32 = 5;
@@ -41,13 +42,7 @@ pub async fn run(
     input: ClusterDirInputs<'_>,
     reporter: &dyn Reporter,
 ) -> Result<(Outcome, Committed)> {
-    let render_input = render_input(&input);
-    let sync_manifest = sync_manifest(&render_input)?;
-    let components = input.components.yaml.clone();
-    let message = format!(
-        "gitops-bootstrap: create-env {} (profile {})",
-        input.env.name, input.profile
-    );
+    let (render_input, sync_manifest, components, message) = rendering(&input)?;
     let (workspace, outcome, unapplied) = blocking(move || {
         let mut unapplied = Vec::new();
         let outcome = workspace.sync_files(
@@ -90,6 +85,39 @@ pub async fn run(
         sync_manifest,
     };
     Ok((outcome, committed))
+}
+
+/// Pull-request mode: renders on the env's branch tip and pushes the commit to the proposal
+/// branch instead (not again when an unmerged one is there from an earlier run); returns it
+/// with the gotk-sync.yaml the sync step applies once it is merged.
+pub async fn propose(
+    workspace: Workspace,
+    input: ClusterDirInputs<'_>,
+    reporter: &dyn Reporter,
+) -> Result<(Outcome, (Proposed, String))> {
+    let (render_input, sync_manifest, components, message) = rendering(&input)?;
+    let render: Render =
+        Box::new(move |tip| files_at(tip, &render_input, &components).map(|(files, _)| files));
+    let (outcome, proposed) =
+        proposal::propose(workspace, input.env, render, message, reporter).await?;
+    Ok((outcome, (proposed, sync_manifest)))
+}
+
+/// What both paths commit from: the render input, the gotk-sync.yaml it gives, the Flux
+/// components and the commit message.
+fn rendering(input: &ClusterDirInputs<'_>) -> Result<(RenderInput, String, String, String)> {
+    let render_input = render_input(input);
+    let sync_manifest = sync_manifest(&render_input)?;
+    let message = format!(
+        "gitops-bootstrap: create-env {} (profile {})",
+        input.env.name, input.profile
+    );
+    Ok((
+        render_input,
+        sync_manifest,
+        input.components.yaml.clone(),
+        message,
+    ))
 }
 
 /// What the env's directory is rendered from; what it already holds is read from the tip.

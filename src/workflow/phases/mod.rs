@@ -2,6 +2,7 @@
 //! arguments and returns its [`Outcome`] with a typed value for the phases after it; the
 //! drivers (`create_env`, …) decide the order and thread the values through.
 
+pub mod await_merge;
 pub mod cloud_resources;
 pub mod commit;
 pub mod config_and_secrets;

@@ -1,13 +1,15 @@
 //! remove-from-git (teardown): `clusters/<env>/` removed from the branch in one commit, pushed
-//! without force (retried on a moved tip).
+//! without force (retried on a moved tip) — or, in pull-request mode, proposed for a merge.
 
 use super::short;
 use crate::config::EnvConfig;
 use crate::error::Result;
 use crate::gitops::{FileChange, SyncOutcome, Workspace};
 use crate::render::cluster_dir;
+use crate::report::Reporter;
 use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
+use crate::workflow::proposal::{self, Proposed, Render};
 
 const PUSH_ATTEMPTS: u32 = 5;
 
@@ -26,4 +28,17 @@ pub async fn run(mut workspace: Workspace, env: &EnvConfig) -> Result<(Outcome, 
             Some(commit),
         ),
     })
+}
+
+/// Pull-request mode: the removal pushed to the proposal branch (`phases::await_merge` waits
+/// for it).
+pub async fn propose(
+    workspace: Workspace,
+    env: &EnvConfig,
+    reporter: &dyn Reporter,
+) -> Result<(Outcome, Proposed)> {
+    let dir = cluster_dir(&env.repository.path, &env.name);
+    let message = format!("gitops-bootstrap: teardown {}", env.name);
+    let render: Render = Box::new(move |_| Ok(vec![FileChange::remove(dir.clone())]));
+    proposal::propose(workspace, env, render, message, reporter).await
 }

@@ -155,6 +155,12 @@ impl GitServer {
         repo::protect_branch(&self.shared.repo_path(repo), branch)
     }
 
+    /// Merges `source` into `target` of `repo` as a hosting service's merge button does
+    /// (past a protected branch's hook); returns the new tip of `target`.
+    pub fn merge_branch(&self, repo: &str, source: &str, target: &str) -> anyhow::Result<String> {
+        Ok(repo::merge_branch(&self.shared.repo_path(repo), source, target)?.to_string())
+    }
+
     /// On the next push to `repo`, the server first commits another change to `branch`
     /// itself, so the client's push is not a fast-forward.
     pub fn race_next_push(&self, repo: &str, branch: &str) {

@@ -117,6 +117,35 @@ pub(crate) fn protect_branch(path: &Path, branch: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Merges `source` into `target` the way a hosting service's merge button does (its hooks
+/// do not apply): a fast-forward when `target` has not moved, else a merge commit. Returns
+/// the new tip of `target`.
+pub(crate) fn merge_branch(path: &Path, source: &str, target: &str) -> anyhow::Result<Oid> {
+    let repo = open(path)?;
+    let theirs = head(path, source)?.with_context(|| format!("no branch {source}"))?;
+    let ours = head(path, target)?.with_context(|| format!("no branch {target}"))?;
+    let merged = if repo.graph_descendant_of(theirs, ours)? {
+        theirs
+    } else {
+        let (ours_commit, theirs_commit) = (repo.find_commit(ours)?, repo.find_commit(theirs)?);
+        let mut index = repo.merge_commits(&ours_commit, &theirs_commit, None)?;
+        anyhow::ensure!(!index.has_conflicts(), "{source} conflicts with {target}");
+        let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
+        let who = Signature::now("testkit", "testkit@example.test")?;
+        let message = format!("Merge branch {source} into {target}");
+        repo.commit(
+            None,
+            &who,
+            &who,
+            &message,
+            &tree,
+            &[&ours_commit, &theirs_commit],
+        )?
+    };
+    repo.reference(&branch_ref(target), merged, true, "testkit: merge")?;
+    Ok(merged)
+}
+
 /// The commit another writer makes just before a raced push reaches the server: a new file on
 /// top of the branch, so the client's push is no longer a fast-forward.
 pub(crate) fn commit_racing_change(path: &Path, branch: &str) -> anyhow::Result<Oid> {

@@ -1,0 +1,159 @@
+//! Pull-request mode against a protected branch (the Git server's declining hook): create-env
+//! pushes its commit to `gitops-bootstrap/<env>`, says where to open the pull request and
+//! waits; a rerun while it is unmerged pushes nothing new and goes on waiting; once the test
+//! merges the branch (as a hosting service's merge button would), create-env finishes with
+//! every app Ready. Teardown proposes the removal the same way.
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::support::sandbox::{BRANCH, ENV, REPO, Sandbox};
+
+const PROPOSAL: &str = "gitops-bootstrap/dev";
+
+/// The proposal's short sha, the Git server's port and times vary per run.
+fn filtered(text: &str) -> String {
+    let sha = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
+    let port = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
+    let time = regex::Regex::new(r"\d\d:\d\d:\d\d").unwrap();
+    let secs = regex::Regex::new(r"\(\d+(\.\d+)?(ms|s)\)").unwrap();
+    let text = sha.replace_all(text, "<sha>");
+    let text = port.replace_all(&text, "127.0.0.1:<port>");
+    let text = time.replace_all(&text, "<time>");
+    secs.replace_all(&text, "(<took>)").into_owned()
+}
+
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Reads NDJSON events until the run reports it waits for the merge.
+async fn until_waiting(stdout: &mut Lines, events: &mut Vec<serde_json::Value>) {
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let waiting = event["event"] == "progress" && event["step"] == "await-merge";
+        events.push(event);
+        if waiting {
+            return;
+        }
+    }
+    panic!("the run ended without waiting for the merge: {events:#?}");
+}
+
+/// Reads the remaining events and the exit status.
+async fn finish(
+    mut child: tokio::process::Child,
+    stdout: &mut Lines,
+    events: &mut Vec<serde_json::Value>,
+) -> Option<i32> {
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        events.push(serde_json::from_str(&line).unwrap());
+    }
+    child.wait().await.unwrap().code()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn via_branch_waits_for_the_merge_and_a_rerun_pushes_nothing_again() {
+    // Isolated: the teardown at the end acts on the whole cluster.
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    sandbox.git.protect_branch(REPO, BRANCH).unwrap();
+    let seeded = sandbox.log();
+
+    // Nobody merges in time: exit 3, the commit waits on the proposal branch.
+    let first = sandbox
+        .run(&[
+            "create-env",
+            ENV,
+            "--yes",
+            "--via-branch",
+            "--timeout",
+            "2s",
+        ])
+        .await;
+    assert_eq!(first.code, 3, "{}", first.output());
+    let lines: Vec<&str> = first
+        .stderr
+        .lines()
+        .filter(|line| {
+            line.contains("pull request") || line.contains("error:") || line.contains("hint:")
+        })
+        .collect();
+    insta::assert_snapshot!("gave_up_waiting", filtered(&lines.join("\n")));
+    assert_eq!(
+        sandbox.log(),
+        seeded,
+        "nothing reached the protected branch"
+    );
+    let proposed = sandbox
+        .git
+        .head(REPO, PROPOSAL)
+        .unwrap()
+        .expect("the commit is on the proposal branch");
+    let proposal_log = sandbox.git.log(REPO, PROPOSAL).unwrap();
+    assert_eq!(
+        proposal_log[1..],
+        seeded[..],
+        "one commit on top of the branch tip"
+    );
+
+    // A rerun finds the open branch and waits for it.
+    let mut rerun = sandbox
+        .command(&[
+            "--output",
+            "json",
+            "create-env",
+            ENV,
+            "--yes",
+            "--via-branch",
+            "--timeout",
+            "3m",
+        ])
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(rerun.stdout.take().unwrap()).lines();
+    let mut events = Vec::new();
+    until_waiting(&mut stdout, &mut events).await;
+    let commit = events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == "commit")
+        .expect("the commit step finished");
+    assert_eq!(commit["outcome"], "up_to_date", "{commit}");
+    assert_eq!(
+        sandbox.git.log(REPO, PROPOSAL).unwrap(),
+        proposal_log,
+        "no second push"
+    );
+
+    let merged = sandbox.git.merge_branch(REPO, PROPOSAL, BRANCH).unwrap();
+    assert_eq!(merged, proposed, "a fast-forward");
+    let code = finish(rerun, &mut stdout, &mut events).await;
+    let result = events.last().unwrap();
+    assert_eq!(code, Some(0), "{events:#?}");
+    assert_eq!(result["event"], "result");
+    assert_eq!(result["result"]["commit"], proposed.as_str());
+    let apps = &result["result"]["apps"];
+    assert_eq!(apps["ready"], apps["total"], "{result}");
+    assert_eq!(sandbox.git.log(REPO, PROPOSAL).unwrap(), proposal_log);
+
+    // Teardown proposes the removal of clusters/dev/ on the same branch and waits for it.
+    let before = sandbox.log();
+    let mut teardown = sandbox
+        .command(&["--output", "json", "teardown", ENV, "--yes", "--via-branch"])
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(teardown.stdout.take().unwrap()).lines();
+    let mut events = Vec::new();
+    until_waiting(&mut stdout, &mut events).await;
+    assert_eq!(
+        sandbox.log(),
+        before,
+        "nothing pushed to the protected branch"
+    );
+    assert!(
+        sandbox.committed("clusters/dev/profile.yaml").is_some(),
+        "still there until merged"
+    );
+    sandbox.git.merge_branch(REPO, PROPOSAL, BRANCH).unwrap();
+    let code = finish(teardown, &mut stdout, &mut events).await;
+    assert_eq!(code, Some(0), "{events:#?}");
+    assert!(sandbox.committed("clusters/dev/profile.yaml").is_none());
+    assert_eq!(sandbox.log()[1..], before[..], "the removal, merged");
+}
