@@ -96,7 +96,7 @@ impl Diagnose for ClusterError {
                 "the token or certificate in `{output}` is wrong or expired: check the Terraform module's output (`terraform output {output}` after a refresh), or the output mapping in the config"
             )),
             ClusterError::ExecPluginMissing { command } => Some(format!(
-                "install `{command}` (for EKS: the AWS CLI) or put it on PATH, then rerun; nothing was written to the cluster yet"
+                "install `{command}` (for EKS: the AWS CLI) or put it on PATH, then rerun: kube runs it for every token"
             )),
             ClusterError::InsecureKubeconfig { .. } => Some(
                 "give the module's kubeconfig the cluster's CA (certificate-authority-data) instead of skipping verification".to_owned(),

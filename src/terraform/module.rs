@@ -31,6 +31,9 @@ pub struct OutputDecl {
     pub sensitive: bool,
     /// What the `value` is, as far as it can be known without running Terraform.
     pub value: OutputValue,
+    /// `command = "<literal>"` in an object literal value: a credential plugin's command
+    /// (`cluster_exec`), known before any apply.
+    pub command: Option<String>,
 }
 
 /// The shape of an output's `value` expression, for lint's offline view of the map keys an
@@ -150,13 +153,31 @@ impl ModuleInterface {
                     self.variables.insert(name, decl);
                 }
                 "output" => {
-                    let value = OutputValue::of(attribute("value"));
-                    self.outputs.insert(name, OutputDecl { sensitive, value });
+                    let decl = OutputDecl {
+                        sensitive,
+                        value: OutputValue::of(attribute("value")),
+                        command: literal_command(attribute("value")),
+                    };
+                    self.outputs.insert(name, decl);
                 }
                 _ => {}
             }
         }
     }
+}
+
+fn literal_command(value: Option<&Expression>) -> Option<String> {
+    let Some(Expression::Object(object)) = value else {
+        return None;
+    };
+    object.iter().find_map(|(key, value)| match (key, value) {
+        (hcl::ObjectKey::Identifier(key), Expression::String(command))
+            if key.as_str() == "command" =>
+        {
+            Some(command.clone())
+        }
+        _ => None,
+    })
 }
 
 /// The variable names a `-var-file` sets (`.tfvars` is HCL, `.tfvars.json` is JSON). Only the

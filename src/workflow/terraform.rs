@@ -8,7 +8,8 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::EnvPaths;
-use crate::config::{Config, EnvConfig};
+use crate::cluster::ClusterError;
+use crate::config::{Config, ContractField, EnvConfig};
 use crate::contract::{DeclaredAccess, check_declared};
 use crate::error::{Error, Result};
 use crate::report::Reporter;
@@ -58,14 +59,27 @@ pub async fn init_root(
 }
 
 /// The env's module checked against the output contract from its `.tf` files alone: what can
-/// fail before an apply does.
+/// fail before an apply does, including a credential plugin (`cluster_exec`) whose command the
+/// module spells literally and this machine lacks.
 pub fn check_module_contract(env: &EnvConfig, module: &ModuleInterface) -> Result<DeclaredAccess> {
     let declared = module
         .outputs
         .iter()
         .map(|(name, output)| (name.clone(), output.sensitive))
         .collect();
-    Ok(check_declared(&declared, &env.outputs)?)
+    let access = check_declared(&declared, &env.outputs)?;
+    let exec = env.outputs.source(ContractField::ClusterExec);
+    let command = module
+        .outputs
+        .get(&exec.output)
+        .filter(|_| exec.path.is_empty())
+        .and_then(|output| output.command.clone());
+    if let Some(command) = command
+        && which::which(&command).is_err()
+    {
+        return Err(ClusterError::ExecPluginMissing { command }.into());
+    }
+    Ok(access)
 }
 
 /// Reads each secret variable from the environment variable the config names (preflight

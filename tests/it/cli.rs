@@ -291,12 +291,13 @@ fn a_mapping_typo_stops_create_env_before_terraform_runs() {
     assert!(stdout.contains("did you mean `cluster_name`?"), "{stdout}");
 }
 
-#[test]
-fn doctor_fails_a_module_that_declares_no_outputs() {
+/// `doctor dev` on a project whose env uses a module made of `main_tf`: its exit code and the
+/// module's check with its fix.
+fn doctor_module_check(main_tf: &str) -> (Option<i32>, String) {
     let dir = project();
     let module = dir.path().join("module");
     std::fs::create_dir(&module).unwrap();
-    std::fs::write(module.join("main.tf"), "variable \"cluster_name\" {}\n").unwrap();
+    std::fs::write(module.join("main.tf"), main_tf).unwrap();
     let path = dir.path().join("gitops-bootstrap.toml");
     let config = std::fs::read_to_string(&path).unwrap();
     let module_line = format!(
@@ -312,12 +313,36 @@ fn doctor_fails_a_module_that_declares_no_outputs() {
     .unwrap();
     let output = bin(dir.path()).args(["doctor", "dev"]).output().unwrap();
     let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
     let module_check: String = stdout
         .lines()
         .skip_while(|line| !line.starts_with("✘ env dev module"))
         .take(2)
         .collect::<Vec<_>>()
         .join("\n");
+    (output.status.code(), module_check)
+}
+
+#[test]
+fn doctor_fails_a_module_that_declares_no_outputs() {
+    let (code, module_check) = doctor_module_check("variable \"cluster_name\" {}\n");
+    assert_eq!(code, Some(1), "{module_check}");
+    insta::assert_snapshot!(module_check);
+}
+
+/// Issue 8 item 12: a credential plugin the module names literally is looked up on PATH before
+/// any apply, by doctor as by create-env's preflight.
+#[test]
+fn doctor_fails_a_credential_plugin_that_is_not_on_path() {
+    let (code, module_check) = doctor_module_check(
+        r#"
+output "cluster_name" { value = "dev" }
+output "cluster_endpoint" { value = "https://api.dev.example" }
+output "cluster_ca_certificate" { value = "LS0t" }
+output "cluster_exec" {
+  value = { command = "no-such-get-token-5f3a", args = ["eks", "get-token"] }
+}
+"#,
+    );
+    assert_eq!(code, Some(1), "{module_check}");
     insta::assert_snapshot!(module_check);
 }
