@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::flux::flux_resource;
+use super::wait::tree::parse_inventory_id;
 use super::{FLUX_NAMESPACE, ObjectName, api_message};
 use crate::error::{Diagnose, ExitStatus};
 
@@ -174,6 +175,51 @@ pub async fn flux_apps(client: &Client) -> Result<Vec<Doomed>, TeardownError> {
         }
     }
     Ok(apps)
+}
+
+/// Namespaces never deleted, whichever app applied them: the cluster's own, and Flux's (its
+/// uninstall removes that one last).
+const KEPT_NAMESPACES: [&str; 5] = [
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    FLUX_NAMESPACE,
+];
+
+/// The Namespaces the Flux apps (Kustomizations but the root) applied, from their inventories.
+/// Flux prunes them with their app, but a namespace terminates only once everything in it is
+/// gone (a load balancer, a volume), after the app itself; read them before the apps go, since
+/// their inventories go with them.
+pub async fn app_namespaces(client: &Client) -> Result<Vec<Doomed>, TeardownError> {
+    let kustomizations = flux_resource("Kustomization").expect("a Flux kind");
+    let mut names = BTreeSet::new();
+    for kustomization in list(client, &kustomizations, None).await? {
+        let root = kustomization.name_any() == FLUX_NAMESPACE
+            && kustomization.metadata.namespace.as_deref() == Some(FLUX_NAMESPACE);
+        let entries = kustomization.data["status"]["inventory"]["entries"].as_array();
+        let applied = entries
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| parse_inventory_id(entry["id"].as_str()?))
+            .filter(|id| id.group.is_empty() && id.kind == "Namespace")
+            .filter(|id| !KEPT_NAMESPACES.contains(&id.name.as_str()));
+        names.extend(applied.filter(|_| !root).map(|id| id.name));
+    }
+    let namespaces = resource_of::<Namespace>();
+    let api = api(client, &namespaces, None);
+    let mut doomed_namespaces = Vec::new();
+    for name in names {
+        let found = api
+            .get_opt(&name)
+            .await
+            .map_err(|err| TeardownError::List {
+                what: "namespaces".to_owned(),
+                message: api_message(&err),
+            })?;
+        doomed_namespaces.extend(found.map(|namespace| doomed(&namespaces, &namespace)));
+    }
+    Ok(doomed_namespaces)
 }
 
 /// Deletion waves in reverse `dependsOn` order: first what nothing depends on, then what only

@@ -128,8 +128,15 @@ async fn drive(
             .step("suspend-sync", delete_apps::suspend(client))
             .await?;
         let apps = delete_apps::run(client, options.timeout);
-        removed.extend(steps.step("delete-apps", apps).await?);
-        let owners = cloud_resources::run(client, options.timeout, options.force, reporter);
+        let (deleted_apps, namespaces) = steps.step("delete-apps", apps).await?;
+        removed.extend(deleted_apps);
+        let owners = cloud_resources::run(
+            client,
+            options.timeout,
+            options.force,
+            reporter,
+            &namespaces,
+        );
         let (deleted, left) = steps.step("delete-cloud-resources", owners).await?;
         removed.extend(deleted);
         leftovers.extend(left);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use kube::Client;
 
 use super::leftovers_error;
-use crate::cluster::teardown::{delete_and_wait, deletion_waves, flux_apps, suspend_root};
+use crate::cluster::teardown::{
+    Doomed, app_namespaces, delete_and_wait, deletion_waves, flux_apps, suspend_root,
+};
 use crate::error::Result;
 use crate::workflow::Outcome;
 
@@ -21,15 +23,20 @@ pub async fn suspend(client: &Client) -> Result<(Outcome, ())> {
     Ok((outcome, ()))
 }
 
-/// Returns what was deleted, as `Kind namespace/name`.
-pub async fn run(client: &Client, timeout: Duration) -> Result<(Outcome, Vec<String>)> {
+/// Returns what was deleted, as `Kind namespace/name`, and the namespaces the apps applied,
+/// for delete-cloud-resources to wait for once what holds them up is gone.
+pub async fn run(
+    client: &Client,
+    timeout: Duration,
+) -> Result<(Outcome, (Vec<String>, Vec<Doomed>))> {
     let apps = flux_apps(client).await?;
     if apps.is_empty() {
         return Ok((
             Outcome::UpToDate("no Flux apps left".to_owned()),
-            Vec::new(),
+            (Vec::new(), Vec::new()),
         ));
     }
+    let namespaces = app_namespaces(client).await?;
     let mut deleted = Vec::new();
     for wave in deletion_waves(apps) {
         let leftovers = delete_and_wait(client, &wave, timeout).await?;
@@ -39,5 +46,5 @@ pub async fn run(client: &Client, timeout: Duration) -> Result<(Outcome, Vec<Str
         deleted.extend(wave.iter().map(|app| app.object.to_string()));
     }
     let summary = format!("deleted {} Kustomizations and HelmReleases", deleted.len());
-    Ok((Outcome::Done(summary), deleted))
+    Ok((Outcome::Done(summary), (deleted, namespaces)))
 }
