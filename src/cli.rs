@@ -141,6 +141,15 @@ pub struct StatusArgs {
     /// Exit 1 when something drifted (for a scheduled CI job).
     #[arg(long)]
     pub drift: bool,
+
+    /// Watch until every object is Ready at the commit Flux fetched (exit 0), one fails for
+    /// good (exit 1) or --timeout passes (exit 3), instead of reading the tree once.
+    #[arg(long, conflicts_with = "drift")]
+    pub wait: bool,
+
+    /// How long --wait may wait, e.g. 15m, 90s (1s to 24h).
+    #[arg(long, default_value = "15m", value_parser = parse_run_timeout, requires = "wait")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
-//! `status <env>`: the readiness tree of the env's Flux objects, once, read through the env's
-//! Terraform outputs (changing nothing); with `--drift`, what differs from Terraform's state,
-//! the branch tip and what Flux applied.
+//! `status <env>`: the readiness tree of the env's Flux objects, read through the env's
+//! Terraform outputs (changing nothing): once, or with `--wait` watched until it is Ready;
+//! with `--drift`, what differs from Terraform's state, the branch tip and what Flux applied.
 
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,8 @@ pub async fn run(
         };
         return Ok(CommandOutput::new(status, &drift, drift_text(&drift)));
     }
-    let snapshot = status::run(reporter, &config, &env, terraform, cancel).await?;
+    let wait = args.wait.then_some(args.timeout);
+    let snapshot = status::run(reporter, &config, &env, terraform, wait, cancel).await?;
     let status = if snapshot.all_ready() {
         ExitStatus::Success
     } else {

@@ -1,5 +1,5 @@
-//! status: the readiness tree of the env's Flux objects, read once through the env's Terraform
-//! outputs, changing nothing.
+//! status: the readiness tree of the env's Flux objects, read through the env's Terraform
+//! outputs, changing nothing: once, or (`--wait`) watched until it is Ready, fails or times out.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,30 +7,38 @@ use std::time::Duration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::phases::wait_for_apps::progress_line;
 use super::{Outcome, run_step, terraform};
-use crate::cluster::wait::readiness_tree;
-use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, connect};
+use crate::cluster::wait::{readiness_tree, wait_for_apps};
+use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, WaitTarget, connect};
 use crate::config::{Config, EnvConfig};
 use crate::contract::Contract;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::terraform::{EnvRoot, StateInfo, Terraform};
 
 /// An existing cluster answers at once; this only covers a slow network.
 const CONNECT_BUDGET: Duration = Duration::from_secs(30);
 
-/// One step, `status`: the tree under the root Kustomization `flux-system/flux-system`.
+/// One step, `status`: the tree under the root Kustomization `flux-system/flux-system`; with
+/// `wait`, watched for up to that long until every object is Ready.
 pub async fn run(
     reporter: &dyn Reporter,
     config: &Config,
     env: &EnvConfig,
     terraform_binary: Option<&Path>,
+    wait: Option<Duration>,
     cancel: &CancellationToken,
 ) -> Result<Snapshot> {
     let reading = async {
         let (tf, root) = created_env(config, env, terraform_binary, cancel).await?;
         let client = connect_env(&tf, &root, env, cancel).await?;
-        let snapshot = readiness_tree(&client, &root_kustomization()).await?;
+        let snapshot = match wait {
+            None => readiness_tree(&client, &root_kustomization()).await?,
+            Some(timeout) => {
+                watch_until_ready(&client, root_kustomization(), timeout, reporter, cancel).await?
+            }
+        };
         Ok((
             Outcome::Done(format!("{}/{} Ready", snapshot.ready, snapshot.total)),
             snapshot,
@@ -74,4 +82,37 @@ pub(super) async fn connect_env(
 ) -> Result<Client> {
     let contract = Contract::parse(&tf.output_json(root, cancel).await?, &env.outputs)?;
     Ok(connect(&contract.access, CONNECT_BUDGET).await?)
+}
+
+/// Watches the tree until every object is Ready at the revision the GitRepository has fetched
+/// (looked at again after each change, as a push may land meanwhile).
+async fn watch_until_ready(
+    client: &Client,
+    root: ObjectName,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<Snapshot> {
+    let target = WaitTarget {
+        root,
+        git_repository: ObjectName::namespaced("GitRepository", FLUX_NAMESPACE, FLUX_NAMESPACE),
+        revision_sha: None,
+        is_descendant: Box::new(|_| false),
+    };
+    let mut last_line = String::new();
+    let on_progress = |snapshot: &Snapshot| {
+        let line = progress_line(snapshot);
+        if line != last_line {
+            let (ready, total) = (snapshot.ready as u64, snapshot.total as u64);
+            reporter.counted_progress("status", line.clone(), ready, total);
+            last_line = line;
+        }
+    };
+    tokio::select! {
+        waited = wait_for_apps(client, target, timeout, on_progress) => Ok(waited?),
+        () = cancel.cancelled() => Err(Error::new(
+            ExitStatus::Interrupted,
+            "interrupted while waiting for the Flux objects",
+        )),
+    }
 }

@@ -435,7 +435,7 @@ fn target(sha: &str) -> WaitTarget {
     WaitTarget {
         root: ObjectName::namespaced("Kustomization", "flux-system", "flux-system"),
         git_repository: ObjectName::namespaced("GitRepository", "flux-system", "flux-system"),
-        revision_sha: sha.to_owned(),
+        revision_sha: Some(sha.to_owned()),
         is_descendant: Box::new(|_| false),
     }
 }

@@ -126,6 +126,12 @@ async fn standard_profile_comes_up_and_a_rerun_changes_nothing() {
         "{}",
         status.stdout
     );
+    // Waiting on a Ready env returns at once with the same tree.
+    let waited = sandbox
+        .run(&["status", ENV, "--wait", "--timeout", "1m"])
+        .await;
+    assert_eq!(waited.code, 0, "{}", waited.output());
+    assert_eq!(waited.stdout, status.stdout);
     let status = sandbox.run(&["--output", "json", "status", ENV]).await;
     let result: serde_json::Value =
         serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();

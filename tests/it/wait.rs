@@ -33,6 +33,21 @@ async fn a_rerun_after_fixing_a_failed_release_waits_for_the_fix() {
         "{}",
         failed.stderr
     );
+    // The failure is current for the commit Flux fetched: `status --wait` fails at once too.
+    let started = Instant::now();
+    let waited = sandbox
+        .run(&["status", ENV, "--wait", "--timeout", "2m"])
+        .await;
+    assert_eq!(waited.code, 1, "{}", waited.output());
+    assert!(
+        waited
+            .stderr
+            .contains("HelmRelease cert-manager/cert-manager will not become Ready")
+            && waited.stderr.contains("RetriesExceeded"),
+        "{}",
+        waited.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "failed fast");
 
     sandbox.replace_in_repo(release, "version: v0.0.0-missing", "version: v1.17.2");
     let fixed = sandbox
@@ -143,6 +158,15 @@ async fn a_source_that_cannot_be_fetched_is_shown_with_its_cause() {
 
     let status = sandbox.run(&["status", ENV]).await;
     assert_eq!(status.code, 1, "{}", status.output());
+    let waited = sandbox
+        .run(&["status", ENV, "--wait", "--timeout", "2s"])
+        .await;
+    assert_eq!(waited.code, 3, "{}", waited.output());
+    assert!(
+        waited.stderr.contains("not Ready within 2s") && waited.stderr.contains(not_found),
+        "the timeout table names the source and its cause: {}",
+        waited.stderr
+    );
     let json = sandbox.run(&["--output", "json", "status", ENV]).await;
     assert_eq!(json.code, 1, "{}", json.output());
     let result: serde_json::Value =

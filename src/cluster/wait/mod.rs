@@ -1,5 +1,5 @@
 //! Waiting for the runtime apps: watches Flux's sources, Kustomizations and HelmReleases (no
-//! polling), and after every change judges the tree under the root Kustomization. Live
+//! polling), and after every burst of changes judges the tree under the root Kustomization. Live
 //! snapshots go to a callback; a current terminal failure ends the wait at once with its
 //! blocking chain; at the timeout the error lists what is not Ready and why.
 
@@ -12,10 +12,10 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, TypeMeta};
 use kube::discovery::Discovery;
-use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde::Serialize;
 
@@ -34,7 +34,9 @@ pub struct WaitTarget {
     pub root: ObjectName,
     /// The GitRepository the pushed commit must reach.
     pub git_repository: ObjectName,
-    pub revision_sha: String,
+    /// The pushed commit; `None` waits for whatever revision the source has fetched, looked
+    /// at again after every change (`status --wait`: nothing was pushed by this run).
+    pub revision_sha: Option<String>,
     /// Whether a commit is newer than (descends from) the pushed one; a newer revision counts.
     pub is_descendant: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
@@ -199,20 +201,17 @@ async fn watch_until_settled(
     watch_error: &mut Option<String>,
 ) -> Result<Snapshot, WaitError> {
     let kinds = served_kinds(client).await?;
-    let mut stores = Vec::new();
-    let mut streams = Vec::new();
-    for (index, (kind, resource)) in kinds.iter().enumerate() {
-        let writer = reflector::store::Writer::new(resource.clone());
-        stores.push((kind.as_str(), resource, writer.as_reader()));
+    let streams = kinds.iter().enumerate().map(|(index, (_, resource))| {
         let api = Api::<DynamicObject>::all_with(client.clone(), resource);
-        let events = watcher(api, watcher::Config::default()).default_backoff();
-        streams.push(
-            reflector(writer, events)
-                .map(move |event| (index, event))
-                .boxed(),
-        );
-    }
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .map(move |event| (index, event))
+            .boxed()
+    });
     let mut events = futures::stream::select_all(streams);
+    let mut objects = Objects::default();
+    // Objects of a kind being (re)listed; they replace that kind's objects once complete.
+    let mut listing: Vec<Vec<DynamicObject>> = vec![Vec::new(); kinds.len()];
     let mut initialized = vec![false; kinds.len()];
     // Asking Git about ancestry can be slow: once per sha.
     let descendants = Mutex::new(HashMap::new());
@@ -224,31 +223,50 @@ async fn watch_until_settled(
             .or_insert_with(|| (target.is_descendant)(sha))
     };
     let mut previous: Option<Snapshot> = None;
-    while let Some((index, event)) = events.next().await {
-        match event {
-            Err(err) => {
-                let kind = &kinds[index].0;
-                tracing::debug!(kind, error = %err, "watch error, retrying");
-                *watch_error = Some(format!("watching {kind}: {err}"));
-                continue;
+    while let Some(first) = events.next().await {
+        // Judging walks the whole tree: once per burst of events, not once per event, so a
+        // thousand objects turning Ready together cost a few judgements, not a thousand.
+        let mut burst = vec![first];
+        while let Some(Some(next)) = events.next().now_or_never() {
+            burst.push(next);
+        }
+        for (index, event) in burst {
+            let (kind, resource) = &kinds[index];
+            match event {
+                Err(err) => {
+                    tracing::debug!(kind, error = %err, "watch error, retrying");
+                    *watch_error = Some(format!("watching {kind}: {err}"));
+                }
+                Ok(watcher::Event::Init) => listing[index].clear(),
+                Ok(watcher::Event::InitApply(object)) => listing[index].push(object),
+                Ok(watcher::Event::InitDone) => {
+                    objects.replace_kind(kind, resource, std::mem::take(&mut listing[index]));
+                    initialized[index] = true;
+                }
+                Ok(watcher::Event::Apply(object)) => objects.insert_all(kind, resource, [object]),
+                Ok(watcher::Event::Delete(object)) => objects.remove(kind, &object),
             }
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
-            Ok(watcher::Event::InitDone) => initialized[index] = true,
-            Ok(_) => {}
         }
         if !initialized.iter().all(|done| *done) {
             continue;
         }
-        let objects = Objects::from_stores(&stores);
-        let wanted = WantedRevision {
-            sha: &target.revision_sha,
-            is_descendant: &is_descendant,
+        let fetched = match &target.revision_sha {
+            Some(_) => None,
+            None => fetched_sha(&objects, &target.git_repository),
         };
+        let wanted = target
+            .revision_sha
+            .as_deref()
+            .or(fetched.as_deref())
+            .map(|sha| WantedRevision {
+                sha,
+                is_descendant: &is_descendant,
+            });
         let judged = judge(
             &objects,
             &target.root,
             &target.git_repository,
-            Some(&wanted),
+            wanted.as_ref(),
         );
         *last_report = Some(judged.not_ready());
         if previous.as_ref() != Some(&judged.snapshot) {
@@ -276,10 +294,7 @@ pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapsh
             &root.name,
         )
     });
-    let fetched = objects
-        .get(&source)
-        .and_then(|s| s.data["status"]["artifact"]["revision"].as_str())
-        .map(|revision| conditions::revision_sha(revision).to_owned());
+    let fetched = fetched_sha(&objects, &source);
     let exact = |_: &str| false;
     let wanted = fetched.as_deref().map(|sha| WantedRevision {
         sha,
@@ -305,6 +320,14 @@ pub async fn flux_objects(
         objects.insert_all(&kind, &resource, list.items);
     }
     Ok(objects.0)
+}
+
+/// The commit `source` has fetched, if it has fetched one.
+fn fetched_sha(objects: &Objects, source: &ObjectName) -> Option<String> {
+    objects
+        .get(source)
+        .and_then(|s| s.data["status"]["artifact"]["revision"].as_str())
+        .map(|revision| conditions::revision_sha(revision).to_owned())
 }
 
 /// The Flux kinds the tree follows that this cluster serves, at their preferred versions
@@ -333,14 +356,6 @@ async fn served_kinds(client: &Client) -> Result<Vec<(String, ApiResource)>, Wai
 struct Objects(BTreeMap<ObjectName, DynamicObject>);
 
 impl Objects {
-    fn from_stores(stores: &[(&str, &ApiResource, reflector::Store<DynamicObject>)]) -> Objects {
-        let mut objects = Objects::default();
-        for (kind, resource, store) in stores {
-            objects.insert_all(kind, resource, store.state().iter().map(|o| (**o).clone()));
-        }
-        objects
-    }
-
     fn insert_all(
         &mut self,
         kind: &str,
@@ -359,6 +374,21 @@ impl Objects {
             );
             self.0.insert(name, object);
         }
+    }
+
+    /// Replaces every object of `kind` with a fresh listing of it.
+    fn replace_kind(&mut self, kind: &str, resource: &ApiResource, items: Vec<DynamicObject>) {
+        self.0.retain(|name, _| name.kind != kind);
+        self.insert_all(kind, resource, items);
+    }
+
+    fn remove(&mut self, kind: &str, object: &DynamicObject) {
+        let name = ObjectName::namespaced(
+            kind,
+            &object.namespace().unwrap_or_default(),
+            &object.name_any(),
+        );
+        self.0.remove(&name);
     }
 
     fn get(&self, name: &ObjectName) -> Option<&DynamicObject> {

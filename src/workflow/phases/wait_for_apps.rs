@@ -27,7 +27,7 @@ pub async fn run(
     let target = WaitTarget {
         root: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE),
         git_repository: ObjectName::namespaced("GitRepository", FLUX_NAMESPACE, FLUX_NAMESPACE),
-        revision_sha: commit.to_owned(),
+        revision_sha: Some(commit.to_owned()),
         is_descendant: descends_from(workspace, commit.to_owned()),
     };
     let mut last_line = String::new();
@@ -73,7 +73,7 @@ fn descends_from(workspace: Workspace, pushed: String) -> Box<dyn Fn(&str) -> bo
 }
 
 /// What the wait is on, briefly: the first few objects not Ready and why.
-fn progress_line(snapshot: &Snapshot) -> String {
+pub(crate) fn progress_line(snapshot: &Snapshot) -> String {
     let waiting: Vec<String> = snapshot
         .rows
         .iter()

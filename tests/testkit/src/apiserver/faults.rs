@@ -90,8 +90,21 @@ impl Admin {
             .collect()
     }
 
+    /// Resets the per-(verb, resource) counters, the per-client counters and the write log.
     pub fn reset_counters(&self) {
         self.shared.counters.lock().expect("counters lock").clear();
+        self.shared.audit.reset();
+    }
+
+    /// Resource requests per client, keyed by user agent up to its first `/` (`unknown`
+    /// for a client that sends none).
+    pub fn request_counts_by_agent(&self) -> BTreeMap<String, u64> {
+        self.shared.audit.agent_counts()
+    }
+
+    /// Successful writes, oldest first, stamped when the server stored them.
+    pub fn writes(&self) -> Vec<super::WriteRecord> {
+        self.shared.audit.writes()
     }
 
     /// Drops the watch event history: watches from an older resourceVersion get 410 Gone.

@@ -3,6 +3,7 @@
 //! Namespace termination, garbage collection, and fault injection. See the crate README for
 //! what is and is not implemented.
 
+mod audit;
 mod defaults;
 mod discovery;
 mod error;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use audit::WriteRecord;
 pub use error::ApiError;
 pub use faults::{Admin, FaultOptions};
 use handlers::{Call, Target};
@@ -77,6 +79,7 @@ pub(crate) struct Shared {
     token: String,
     faults: Mutex<FaultOptions>,
     counters: Mutex<BTreeMap<(String, String), u64>>,
+    audit: audit::Audit,
     changed: Notify,
     shutdown: CancellationToken,
 }
@@ -124,6 +127,7 @@ impl ApiServer {
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
             faults: Mutex::new(options.faults),
             counters: Mutex::new(BTreeMap::new()),
+            audit: audit::Audit::default(),
             changed: Notify::new(),
             shutdown: CancellationToken::new(),
         });
@@ -320,7 +324,16 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         .into_response();
     };
     let query = Query::parse(parts.uri.query());
-    shared.count(target.verb(&parts.method, &query), target.resource());
+    let verb = target.verb(&parts.method, &query);
+    shared.count(verb, target.resource());
+    let agent = audit::agent_name(
+        parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    shared.audit.count_agent(&agent);
     let faults = shared.faults();
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -328,6 +341,14 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     if let Some(error) = faults.draw() {
         return error.into_response();
     }
+    let written = audit::is_write(verb).then(|| WriteRecord {
+        at: std::time::SystemTime::now(),
+        verb: verb.to_owned(),
+        resource: target.resource(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+        agent,
+    });
     let call = Call {
         target,
         method: parts.method.clone(),
@@ -335,7 +356,14 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         headers: &parts.headers,
         body: &body,
     };
-    handlers::handle(&shared, call).unwrap_or_else(|error| error.into_response())
+    let response = handlers::handle(&shared, call).unwrap_or_else(|error| error.into_response());
+    if let Some(record) = written.filter(|_| response.status().is_success()) {
+        shared.audit.record_write(WriteRecord {
+            at: std::time::SystemTime::now(),
+            ..record
+        });
+    }
+    response
 }
 
 fn discovery_document(shared: &Shared, path: &str) -> Option<Result<Value, ApiError>> {
