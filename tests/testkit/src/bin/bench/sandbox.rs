@@ -1,0 +1,173 @@
+//! What the bench runs the product against: a Git server holding the shipped `profiles/`, test
+//! clusters (in-process API servers, with or without the Flux stand-ins), a config file per
+//! env through `terraform/existing`, and the product binary run in a private directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context as _;
+use kube::Client;
+use testkit::apiserver::{Admin, ApiServer, ServerOptions};
+use testkit::flux::{Controllers, FluxOptions};
+use testkit::git::GitServer;
+
+pub const FLUX_VERSION: &str = "v2.4.0";
+const REPO: &str = "gitops";
+const BRANCH: &str = "main";
+/// The bench's own clients say who they are, so the server counts the product's requests apart.
+pub const CONTROLLER_AGENT: &str = "gitops-bootstrap-bench-controller";
+pub const POLLER_AGENT: &str = "gitops-bootstrap-bench-poller";
+
+pub struct Bench {
+    dir: tempfile::TempDir,
+    git: GitServer,
+    product: PathBuf,
+    /// The ~1 MB Flux components file both appliers get.
+    pub components: PathBuf,
+}
+
+/// One test cluster; `flux` runs the stand-ins for Flux's controllers and the kubelet.
+pub struct Cluster {
+    pub server: ApiServer,
+    pub kubeconfig: PathBuf,
+    flux: Option<Controllers>,
+}
+
+impl Cluster {
+    pub fn admin(&self) -> Admin {
+        self.server.admin()
+    }
+
+    /// A client that identifies itself as `agent` (user agent) to the server's counters.
+    pub async fn client(&self, agent: &'static str) -> anyhow::Result<Client> {
+        testkit::tls::install_crypto_provider();
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.server.kubeconfig_yaml())?;
+        let mut config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(agent),
+        ));
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Stops the Flux stand-ins: from now on the bench writes the Flux objects' status itself.
+    pub async fn stop_flux(&mut self) {
+        if let Some(flux) = self.flux.take() {
+            flux.shutdown().await;
+        }
+    }
+}
+
+impl Bench {
+    pub async fn start(product: PathBuf, components_yaml: &str) -> anyhow::Result<Bench> {
+        anyhow::ensure!(
+            product.is_file(),
+            "no gitops-bootstrap binary at {} (build it: cargo build --release --workspace --bins)",
+            product.display()
+        );
+        let dir = tempfile::tempdir()?;
+        let git = GitServer::start().await?;
+        git.create_repo(REPO)?;
+        git.commit_dir(REPO, BRANCH, &repo_root().join("profiles"), "seed")?;
+        git.write_ca_file(&dir.path().join("git-ca.pem"))?;
+        let components = dir.path().join("gotk-components.yaml");
+        std::fs::write(&components, components_yaml)?;
+        Ok(Bench {
+            dir,
+            git,
+            product,
+            components,
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A fresh, empty test cluster named `name` (its kubeconfig is `<name>.kubeconfig`).
+    pub async fn cluster(&self, name: &str, flux: bool) -> anyhow::Result<Cluster> {
+        let server = ApiServer::start(ServerOptions::default()).await?;
+        let kubeconfig = self.path(&format!("{name}.kubeconfig"));
+        server.write_kubeconfig(&kubeconfig)?;
+        let flux = if flux {
+            Some(Controllers::start(
+                server.client().await?,
+                FluxOptions::default(),
+            ))
+        } else {
+            None
+        };
+        Ok(Cluster {
+            server,
+            kubeconfig,
+            flux,
+        })
+    }
+
+    /// Writes `<env>.toml`: env `env` through `terraform/existing` on `cluster`, profile
+    /// `standard`, the bench's repository and components file.
+    pub fn write_config(&self, env: &str, cluster: &Cluster) -> anyhow::Result<PathBuf> {
+        let toml = format!(
+            r#"[envs.{env}]
+module = "{module}"
+profile = "standard"
+flux_version = "{FLUX_VERSION}"
+flux_manifests = "{components}"
+
+[envs.{env}.variables]
+cluster_name = "{env}"
+kubeconfig_path = "{kubeconfig}"
+cluster_config = {{ base_domain = "bench.example.test" }}
+
+[envs.{env}.secret_variables]
+cluster_secrets = "BENCH_CLUSTER_SECRETS"
+
+[envs.{env}.repository]
+url = "{url}"
+branch = "{BRANCH}"
+ca_file = "{ca}"
+author_name = "gitops-bootstrap bench"
+author_email = "bench@example.test"
+push = {{ method = "token", token_env = "BENCH_GIT_PUSH_TOKEN" }}
+read = {{ token_env = "BENCH_GIT_READ_TOKEN" }}
+"#,
+            module = repo_root().join("terraform/existing").display(),
+            components = self.components.display(),
+            kubeconfig = cluster.kubeconfig.display(),
+            url = self.git.url(REPO),
+            ca = self.path("git-ca.pem").display(),
+        );
+        let path = self.path(&format!("{env}.toml"));
+        std::fs::write(&path, toml).context("writing the config")?;
+        Ok(path)
+    }
+
+    /// `gitops-bootstrap <args>` with `config`, in the bench's directory.
+    pub fn product(&self, config: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.product);
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("GITOPS_BOOTSTRAP_CONFIG", config)
+            .env("BENCH_GIT_PUSH_TOKEN", self.git.push_token())
+            .env("BENCH_GIT_READ_TOKEN", self.git.read_token())
+            .env(
+                "BENCH_CLUSTER_SECRETS",
+                r#"{"dns_api_token" = "bench-dns-token"}"#,
+            )
+            .env("XDG_CONFIG_HOME", self.path("xdg"))
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("NO_COLOR", "1");
+        command
+    }
+}
+
+/// The repository's root (this crate lives in tests/testkit).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
