@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, Discovery, Scope};
@@ -22,6 +23,8 @@ pub const CONFIG_MANAGER: &str = "gitops-bootstrap";
 pub const FLUX_MANAGER: &str = "gitops-bootstrap-flux";
 
 const CRD_KIND: &str = "CustomResourceDefinition";
+/// Objects applied at once: enough to hide round trips, few enough not to flood a server.
+const CONCURRENT_APPLIES: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -272,11 +275,7 @@ pub async fn apply_objects(
     let mut summary = ApplySummary::default();
     let mut resolver = Resolver::discover(client, &crds, &rest).await?;
     let defined_groups: BTreeSet<String> = crds.iter().filter_map(crd_group).collect();
-    for crd in crds {
-        summary
-            .objects
-            .push(apply_one(client, &resolver, crd, options).await?);
-    }
+    summary.extend(apply_together(client, &resolver, crds, options).await?);
     if !summary.objects.is_empty() {
         let names: Vec<String> = summary
             .objects
@@ -293,12 +292,32 @@ pub async fn apply_objects(
             .refresh_until_served(&defined, options.crd_timeout)
             .await?;
     }
-    for object in rest {
-        summary
-            .objects
-            .push(apply_one(client, &resolver, object, options).await?);
-    }
+    // Namespaces before what goes into them.
+    let namespaced = rest
+        .iter()
+        .position(|o| apply_rank(o) > 1)
+        .unwrap_or(rest.len());
+    let mut rest = rest;
+    let others = rest.split_off(namespaced);
+    summary.extend(apply_together(client, &resolver, rest, options).await?);
+    summary.extend(apply_together(client, &resolver, others, options).await?);
     Ok(summary)
+}
+
+/// Applies objects that do not depend on each other several at a time (a round trip each is
+/// most of an apply's time), reported in their order.
+async fn apply_together(
+    client: &Client,
+    resolver: &Resolver,
+    objects: Vec<DynamicObject>,
+    options: &ApplyOptions,
+) -> Result<ApplySummary, ApplyError> {
+    let objects = futures::stream::iter(objects)
+        .map(|object| apply_one(client, resolver, object, options))
+        .buffered(CONCURRENT_APPLIES)
+        .try_collect()
+        .await?;
+    Ok(ApplySummary { objects })
 }
 
 async fn apply_one(
@@ -428,31 +447,31 @@ fn gvk_of(object: &DynamicObject) -> GroupVersionKind {
     }
 }
 
-/// Waits (watching, not polling) until every named CRD is Established.
+/// Waits (watching, not polling) until every named CRD is Established, all at once.
 async fn wait_established(
     client: &Client,
     names: &[String],
     timeout: Duration,
 ) -> Result<(), ApplyError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in names {
-        let established = await_condition(api.clone(), name, conditions::is_crd_established());
-        match tokio::time::timeout(timeout, established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                return Err(ApplyError::CrdWatch {
+    let established = names.iter().map(|name| {
+        let api = api.clone();
+        async move {
+            let established = await_condition(api, name, conditions::is_crd_established());
+            match tokio::time::timeout(timeout, established).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(err)) => Err(ApplyError::CrdWatch {
                     name: name.clone(),
                     message: err.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(ApplyError::CrdNotEstablished {
+                }),
+                Err(_) => Err(ApplyError::CrdNotEstablished {
                     name: name.clone(),
                     timeout,
-                });
+                }),
             }
         }
-    }
+    });
+    futures::future::try_join_all(established).await?;
     Ok(())
 }
 

@@ -72,8 +72,19 @@ pub async fn create_env(bench: &Bench, env: &str) -> anyhow::Result<Created> {
     let reconciling = millis_between(sync.finished, reconciled).max(0.0);
     let terraform = step("terraform")?.duration_ms;
     let wall = finished.wall.as_secs_f64() * 1000.0;
+    let overhead_ms = wall - terraform - controllers_starting - reconciling;
+    let durations: Vec<String> = steps
+        .iter()
+        .map(|(name, step)| format!("{name} {:.0}", step.duration_ms))
+        .collect();
+    eprintln!(
+        "   create-env {env}: {wall:.0} ms = overhead {overhead_ms:.0} + Terraform {terraform:.0} \
+         + controllers starting {controllers_starting:.0} + reconciling {reconciling:.0}; \
+         steps (ms): {}",
+        durations.join(", ")
+    );
     Ok(Created {
-        overhead_ms: wall - terraform - controllers_starting - reconciling,
+        overhead_ms,
         apply_ms: install.duration_ms - controllers_starting,
         cluster,
         env: env.to_owned(),

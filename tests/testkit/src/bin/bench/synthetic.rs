@@ -105,7 +105,7 @@ impl Synthetic {
     /// The object `index` is in its chain after the one two places before it (same kind).
     fn depends_on(&self, index: usize) -> Option<&str> {
         let position = index / 2;
-        (position % CHAIN != 0).then(|| self.objects[index - 2].1.as_str())
+        (!position.is_multiple_of(CHAIN)).then(|| self.objects[index - 2].1.as_str())
     }
 
     fn api(&self, kind: Kind) -> Api<DynamicObject> {
