@@ -163,7 +163,10 @@ impl Waiting<'_> {
         let (_, finished) = running.finish().await?;
         anyhow::ensure!(finished.code == 0, "status --wait: {}", finished.stderr);
         poll.await??;
-        eprintln!("   requests by agent: {:?}", admin.request_counts_by_agent());
+        eprintln!(
+            "   requests by agent: {:?}",
+            admin.request_counts_by_agent()
+        );
         eprintln!("   requests by verb: {:?}", admin.request_counts());
         let counts = admin.request_counts_by_agent();
         let ours = counts
