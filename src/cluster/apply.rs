@@ -320,22 +320,22 @@ async fn apply_together(
     Ok(ApplySummary { objects })
 }
 
-async fn apply_one(
+/// The API of the object's kind, its namespace settled by the kind's scope.
+pub(super) fn api_of(
     client: &Client,
     resolver: &Resolver,
-    mut object: DynamicObject,
-    options: &ApplyOptions,
-) -> Result<AppliedObject, ApplyError> {
-    let gvk = gvk_of(&object);
+    object: &mut DynamicObject,
+) -> Result<Api<DynamicObject>, ApplyError> {
+    let gvk = gvk_of(object);
     let (resource, capabilities) =
         resolver
             .resolve(&gvk)
             .ok_or_else(|| ApplyError::UnknownKind {
-                object: object_name(&object),
+                object: object_name(object),
                 api_version: gvk.api_version(),
                 kind: gvk.kind.clone(),
             })?;
-    let api: Api<DynamicObject> = match capabilities.scope {
+    Ok(match capabilities.scope {
         Scope::Cluster => {
             object.metadata.namespace = None;
             Api::all_with(client.clone(), &resource)
@@ -347,7 +347,16 @@ async fn apply_one(
                 .get_or_insert_with(|| client.default_namespace().to_owned());
             Api::namespaced_with(client.clone(), namespace, &resource)
         }
-    };
+    })
+}
+
+async fn apply_one(
+    client: &Client,
+    resolver: &Resolver,
+    mut object: DynamicObject,
+    options: &ApplyOptions,
+) -> Result<AppliedObject, ApplyError> {
+    let api = api_of(client, resolver, &mut object)?;
     let name = object.name_any();
     let target = object_name(&object);
     let before = api.get_opt(&name).await.map_err(|err| ApplyError::Read {
@@ -476,14 +485,14 @@ async fn wait_established(
 }
 
 /// Discovery limited to the API groups a manifest uses.
-struct Resolver {
+pub(super) struct Resolver {
     client: Client,
     groups: Vec<String>,
     discovery: Discovery,
 }
 
 impl Resolver {
-    async fn discover(
+    pub(super) async fn discover(
         client: &Client,
         crds: &[DynamicObject],
         rest: &[DynamicObject],

@@ -87,30 +87,34 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
             "annotations": inputs.owner.annotations(),
         },
     }));
-    let config = object(json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": inputs.names.config_map, "namespace": FLUX_NAMESPACE},
-        "data": inputs.contract.config_map_data(),
-    }));
-    let cluster_secrets = inputs
-        .contract
-        .secret_data()
-        .iter()
-        .map(|(key, value)| (key.clone(), value.expose_secret().as_bytes().to_vec()))
-        .collect();
     let age_key_name = format!("{}.agekey", inputs.age_key.env_name);
     let age = [(
         age_key_name,
         inputs.age_key.identity.expose_secret().as_bytes().to_vec(),
     )];
-    vec![
-        namespace,
-        config,
-        secret(&inputs.names.secret, cluster_secrets),
+    let mut objects = vec![namespace];
+    objects.extend(contract_objects(inputs.contract, inputs.names));
+    objects.extend([
         secret(GIT_CREDENTIALS, git_secret_data(inputs.git)),
         secret(SOPS_AGE, age.into_iter().collect()),
-    ]
+    ]);
+    objects
+}
+
+/// The ConfigMap and Secret that receive the output contract (`plan` dry-runs these too).
+pub fn contract_objects(contract: &Contract, names: &SubstitutionConfig) -> Vec<DynamicObject> {
+    let config = object(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": names.config_map, "namespace": FLUX_NAMESPACE},
+        "data": contract.config_map_data(),
+    }));
+    let cluster_secrets = contract
+        .secret_data()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.expose_secret().as_bytes().to_vec()))
+        .collect();
+    vec![config, secret(&names.secret, cluster_secrets)]
 }
 
 /// The keys Flux's source-controller reads: `username`/`password` (+ `ca.crt`) for https,

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod bootstrap;
 pub mod client;
 pub mod drift;
+pub mod dry_run;
 pub mod flux;
 pub mod ownership;
 mod retry;

@@ -1,6 +1,7 @@
 //! `plan <env>`: what Terraform would change and the files create-env would write in the
-//! repository (a unified diff against the branch tip), without changing anything. A repository
-//! that cannot be read leaves its section saying why; the Terraform plan still stands.
+//! repository (a unified diff against the branch tip) and, when the cluster exists, the
+//! objects it would apply (a server-side dry-run diff), without changing anything. A section
+//! that cannot be computed says why; the Terraform plan still stands.
 
 use tokio_util::sync::CancellationToken;
 
@@ -10,7 +11,7 @@ use crate::error::{ExitStatus, Result};
 use crate::lock::EnvLock;
 use crate::report::Reporter;
 use crate::terraform::PlanMode;
-use crate::workflow::plan::{self, Change, RepositoryPlan, Section};
+use crate::workflow::plan::{self, Change, ClusterPlan, PlannedChange, RepositoryPlan, Section};
 use crate::workflow::{EnvPaths, Outcome, run_step, terraform};
 
 /// How long `plan` waits for another run of the env to finish.
@@ -44,11 +45,15 @@ pub async fn run(
         } else {
             Outcome::Done(summary.describe())
         };
-        Ok((outcome, summary))
+        Ok((outcome, (tf, root, summary)))
     };
-    let summary = run_step(reporter, "terraform-plan", planning).await.1?;
+    let (tf, root, summary) = run_step(reporter, "terraform-plan", planning).await.1?;
+    let mut rendered = None;
     let comparing = async {
-        let section = Section::from_result(plan::repository(&env).await);
+        let section = Section::from_result(plan::repository(&env).await.map(|(plan, files)| {
+            rendered = Some(files);
+            plan
+        }));
         let outcome = match &section {
             Section::Planned(repository) if repository.is_unchanged() => {
                 Outcome::UpToDate(repository.describe())
@@ -62,6 +67,26 @@ pub async fn run(
         Ok((outcome, section))
     };
     let repository = run_step(reporter, "repository-plan", comparing).await.1?;
+    let dry_running = async {
+        let result = plan::cluster(&tf, &root, &env, rendered.as_ref(), cancel).await;
+        if let Err(err) = &result
+            && err.status() != ExitStatus::BadInput
+        {
+            reporter.warning(format!("the cluster is not compared: {}", err.message()));
+        }
+        let section = Section::from_result(result);
+        let outcome = match &section {
+            Section::Planned(cluster)
+                if cluster.count(PlannedChange::Unchanged) == cluster.objects.len() =>
+            {
+                Outcome::UpToDate(cluster.describe())
+            }
+            Section::Planned(cluster) => Outcome::Done(cluster.describe()),
+            Section::Skipped { .. } => Outcome::Done("not compared".to_owned()),
+        };
+        Ok((outcome, section))
+    };
+    let cluster = run_step(reporter, "cluster-plan", dry_running).await.1?;
     let mut text = format!("env {}: {}", env.name, summary.describe());
     for (sign, addresses) in [
         ("+", &summary.adds),
@@ -75,11 +100,14 @@ pub async fn run(
         }
     }
     text.push_str(&repository_text(&repository));
-    Ok(CommandOutput::new(
-        ExitStatus::Success,
-        &serde_json::json!({ "env": env.name, "terraform": summary, "repository": repository }),
-        text,
-    ))
+    text.push_str(&cluster_text(&cluster));
+    let document = serde_json::json!({
+        "env": env.name,
+        "terraform": summary,
+        "repository": repository,
+        "cluster": cluster,
+    });
+    Ok(CommandOutput::new(ExitStatus::Success, &document, text))
 }
 
 /// New files by name and size (gotk-components.yaml alone is thousands of lines), changed
@@ -124,6 +152,34 @@ fn repository_text(section: &Section<RepositoryPlan>) -> String {
         text.push_str(
             "\n  (the env has no age key yet: create-env generates it and names it in .sops.yaml)",
         );
+    }
+    text
+}
+
+/// Objects to create by name, changed ones with their diff (Secret values redacted).
+fn cluster_text(section: &Section<ClusterPlan>) -> String {
+    let cluster = match section {
+        Section::Planned(cluster) => cluster,
+        Section::Skipped { reason, .. } => return format!("\ncluster: not compared: {reason}"),
+    };
+    let mut text = format!("\ncluster: {}", cluster.describe());
+    for object in &cluster.objects {
+        match object.change {
+            PlannedChange::Create => text.push_str(&format!("\n  + {}", object.object)),
+            PlannedChange::Change => {
+                text.push_str(&format!("\n  ~ {}", object.object));
+                for line in object.diff.lines() {
+                    text.push_str(&format!("\n    {line}"));
+                }
+            }
+            PlannedChange::Conflict => {
+                text.push_str(&format!("\n  ! {}: {}", object.object, object.diff));
+            }
+            PlannedChange::Unchanged => {}
+        }
+    }
+    for skipped in &cluster.not_compared {
+        text.push_str(&format!("\n  (not compared: {skipped})"));
     }
     text
 }

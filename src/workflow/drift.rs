@@ -86,7 +86,7 @@ pub async fn run(
     };
     let tip = run_step(reporter, "branch-tip", reading_tip).await.1?;
     let comparing = async {
-        let client = connect_env(&tf, &root, env, cancel).await?;
+        let (client, _) = connect_env(&tf, &root, env, cancel).await?;
         let repository = repository_of_root();
         let drift = flux_drift(&client, &repository, &tip).await?;
         let outcome = if drift.is_clean() {

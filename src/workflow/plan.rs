@@ -1,17 +1,26 @@
-//! `plan <env>`'s repository section: the files create-env would write under `clusters/<env>/`,
-//! as unified diffs against the branch tip, rendered in a throwaway clone (plan writes nothing
-//! to the repository, the env's state or the cluster).
+//! `plan <env>`'s repository and cluster sections: the files create-env would write under
+//! `clusters/<env>/`, as unified diffs against the branch tip, rendered in a throwaway clone;
+//! and, when the cluster exists, the objects it would apply, as a server-side dry-run diff.
+//! Plan writes nothing to the repository, the env's state or the cluster.
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
+use crate::cluster::FLUX_NAMESPACE;
+use crate::cluster::apply::{ApplyOptions, CONFIG_MANAGER, FLUX_MANAGER, parse_documents};
+use crate::cluster::bootstrap::{GIT_CREDENTIALS, SOPS_AGE, contract_objects};
+pub use crate::cluster::dry_run::PlannedChange;
+use crate::cluster::dry_run::{PlannedObject, dry_run_objects};
 use crate::cluster::flux::resolve_components;
 use crate::config::EnvConfig;
 use crate::error::{Error, Result};
 use crate::gitops::{FileChange, Workspace};
 use crate::render::{self, cluster_dir};
+use crate::terraform::{EnvRoot, StateInfo, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 use crate::workflow::phases::commit::{ClusterDirInputs, files_at, render_input};
 use crate::workflow::phases::preflight::components_source;
+use crate::workflow::status::connect_env;
 
 /// A section of the plan that depends on something outside (the repository, the cluster):
 /// either planned, or why not. Terraform's section is the plan itself and has no such case.
@@ -92,9 +101,15 @@ impl RepositoryPlan {
     }
 }
 
+/// What the repository section rendered that the cluster section applies.
+pub struct Rendered {
+    pub components: String,
+    pub sync_manifest: String,
+}
+
 /// Renders the env's cluster directory as create-env would (the profile it runs, the Flux
 /// components it would commit) on the branch tip and compares each file with the tip.
-pub async fn repository(env: &EnvConfig) -> Result<RepositoryPlan> {
+pub async fn repository(env: &EnvConfig) -> Result<(RepositoryPlan, Rendered)> {
     let spec = push_spec(env)?;
     let scratch = tempfile::tempdir()
         .map_err(|err| Error::failure(format!("cannot create a scratch directory: {err}")))?;
@@ -125,21 +140,97 @@ pub async fn repository(env: &EnvConfig) -> Result<RepositoryPlan> {
         age_recipient: &recipient,
     });
     let (wanted, _) = files_at(&workspace, &input, &components.yaml)?;
+    let sync_path = format!("{cluster}/flux-system/gotk-sync.yaml");
+    let mut sync_manifest = String::new();
     let mut files = Vec::new();
     for change in wanted {
         let FileChange::Write { path, content } = change else {
             continue;
         };
         let new = String::from_utf8_lossy(&content).into_owned();
+        if path == sync_path {
+            sync_manifest.clone_from(&new);
+        }
         let old = read(&path)?;
         files.push(file_plan(path, old.as_deref(), &new));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(RepositoryPlan {
+    let plan = RepositoryPlan {
         branch: env.repository.branch.clone(),
         tip: workspace.head(),
         files,
         age_key_pending,
+    };
+    let rendered = Rendered {
+        components: components.yaml,
+        sync_manifest,
+    };
+    Ok((plan, rendered))
+}
+
+/// The cluster section: what create-env would apply, dry-run against the live cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterPlan {
+    pub objects: Vec<PlannedObject>,
+    /// Objects create-env applies that plan does not compare, and why.
+    pub not_compared: Vec<String>,
+}
+
+impl ClusterPlan {
+    pub fn count(&self, change: PlannedChange) -> usize {
+        self.objects.iter().filter(|o| o.change == change).count()
+    }
+
+    pub fn describe(&self) -> String {
+        let conflicts = self.count(PlannedChange::Conflict);
+        format!(
+            "{} to create, {} to change, {} unchanged{}",
+            self.count(PlannedChange::Create),
+            self.count(PlannedChange::Change),
+            self.count(PlannedChange::Unchanged),
+            if conflicts > 0 {
+                format!(", {conflicts} in conflict")
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// Dry-runs create-env's applies — the contract's ConfigMap and Secret, the Flux components
+/// (forced, as flux-install does), the sync objects — when the env's cluster exists.
+pub async fn cluster(
+    tf: &Terraform,
+    root: &EnvRoot,
+    env: &EnvConfig,
+    rendered: Option<&Rendered>,
+    cancel: &CancellationToken,
+) -> Result<ClusterPlan> {
+    if let Some(state) = root.local_state_file()
+        && !StateInfo::read(&state)?.exists
+    {
+        return Err(Error::bad_input(
+            "the env has no cluster yet (no Terraform state): create-env creates every object",
+        ));
+    }
+    let rendered = rendered.ok_or_else(|| {
+        Error::failure("the repository could not be read, so the Flux objects are not known")
+    })?;
+    let (client, contract) = connect_env(tf, root, env, cancel).await?;
+    let names = &env.repository.substitution;
+    let config = ApplyOptions::new(CONFIG_MANAGER);
+    let mut objects = dry_run_objects(&client, contract_objects(&contract, names), &config).await?;
+    let components = parse_documents(&rendered.components)?;
+    let flux = ApplyOptions::new(FLUX_MANAGER).forced();
+    objects.extend(dry_run_objects(&client, components, &flux).await?);
+    let sync = parse_documents(&rendered.sync_manifest)?;
+    objects.extend(dry_run_objects(&client, sync, &config).await?);
+    Ok(ClusterPlan {
+        objects,
+        not_compared: vec![
+            format!("Secret {FLUX_NAMESPACE}/{GIT_CREDENTIALS} (Flux's Git credentials)"),
+            format!("Secret {FLUX_NAMESPACE}/{SOPS_AGE} (the env's age key)"),
+        ],
     })
 }
 

@@ -32,7 +32,7 @@ pub async fn run(
 ) -> Result<Snapshot> {
     let reading = async {
         let (tf, root) = created_env(config, env, terraform_binary, cancel).await?;
-        let client = connect_env(&tf, &root, env, cancel).await?;
+        let (client, _) = connect_env(&tf, &root, env, cancel).await?;
         let snapshot = match wait {
             None => readiness_tree(&client, &root_kustomization()).await?,
             Some(timeout) => {
@@ -73,15 +73,16 @@ pub(super) async fn created_env(
     Ok((tf, root))
 }
 
-/// A client for the env's cluster, with the access its Terraform outputs give.
+/// A client for the env's cluster, with the access its Terraform outputs give, and those
+/// outputs.
 pub(super) async fn connect_env(
     tf: &Terraform,
     root: &EnvRoot,
     env: &EnvConfig,
     cancel: &CancellationToken,
-) -> Result<Client> {
+) -> Result<(Client, Contract)> {
     let contract = Contract::parse(&tf.output_json(root, cancel).await?, &env.outputs)?;
-    Ok(connect(&contract.access, CONNECT_BUDGET).await?)
+    Ok((connect(&contract.access, CONNECT_BUDGET).await?, contract))
 }
 
 /// Watches the tree until every object is Ready at the revision the GitRepository has fetched
