@@ -222,6 +222,22 @@ pub async fn app_namespaces(client: &Client) -> Result<Vec<Doomed>, TeardownErro
     Ok(doomed_namespaces)
 }
 
+/// The Namespaces still there that a Flux Kustomization other than the root applied (Flux's
+/// labels say which): those an app applied again while it was being deleted, which its
+/// inventory never recorded.
+pub async fn flux_applied_namespaces(client: &Client) -> Result<Vec<Doomed>, TeardownError> {
+    let namespaces = resource_of::<Namespace>();
+    let selector = format!(
+        "kustomize.toolkit.fluxcd.io/namespace={FLUX_NAMESPACE},kustomize.toolkit.fluxcd.io/name!={FLUX_NAMESPACE}"
+    );
+    Ok(list(client, &namespaces, Some(&selector))
+        .await?
+        .iter()
+        .filter(|namespace| !KEPT_NAMESPACES.contains(&namespace.name_any().as_str()))
+        .map(|namespace| doomed(&namespaces, namespace))
+        .collect())
+}
+
 /// Deletion waves in reverse `dependsOn` order: first what nothing depends on, then what only
 /// those depended on, and so on. A dependency cycle ends up in one last wave.
 pub fn deletion_waves(mut apps: Vec<Doomed>) -> Vec<Vec<Doomed>> {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use kube::Client;
 
 use super::leftovers_error;
-use crate::cluster::teardown::{Doomed, Leftover, cloud_owners, delete_and_wait};
+use crate::cluster::teardown::{
+    Doomed, Leftover, cloud_owners, delete_and_wait, flux_applied_namespaces,
+};
 use crate::error::Result;
 use crate::report::Reporter;
 use crate::workflow::Outcome;
@@ -23,12 +25,18 @@ pub async fn run(
     namespaces: &[Doomed],
 ) -> Result<(Outcome, (Vec<String>, Vec<Leftover>))> {
     let owners = cloud_owners(client).await?;
+    let mut namespaces = namespaces.to_vec();
+    for orphan in flux_applied_namespaces(client).await? {
+        if !namespaces.iter().any(|n| n.object == orphan.object) {
+            namespaces.push(orphan);
+        }
+    }
     if owners.is_empty() && namespaces.is_empty() {
         let outcome = Outcome::UpToDate("no LoadBalancer Services or PVCs".to_owned());
         return Ok((outcome, (Vec::new(), Vec::new())));
     }
     let mut leftovers = delete_and_wait(client, &owners, timeout).await?;
-    leftovers.extend(delete_and_wait(client, namespaces, timeout).await?);
+    leftovers.extend(delete_and_wait(client, &namespaces, timeout).await?);
     if !leftovers.is_empty() && !force {
         return Err(leftovers_error("cloud-backed objects", &leftovers));
     }

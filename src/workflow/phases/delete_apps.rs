@@ -23,27 +23,44 @@ pub async fn suspend(client: &Client) -> Result<(Outcome, ())> {
     Ok((outcome, ()))
 }
 
+/// How many times the apps are listed and deleted: a parent Kustomization still reconciling
+/// can re-create a child it applied while the child goes (a new uid counts as gone), so what
+/// is there after a round is deleted again.
+const ROUNDS: usize = 3;
+
 /// Returns what was deleted, as `Kind namespace/name`, and the namespaces the apps applied,
 /// for delete-cloud-resources to wait for once what holds them up is gone.
 pub async fn run(
     client: &Client,
     timeout: Duration,
 ) -> Result<(Outcome, (Vec<String>, Vec<Doomed>))> {
-    let apps = flux_apps(client).await?;
-    if apps.is_empty() {
-        return Ok((
-            Outcome::UpToDate("no Flux apps left".to_owned()),
-            (Vec::new(), Vec::new()),
-        ));
-    }
-    let namespaces = app_namespaces(client).await?;
     let mut deleted = Vec::new();
-    for wave in deletion_waves(apps) {
-        let leftovers = delete_and_wait(client, &wave, timeout).await?;
-        if !leftovers.is_empty() {
-            return Err(leftovers_error("Flux apps", &leftovers));
+    let mut namespaces: Vec<Doomed> = Vec::new();
+    for _ in 0..ROUNDS {
+        let apps = flux_apps(client).await?;
+        if apps.is_empty() {
+            break;
         }
-        deleted.extend(wave.iter().map(|app| app.object.to_string()));
+        for namespace in app_namespaces(client).await? {
+            if !namespaces.iter().any(|n| n.object == namespace.object) {
+                namespaces.push(namespace);
+            }
+        }
+        for wave in deletion_waves(apps) {
+            let leftovers = delete_and_wait(client, &wave, timeout).await?;
+            if !leftovers.is_empty() {
+                return Err(leftovers_error("Flux apps", &leftovers));
+            }
+            for app in wave.iter().map(|app| app.object.to_string()) {
+                if !deleted.contains(&app) {
+                    deleted.push(app);
+                }
+            }
+        }
+    }
+    if deleted.is_empty() {
+        let outcome = Outcome::UpToDate("no Flux apps left".to_owned());
+        return Ok((outcome, (deleted, namespaces)));
     }
     let summary = format!("deleted {} Kustomizations and HelmReleases", deleted.len());
     Ok((Outcome::Done(summary), (deleted, namespaces)))
