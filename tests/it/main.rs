@@ -10,6 +10,7 @@ mod config;
 mod create_env;
 mod drift;
 mod fleet;
+mod flux_schemas;
 mod gitops;
 mod init;
 mod lint;

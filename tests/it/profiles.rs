@@ -26,7 +26,7 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-fn profiles() -> Vec<PathBuf> {
+pub(crate) fn profiles() -> Vec<PathBuf> {
     let profiles: Vec<PathBuf> = subdirs(&profiles_dir())
         .into_iter()
         .filter(|dir| !NOT_PROFILES.iter().any(|name| dir.ends_with(name)))
@@ -55,14 +55,14 @@ fn bare_variables<'a>(text: &'a str, vars: &BTreeMap<String, String>) -> Vec<&'a
     bare
 }
 
-fn documents(text: &str) -> Vec<Value> {
+pub(crate) fn documents(text: &str) -> Vec<Value> {
     serde_yaml_ng::Deserializer::from_str(text)
         .map(|doc| Value::deserialize(doc).expect("YAML parses"))
         .filter(|doc| !doc.is_null())
         .collect()
 }
 
-fn kind_and_name(doc: &Value) -> (String, String) {
+pub(crate) fn kind_and_name(doc: &Value) -> (String, String) {
     (
         text(doc, &["kind"]).to_owned(),
         text(doc, &["metadata", "name"]).to_owned(),
@@ -75,7 +75,7 @@ fn write(path: &Path, contents: &str) {
 }
 
 /// Output of `kubectl kustomize <dir>`; panics with kubectl's stderr when it fails.
-fn kustomize(dir: &Path) -> String {
+pub(crate) fn kustomize(dir: &Path) -> String {
     let output = std::process::Command::new("kubectl")
         .arg("kustomize")
         .arg(dir)
@@ -98,7 +98,7 @@ fn text<'a>(doc: &'a Value, path: &[&str]) -> &'a str {
 }
 
 /// The objects an app's Flux Kustomization applies, as Flux would after substitution.
-fn build_app(app_kustomization: &Value) -> Vec<Value> {
+pub(crate) fn build_app(app_kustomization: &Value) -> Vec<Value> {
     let path = substitute(
         text(app_kustomization, &["spec", "path"]),
         &only_cluster_name(),

@@ -11,9 +11,39 @@ pub(crate) fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
 }
 
+/// Go durations as Flux's CRDs accept them (`spec.interval`, `spec.timeout`, …).
+const DURATION: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
+/// The source-controller's timeouts take no hours.
+const SHORT_DURATION: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$";
+/// An artifact digest: `<algorithm>:<checksum>`.
+const DIGEST: &str = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$";
+
+/// `status.conditions` as controller-gen renders `[]metav1.Condition` in every Flux CRD: the
+/// five required fields with the API machinery's own bounds, patterns and enum.
+pub(crate) fn conditions(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+            "properties": {
+                "lastTransitionTime": {"type": "string", "format": "date-time"},
+                "message": {"type": "string", "maxLength": 32768},
+                "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+                "reason": {"type": "string", "maxLength": 1024, "minLength": 1,
+                           "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"},
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "type": {"type": "string", "maxLength": 316,
+                         "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"}
+            }
+        }
+    })
+}
+
 /// `{name}` of an object in the same namespace.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
 pub struct LocalObjectReference {
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
 
@@ -37,6 +67,28 @@ pub struct CrossNamespaceObjectReference {
     pub namespace: Option<String>,
 }
 
+/// `sourceRef` as Flux's CRDs bound it: `kind` one of the sources the consumer reads.
+fn source_ref(kinds: &[&str]) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "required": ["kind", "name"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string", "enum": kinds},
+            "name": {"type": "string", "maxLength": 253, "minLength": 1},
+            "namespace": {"type": "string", "maxLength": 63, "minLength": 1}
+        }
+    })
+}
+
+pub(crate) fn kustomization_source_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    source_ref(&["OCIRepository", "GitRepository", "Bucket"])
+}
+
+pub(crate) fn chart_source_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    source_ref(&["HelmRepository", "GitRepository", "Bucket"])
+}
+
 /// What a source produced: `revision` is `<branch>@sha1:<sha>` for Git.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -45,7 +97,9 @@ pub struct Artifact {
     pub url: String,
     pub revision: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DIGEST))]
     pub digest: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     pub last_update_time: String,
 }
 
@@ -129,11 +183,14 @@ flux_status!(
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GitRepositorySpec {
+    #[schemars(regex(pattern = r"^(http|https|ssh)://.*$"))]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
+    #[schemars(regex(pattern = DURATION))]
     pub interval: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SHORT_DURATION), extend("default" = "60s"))]
     pub timeout: Option<String>,
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<GitRepositoryRef>,
@@ -159,6 +216,7 @@ pub struct GitRepositoryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "conditions")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
@@ -177,10 +235,13 @@ pub struct GitRepositoryStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HelmRepositorySpec {
+    #[schemars(regex(pattern = r"^(http|https|oci)://.*$"))]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub interval: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["default", "oci"]))]
     pub repository_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
@@ -194,6 +255,7 @@ pub struct HelmRepositoryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "conditions")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -214,11 +276,15 @@ pub struct HelmRepositoryStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KustomizationSpec {
+    #[schemars(regex(pattern = DURATION))]
     pub interval: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub retry_interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub timeout: Option<String>,
+    #[schemars(schema_with = "kustomization_source_ref")]
     pub source_ref: CrossNamespaceObjectReference,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -230,6 +296,7 @@ pub struct KustomizationSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<NamespacedObjectReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
     pub target_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
@@ -256,6 +323,7 @@ pub struct PostBuild {
 /// A ConfigMap or Secret whose entries become substitution variables.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
 pub struct SubstituteReference {
+    #[schemars(extend("enum" = ["Secret", "ConfigMap"]))]
     pub kind: String,
     pub name: String,
     #[serde(default)]
@@ -265,6 +333,7 @@ pub struct SubstituteReference {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Decryption {
+    #[schemars(extend("enum" = ["sops"]))]
     pub provider: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
@@ -276,6 +345,7 @@ pub struct KustomizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "conditions")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
@@ -313,13 +383,17 @@ pub struct ResourceRef {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HelmReleaseSpec {
+    #[schemars(regex(pattern = DURATION))]
     pub interval: String,
     pub chart: HelmChartTemplate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 53))]
     pub release_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
     pub target_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<NamespacedObjectReference>,
@@ -340,9 +414,12 @@ pub struct HelmChartTemplate {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmChartTemplateSpec {
+    #[schemars(length(min = 1, max = 2048))]
     pub chart: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "*"))]
     pub version: Option<String>,
+    #[schemars(schema_with = "chart_source_ref")]
     pub source_ref: CrossNamespaceObjectReference,
 }
 
@@ -367,6 +444,7 @@ pub struct HelmReleaseStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "conditions")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempted_revision: Option<String>,
@@ -397,6 +475,8 @@ pub struct Snapshot {
     pub chart_name: String,
     pub chart_version: String,
     pub config_digest: String,
+    #[schemars(extend("format" = "date-time"))]
     pub first_deployed: String,
+    #[schemars(extend("format" = "date-time"))]
     pub last_deployed: String,
 }
