@@ -69,6 +69,25 @@ pub struct WriteOptions<'a> {
     pub dry_run: bool,
 }
 
+/// Writes integral floats (`0.0`) as integers, as the real server's JSON round trip does
+/// (Go encodes a float64 0 as `0`), so the same document sent as YAML by one client and JSON
+/// by another is stored alike and a re-apply is no change.
+fn normalize_numbers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15
+            {
+                *value = json!(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_numbers),
+        Value::Object(map) => map.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}
+
 /// Prunes, defaults and validates a custom resource against its schema at `version`. An
 /// update may keep errors in fields it leaves as they were (validation ratcheting, on by
 /// default in 1.32), so an object stored under an older schema can still lose its finalizers.
@@ -232,6 +251,7 @@ pub fn create(
     {
         map.remove("status");
     }
+    normalize_numbers(&mut object);
     admit(rt, opts.version, &mut object, None)?;
     prepare_kind(store, rt, &mut object, true, opts.dry_run)?;
     super::defaults::apply(store, rt, &mut object, None);
@@ -368,6 +388,7 @@ pub fn write(
         }
     }
     isolate_scope(rt, old, &mut new, scope);
+    normalize_numbers(&mut new);
     admit(rt, opts.version, &mut new, Some(old))?;
     if let Ownership::Update(writer) = ownership {
         ssa::record_update(Some(old), &mut new, writer);
@@ -557,4 +578,17 @@ pub fn owner_uids(object: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integral_floats_are_stored_as_integers() {
+        let mut value = json!({"minimum": 0.0, "items": [1.5, 2.0], "count": 3});
+        normalize_numbers(&mut value);
+        assert_eq!(value, json!({"minimum": 0, "items": [1.5, 2], "count": 3}));
+        assert!(value["minimum"].is_i64());
+    }
 }
