@@ -23,6 +23,8 @@ use testkit::cluster::TestCluster;
 use testkit::flux::{Controllers, FluxOptions, components_manifest};
 use testkit::git::GitServer;
 
+use crate::support::shared::Cleanup;
+
 const FLUX_VERSION: &str = "v2.5.1";
 const REPO: &str = "fleet";
 const WAIT: Duration = Duration::from_secs(30);
@@ -162,6 +164,7 @@ metadata: {name: team}
 #[tokio::test]
 async fn applying_again_reports_unchanged_and_edits_as_changed() {
     let cluster = TestCluster::start().await.unwrap();
+    let _cleanup = Cleanup::of(&cluster).await;
     let client = cluster.client();
     let options = ApplyOptions::new(CONFIG_MANAGER);
     let first = apply::apply_yaml(&client, APP_CONFIG, &options)
@@ -197,6 +200,7 @@ async fn applying_again_reports_unchanged_and_edits_as_changed() {
 #[tokio::test]
 async fn custom_resources_wait_for_their_crd_in_the_same_manifest() {
     let cluster = TestCluster::start().await.unwrap();
+    let _cleanup = Cleanup::of(&cluster).await;
     let manifest = "apiVersion: example.dev/v1
 kind: Widget
 metadata: {name: w, namespace: default}
@@ -293,6 +297,7 @@ fn secret_keys(secret: &Secret) -> Vec<String> {
 #[tokio::test]
 async fn bootstrap_objects_use_flux_key_names_and_rerun_up_to_date() {
     let cluster = TestCluster::start().await.unwrap();
+    let _cleanup = Cleanup::of(&cluster).await;
     let client = cluster.client();
     let contract = contract(cluster.kubeconfig_yaml());
     let git = GitReadCredentials::Ssh {
@@ -347,12 +352,15 @@ struct FluxEnv {
     client: Client,
     git: GitServer,
     _controllers: Controllers,
+    /// After the controllers: they stop before the cleanup runs.
+    _cleanup: Cleanup,
     _cluster: TestCluster,
 }
 
 async fn flux_env() -> FluxEnv {
     let cluster = TestCluster::start().await.unwrap();
     let client = cluster.client();
+    let cleanup = Cleanup::of(&cluster).await;
     let controllers = Controllers::start(client.clone(), FluxOptions::default());
     let installed = flux::install(&client, &testkit_components(), WAIT, false)
         .await
@@ -370,6 +378,7 @@ async fn flux_env() -> FluxEnv {
         client,
         git,
         _controllers: controllers,
+        _cleanup: cleanup,
         _cluster: cluster,
     }
 }

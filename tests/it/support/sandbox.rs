@@ -15,6 +15,8 @@ use testkit::cluster::TestCluster;
 use testkit::flux::{Controllers, FluxOptions};
 use testkit::git::GitServer;
 
+use super::shared::Cleanup;
+
 pub const REPO: &str = "gitops";
 pub const BRANCH: &str = "main";
 pub const ENV: &str = "dev";
@@ -26,9 +28,19 @@ const RUN_LIMIT: Duration = Duration::from_secs(300);
 pub struct Sandbox {
     pub cluster: TestCluster,
     pub git: GitServer,
-    _flux: Controllers,
+    /// `None` only while the sandbox is dropped.
+    flux: Option<Controllers>,
     pub dir: tempfile::TempDir,
     pub push_token: String,
+    /// On a shared cluster: what it held before, restored when the sandbox ends.
+    _cleanup: Cleanup,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Stop the Flux stand-ins before the fields (the cleanup among them) go.
+        self.flux = None;
+    }
 }
 
 /// What a run of the binary printed and how it ended.
@@ -83,6 +95,7 @@ impl Sandbox {
 
     async fn seeded(cluster: TestCluster, flux: FluxOptions, seed: &Path) -> Sandbox {
         release(&cluster.client()).await;
+        let cleanup = Cleanup::of(&cluster).await;
         let flux = Controllers::start(cluster.client(), flux);
         let git = GitServer::start().await.expect("starting the Git server");
         git.create_repo(REPO)
@@ -101,9 +114,10 @@ impl Sandbox {
         Sandbox {
             cluster,
             git,
-            _flux: flux,
+            flux: Some(flux),
             dir,
             push_token,
+            _cleanup: cleanup,
         }
     }
 
@@ -113,7 +127,7 @@ impl Sandbox {
         let cluster = TestCluster::start_in_process(testkit::apiserver::ServerOptions::default())
             .await
             .expect("starting an in-process test cluster");
-        self._flux = Controllers::start(cluster.client(), FluxOptions::default());
+        self.flux = Some(Controllers::start(cluster.client(), FluxOptions::default()));
         self.cluster = cluster;
     }
 
