@@ -45,7 +45,7 @@ kill "$cluster_pid"
 
 step "bench smoke run (few runs, small trees): it still runs and writes every key of results.json"
 smoke=$(mktemp -d)
-"$target_dir/debug/bench" --smoke --out "$smoke"
+timeout 900 "$target_dir/debug/bench" --smoke --out "$smoke"
 python3 tests/tools/check-bench-results.py "$smoke/results.json"
 rm -rf "$smoke"
 
