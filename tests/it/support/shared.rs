@@ -1,12 +1,12 @@
 //! Sharing one long-lived cluster (`GITOPS_BOOTSTRAP_TEST_KUBECONFIG`) between tests run
 //! serially: a sandbox notes what the cluster held before it started and, when it ends, removes
-//! what appeared since (namespaces with everything in them, CRDs with their objects, cluster
-//! RBAC), so the next test finds the cluster as this one did.
+//! what appeared since (namespaces with everything in them, finalizers released, CRDs with
+//! their objects, cluster RBAC), so the next test finds the cluster as this one did.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -114,10 +114,22 @@ impl Baseline {
             .difference(&self.namespaces)
             .cloned()
             .collect();
-        // The Flux stand-ins stopped with the sandbox: release what they would have.
+        // The Flux, kubelet and load-balancer stand-ins stopped with the sandbox: release what
+        // they would have, or the new namespaces never finish terminating.
         for crd in &crds {
+            let Some(resource) = served_resource(crd) else {
+                continue;
+            };
             let crd_is_new = !self.crds.contains(&crd.name_any());
-            release_finalizers(&client, crd, |ns| crd_is_new || new_namespaces.contains(ns)).await;
+            let chosen = |ns: &str| crd_is_new || new_namespaces.contains(ns);
+            release_finalizers(&client, &resource, chosen).await;
+        }
+        for resource in [
+            ApiResource::erase::<Service>(&()),
+            ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ] {
+            let chosen = |ns: &str| new_namespaces.contains(ns);
+            release_finalizers(&client, &resource, chosen).await;
         }
         delete_all::<Namespace>(&client, &new_namespaces).await;
         let new_crds: BTreeSet<String> = crds
@@ -133,18 +145,23 @@ impl Baseline {
     }
 }
 
-/// Clears the finalizers of the objects of `crd` in the namespaces `chosen` picks.
+/// The version of `crd` the cluster serves, as a resource to list.
+fn served_resource(crd: &CustomResourceDefinition) -> Option<ApiResource> {
+    let version = crd.spec.versions.iter().find(|v| v.served)?;
+    let gvk = GroupVersionKind::gvk(&crd.spec.group, &version.name, &crd.spec.names.kind);
+    Some(ApiResource::from_gvk_with_plural(
+        &gvk,
+        &crd.spec.names.plural,
+    ))
+}
+
+/// Clears the finalizers of the objects of `resource` in the namespaces `chosen` picks.
 async fn release_finalizers(
     client: &kube::Client,
-    crd: &CustomResourceDefinition,
+    resource: &ApiResource,
     chosen: impl Fn(&str) -> bool,
 ) {
-    let Some(version) = crd.spec.versions.iter().find(|v| v.served) else {
-        return;
-    };
-    let gvk = GroupVersionKind::gvk(&crd.spec.group, &version.name, &crd.spec.names.kind);
-    let resource = ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
-    let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     let Ok(list) = all.list(&ListParams::default()).await else {
         return;
     };
@@ -156,7 +173,7 @@ async fn release_finalizers(
         let api: Api<DynamicObject> = if namespace.is_empty() {
             all.clone()
         } else {
-            Api::namespaced_with(client.clone(), &namespace, &resource)
+            Api::namespaced_with(client.clone(), &namespace, resource)
         };
         let patch = serde_json::json!({"metadata": {"finalizers": null}});
         // Gone meanwhile is as good as released.
