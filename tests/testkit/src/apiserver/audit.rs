@@ -1,5 +1,5 @@
 //! What a benchmark or test reads about the traffic: requests per client (its user agent) and a
-//! log of successful writes stamped with the server's clock when they were stored, so the time
+//! log of successful writes stamped with the server's clock as they arrived, so the time
 //! from a status write to a client noticing it is measured against the server, not the writer.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -15,7 +15,7 @@ const WRITE_LOG_LIMIT: usize = 200_000;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteRecord {
-    /// When the server had stored it (and queued its watch events).
+    /// When the write arrived: before it was stored and any watcher could see it.
     #[serde(with = "unix_micros")]
     pub at: SystemTime,
     pub verb: String,

@@ -357,11 +357,10 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         body: &body,
     };
     let response = handlers::handle(&shared, call).unwrap_or_else(|error| error.into_response());
+    // Stamped as the write arrived, before any watcher could see it: a delay measured from
+    // the stamp is never negative, and includes the server's own work.
     if let Some(record) = written.filter(|_| response.status().is_success()) {
-        shared.audit.record_write(WriteRecord {
-            at: std::time::SystemTime::now(),
-            ..record
-        });
+        shared.audit.record_write(record);
     }
     response
 }
