@@ -9,4 +9,5 @@ pub mod cluster;
 pub mod flux;
 pub mod git;
 pub mod kubelet;
+pub mod sops;
 pub mod tls;

