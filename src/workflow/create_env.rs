@@ -7,15 +7,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::cluster_up::{ClusterTarget, ClusterUp, apply_connect_and_configure};
 use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::commit::ClusterDirInputs;
-use super::phases::config_and_secrets::ConfigInputs;
-use super::phases::connect::Connected;
 use super::phases::preflight::PreflightInputs;
 use super::phases::terraform_apply::ApplyPolicy;
-use super::phases::{
-    await_merge, commit, config_and_secrets, connect, detect, preflight, summary, terraform_apply,
-};
+use super::phases::{await_merge, commit, preflight, summary};
 use super::{EnvPaths, Steps};
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
@@ -89,27 +86,22 @@ async fn drive(
         .as_ref()
         .map(|k| k.public_openssh.clone());
 
-    let policy = ApplyPolicy {
-        assume_yes: options.assume_yes,
-        allow_replace: options.allow_replace,
-    };
-    let terraform =
-        terraform_apply::run(&prepared.terraform, config, env, policy, reporter, cancel);
-    let contract = steps.step("terraform", terraform).await?;
-    let owner = connect::owner(env);
-    let connect = connect::run(&contract, &owner, options.adopt);
-    let Connected { client, adopting } = steps.step("connect", connect).await?;
-    steps.record().cluster_uid = detect::cluster_uid(&client).await;
-    let inputs = ConfigInputs {
-        names: &env.repository.substitution,
-        contract: &contract,
-        git: &prepared.read_credentials,
+    let target = ClusterTarget {
+        terraform: &prepared.terraform,
+        policy: ApplyPolicy {
+            assume_yes: options.assume_yes,
+            allow_replace: options.allow_replace,
+        },
+        read_credentials: &prepared.read_credentials,
         age_key: &prepared.age_key,
-        owner: &owner,
-        adopting,
+        adopt: options.adopt,
     };
-    let bootstrap = config_and_secrets::run(&client, inputs);
-    steps.step("config-and-secrets", bootstrap).await?;
+    let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
+    let ClusterUp {
+        contract,
+        client,
+        adopting,
+    } = cluster.await?;
 
     let cluster_dir = ClusterDirInputs {
         env,

@@ -3,6 +3,7 @@
 //! repeated after a failure or a kill and converges. Commands reach the adapters only through
 //! the functions here.
 
+mod cluster_up;
 pub mod create_env;
 pub mod doctor;
 pub mod drift;

@@ -11,14 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::cluster_up::{ClusterTarget, ClusterUp, apply_connect_and_configure};
 use super::flux_up::{FluxTarget, install_sync_and_wait};
-use super::phases::config_and_secrets::ConfigInputs;
-use super::phases::connect::Connected;
 use super::phases::detect::Situation;
 use super::phases::terraform_apply::ApplyPolicy;
-use super::phases::{
-    config_and_secrets, connect, detect, rebuild_preflight, short, terraform_apply,
-};
+use super::phases::{detect, rebuild_preflight, short};
 use super::{EnvPaths, Outcome, Steps};
 use crate::cluster::Snapshot;
 use crate::config::{Config, EnvConfig};
@@ -130,28 +127,19 @@ async fn drive(
 
     let detect = detect::run(&restorable.terraform, config, env, recorded_uid, cancel);
     let situation = steps.step("detect", detect).await?;
-    let policy = ApplyPolicy {
-        assume_yes: options.assume_yes,
-        allow_replace: options.allow_replace,
-    };
-    let terraform =
-        terraform_apply::run(&restorable.terraform, config, env, policy, reporter, cancel);
-    let contract = steps.step("terraform", terraform).await?;
     // A rebuild never adopts: the cluster is the env's own, or a new one.
-    let owner = connect::owner(env);
-    let connect = connect::run(&contract, &owner, false);
-    let Connected { client, .. } = steps.step("connect", connect).await?;
-    steps.record().cluster_uid = detect::cluster_uid(&client).await;
-    let inputs = ConfigInputs {
-        names: &env.repository.substitution,
-        contract: &contract,
-        git: &restorable.read_credentials,
+    let target = ClusterTarget {
+        terraform: &restorable.terraform,
+        policy: ApplyPolicy {
+            assume_yes: options.assume_yes,
+            allow_replace: options.allow_replace,
+        },
+        read_credentials: &restorable.read_credentials,
         age_key: &restorable.age_key,
-        owner: &owner,
-        adopting: false,
+        adopt: false,
     };
-    let bootstrap = config_and_secrets::run(&client, inputs);
-    steps.step("config-and-secrets", bootstrap).await?;
+    let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
+    let ClusterUp { client, .. } = cluster.await?;
     let flux = FluxTarget {
         components: &restorable.components,
         sync_manifest: &restorable.sync_manifest,

@@ -1,0 +1,76 @@
+//! The head create-env and rebuild share: the env's infrastructure applied, its cluster
+//! connected (and whose it is checked before anything is written), and the config and secrets
+//! Flux needs written into it — three named steps.
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::Steps;
+use super::phases::config_and_secrets::ConfigInputs;
+use super::phases::connect::Connected;
+use super::phases::terraform_apply::ApplyPolicy;
+use super::phases::{config_and_secrets, connect, detect, terraform_apply};
+use crate::cluster::GitReadCredentials;
+use crate::config::{Config, EnvConfig};
+use crate::contract::Contract;
+use crate::error::Result;
+use crate::keys::AgeKey;
+use crate::report::Reporter;
+use crate::terraform::Terraform;
+
+/// What the cluster is brought up with, as the driver's preflight found it.
+pub struct ClusterTarget<'a> {
+    pub terraform: &'a Terraform,
+    pub policy: ApplyPolicy,
+    pub read_credentials: &'a GitReadCredentials,
+    pub age_key: &'a AgeKey,
+    /// Take over a cluster another tool bootstrapped (`--adopt`).
+    pub adopt: bool,
+}
+
+/// A cluster ready for Flux.
+pub struct ClusterUp {
+    pub contract: Contract,
+    pub client: Client,
+    /// The cluster is being taken over from another tool.
+    pub adopting: bool,
+}
+
+/// Runs the steps terraform, connect and config-and-secrets; records the cluster's uid.
+pub async fn apply_connect_and_configure(
+    steps: &mut Steps<'_>,
+    config: &Config,
+    env: &EnvConfig,
+    target: ClusterTarget<'_>,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<ClusterUp> {
+    let terraform = terraform_apply::run(
+        target.terraform,
+        config,
+        env,
+        target.policy,
+        reporter,
+        cancel,
+    );
+    let contract = steps.step("terraform", terraform).await?;
+    let owner = connect::owner(env);
+    let connect = connect::run(&contract, &owner, target.adopt);
+    let Connected { client, adopting } = steps.step("connect", connect).await?;
+    steps.record().cluster_uid = detect::cluster_uid(&client).await;
+    let inputs = ConfigInputs {
+        names: &env.repository.substitution,
+        contract: &contract,
+        git: target.read_credentials,
+        age_key: target.age_key,
+        owner: &owner,
+        adopting,
+    };
+    let bootstrap = config_and_secrets::run(&client, inputs);
+    steps.step("config-and-secrets", bootstrap).await?;
+    Ok(ClusterUp {
+        contract,
+        client,
+        adopting,
+    })
+}
