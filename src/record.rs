@@ -28,6 +28,17 @@ pub struct StepRecord {
     pub summary: String,
 }
 
+impl StepRecord {
+    /// The step as a line of a command's summary: its name padded to `name_width`, its
+    /// duration and what it did.
+    pub fn summary_line(&self, name_width: usize) -> String {
+        format!(
+            "{:<name_width$} {:>6} ms  {}",
+            self.name, self.duration_ms, self.summary
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub env: String,

@@ -60,10 +60,7 @@ impl RebuildResult {
             self.apps.total
         );
         for step in &self.steps {
-            text.push_str(&format!(
-                "\n  {:<20} {:>6} ms  {}",
-                step.name, step.duration_ms, step.summary
-            ));
+            text.push_str(&format!("\n  {}", step.summary_line(20)));
         }
         text
     }

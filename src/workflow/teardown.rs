@@ -57,10 +57,7 @@ impl TeardownResult {
             format!("env {} torn down: {} removed", self.env, self.removed.len())
         };
         for step in &self.steps {
-            text.push_str(&format!(
-                "\n  {:<24} {:>6} ms  {}",
-                step.name, step.duration_ms, step.summary
-            ));
+            text.push_str(&format!("\n  {}", step.summary_line(24)));
         }
         for leftover in &self.leftovers {
             text.push_str(&format!(
