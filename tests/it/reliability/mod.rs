@@ -1,0 +1,128 @@
+//! Reliability through the real binary: Git servers that accept and never answer, interrupts
+//! (SIGINT, SIGTERM, twice) while something hangs, tokens refused over plain http, a table of
+//! bad inputs that must end with the documented exit code, the cause and the fix, writing
+//! nothing, SIGKILL at every step followed by a rerun, and secrets kept out of every output.
+//! The cases that need a cluster use the sandbox (test cluster, HTTPS Git server).
+
+mod bad_input;
+mod hangs;
+mod kills;
+mod secrets;
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A project directory with a config for env `dev` on terraform/existing and the repository at
+/// `repo_url`; tokens come from the environment the runs set.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+const PUSH_TOKEN: &str = "push-canary-3f9a1c";
+const READ_TOKEN: &str = "read-canary-8d2e77";
+
+impl Project {
+    fn new(repo_url: &str) -> Project {
+        Project::with_repository(&format!(
+            r#"url = "{repo_url}"
+author_name = "Bootstrap Bot"
+author_email = "bot@example.test"
+push = {{ method = "token", token_env = "REL_GIT_TOKEN" }}
+read = {{ token_env = "REL_GIT_READ_TOKEN" }}"#
+        ))
+    }
+
+    fn with_repository(repository: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").unwrap();
+        let project = Project { dir };
+        project.write_config(&format!(
+            r#"[repository]
+{repository}
+
+[envs.dev]
+module = "{root}/terraform/existing"
+profile = "standard"
+flux_version = "v2.4.0"
+
+[envs.dev.variables]
+cluster_name = "dev"
+kubeconfig_path = "{kubeconfig}"
+"#,
+            root = env!("CARGO_MANIFEST_DIR"),
+            kubeconfig = kubeconfig.display()
+        ));
+        project
+    }
+
+    fn write_config(&self, text: &str) {
+        std::fs::write(self.dir.path().join("gitops-bootstrap.toml"), text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gitops-bootstrap"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("GITOPS_BOOTSTRAP_CONFIG")
+            .env_remove("GITOPS_BOOTSTRAP_GIT_TIMEOUT")
+            .env("REL_GIT_TOKEN", PUSH_TOKEN)
+            .env("REL_GIT_READ_TOKEN", READ_TOKEN)
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> (i32, String, Duration) {
+        let started = Instant::now();
+        let output = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
+            .await
+            .expect("the run hung past the test's limit")
+            .unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap_or(-1), text, started.elapsed())
+    }
+
+    /// Nothing the tool writes for an env exists beyond its lock file and run record.
+    fn assert_no_clone(&self) {
+        let repo = self.dir.path().join(".gitops-bootstrap/dev/repo");
+        assert!(
+            !repo.join(".git").exists(),
+            "no working clone was made at {}",
+            repo.display()
+        );
+    }
+}
+
+/// A TCP port that accepts connections (the kernel completes the handshake for the backlog)
+/// and never answers: a Git host that hangs.
+fn silent_server() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
