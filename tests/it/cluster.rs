@@ -23,7 +23,7 @@ use testkit::cluster::TestCluster;
 use testkit::flux::{Controllers, FluxOptions, components_manifest};
 use testkit::git::GitServer;
 
-use crate::support::shared::Cleanup;
+use testkit::shared::Cleanup;
 
 const FLUX_VERSION: &str = "v2.5.1";
 const REPO: &str = "fleet";

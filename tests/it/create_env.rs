@@ -243,21 +243,15 @@ async fn a_rejected_push_is_reported_and_flux_is_not_applied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_cluster_token_stops_before_anything_is_written() {
     let sandbox = Sandbox::start().await;
-    let token = sandbox
-        .cluster
-        .server()
-        .expect("in-process cluster")
-        .token()
-        .to_owned();
+    // Every user of the kubeconfig becomes a bare wrong token, whatever the cluster's own
+    // credential form is (a token in-process, maybe a client certificate on a real server).
+    let mut kubeconfig: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(sandbox.cluster.kubeconfig_yaml()).unwrap();
+    for user in kubeconfig["users"].as_sequence_mut().unwrap() {
+        user["user"] = serde_yaml_ng::from_str("token: not-the-token").unwrap();
+    }
     let wrong = sandbox.path("wrong-kubeconfig");
-    std::fs::write(
-        &wrong,
-        sandbox
-            .cluster
-            .kubeconfig_yaml()
-            .replace(&token, "not-the-token"),
-    )
-    .unwrap();
+    std::fs::write(&wrong, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
     std::fs::write(
         sandbox.path("gitops-bootstrap.toml"),
         sandbox.config_toml(&wrong, &sandbox.repo_url()),
@@ -265,9 +259,10 @@ async fn a_wrong_cluster_token_stops_before_anything_is_written() {
     .unwrap();
     let seeded = sandbox.log();
     let run = sandbox.run(&CREATE).await;
-    assert_ne!(run.code, 0, "{}", run.output());
+    assert_eq!(run.code, 2, "{}", run.output());
     assert!(
-        run.stderr.contains("401") || run.stderr.contains("rejected"),
+        run.stderr
+            .contains("rejected the credentials from Terraform output `kubeconfig` (HTTP 401)"),
         "{}",
         run.stderr
     );

@@ -2,7 +2,6 @@
 
 pub mod git;
 pub mod sandbox;
-pub mod shared;
 
 /// What changes from run to run in a command's output, for insta's filters: durations, ages,
 /// commits, uids, age recipients, ports, temp paths, the timestamps of progress lines.

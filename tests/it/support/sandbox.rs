@@ -15,7 +15,7 @@ use testkit::cluster::TestCluster;
 use testkit::flux::{Controllers, FluxOptions};
 use testkit::git::GitServer;
 
-use super::shared::Cleanup;
+use testkit::shared::Cleanup;
 
 pub const REPO: &str = "gitops";
 pub const BRANCH: &str = "main";

@@ -9,5 +9,6 @@ pub mod cluster;
 pub mod flux;
 pub mod git;
 pub mod kubelet;
+pub mod shared;
 pub mod sops;
 pub mod tls;

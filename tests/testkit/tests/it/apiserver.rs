@@ -18,9 +18,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 use testkit::apiserver::{ApiServer, FaultOptions};
 
-use crate::support::cluster::{
-    self, TestCluster, WIDGET_CRD, kubectl, kubectl_ok, kubectl_with_input,
-};
+use crate::support::cluster::{self, Cluster, WIDGET_CRD, kubectl, kubectl_ok, kubectl_with_input};
 
 fn configmap(name: &str, data: serde_json::Value) -> ConfigMap {
     serde_json::from_value(
@@ -75,11 +73,11 @@ fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     [&["apply", "--server-side"][..], extra, &["-f", "-"]].concat()
 }
 
-async fn kubectl_apply(cluster: &TestCluster, extra: &[&str], manifest: &str) -> String {
+async fn kubectl_apply(cluster: &Cluster, extra: &[&str], manifest: &str) -> String {
     kubectl_ok(cluster, &apply_args(extra), Some(manifest)).await
 }
 
-async fn create_namespace(cluster: &TestCluster, name: &str) {
+async fn create_namespace(cluster: &Cluster, name: &str) {
     let namespaces: Api<Namespace> = Api::all(cluster.client());
     let ns = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     namespaces
@@ -117,7 +115,7 @@ async fn requests_without_the_token_get_a_401_status() {
 #[tokio::test]
 async fn kube_crud_reports_real_statuses() {
     let cluster = cluster::start().await;
-    let cms: Api<ConfigMap> = cluster::api(&cluster, "default");
+    let cms: Api<ConfigMap> = cluster::api(&cluster, cluster.namespace());
     let mut labelled = configmap("crud-a", json!({"k": "v"}));
     labelled.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
     let created = cms.create(&PostParams::default(), &labelled).await.unwrap();
@@ -214,7 +212,7 @@ async fn the_watcher_sees_additions_changes_and_deletions() {
 #[tokio::test]
 async fn server_side_apply_tracks_owners_conflicts_and_removals() {
     let cluster = cluster::start().await;
-    let cms: Api<ConfigMap> = cluster::api(&cluster, "default");
+    let cms: Api<ConfigMap> = cluster::api(&cluster, cluster.namespace());
     let apply = |manager: &str, force: bool| {
         let mut params = PatchParams::apply(manager);
         params.force = force;
@@ -284,7 +282,7 @@ async fn server_side_apply_tracks_owners_conflicts_and_removals() {
 #[tokio::test]
 async fn status_is_a_subresource_and_generation_counts_spec_changes() {
     let cluster = cluster::start().await;
-    let deployments: Api<Deployment> = cluster::api(&cluster, "default");
+    let deployments: Api<Deployment> = cluster::api(&cluster, cluster.namespace());
     let mut deployment = web_deployment(1);
     deployment["status"] = json!({"replicas": 5});
     let created = deployments
@@ -322,7 +320,7 @@ async fn status_is_a_subresource_and_generation_counts_spec_changes() {
 #[tokio::test]
 async fn a_compacted_resource_version_is_gone() {
     let cluster = cluster::start_in_process().await;
-    let cms: Api<ConfigMap> = cluster::api(&cluster, "default");
+    let cms: Api<ConfigMap> = cluster::api(&cluster, cluster.namespace());
     let created = cms
         .create(&PostParams::default(), &configmap("old", json!({})))
         .await
@@ -385,8 +383,8 @@ async fn finalizers_keep_objects_and_namespaces_terminate() {
 #[tokio::test]
 async fn dependents_are_garbage_collected_with_their_owner() {
     let cluster = cluster::start().await;
-    let cms: Api<ConfigMap> = cluster::api(&cluster, "default");
-    let secrets: Api<Secret> = cluster::api(&cluster, "default");
+    let cms: Api<ConfigMap> = cluster::api(&cluster, cluster.namespace());
+    let secrets: Api<Secret> = cluster::api(&cluster, cluster.namespace());
     let owner = cms
         .create(&PostParams::default(), &configmap("owner", json!({})))
         .await
@@ -438,8 +436,11 @@ async fn crds_register_resources_and_take_them_along_when_deleted() {
         .await
         .unwrap();
     assert_eq!(resource.plural, "widgets");
-    let widgets: Api<DynamicObject> =
-        Api::namespaced_with(cluster.client(), "default", &ApiResource::from_gvk(&gvk));
+    let widgets: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client(),
+        cluster.namespace(),
+        &ApiResource::from_gvk(&gvk),
+    );
     let widget: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 1}})).unwrap();
     widgets
         .create(&PostParams::default(), &widget)
@@ -471,7 +472,7 @@ async fn injected_faults_fail_requests_and_counters_count_them() {
         .bearer_auth(server.token())
         .send()
     };
-    let cms: Api<ConfigMap> = cluster::api(&cluster, "default");
+    let cms: Api<ConfigMap> = cluster::api(&cluster, cluster.namespace());
     cms.list(&ListParams::default()).await.unwrap();
     admin.set_faults(FaultOptions {
         error_rate: 1.0,
@@ -493,7 +494,8 @@ async fn injected_faults_fail_requests_and_counters_count_them() {
     assert!(admin.request_counts().is_empty());
 }
 
-const KUBECTL_CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: by-kubectl\n  namespace: default\ndata:\n  key: one\n";
+const KUBECTL_CM: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: by-kubectl\ndata:\n  key: one\n";
 
 #[tokio::test]
 async fn kubectl_gets_applies_and_resolves_conflicts() {
@@ -548,7 +550,7 @@ async fn kubectl_gets_applies_and_resolves_conflicts() {
 async fn kubectl_applies_client_and_server_side_with_validation_on() {
     let cluster = cluster::start().await;
     let configmap = KUBECTL_CM.replace("by-kubectl", "validated");
-    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: validated\n  namespace: default\nspec:\n  size: one\n";
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: validated\nspec:\n  size: one\n";
     kubectl_ok(&cluster, &["apply", "-f", "-"], Some(WIDGET_CRD)).await;
     for (manifest, name) in [
         (configmap.as_str(), "configmap/validated"),
@@ -592,7 +594,7 @@ async fn kubectl_waits_for_an_established_crd_and_watches() {
         None,
     )
     .await;
-    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: default\nspec: {}\n";
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec: {}\n";
     kubectl_apply(&cluster, &[], widget).await;
     let listed = kubectl_ok(&cluster, &["get", "wd", "-o", "name"], None).await;
     assert_eq!(listed.trim(), "widget.example.com/w");
@@ -610,7 +612,7 @@ async fn kubectl_waits_for_an_established_crd_and_watches() {
     );
     let (watched, _) = tokio::join!(watch, async {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        let cms: Api<ConfigMap> = cluster::api(&cluster, "default");
+        let cms: Api<ConfigMap> = cluster::api(&cluster, cluster.namespace());
         cms.create(
             &PostParams::default(),
             &configmap("seen-by-watch", json!({})),
@@ -830,7 +832,7 @@ async fn no_op_updates_and_merge_patches_write_nothing() {
 #[tokio::test]
 async fn secret_string_data_is_stored_as_data() {
     let cluster = cluster::start().await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), cluster.namespace());
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "plain"},
         "data": {"kept": "a2VwdA==", "token": "b2xk"},

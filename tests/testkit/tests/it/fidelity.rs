@@ -11,7 +11,7 @@ use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
 use prost::Message as _;
 use serde_json::{Value, json};
 
-use crate::support::cluster::{self, TestCluster};
+use crate::support::cluster::{self, Cluster};
 
 /// A raw request's outcome: the HTTP status (200 for any success: kube's `request_text` keeps
 /// only the body of a 2xx) and the JSON body (a `Status` on failure).
@@ -21,7 +21,7 @@ pub(crate) struct Answer {
 }
 
 pub(crate) async fn send(
-    cluster: &TestCluster,
+    cluster: &Cluster,
     method: &str,
     path: &str,
     content_type: &str,
@@ -47,12 +47,7 @@ pub(crate) async fn send(
     }
 }
 
-pub(crate) async fn send_json(
-    cluster: &TestCluster,
-    method: &str,
-    path: &str,
-    body: &Value,
-) -> Answer {
+pub(crate) async fn send_json(cluster: &Cluster, method: &str, path: &str, body: &Value) -> Answer {
     let content_type = match method {
         "PATCH" => "application/merge-patch+json",
         _ => "application/json",
@@ -74,7 +69,7 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    pub async fn create(cluster: &TestCluster, prefix: &str) -> Scratch {
+    pub async fn create(cluster: &Cluster, prefix: &str) -> Scratch {
         let name = format!(
             "{prefix}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -94,7 +89,7 @@ impl Scratch {
         format!("/api/v1/namespaces/{}/{rest}", self.name)
     }
 
-    pub async fn remove(self, cluster: &TestCluster) {
+    pub async fn remove(self, cluster: &Cluster) {
         let answer = send(
             cluster,
             "DELETE",
@@ -360,7 +355,7 @@ async fn server_side_apply_conflicts_name_the_field_and_its_manager() {
 }
 
 /// A namespaced CRD of a group of its own; returns (group, plural).
-async fn create_crd(cluster: &TestCluster) -> (String, String) {
+async fn create_crd(cluster: &Cluster) -> (String, String) {
     let spec = json!({"type": "object", "properties": {"size": {"type": "integer"}}});
     create_crd_with(cluster, &spec).await
 }
@@ -383,7 +378,7 @@ pub(crate) fn gadget_crd(group: &str, spec: &Value) -> Value {
 }
 
 /// Creates [`gadget_crd`] in a new group and waits until it is served; returns (group, plural).
-pub(crate) async fn create_crd_with(cluster: &TestCluster, spec: &Value) -> (String, String) {
+pub(crate) async fn create_crd_with(cluster: &Cluster, spec: &Value) -> (String, String) {
     let group = format!(
         "f{}.fidelity.example.com",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -415,7 +410,7 @@ pub(crate) async fn create_crd_with(cluster: &TestCluster, spec: &Value) -> (Str
     panic!("gadgets.{group} never served");
 }
 
-pub(crate) async fn delete_crd(cluster: &TestCluster, group: &str) {
+pub(crate) async fn delete_crd(cluster: &Cluster, group: &str) {
     let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}");
     let answer = send(cluster, "DELETE", &path, "application/json", vec![]).await;
     assert_eq!(answer.code, 200, "{}", answer.body);

@@ -13,7 +13,8 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use testkit::charts::Charts;
-use testkit::cluster::TestCluster;
+
+use crate::support::cluster::{self, Cluster};
 use testkit::flux::conditions::{self, READY, STALLED};
 use testkit::flux::types::{
     CrossNamespaceObjectReference, Decryption, FluxObject, FluxStatus, GitRepositoryRef,
@@ -36,7 +37,8 @@ struct Env {
     client: Client,
     git: GitServer,
     _controllers: Controllers,
-    _cluster: TestCluster,
+    /// After the controllers: they stop before a shared cluster is restored.
+    _cluster: Cluster,
 }
 
 /// A cluster with the components installed, running controllers and an empty Git server.
@@ -45,7 +47,7 @@ async fn env() -> Env {
 }
 
 async fn env_with(opts: FluxOptions) -> Env {
-    let cluster = TestCluster::start().await.expect("cluster");
+    let cluster = cluster::start().await;
     let client = cluster.client();
     let controllers = Controllers::start(client.clone(), opts);
     apply_manifest(&client, &components_manifest("v2.5.1"), "gitops-bootstrap")
@@ -865,7 +867,7 @@ async fn load_balancer_services_keep_their_finalizer_for_a_while() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controllers_start_only_once_the_components_are_installed() {
-    let cluster = TestCluster::start().await.unwrap();
+    let cluster = cluster::start().await;
     let client = cluster.client();
     let _controllers = Controllers::start(client.clone(), FluxOptions::default());
     let manifest = components_manifest("v2.5.1");

@@ -9,7 +9,7 @@ use http::Request;
 use serde_json::{Value, json};
 
 use crate::fidelity::{Scratch, create_crd_with, delete_crd, gadget_crd, send, send_json};
-use crate::support::cluster::{self, TestCluster};
+use crate::support::cluster::{self, Cluster};
 
 fn gadget_spec_schema() -> Value {
     json!({
@@ -29,7 +29,7 @@ fn gadget(group: &str, name: &str, spec: Value) -> Value {
 }
 
 /// The `Warning` headers of a create of `body` (sent as is) under `fieldValidation=Warn`.
-async fn warnings_of_create(cluster: &TestCluster, path: &str, body: &Value) -> Vec<String> {
+async fn warnings_of_create(cluster: &Cluster, path: &str, body: &Value) -> Vec<String> {
     let request = Request::builder()
         .method("POST")
         .uri(format!("{path}?fieldValidation=Warn"))

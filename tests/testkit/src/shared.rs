@@ -23,7 +23,7 @@ const RESTORE_LIMIT: Duration = Duration::from_secs(120);
 pub struct Cleanup(Option<Baseline>);
 
 impl Cleanup {
-    pub async fn of(cluster: &testkit::cluster::TestCluster) -> Cleanup {
+    pub async fn of(cluster: &crate::cluster::TestCluster) -> Cleanup {
         match cluster.admin() {
             Some(_) => Cleanup(None),
             None => Cleanup(Some(
@@ -101,7 +101,7 @@ impl Baseline {
     }
 
     async fn restore(&self) {
-        let client = testkit::apiserver::client_from_kubeconfig(&self.kubeconfig_yaml)
+        let client = crate::apiserver::client_from_kubeconfig(&self.kubeconfig_yaml)
             .await
             .expect("a client of the shared cluster");
         let crds: Vec<CustomResourceDefinition> = Api::all(client.clone())
