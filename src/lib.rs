@@ -4,6 +4,7 @@
 //! `workflow`; the steps meet the three outside systems through their adapters
 //! (`terraform`, `gitops`, `cluster`), which know nothing of each other.
 
+pub mod backoff;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -9,12 +9,12 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, Discovery, Scope};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::conditions;
 use kube::{Client, ResourceExt as _};
 use serde::{Deserialize as _, Serialize};
 
 use super::ObjectName;
-use super::retry::{RetryFailure, retry};
+use super::retry::{RetryFailure, await_condition, retry};
 use crate::error::{Diagnose, ExitStatus};
 
 /// Field manager of the config and secrets objects and the sync objects.

@@ -1,7 +1,9 @@
 //! A verified client for the cluster the Terraform outputs describe: from a kubeconfig (token,
 //! client certificate or `exec` plugin) or from endpoint + CA + bearer token. TLS is always
 //! verified. A just-created API server may refuse connections for a while, so connecting
-//! retries within a budget; rejected credentials fail at once.
+//! retries within a budget; rejected credentials fail at once. Every request the client sends
+//! afterwards goes through one retry layer (429/5xx, [`super::retry::TransientRetry`]) and has
+//! a deadline for its answer, so nothing waits on a silent API server for ever.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,12 +16,26 @@ use kube::config::{
 use kube::{Client, Config};
 use secrecy::ExposeSecret as _;
 
-use super::retry::{RetryFailure, retry};
+use super::retry::{RetryFailure, TransientRetry, retry};
 use crate::contract::{ClusterAccess, ExecCredential};
 use crate::error::{Diagnose, ExitStatus};
 
 /// Longest single attempt at `/version`; the budget bounds the whole.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for the answer to one request (its status line: a watch's events stream after
+/// it, and the wait bounds their silence): an API server that takes the request and never
+/// answers fails it with [`NoAnswer`] instead of hanging the run.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest TCP + TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request the API server took and did not answer within [`REQUEST_TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("the API server at {endpoint} did not answer within {}s", timeout.as_secs())]
+pub struct NoAnswer {
+    pub endpoint: String,
+    pub timeout: Duration,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -119,7 +135,7 @@ pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Client,
     let output = credentials_output(access);
     let config = config_for(access).await?;
     let endpoint = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|source| ClusterError::Client {
+    let client = client_for(config).map_err(|source| ClusterError::Client {
         endpoint: endpoint.clone(),
         source,
     })?;
@@ -150,6 +166,40 @@ pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Client,
             message: last.message(),
         }),
     }
+}
+
+/// kube's client with the tool's retries instead of kube's own (which has no jitter, waits up
+/// to 1000 s, and leaves 500s alone), a deadline per request, and the tool's user agent (how
+/// an API server's audit log, and the test cluster's fault injection, tell it apart).
+fn client_for(mut config: Config) -> Result<Client, kube::Error> {
+    config.default_retry = false;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    let agent = format!("gitops-bootstrap/{}", env!("CARGO_PKG_VERSION"));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&agent).expect("a version is a valid header value"),
+    ));
+    let no_answer = NoAnswer {
+        endpoint: config.cluster_url.to_string(),
+        timeout: REQUEST_TIMEOUT,
+    };
+    let name_the_silence = move |err: tower::BoxError| -> tower::BoxError {
+        if err.is::<tower::timeout::error::Elapsed>() {
+            Box::new(NoAnswer {
+                endpoint: no_answer.endpoint.clone(),
+                timeout: no_answer.timeout,
+            })
+        } else {
+            err
+        }
+    };
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        // The retry layer sends a request again: the boxed stack below it must be cloneable.
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT))
+        .with_layer(&tower::util::MapErrLayer::new(name_the_silence))
+        .with_layer(&tower::retry::RetryLayer::new(TransientRetry::default()))
+        .build())
 }
 
 /// Names the contract output the credentials came from, for messages.

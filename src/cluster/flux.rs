@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ApiResource, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt as _};
 use serde::Serialize;
 use serde_json::json;
@@ -18,6 +17,7 @@ use super::ObjectName;
 use super::apply::{
     self, ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, FLUX_MANAGER, parse_documents,
 };
+use super::retry::await_condition;
 use super::wait::conditions::{WantedRevision, applied_readiness, source_readiness};
 use crate::error::{Diagnose, ExitStatus};
 

@@ -15,12 +15,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
-use kube::runtime::wait::{await_condition, conditions::is_deleted};
+use kube::runtime::wait::conditions::is_deleted;
 use kube::{Client, Resource, ResourceExt as _};
 use serde::Serialize;
 use serde_json::json;
 
 use super::flux::flux_resource;
+use super::retry::await_condition;
 use super::wait::tree::parse_inventory_id;
 use super::{FLUX_NAMESPACE, ObjectName, api_message};
 use crate::error::{Diagnose, ExitStatus};

@@ -1,23 +1,24 @@
-//! The one retry helper of the gitops module: a bounded number of attempts with exponential
-//! backoff between them, for operations that lose a race (a push overtaken by another commit).
-//! Blocking, like the git2 calls it wraps.
+//! The one retry helper of the gitops module: a bounded number of attempts with the tool's
+//! backoff ([`crate::backoff`]) between them, for operations that lose a race (a push
+//! overtaken by another commit). Blocking, like the git2 calls it wraps.
 
 use std::time::Duration;
 
-/// How many attempts, and the pause before the second one (doubling up to `max_delay`).
+/// How many attempts, and the pauses between them.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Backoff {
     pub max_attempts: u32,
-    pub first_delay: Duration,
-    pub max_delay: Duration,
+    pub pauses: crate::backoff::Backoff,
 }
 
 impl Backoff {
     pub fn attempts(max_attempts: u32) -> Backoff {
         Backoff {
             max_attempts: max_attempts.max(1),
-            first_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(4),
+            pauses: crate::backoff::Backoff {
+                first: Duration::from_millis(250),
+                cap: Duration::from_secs(4),
+            },
         }
     }
 }
@@ -38,7 +39,6 @@ pub(super) fn retry<T, E>(
     is_retryable: impl Fn(&E) -> bool,
     mut attempt: impl FnMut(u32) -> Result<T, E>,
 ) -> Result<T, RetryFailure<E>> {
-    let mut delay = backoff.first_delay;
     let mut number = 1;
     loop {
         match attempt(number) {
@@ -48,9 +48,9 @@ pub(super) fn retry<T, E>(
                 return Err(RetryFailure::Exhausted { attempts: number });
             }
             Err(_) => {
+                let delay = backoff.pauses.delay(number, None);
                 tracing::debug!(attempt = number, ?delay, "retrying after a lost race");
                 std::thread::sleep(delay);
-                delay = (delay * 2).min(backoff.max_delay);
                 number += 1;
             }
         }
@@ -64,8 +64,10 @@ mod tests {
     fn quick(max_attempts: u32) -> Backoff {
         Backoff {
             max_attempts,
-            first_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
+            pauses: crate::backoff::Backoff {
+                first: Duration::from_millis(1),
+                cap: Duration::from_millis(2),
+            },
         }
     }
 

@@ -5,6 +5,7 @@
 //! The cases that need a cluster use the sandbox (test cluster, HTTPS Git server).
 
 mod bad_input;
+mod faults;
 mod hangs;
 mod kills;
 mod secrets;

@@ -30,6 +30,10 @@ pub struct WriteRecord {
 #[derive(Default)]
 pub(crate) struct Audit {
     agents: Mutex<BTreeMap<String, u64>>,
+    /// Watches started, keyed `"<agent> <how>"`: `resumed` from a resourceVersion the history
+    /// still holds, `expired` (answered 410 Gone: the client must relist), `from-start`.
+    watches: Mutex<BTreeMap<String, u64>>,
+    injected: std::sync::atomic::AtomicU64,
     writes: Mutex<VecDeque<WriteRecord>>,
 }
 
@@ -37,6 +41,24 @@ impl Audit {
     pub(crate) fn count_agent(&self, agent: &str) {
         let mut agents = self.agents.lock().expect("agents lock");
         *agents.entry(agent.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn count_watch(&self, agent: &str, how: &str) {
+        let mut watches = self.watches.lock().expect("watches lock");
+        *watches.entry(format!("{agent} {how}")).or_default() += 1;
+    }
+
+    pub(crate) fn count_injected(&self) {
+        self.injected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn injected(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn watch_counts(&self) -> BTreeMap<String, u64> {
+        self.watches.lock().expect("watches lock").clone()
     }
 
     pub(crate) fn record_write(&self, record: WriteRecord) {
@@ -62,6 +84,8 @@ impl Audit {
 
     pub(crate) fn reset(&self) {
         self.agents.lock().expect("agents lock").clear();
+        self.watches.lock().expect("watches lock").clear();
+        self.injected.store(0, std::sync::atomic::Ordering::Relaxed);
         self.writes.lock().expect("writes lock").clear();
     }
 }

@@ -1,5 +1,6 @@
-//! Fault injection (errors, throttling, latency, cut watches) and per-(verb, resource) request
-//! counters, driven in-process through [`Admin`] or over HTTP under `/testkit/admin/`.
+//! Fault injection (errors, throttling, latency, cut watches, a server that stops answering)
+//! and per-(verb, resource) request counters, driven in-process through [`Admin`] or over HTTP
+//! under `/testkit/admin/`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,11 +26,24 @@ pub struct FaultOptions {
     pub latency_ms: u64,
     /// Watch streams end after this many milliseconds (clients must resume).
     pub watch_cut_after_ms: Option<u64>,
+    /// Only requests from this client (user agent up to its first `/`, as the counters name
+    /// it) get errors, throttling, latency and cut watches; `None`: every client. Tests aim the faults at
+    /// the product and spare the Flux stand-ins, whose own resilience is not what they test.
+    pub agent: Option<String>,
+    /// The server stops answering, for every client: resource requests are taken and wait
+    /// (connections stay open) until this is cleared, and open watch streams send nothing
+    /// more until then.
+    pub stall: bool,
 }
 
 impl FaultOptions {
     pub fn watch_cut_after(&self) -> Option<Duration> {
         self.watch_cut_after_ms.map(Duration::from_millis)
+    }
+
+    /// Whether errors, throttling and latency apply to a request from client `agent`.
+    pub(crate) fn aimed_at(&self, agent: &str) -> bool {
+        self.agent.as_deref().is_none_or(|aimed| aimed == agent)
     }
 
     /// The injected failure for this request, if any.
@@ -90,7 +104,8 @@ impl Admin {
             .collect()
     }
 
-    /// Resets the per-(verb, resource) counters, the per-client counters and the write log.
+    /// Resets the per-(verb, resource) counters, the per-client counters, the watch starts,
+    /// the injected-fault count and the write log.
     pub fn reset_counters(&self) {
         self.shared.counters.lock().expect("counters lock").clear();
         self.shared.audit.reset();
@@ -100,6 +115,17 @@ impl Admin {
     /// for a client that sends none).
     pub fn request_counts_by_agent(&self) -> BTreeMap<String, u64> {
         self.shared.audit.agent_counts()
+    }
+
+    /// Watches started per client, keyed `"<agent> <how>"` (`resumed`, `expired`,
+    /// `from-start`): how a test sees a client resume a cut watch, or relist after 410.
+    pub fn watch_starts(&self) -> BTreeMap<String, u64> {
+        self.shared.audit.watch_counts()
+    }
+
+    /// Requests answered with an injected error or throttle since the counters were reset.
+    pub fn injected_faults(&self) -> u64 {
+        self.shared.audit.injected()
     }
 
     /// Successful writes, oldest first, stamped when the server stored them.
@@ -168,5 +194,16 @@ mod tests {
         };
         assert_eq!(throttled.draw().unwrap().code, 429);
         assert!(FaultOptions::default().draw().is_none());
+    }
+
+    #[test]
+    fn faults_aim_at_one_client_or_all() {
+        let aimed = FaultOptions {
+            agent: Some("gitops-bootstrap".into()),
+            ..FaultOptions::default()
+        };
+        assert!(aimed.aimed_at("gitops-bootstrap"));
+        assert!(!aimed.aimed_at("unknown"));
+        assert!(FaultOptions::default().aimed_at("anyone"));
     }
 }

@@ -182,7 +182,8 @@ pub fn handle(shared: &Arc<Shared>, call: Call<'_>) -> ApiResult<Response> {
         "list" => list(&store, &rt, &call),
         "watch" => {
             let scope = watch_scope(&rt, &call)?;
-            watch::start(shared, &store, scope, &call.query)
+            let agent = super::audit::agent_name(call.header("user-agent"));
+            watch::start(shared, &store, scope, &call.query, &agent)
         }
         "create" => create(&mut store, &rt, &call),
         "update" => update(&mut store, &rt, &call),

@@ -89,6 +89,18 @@ impl Shared {
         self.faults.lock().expect("faults lock").clone()
     }
 
+    /// Returns once the server answers again (no [`FaultOptions::stall`]): `true`, or `false`
+    /// when it shuts down first.
+    async fn until_answering(&self) -> bool {
+        while self.faults().stall {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return false,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        true
+    }
+
     fn count(&self, verb: &str, resource: String) {
         let mut counters = self.counters.lock().expect("counters lock");
         *counters.entry((verb.to_string(), resource)).or_default() += 1;
@@ -334,12 +346,18 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             .unwrap_or_default(),
     );
     shared.audit.count_agent(&agent);
-    let faults = shared.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    if !shared.until_answering().await {
+        return ApiError::internal("the server is shutting down").into_response();
     }
-    if let Some(error) = faults.draw() {
-        return error.into_response();
+    let faults = shared.faults();
+    if faults.aimed_at(&agent) {
+        if faults.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+        }
+        if let Some(error) = faults.draw() {
+            shared.audit.count_injected();
+            return error.into_response();
+        }
     }
     let written = audit::is_write(verb).then(|| WriteRecord {
         at: std::time::SystemTime::now(),

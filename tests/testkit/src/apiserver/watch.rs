@@ -102,6 +102,7 @@ pub fn start(
     store: &Store,
     scope: WatchScope,
     query: &Query,
+    agent: &str,
 ) -> ApiResult<Response> {
     let send_initial = query.flag("sendInitialEvents");
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -115,7 +116,14 @@ pub fn start(
             let rv: u64 = rv
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-            match store.events_since(rv) {
+            let events = store.events_since(rv);
+            let start = if events.is_some() {
+                "resumed"
+            } else {
+                "expired"
+            };
+            shared.audit.count_watch(agent, start);
+            match events {
                 Some(events) => initial.extend(
                     events
                         .iter()
@@ -129,12 +137,13 @@ pub fn start(
                     ));
                     initial.push(line(&json!({ "type": "ERROR", "object": gone.status() })));
                     return Ok(stream_response(
-                        shared, scope, query, initial, None, bookmarks,
+                        shared, scope, query, initial, None, bookmarks, agent,
                     ));
                 }
             }
         }
         _ => {
+            shared.audit.count_watch(agent, "from-start");
             let objects = store.list(
                 &scope.rt.group,
                 &scope.rt.plural,
@@ -159,6 +168,7 @@ pub fn start(
         initial,
         Some((receiver, start_rv)),
         bookmarks,
+        agent,
     ))
 }
 
@@ -171,18 +181,21 @@ fn stream_response(
     initial: Vec<Bytes>,
     live: Option<Live>,
     bookmarks: bool,
+    agent: &str,
 ) -> Response {
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TIMEOUT);
-    let timeout = shared
-        .faults()
+    let faults = shared.faults();
+    let timeout = faults
         .watch_cut_after()
+        .filter(|_| faults.aimed_at(agent))
         .map_or(timeout, |cut| cut.min(timeout));
     let (mut sender, body) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
     let shutdown = shared.shutdown.clone();
+    let shared = shared.clone();
     tokio::spawn(async move {
         for chunk in initial {
             if sender.send(Ok(chunk)).await.is_err() {
@@ -216,7 +229,8 @@ fn stream_response(
                     Err(RecvError::Lagged(_) | RecvError::Closed) => return,
                 },
             };
-            if sender.send(Ok(chunk)).await.is_err() {
+            // A stalled server holds what it would send, connection open.
+            if !shared.until_answering().await || sender.send(Ok(chunk)).await.is_err() {
                 return;
             }
         }
