@@ -71,7 +71,9 @@ async fn create_env_status_and_teardown_succeed_with_a_fifth_of_requests_failing
         "exactly one bootstrap commit"
     );
     let injected = admin.injected_faults();
-    assert!(injected >= 10, "faults were injected: {injected}");
+    let sent = admin.request_counts_by_agent()[PRODUCT];
+    // About a fifth of `sent`; none at all would mean the faults missed the product.
+    assert!(injected > 0, "faults were injected: {injected} of {sent}");
     // Each write that succeeded happened once: a retry repeats a refused request, never one
     // that was done. The sync objects get one reconcile request on top of their apply.
     let writes = writes_per_object(admin);
@@ -107,8 +109,8 @@ async fn create_env_status_and_teardown_succeed_with_a_fifth_of_requests_failing
         "cut watches were resumed from their resourceVersion: {starts:?}"
     );
     eprintln!(
-        "survived {} injected faults over create-env, status, a rerun and teardown",
-        injected + admin.injected_faults()
+        "create-env survived {injected} injected faults in {sent} requests; the faulty rerun and teardown {}",
+        admin.injected_faults()
     );
 }
 
