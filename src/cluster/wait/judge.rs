@@ -11,7 +11,7 @@ use super::conditions::{
     self, Readiness, WantedRevision, applied_readiness, has_applied, outdated, short_sha,
     source_readiness,
 };
-use super::tree::{BlockingChain, ChainLink, Tree};
+use super::tree::{BlockingChain, ChainLink, Node, Tree};
 use super::{NotReady, Objects, Row, Snapshot, WaitError};
 use crate::cluster::ObjectName;
 
@@ -20,9 +20,9 @@ const DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 
 pub(super) struct Judged {
     pub snapshot: Snapshot,
-    tree: Tree,
+    pub tree: Tree,
     /// Absent dependencies nothing will create, with the first object that wants each.
-    missing: Vec<(ObjectName, ObjectName)>,
+    pub missing: Vec<(ObjectName, ObjectName)>,
 }
 
 /// The source a Kustomization reads.
@@ -40,38 +40,60 @@ pub fn source_of(kustomization: &DynamicObject) -> Option<ObjectName> {
     ))
 }
 
-/// Judges the source and the tree under `root`; with `wanted`, the source and the
-/// Kustomizations reading it must be at that revision, and failures count only when current.
-pub(super) fn judge(
-    objects: &Objects,
-    root: &ObjectName,
-    source: &ObjectName,
-    wanted: Option<&WantedRevision<'_>>,
-) -> Judged {
-    let reads_source = |object: &DynamicObject| source_of(object).as_ref() == Some(source);
-    let readiness = |name: &ObjectName, object: Option<&DynamicObject>| match (wanted, object) {
-        (Some(wanted), _) if name == source => source_readiness(object, wanted),
-        (Some(wanted), Some(ks)) if name.kind == "Kustomization" && reads_source(ks) => {
-            applied_readiness(object, wanted)
+/// How each object is judged against the revision waited for (if any).
+pub(super) struct Rules<'a> {
+    pub objects: &'a Objects,
+    pub source: &'a ObjectName,
+    pub wanted: Option<&'a WantedRevision<'a>>,
+}
+
+impl Rules<'_> {
+    fn reads_source(&self, object: &DynamicObject) -> bool {
+        source_of(object).as_ref() == Some(self.source)
+    }
+
+    /// One object by its conditions; with a wanted revision, the source and the
+    /// Kustomizations reading it must be at that revision.
+    fn readiness(&self, name: &ObjectName, object: Option<&DynamicObject>) -> Readiness {
+        match (self.wanted, object) {
+            (Some(wanted), _) if name == self.source => source_readiness(object, wanted),
+            (Some(wanted), Some(ks)) if name.kind == "Kustomization" && self.reads_source(ks) => {
+                applied_readiness(object, wanted)
+            }
+            _ => conditions::flux_readiness(object),
         }
-        _ => conditions::flux_readiness(object),
-    };
-    let applied = |object: Option<&DynamicObject>| {
-        let wanted = wanted.filter(|_| object.is_some_and(reads_source));
-        has_applied(object, wanted)
-    };
-    let mut tree = Tree::build(root, |name| objects.get(name), readiness, applied);
-    if let Some(wanted) = wanted {
+    }
+
+    /// One object as the tree holds it, before the rules that look at the whole tree.
+    pub fn node(&self, name: &ObjectName) -> Node {
+        let object = self.objects.get(name);
+        let applied = |object: Option<&DynamicObject>| {
+            let wanted = self
+                .wanted
+                .filter(|_| object.is_some_and(|o| self.reads_source(o)));
+            has_applied(object, wanted)
+        };
+        let exists = |other: &ObjectName| self.objects.get(other).is_some();
+        Node::read(name, object, self.readiness(name, object), applied, exists)
+    }
+}
+
+/// Judges the source and the tree under `root`; with a wanted revision, failures count only
+/// when current.
+pub(super) fn judge(rules: &Rules<'_>, root: &ObjectName) -> Judged {
+    let mut tree = Tree::build(root, |name| rules.node(name));
+    if let Some(wanted) = rules.wanted {
         mark_outdated(&mut tree, wanted.sha);
     }
-    let missing = mark_missing_dependencies(&mut tree, wanted.map(|w| w.sha));
+    let missing = mark_missing_dependencies(&mut tree, rules.wanted.map(|w| w.sha));
 
+    let source = rules.source;
     let source_row = Row {
         object: source.clone(),
         readiness: tree
             .readiness(source)
             .cloned()
-            .unwrap_or_else(|| readiness(source, objects.get(source))),
+            .unwrap_or_else(|| rules.readiness(source, rules.objects.get(source))),
         waiting_on: Vec::new(),
     };
     let mut rows = vec![source_row];
@@ -308,11 +330,15 @@ status:
             sha: NEW,
             is_descendant: &none,
         };
-        judge(
+        let source = ObjectName::namespaced("GitRepository", "flux-system", "flux-system");
+        let rules = Rules {
             objects,
+            source: &source,
+            wanted: Some(&wanted),
+        };
+        judge(
+            &rules,
             &ObjectName::namespaced("Kustomization", "flux-system", "flux-system"),
-            &ObjectName::namespaced("GitRepository", "flux-system", "flux-system"),
-            Some(&wanted),
         )
     }
 

@@ -1,13 +1,15 @@
 //! Waiting for the runtime apps: watches Flux's sources, Kustomizations and HelmReleases (no
-//! polling), and after every burst of changes judges the tree under the root Kustomization. Live
+//! polling), judges the tree under the root Kustomization, and after every burst of changes
+//! judges again what they can change (`live`: one object turning Ready costs one object). Live
 //! snapshots go to a callback; a current terminal failure ends the wait at once with its
 //! blocking chain; at the timeout the error lists what is not Ready and why.
 
 pub mod conditions;
 mod judge;
+mod live;
 pub mod tree;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,8 +26,9 @@ pub use tree::{BlockingChain, ChainLink, Edge, Tree};
 
 use super::ObjectName;
 use crate::error::{Diagnose, ExitStatus};
-use judge::judge;
 pub use judge::source_of;
+use judge::{Rules, judge};
+use live::LiveJudgement;
 use tree::FOLLOWED;
 
 /// What "the apps are up" means for one push.
@@ -168,26 +171,28 @@ pub async fn wait_for_apps(
     timeout: Duration,
     mut on_progress: impl FnMut(&Snapshot),
 ) -> Result<Snapshot, WaitError> {
-    let mut last_report: Option<Vec<NotReady>> = None;
+    let mut judgement: Option<LiveJudgement> = None;
     let mut watch_error: Option<String> = None;
     let watch = watch_until_settled(
         client,
         &target,
         &mut on_progress,
-        &mut last_report,
+        &mut judgement,
         &mut watch_error,
     );
     match tokio::time::timeout(timeout, watch).await {
         Ok(result) => result,
         Err(_) => {
-            let not_ready = last_report.unwrap_or_else(|| {
-                vec![NotReady {
+            // Blocking chains are worked out here, once, not after every event.
+            let not_ready = match judgement {
+                Some(judgement) => judgement.judged().not_ready(),
+                None => vec![NotReady {
                     object: target.root.clone(),
                     reason: "NotObserved".to_owned(),
                     message: watch_error.unwrap_or_else(|| "no Flux object seen yet".to_owned()),
                     chain: None,
-                }]
-            });
+                }],
+            };
             Err(WaitError::TimedOut { timeout, not_ready })
         }
     }
@@ -197,7 +202,7 @@ async fn watch_until_settled(
     client: &Client,
     target: &WaitTarget,
     on_progress: &mut impl FnMut(&Snapshot),
-    last_report: &mut Option<Vec<NotReady>>,
+    judgement: &mut Option<LiveJudgement>,
     watch_error: &mut Option<String>,
 ) -> Result<Snapshot, WaitError> {
     let kinds = served_kinds(client).await?;
@@ -213,6 +218,9 @@ async fn watch_until_settled(
     // Objects of a kind being (re)listed; they replace that kind's objects once complete.
     let mut listing: Vec<Vec<DynamicObject>> = vec![Vec::new(); kinds.len()];
     let mut initialized = vec![false; kinds.len()];
+    // What changed since the last judgement: some objects, or (after a relist) anything.
+    let mut changed = BTreeSet::new();
+    let mut relisted = false;
     // Asking Git about ancestry can be slow: once per sha.
     let descendants = Mutex::new(HashMap::new());
     let is_descendant = |sha: &str| {
@@ -222,10 +230,8 @@ async fn watch_until_settled(
             .entry(sha.to_owned())
             .or_insert_with(|| (target.is_descendant)(sha))
     };
-    let mut previous: Option<Snapshot> = None;
     while let Some(first) = events.next().await {
-        // Judging walks the whole tree: once per burst of events, not once per event, so a
-        // thousand objects turning Ready together cost a few judgements, not a thousand.
+        // Once per burst of events, not once per event.
         let mut burst = vec![first];
         while let Some(Some(next)) = events.next().now_or_never() {
             burst.push(next);
@@ -242,9 +248,14 @@ async fn watch_until_settled(
                 Ok(watcher::Event::InitDone) => {
                     objects.replace_kind(kind, resource, std::mem::take(&mut listing[index]));
                     initialized[index] = true;
+                    relisted = true;
                 }
-                Ok(watcher::Event::Apply(object)) => objects.insert_all(kind, resource, [object]),
-                Ok(watcher::Event::Delete(object)) => objects.remove(kind, &object),
+                Ok(watcher::Event::Apply(object)) => {
+                    changed.insert(objects.insert(kind, resource, object));
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    changed.insert(objects.remove(kind, &object));
+                }
             }
         }
         if !initialized.iter().all(|done| *done) {
@@ -262,23 +273,31 @@ async fn watch_until_settled(
                 sha,
                 is_descendant: &is_descendant,
             });
-        let judged = judge(
-            &objects,
-            &target.root,
-            &target.git_repository,
-            wanted.as_ref(),
-        );
-        *last_report = Some(judged.not_ready());
-        if previous.as_ref() != Some(&judged.snapshot) {
+        let rules = Rules {
+            objects: &objects,
+            source: &target.git_repository,
+            wanted: wanted.as_ref(),
+        };
+        let progressed = match judgement.as_mut() {
+            Some(live) if relisted => live.rejudge(&rules),
+            Some(live) => live.update(&rules, &changed),
+            None => {
+                *judgement = Some(LiveJudgement::new(&rules, &target.root));
+                true
+            }
+        };
+        changed.clear();
+        relisted = false;
+        let judged = judgement.as_ref().expect("judged above").judged();
+        if progressed {
             on_progress(&judged.snapshot);
         }
         if let Some(failure) = judged.failure() {
             return Err(failure);
         }
         if judged.snapshot.all_ready() {
-            return Ok(judged.snapshot);
+            return Ok(judged.snapshot.clone());
         }
-        previous = Some(judged.snapshot);
     }
     Err(WaitError::WatchEnded)
 }
@@ -300,7 +319,12 @@ pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapsh
         sha,
         is_descendant: &exact,
     });
-    Ok(judge(&objects, root, &source, wanted.as_ref()).snapshot)
+    let rules = Rules {
+        objects: &objects,
+        source: &source,
+        wanted: wanted.as_ref(),
+    };
+    Ok(judge(&rules, root).snapshot)
 }
 
 /// Every Flux object of the kinds the tree follows, in every namespace, by name.
@@ -362,18 +386,29 @@ impl Objects {
         resource: &ApiResource,
         items: impl IntoIterator<Item = DynamicObject>,
     ) {
-        for mut object in items {
-            object.types.get_or_insert_with(|| TypeMeta {
-                api_version: resource.api_version.clone(),
-                kind: kind.to_owned(),
-            });
-            let name = ObjectName::namespaced(
-                kind,
-                &object.namespace().unwrap_or_default(),
-                &object.name_any(),
-            );
-            self.0.insert(name, object);
+        for object in items {
+            self.insert(kind, resource, object);
         }
+    }
+
+    /// Stores `object` (replacing what was there under its name); its name.
+    fn insert(
+        &mut self,
+        kind: &str,
+        resource: &ApiResource,
+        mut object: DynamicObject,
+    ) -> ObjectName {
+        object.types.get_or_insert_with(|| TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: kind.to_owned(),
+        });
+        let name = ObjectName::namespaced(
+            kind,
+            &object.namespace().unwrap_or_default(),
+            &object.name_any(),
+        );
+        self.0.insert(name.clone(), object);
+        name
     }
 
     /// Replaces every object of `kind` with a fresh listing of it.
@@ -382,13 +417,14 @@ impl Objects {
         self.insert_all(kind, resource, items);
     }
 
-    fn remove(&mut self, kind: &str, object: &DynamicObject) {
+    fn remove(&mut self, kind: &str, object: &DynamicObject) -> ObjectName {
         let name = ObjectName::namespaced(
             kind,
             &object.namespace().unwrap_or_default(),
             &object.name_any(),
         );
         self.0.remove(&name);
+        name
     }
 
     fn get(&self, name: &ObjectName) -> Option<&DynamicObject> {

@@ -149,16 +149,65 @@ pub struct Tree {
     pub nodes: BTreeMap<ObjectName, Node>,
 }
 
+impl Node {
+    /// What the tree needs of one object: its readiness (as judged by the caller), whether a
+    /// Kustomization `applied` the revision waited for, and its edges. `exists` says whether
+    /// another object exists (a generated HelmChart counts only then).
+    pub fn read(
+        name: &ObjectName,
+        object: Option<&DynamicObject>,
+        readiness: Readiness,
+        applied: impl FnOnce(Option<&DynamicObject>) -> bool,
+        exists: impl Fn(&ObjectName) -> bool,
+    ) -> Node {
+        let is_kustomization = name.kind == "Kustomization";
+        Node {
+            readiness,
+            applied: !is_kustomization || applied(object),
+            depends_on: object.map(depends_on).unwrap_or_default(),
+            // A generated HelmChart holds the chart pull's error; real Flux has one, the
+            // testkit none, so it counts only once it exists.
+            sources: object
+                .map(|o| {
+                    let generated = generated_chart(o).filter(|c| exists(c));
+                    source_refs(o).into_iter().chain(generated).collect()
+                })
+                .unwrap_or_default(),
+            children: object
+                .filter(|_| is_kustomization)
+                .map(flux_children)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `other` has the same edges: then the tree has the same shape.
+    pub fn same_edges(&self, other: &Node) -> bool {
+        self.depends_on == other.depends_on
+            && self.sources == other.sources
+            && self.children == other.children
+    }
+
+    fn edges(&self, edge: Edge) -> &[ObjectName] {
+        match edge {
+            Edge::DependsOn => &self.depends_on,
+            Edge::Source => &self.sources,
+            Edge::Contains => &self.children,
+        }
+    }
+
+    /// Every object this one waits on, whether Ready or not.
+    pub fn waits_on(&self) -> impl Iterator<Item = &ObjectName> {
+        self.children
+            .iter()
+            .chain(&self.depends_on)
+            .chain(&self.sources)
+    }
+}
+
 impl Tree {
-    /// Walks from `root` through inventories, `dependsOn` and sources, looking objects up with
-    /// `lookup`, judging them with `readiness` and asking Kustomizations whether they `applied`
-    /// the revision waited for.
-    pub fn build<'a>(
-        root: &ObjectName,
-        lookup: impl Fn(&ObjectName) -> Option<&'a DynamicObject>,
-        readiness: impl Fn(&ObjectName, Option<&DynamicObject>) -> Readiness,
-        applied: impl Fn(Option<&DynamicObject>) -> bool,
-    ) -> Tree {
+    /// Walks from `root` through inventories, `dependsOn` and sources, reading each object it
+    /// reaches with `node`.
+    pub fn build(root: &ObjectName, mut node: impl FnMut(&ObjectName) -> Node) -> Tree {
         let mut order = Vec::new();
         let mut nodes = BTreeMap::new();
         let mut queue = VecDeque::from([root.clone()]);
@@ -166,32 +215,8 @@ impl Tree {
             if nodes.contains_key(&name) {
                 continue;
             }
-            let object = lookup(&name);
-            let is_kustomization = name.kind == "Kustomization";
-            let node = Node {
-                readiness: readiness(&name, object),
-                applied: !is_kustomization || applied(object),
-                depends_on: object.map(depends_on).unwrap_or_default(),
-                // A generated HelmChart holds the chart pull's error; real Flux has one, the
-                // testkit none, so it counts only once it exists.
-                sources: object
-                    .map(|o| {
-                        let generated = generated_chart(o).filter(|c| lookup(c).is_some());
-                        source_refs(o).into_iter().chain(generated).collect()
-                    })
-                    .unwrap_or_default(),
-                children: object
-                    .filter(|_| is_kustomization)
-                    .map(flux_children)
-                    .unwrap_or_default(),
-            };
-            queue.extend(
-                node.children
-                    .iter()
-                    .chain(&node.depends_on)
-                    .chain(&node.sources)
-                    .cloned(),
-            );
+            let node = node(&name);
+            queue.extend(node.waits_on().cloned());
             order.push(name.clone());
             nodes.insert(name, node);
         }
@@ -345,16 +370,6 @@ impl Tree {
     }
 }
 
-impl Node {
-    fn edges(&self, edge: Edge) -> &[ObjectName] {
-        match edge {
-            Edge::DependsOn => &self.depends_on,
-            Edge::Source => &self.sources,
-            Edge::Contains => &self.children,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainLink {
     /// How the previous link waits on this one (None for the first).
@@ -444,12 +459,16 @@ status:
 
     fn tree(objects: &BTreeMap<ObjectName, DynamicObject>) -> Tree {
         let root = ObjectName::namespaced("Kustomization", "flux-system", "flux-system");
-        Tree::build(
-            &root,
-            |name| objects.get(name),
-            |_, object| flux_readiness(object),
-            |object| object.is_some(),
-        )
+        Tree::build(&root, |name| {
+            let object = objects.get(name);
+            Node::read(
+                name,
+                object,
+                flux_readiness(object),
+                |object| object.is_some(),
+                |other| objects.contains_key(other),
+            )
+        })
     }
 
     fn hr(name: &str) -> ObjectName {
