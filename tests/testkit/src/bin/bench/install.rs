@@ -73,10 +73,22 @@ pub async fn create_env(bench: &Bench, env: &str) -> anyhow::Result<Created> {
     let terraform = step("terraform")?.duration_ms;
     let wall = finished.wall.as_secs_f64() * 1000.0;
     let overhead_ms = wall - terraform - controllers_starting - reconciling;
-    let durations: Vec<String> = steps
+    let mut durations: Vec<String> = steps
         .iter()
         .map(|(name, step)| format!("{name} {:.0}", step.duration_ms))
         .collect();
+    // What no step accounts for: starting up before the first, exiting after the last.
+    let first = steps
+        .values()
+        .map(|s| s.started)
+        .min()
+        .unwrap_or(finished.started);
+    let last = steps.values().map(|s| s.finished).max().unwrap_or(first);
+    durations.push(format!(
+        "before the first {:.0}, after the last {:.0}",
+        millis_between(finished.started, first),
+        wall - millis_between(finished.started, last)
+    ));
     eprintln!(
         "   create-env {env}: {wall:.0} ms = overhead {overhead_ms:.0} + Terraform {terraform:.0} \
          + controllers starting {controllers_starting:.0} + reconciling {reconciling:.0}; \

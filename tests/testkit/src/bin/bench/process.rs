@@ -24,6 +24,8 @@ pub struct Line {
 
 pub struct Finished {
     pub code: i32,
+    /// When the process was started, by the clock the lines are stamped with.
+    pub started: SystemTime,
     pub wall: Duration,
     pub cpu: Duration,
     pub peak_rss_kb: u64,
@@ -66,6 +68,7 @@ pub fn spawn(mut command: Command) -> anyhow::Result<Running> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {:?}", command.get_program()))?;
@@ -93,6 +96,7 @@ pub fn spawn(mut command: Command) -> anyhow::Result<Running> {
             let stderr = stderr_reader.join().unwrap_or_default();
             Ok(Finished {
                 code: status.code().unwrap_or(-1),
+                started: started_at,
                 wall,
                 cpu,
                 peak_rss_kb,
