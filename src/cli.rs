@@ -49,6 +49,17 @@ pub struct Cli {
     )]
     pub git_timeout: Duration,
 
+    /// How long Terraform may print nothing before it is stopped (it reports progress every
+    /// 10 s while it works, so silence means stuck), e.g. 10m (1s to 24h).
+    #[arg(
+        long,
+        global = true,
+        env = "GITOPS_BOOTSTRAP_TERRAFORM_IDLE_TIMEOUT",
+        default_value = "10m",
+        value_parser = parse_run_timeout
+    )]
+    pub terraform_idle_timeout: Duration,
+
     #[command(subcommand)]
     pub command: Command,
 }

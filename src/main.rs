@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     // libgit2's deadlines are process-wide and must be set before any thread starts.
     gitops::set_network_timeout(cli.git_timeout);
+    terraform::set_idle_timeout(cli.terraform_idle_timeout);
     let reporter: Box<dyn Reporter> = match cli.output {
         OutputFormat::Json => Box::new(JsonReporter::default()),
         OutputFormat::Text => {

@@ -2,6 +2,7 @@
 //! variable value, an output value or raw JSON from Terraform.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Diagnose, ExitStatus};
 
@@ -96,6 +97,17 @@ pub enum TerraformError {
     #[error("terraform {command} was interrupted{}", if *.forced { " and killed after the grace period" } else { "" })]
     Interrupted { command: &'static str, forced: bool },
 
+    #[error(
+        "terraform {command} printed nothing for {}s and was stopped{}",
+        idle.as_secs(),
+        if *.forced { " (killed after the grace period)" } else { "" }
+    )]
+    Silent {
+        command: &'static str,
+        idle: Duration,
+        forced: bool,
+    },
+
     #[error("failed to parse the output of terraform {command}: {reason}")]
     ParseOutput {
         command: &'static str,
@@ -184,6 +196,7 @@ impl Diagnose for TerraformError {
             | TerraformError::MissingVariables { .. }
             | TerraformError::VariableSetTwice { .. } => ExitStatus::BadInput,
             TerraformError::Interrupted { .. } => ExitStatus::Interrupted,
+            TerraformError::Silent { .. } => ExitStatus::TimedOut,
             _ => ExitStatus::Failure,
         }
     }
@@ -193,6 +206,12 @@ impl Diagnose for TerraformError {
             TerraformError::NotFound
             | TerraformError::NotExecutable { .. }
             | TerraformError::TooOld { .. } => Some(INSTALL_HINT.to_owned()),
+            TerraformError::Silent { .. } => Some(
+                "Terraform reports progress every 10 s while it works, so it was stuck (a provider \
+                 or a provisioner waiting on something): check what the module calls, then rerun; \
+                 --terraform-idle-timeout sets the bound"
+                    .to_owned(),
+            ),
             TerraformError::Interrupted { forced: true, .. } => Some(
                 "Terraform may have left its state locked: if the next run says so, \
                  run `terraform force-unlock <LOCK_ID>` in the environment's terraform directory"

@@ -28,7 +28,7 @@ pub use error::{StateLock, TerraformError};
 pub use events::{ChangeAction, ChangeCounts, Diagnostic, ResourceOperation, Severity, TfEvent};
 pub use module::{ModuleInterface, OutputDecl, OutputValue, VariableDecl};
 pub use plan::PlanSummary;
-pub use process::child_running;
+pub use process::{DEFAULT_IDLE_TIMEOUT, child_running, set_idle_timeout};
 pub use root::{Backend, EnvRoot, LOCAL_STATE_FILE, MODULE_NAME, RootSpec, local_state_file};
 pub use state::StateInfo;
 

@@ -1,6 +1,9 @@
 //! Runs a built [`TfCommand`]: the child gets its own process group, both pipes are drained
 //! while it runs, `-json` stdout becomes events, and cancellation is a SIGINT to the group,
-//! a grace period for Terraform to stop and release its state lock, then SIGKILL.
+//! a grace period for Terraform to stop and release its state lock, then SIGKILL. A `-json`
+//! stream that stays silent longer than the idle bound is stopped the same way: Terraform
+//! reports progress every 10 s while it creates, reads or destroys anything, so silence means
+//! it is stuck.
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +23,20 @@ use super::redact::Redactor;
 
 /// Lines of stderr kept in an error when Terraform printed no diagnostic we could read.
 const STDERR_TAIL_LINES: usize = 15;
+
+/// The idle bound when `main` set none (unit tests, library callers).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+static IDLE_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// How long a `-json` Terraform run may print nothing before it is stopped
+/// (`--terraform-idle-timeout`); set once, from `main`.
+pub fn set_idle_timeout(idle: Duration) {
+    let _ = IDLE_TIMEOUT.set(idle);
+}
+
+fn idle_timeout() -> Duration {
+    IDLE_TIMEOUT.get().copied().unwrap_or(DEFAULT_IDLE_TIMEOUT)
+}
 
 /// What a successful run produced.
 pub(crate) struct Finished {
@@ -58,20 +75,34 @@ pub(crate) async fn run(
 
     let mut json_errors = Vec::new();
     let redactor = command.redactor();
+    let idle = idle_timeout();
+    // Cancelled by the run (Ctrl-C) or by a silent stream: either stops the child.
+    let stop = cancel.child_token();
     let stdout_task = drain_stdout(
         stdout,
         command.stdout_mode(),
         redactor,
         on_event,
         &mut json_errors,
+        (idle, &stop),
     );
     let stderr_task = read_all(stderr);
-    let wait_task = wait_or_interrupt(&mut child, cancel, grace);
+    let wait_task = wait_or_interrupt(&mut child, &stop, grace);
     let (stdout, stderr, outcome) = tokio::join!(stdout_task, stderr_task, wait_task);
     let (status, interrupted) = outcome.map_err(io_error)?;
     let stdout = stdout.map_err(io_error)?;
     let stderr = stderr.map_err(io_error)?;
 
+    if let Some(forced) = interrupted
+        && !cancel.is_cancelled()
+    {
+        tracing::debug!(command = name, ?idle, "terraform went silent");
+        return Err(TerraformError::Silent {
+            command: name,
+            idle,
+            forced,
+        });
+    }
     if let Some(forced) = interrupted {
         return Err(TerraformError::Interrupted {
             command: name,
@@ -229,19 +260,35 @@ fn signal_group(group: Pid, signal: Signal) {
 }
 
 /// Reads stdout to its end: parsed into events (error diagnostics also kept for the error),
-/// or captured whole.
+/// or captured whole. An event stream silent for `idle` cancels `stop` (and is read on until
+/// the stopped child closes it).
 async fn drain_stdout(
     stdout: impl AsyncRead + Unpin,
     mode: StdoutMode,
     redactor: &Redactor,
     on_event: &mut (dyn FnMut(&TfEvent) + Send),
     json_errors: &mut Vec<Diagnostic>,
+    (idle, stop): (Duration, &CancellationToken),
 ) -> std::io::Result<String> {
     match mode {
         StdoutMode::Capture => read_all(stdout).await,
         StdoutMode::JsonEvents => {
             let mut lines = BufReader::new(stdout).lines();
-            while let Some(line) = lines.next_line().await? {
+            loop {
+                let next = if stop.is_cancelled() {
+                    lines.next_line().await
+                } else {
+                    match tokio::time::timeout(idle, lines.next_line()).await {
+                        Ok(next) => next,
+                        Err(_silent) => {
+                            stop.cancel();
+                            continue;
+                        }
+                    }
+                };
+                let Some(line) = next? else {
+                    break;
+                };
                 let Some(event) = parse_event_line(&line) else {
                     continue;
                 };

@@ -20,6 +20,7 @@ use kube::discovery::Discovery;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde::Serialize;
+use tokio::time::Instant;
 
 pub use conditions::{Readiness, WantedRevision};
 pub use tree::{BlockingChain, ChainLink, Edge, Tree};
@@ -118,12 +119,24 @@ pub enum WaitError {
     Discovery { message: String },
     #[error("the watch of the Flux objects ended unexpectedly")]
     WatchEnded,
+    #[error(
+        "the API server stopped answering: nothing for the last {}s of the {}s wait ({message}); the apps when it was last heard:\n{}",
+        silent_for.as_secs(),
+        timeout.as_secs(),
+        not_ready_table(not_ready)
+    )]
+    Unanswered {
+        timeout: Duration,
+        silent_for: Duration,
+        message: String,
+        not_ready: Vec<NotReady>,
+    },
 }
 
 impl Diagnose for WaitError {
     fn exit_status(&self) -> ExitStatus {
         match self {
-            WaitError::TimedOut { .. } => ExitStatus::TimedOut,
+            WaitError::TimedOut { .. } | WaitError::Unanswered { .. } => ExitStatus::TimedOut,
             _ => ExitStatus::Failure,
         }
     }
@@ -136,6 +149,9 @@ impl Diagnose for WaitError {
             WaitError::MissingDependency { dependency, wanted_by, .. } => Some(format!(
                 "fix spec.dependsOn of {wanted_by} in Git, or add {dependency} to a Kustomization, then rerun"
             )),
+            WaitError::Unanswered { .. } => Some(
+                "check the API server (the control plane's health, its load balancer, the network), then rerun: nothing is redone".to_owned(),
+            ),
             WaitError::TimedOut { .. } => Some(
                 "rerun to keep waiting (nothing is redone), or raise the wait timeout; `gitops-bootstrap status <env>` shows the whole tree".to_owned(),
             ),
@@ -172,13 +188,13 @@ pub async fn wait_for_apps(
     mut on_progress: impl FnMut(&Snapshot),
 ) -> Result<Snapshot, WaitError> {
     let mut judgement: Option<LiveJudgement> = None;
-    let mut watch_error: Option<String> = None;
+    let mut heard = Heard::default();
     let watch = watch_until_settled(
         client,
         &target,
         &mut on_progress,
         &mut judgement,
-        &mut watch_error,
+        &mut heard,
     );
     match tokio::time::timeout(timeout, watch).await {
         Ok(result) => result,
@@ -189,13 +205,76 @@ pub async fn wait_for_apps(
                 None => vec![NotReady {
                     object: target.root.clone(),
                     reason: "NotObserved".to_owned(),
-                    message: watch_error.unwrap_or_else(|| "no Flux object seen yet".to_owned()),
+                    message: heard
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "no Flux object seen yet".to_owned()),
                     chain: None,
                 }],
             };
-            Err(WaitError::TimedOut { timeout, not_ready })
+            match heard.unanswered_since {
+                Some(since) if !answers(client, &target.root).await => Err(WaitError::Unanswered {
+                    timeout,
+                    silent_for: since.elapsed(),
+                    message: heard.error.unwrap_or_default(),
+                    not_ready,
+                }),
+                _ => Err(WaitError::TimedOut { timeout, not_ready }),
+            }
         }
     }
+}
+
+/// The server ends each watch after this and the watcher resumes it; a watch silent for this
+/// (plus kube-runtime's 5 s margin) counts as dead and is opened again, and that request has
+/// the client's answer deadline: a server that stops answering mid-watch shows as
+/// [`client::NoAnswer`](super::client::NoAnswer) errors within about a minute.
+const WATCH_TIMEOUT_SECS: u32 = 20;
+/// How long the check at the timeout waits for the API server, so a silent one keeps a run
+/// near its `--timeout`.
+const LAST_CHECK: Duration = Duration::from_secs(5);
+
+/// What the wait last heard from the API server.
+#[derive(Default)]
+struct Heard {
+    /// The last watch error, when no event came after it.
+    error: Option<String>,
+    /// Since when requests have gone unanswered, when no event came after that.
+    unanswered_since: Option<Instant>,
+}
+
+impl Heard {
+    fn event(&mut self) {
+        self.error = None;
+        self.unanswered_since = None;
+    }
+
+    fn error(&mut self, kind: &str, err: &watcher::Error) {
+        self.error = Some(format!("watching {kind}: {err}"));
+        let unanswered =
+            std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |err| {
+                err.source()
+            })
+            .any(|cause| cause.is::<super::client::NoAnswer>());
+        if unanswered && self.unanswered_since.is_none() {
+            // The request went out a whole deadline before it failed.
+            let now = Instant::now();
+            self.unanswered_since = Some(
+                now.checked_sub(super::client::REQUEST_TIMEOUT)
+                    .unwrap_or(now),
+            );
+        }
+    }
+}
+
+/// Whether the API server answers a read of `root`'s namespace now, within [`LAST_CHECK`].
+async fn answers(client: &Client, root: &ObjectName) -> bool {
+    let api = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    let namespace = root.namespace.as_deref().unwrap_or("default");
+    matches!(
+        tokio::time::timeout(LAST_CHECK, api.get_opt(namespace)).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn watch_until_settled(
@@ -203,12 +282,12 @@ async fn watch_until_settled(
     target: &WaitTarget,
     on_progress: &mut impl FnMut(&Snapshot),
     judgement: &mut Option<LiveJudgement>,
-    watch_error: &mut Option<String>,
+    heard: &mut Heard,
 ) -> Result<Snapshot, WaitError> {
     let kinds = served_kinds(client).await?;
     let streams = kinds.iter().enumerate().map(|(index, (_, resource))| {
         let api = Api::<DynamicObject>::all_with(client.clone(), resource);
-        watcher(api, watcher::Config::default())
+        watcher(api, watcher::Config::default().timeout(WATCH_TIMEOUT_SECS))
             .default_backoff()
             .map(move |event| (index, event))
             .boxed()
@@ -238,22 +317,29 @@ async fn watch_until_settled(
         }
         for (index, event) in burst {
             let (kind, resource) = &kinds[index];
-            match event {
+            let event = match event {
+                Ok(event) => {
+                    heard.event();
+                    event
+                }
                 Err(err) => {
                     tracing::debug!(kind, error = %err, "watch error, retrying");
-                    *watch_error = Some(format!("watching {kind}: {err}"));
+                    heard.error(kind, &err);
+                    continue;
                 }
-                Ok(watcher::Event::Init) => listing[index].clear(),
-                Ok(watcher::Event::InitApply(object)) => listing[index].push(object),
-                Ok(watcher::Event::InitDone) => {
+            };
+            match event {
+                watcher::Event::Init => listing[index].clear(),
+                watcher::Event::InitApply(object) => listing[index].push(object),
+                watcher::Event::InitDone => {
                     objects.replace_kind(kind, resource, std::mem::take(&mut listing[index]));
                     initialized[index] = true;
                     relisted = true;
                 }
-                Ok(watcher::Event::Apply(object)) => {
+                watcher::Event::Apply(object) => {
                     changed.insert(objects.insert(kind, resource, object));
                 }
-                Ok(watcher::Event::Delete(object)) => {
+                watcher::Event::Delete(object) => {
                     changed.insert(objects.remove(kind, &object));
                 }
             }

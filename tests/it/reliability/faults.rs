@@ -12,10 +12,10 @@ use testkit::apiserver::{Admin, FaultOptions};
 use crate::support::sandbox::{ENV, Sandbox};
 
 /// The user agent the product's client sends, up to its first `/`.
-const PRODUCT: &str = "gitops-bootstrap";
+pub(super) const PRODUCT: &str = "gitops-bootstrap";
 
 /// The admin of the sandbox's own API server, or `None` (printed) on a shared cluster.
-fn fault_injection(sandbox: &Sandbox) -> Option<&Admin> {
+pub(super) fn fault_injection(sandbox: &Sandbox) -> Option<&Admin> {
     let admin = sandbox.cluster.admin();
     if admin.is_none() {
         eprintln!(

@@ -9,6 +9,7 @@ mod faults;
 mod hangs;
 mod kills;
 mod secrets;
+mod silence;
 
 use std::net::TcpListener;
 use std::process::Stdio;

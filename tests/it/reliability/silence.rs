@@ -1,0 +1,184 @@
+//! Nothing hangs: an API server that stops answering in the middle of the wait for the apps,
+//! and a Terraform that stops printing, each end the run with what did not answer and for how
+//! long. The silent API server needs the in-process test cluster's fault injection.
+
+use std::time::Duration;
+
+use testkit::apiserver::{Admin, FaultOptions};
+
+use super::faults::fault_injection;
+use crate::support::sandbox::{ENV, Sandbox};
+
+/// The NDJSON lines of a run up to (and including) the one holding `needle`.
+async fn follow_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    needle: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let found = line.contains(needle);
+        seen.push(line);
+        if found {
+            return seen;
+        }
+    }
+    panic!("the run ended before {needle}: {seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout_naming_it() {
+    // The apps' Deployments take seconds to become Available: the wait is still watching
+    // when the server falls silent.
+    let sandbox = Sandbox::start_with(testkit::flux::FluxOptions {
+        deployment_ready_delay: Duration::from_secs(4),
+        ..testkit::flux::FluxOptions::default()
+    })
+    .await;
+    let Some(admin) = fault_injection(&sandbox) else {
+        return;
+    };
+    sandbox.write_config();
+    let timeout = Duration::from_secs(75);
+    let mut child = sandbox
+        .command(&[
+            "--output",
+            "json",
+            "create-env",
+            ENV,
+            "--yes",
+            "--timeout",
+            "75s",
+        ])
+        .spawn()
+        .unwrap();
+    let stderr = tokio::spawn({
+        let mut stderr = child.stderr.take().unwrap();
+        async move {
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+                .await
+                .unwrap();
+            text
+        }
+    });
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    follow_until(&mut lines, r#""step_started","step":"flux-install""#).await;
+    let deadline_from = std::time::Instant::now();
+    follow_until(&mut lines, r#""step_started","step":"wait-for-apps""#).await;
+    // Once the wait's watches are open (listed, then watching from that resourceVersion),
+    // the server stops answering anyone.
+    let resumed = |admin: &Admin| {
+        admin
+            .watch_starts()
+            .get("gitops-bootstrap resumed")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = resumed(admin);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while resumed(admin) < before + 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the wait opened its watches");
+    admin.set_faults(FaultOptions {
+        stall: true,
+        ..FaultOptions::default()
+    });
+
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(timeout + Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the run ended: nothing hangs on a silent API server");
+    let took = deadline_from.elapsed();
+    admin.set_faults(FaultOptions::default());
+    let stderr = stderr.await.unwrap();
+    let error = rest
+        .iter()
+        .find(|line| line.contains(r#""event":"error""#))
+        .unwrap_or_else(|| panic!("an error event: {rest:#?}\n{stderr}"));
+    assert_eq!(
+        ended.code(),
+        Some(3),
+        "a timeout exits 3: {error}\n{stderr}"
+    );
+    assert!(
+        took < timeout + Duration::from_secs(15),
+        "the run's --timeout bounds it: {took:?}"
+    );
+    let error: serde_json::Value = serde_json::from_str(error).unwrap();
+    let shown = format!(
+        "exit {}\n{}\nhint: {}",
+        error["code"],
+        error["message"].as_str().unwrap(),
+        error["hint"].as_str().unwrap_or_default()
+    );
+    let mut filters = crate::support::OUTPUT_FILTERS.to_vec();
+    filters.extend([
+        (
+            r"the last \d+s of the \d+s wait",
+            "the last [n]s of the [n]s wait",
+        ),
+        (r"watching \w+: ", "watching [kind]: "),
+        // Which apps were still coming up when the server fell silent varies.
+        (
+            r"(?s)(when it was last heard:\n).*?(\nhint:)",
+            "$1[not Ready yet]$2",
+        ),
+    ]);
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("silent_api_server_mid_wait", shown);
+    });
+    eprintln!("a silent API server ended the run after {took:?} (--timeout 75s):\n{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terraform_that_prints_nothing_is_stopped_after_the_idle_bound_naming_it() {
+    let sandbox = Sandbox::start().await;
+    let module = sandbox.path("module");
+    let existing = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
+    crate::support::copy_dir(&existing, &module);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+    std::fs::copy(
+        fixtures.join("silent-terraform/stuck.tf"),
+        module.join("stuck.tf"),
+    )
+    .unwrap();
+    let toml = sandbox
+        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
+        .replace(existing.to_str().unwrap(), module.to_str().unwrap());
+    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    let seeded = sandbox.log();
+
+    let started = std::time::Instant::now();
+    let run = sandbox
+        .run(&["--terraform-idle-timeout", "3s", "create-env", ENV, "--yes"])
+        .await;
+    let took = started.elapsed();
+    assert_eq!(run.code, 3, "a timeout exits 3: {}", run.output());
+    // Terraform gets its grace period to stop the provisioner and save its state.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert_eq!(sandbox.log(), seeded, "nothing was committed");
+    let terraform = sandbox.path(".gitops-bootstrap/dev/terraform");
+    assert!(
+        !terraform.join(".terraform.tfstate.lock.info").exists(),
+        "Terraform released its state lock"
+    );
+    let error: String = run
+        .stderr
+        .lines()
+        .skip_while(|line| !line.contains("✘ error:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    insta::with_settings!({filters => crate::support::OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("silent_terraform", error);
+    });
+    eprintln!("a silent Terraform ended the run after {took:?} (--terraform-idle-timeout 3s)");
+}
