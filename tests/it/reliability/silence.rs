@@ -126,7 +126,7 @@ async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout
             r"the last \d+s of the \d+s wait",
             "the last [n]s of the [n]s wait",
         ),
-        (r"watching \w+: ", "watching [kind]: "),
+        (r"watching [A-Z]\w+: ", "watching [Kind]: "),
         // Which apps were still coming up when the server fell silent varies.
         (
             r"(?s)(when it was last heard:\n).*?(\nhint:)",
