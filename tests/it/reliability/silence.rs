@@ -1,6 +1,7 @@
-//! Nothing hangs: an API server that stops answering in the middle of the wait for the apps,
-//! and a Terraform that stops printing, each end the run with what did not answer and for how
-//! long. The silent API server needs the in-process test cluster's fault injection.
+//! Nothing hangs: an API server that stops answering in the middle of the wait for the apps
+//! or of a step's requests, and a Terraform that stops printing, each end the run with what
+//! did not answer and for how long. The silent API server needs the in-process test cluster's
+//! fault injection.
 
 use std::time::Duration;
 
@@ -181,4 +182,65 @@ async fn a_terraform_that_prints_nothing_is_stopped_after_the_idle_bound_naming_
         insta::assert_snapshot!("silent_terraform", error);
     });
     eprintln!("a silent Terraform ended the run after {took:?} (--terraform-idle-timeout 3s)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_request_without_an_answer_fails_after_its_deadline_naming_the_server() {
+    let sandbox = Sandbox::start().await;
+    let Some(admin) = fault_injection(&sandbox) else {
+        return;
+    };
+    sandbox.write_config();
+    let seeded = sandbox.log();
+    let mut child = sandbox
+        .command(&["--output", "json", "create-env", ENV, "--yes"])
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .unwrap();
+        text
+    });
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    follow_until(&mut lines, r#""step_started","step":"config-and-secrets""#).await;
+    admin.set_faults(FaultOptions {
+        stall: true,
+        ..FaultOptions::default()
+    });
+    let stalled = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the run ended: no request waits for ever");
+    let took = stalled.elapsed();
+    admin.set_faults(FaultOptions::default());
+    let stderr = stderr.await.unwrap();
+    let error = rest
+        .iter()
+        .find(|line| line.contains(r#""event":"error""#))
+        .unwrap_or_else(|| panic!("an error event: {rest:#?}\n{stderr}"));
+    let error: serde_json::Value = serde_json::from_str(error).unwrap();
+    assert_eq!(ended.code(), Some(1), "{error}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    // Whether the step's reads or writes were under way when the server fell silent, and
+    // which object's request timed out first, varies.
+    let mut filters = crate::support::OUTPUT_FILTERS.to_vec();
+    filters.extend([(
+        r"step [a-z-]+ failed: failed to \w+ [^:]+:",
+        "step [step] failed: failed to [read or apply] [object]:",
+    )]);
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("unanswered_request", error["message"].as_str().unwrap());
+    });
+    assert_eq!(sandbox.log(), seeded, "nothing was committed: {error}");
+    eprintln!("an unanswered request ended the run after {took:?}");
 }
