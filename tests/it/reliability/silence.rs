@@ -244,3 +244,49 @@ async fn a_cluster_request_without_an_answer_fails_after_its_deadline_naming_the
     assert_eq!(sandbox.log(), seeded, "nothing was committed: {error}");
     eprintln!("an unanswered request ended the run after {took:?}");
 }
+
+/// An ssh server that greets (`SSH-2.0-…`), reads what the client sends and never answers
+/// again: a transfer that stalls after the connection is made.
+fn ssh_server_that_stalls_after_greeting() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read as _, Write as _};
+                let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ssh_git_server_that_stalls_after_its_greeting_fails_within_the_git_timeout() {
+    let port = ssh_server_that_stalls_after_greeting();
+    let url = format!("ssh://git@127.0.0.1:{port}/fleet.git");
+    let known_hosts = tempfile::NamedTempFile::new().unwrap();
+    let project = super::Project::with_repository(&format!(
+        r#"url = "{url}"
+author_name = "Bootstrap Bot"
+author_email = "bot@example.test"
+push = {{ method = "ssh_key", key_file = "{0}", known_hosts = "{0}" }}"#,
+        known_hosts.path().display()
+    ));
+    let (code, output, took) = project
+        .run(&["--git-timeout", "2s", "create-env", "dev", "--yes"])
+        .await;
+    assert!(took < Duration::from_secs(20), "took {took:?}: {output}");
+    assert_eq!(code, 3, "a timeout exits 3: {output}");
+    let error: String = output
+        .lines()
+        .skip_while(|line| !line.contains("✘ error:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    insta::with_settings!({filters => crate::support::OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("ssh_stalls_after_greeting", error);
+    });
+}
