@@ -133,7 +133,7 @@ impl Diagnose for ClusterError {
 pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Client, ClusterError> {
     super::install_crypto_provider();
     let output = credentials_output(access);
-    let config = config_for(access).await?;
+    let config = client_config(access).await?;
     let endpoint = config.cluster_url.to_string();
     let client = client_for(config).map_err(|source| ClusterError::Client {
         endpoint: endpoint.clone(),
@@ -211,7 +211,9 @@ fn credentials_output(access: &ClusterAccess) -> &'static str {
     }
 }
 
-async fn config_for(access: &ClusterAccess) -> Result<Config, ClusterError> {
+/// The client configuration for `access`, refusing what kube would accept but a user should
+/// not (skipped TLS verification). Nothing connects yet.
+pub async fn client_config(access: &ClusterAccess) -> Result<Config, ClusterError> {
     let (kubeconfig, output) = match access {
         ClusterAccess::Kubeconfig(yaml) => {
             let parsed = Kubeconfig::from_yaml(yaml.expose_secret()).map_err(|err| {
@@ -436,7 +438,7 @@ mod tests {
             ca_certificate_pem: TEST_CA_PEM.to_owned(),
             token: SecretString::from(CANARY),
         };
-        let config = config_for(&access).await.unwrap();
+        let config = client_config(&access).await.unwrap();
         assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
         assert!(!config.accept_invalid_certs);
         assert_eq!(config.root_cert.as_ref().map(Vec::len), Some(1));
@@ -454,7 +456,7 @@ mod tests {
                 env: Default::default(),
             },
         };
-        let err = config_for(&access).await.unwrap_err();
+        let err = client_config(&access).await.unwrap_err();
         assert!(
             matches!(err, ClusterError::ExecPluginMissing { .. }),
             "{err}"
@@ -470,7 +472,7 @@ mod tests {
             ca_certificate_pem: TEST_CA_PEM.to_owned(),
             token: SecretString::from(CANARY),
         };
-        let err = config_for(&access).await.unwrap_err();
+        let err = client_config(&access).await.unwrap_err();
         assert!(matches!(err, ClusterError::InvalidEndpoint { .. }), "{err}");
     }
 
@@ -479,7 +481,7 @@ mod tests {
         let yaml = format!(
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {CANARY}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
         );
-        let err = config_for(&ClusterAccess::Kubeconfig(SecretString::from(yaml)))
+        let err = client_config(&ClusterAccess::Kubeconfig(SecretString::from(yaml)))
             .await
             .unwrap_err();
         assert!(
@@ -492,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn broken_kubeconfig_errors_do_not_quote_the_input() {
         let yaml = format!("clusters: [{CANARY}");
-        let err = config_for(&ClusterAccess::Kubeconfig(SecretString::from(yaml)))
+        let err = client_config(&ClusterAccess::Kubeconfig(SecretString::from(yaml)))
             .await
             .unwrap_err();
         assert!(!err.to_string().contains(CANARY), "{err}");
