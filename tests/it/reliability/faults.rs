@@ -150,6 +150,7 @@ async fn a_watch_whose_history_expired_is_relisted_and_the_wait_goes_on() {
         starts.get("gitops-bootstrap expired").copied().unwrap_or(0) > 0,
         "the product's watches met 410 Gone: {starts:?}"
     );
+    eprintln!("the product's watch starts with the history compacted: {starts:?}");
     for shown in ["410", "too old resource version", "Expired"] {
         assert!(
             !created.stderr.contains(shown),
