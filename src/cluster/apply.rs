@@ -139,12 +139,18 @@ pub enum ApplyError {
         kind: String,
     },
     #[error("failed to read {object}: {message}")]
-    Read { object: ObjectName, message: String },
+    Read {
+        object: ObjectName,
+        message: String,
+        /// The API server took the request and did not answer in time.
+        unanswered: bool,
+    },
     #[error("failed to apply {object}: {message}")]
     Apply {
         object: ObjectName,
         code: u16,
         message: String,
+        unanswered: bool,
     },
     #[error("CustomResourceDefinition {name} was not Established within {timeout:?}")]
     CrdNotEstablished { name: String, timeout: Duration },
@@ -160,13 +166,40 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    pub(super) fn read(object: &ObjectName, err: &kube::Error) -> ApplyError {
+        ApplyError::Read {
+            object: object.clone(),
+            message: super::api_message(err),
+            unanswered: super::unanswered(err),
+        }
+    }
+
+    pub(super) fn apply(object: &ObjectName, err: &kube::Error) -> ApplyError {
+        ApplyError::Apply {
+            object: object.clone(),
+            code: match err {
+                kube::Error::Api(status) => status.code,
+                _ => 0,
+            },
+            message: super::api_message(err),
+            unanswered: super::unanswered(err),
+        }
+    }
+}
+
 impl Diagnose for ApplyError {
     fn exit_status(&self) -> ExitStatus {
         match self {
             ApplyError::Parse { .. } | ApplyError::NotAnObject { .. } => ExitStatus::BadInput,
-            ApplyError::CrdNotEstablished { .. } | ApplyError::KindNotServed { .. } => {
-                ExitStatus::TimedOut
+            ApplyError::CrdNotEstablished { .. }
+            | ApplyError::KindNotServed { .. }
+            | ApplyError::Read {
+                unanswered: true, ..
             }
+            | ApplyError::Apply {
+                unanswered: true, ..
+            } => ExitStatus::TimedOut,
             _ => ExitStatus::Failure,
         }
     }
@@ -176,6 +209,14 @@ impl Diagnose for ApplyError {
             ApplyError::UnknownKind { .. } => {
                 Some("install the CustomResourceDefinition of that kind first (for Flux kinds: the Flux components)".to_owned())
             }
+            ApplyError::Read {
+                unanswered: true, ..
+            }
+            | ApplyError::Apply {
+                unanswered: true, ..
+            } => Some(
+                "the API server took the request and gave no answer: check its health (the control plane, its load balancer, the network), then rerun: nothing is redone".to_owned(),
+            ),
             ApplyError::Apply { code: 409, .. } => Some(
                 "another field manager owns these fields; change them through that tool, or remove its ownership".to_owned(),
             ),
@@ -359,18 +400,11 @@ async fn apply_one(
     let api = api_of(client, resolver, &mut object)?;
     let name = object.name_any();
     let target = object_name(&object);
-    let before = api.get_opt(&name).await.map_err(|err| ApplyError::Read {
-        object: target.clone(),
-        message: super::api_message(&err),
-    })?;
-    let apply_error = |err: kube::Error| ApplyError::Apply {
-        object: target.clone(),
-        code: match &err {
-            kube::Error::Api(status) => status.code,
-            _ => 0,
-        },
-        message: super::api_message(&err),
-    };
+    let before = api
+        .get_opt(&name)
+        .await
+        .map_err(|err| ApplyError::read(&target, &err))?;
+    let apply_error = |err: kube::Error| ApplyError::apply(&target, &err);
     let taken_over = if options.force && options.report_takeovers && before.is_some() {
         let dry_run = PatchParams::apply(options.field_manager).dry_run();
         match api.patch(&name, &dry_run, &Patch::Apply(&object)).await {

@@ -53,10 +53,10 @@ pub async fn dry_run_objects(
             Err(err) => return Err(err),
         };
         let name = object.name_any();
-        let live = api.get_opt(&name).await.map_err(|err| ApplyError::Read {
-            object: target.clone(),
-            message: super::api_message(&err),
-        })?;
+        let live = api
+            .get_opt(&name)
+            .await
+            .map_err(|err| ApplyError::read(&target, &err))?;
         let Some(live) = live else {
             planned.push(created(target));
             continue;
@@ -74,14 +74,7 @@ pub async fn dry_run_objects(
             }
             other => other,
         };
-        let applied = applied.map_err(|err| ApplyError::Apply {
-            object: target.clone(),
-            code: match &err {
-                kube::Error::Api(status) => status.code,
-                _ => 0,
-            },
-            message: super::api_message(&err),
-        })?;
+        let applied = applied.map_err(|err| ApplyError::apply(&target, &err))?;
         let (before, after) = comparable(&live, &applied);
         let diff = if before == after {
             String::new()

@@ -74,6 +74,12 @@ pub(crate) fn api_message(err: &kube::Error) -> String {
     }
 }
 
+/// Whether `err` (or a cause of it) is a request the API server took and did not answer
+/// within the client's deadline ([`client::NoAnswer`]).
+pub(crate) fn unanswered(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |err| err.source()).any(|cause| cause.is::<client::NoAnswer>())
+}
+
 /// An error and its causes on one line ("connection refused" sits deep in hyper's chain).
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();

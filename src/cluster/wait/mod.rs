@@ -251,12 +251,7 @@ impl Heard {
 
     fn error(&mut self, kind: &str, err: &watcher::Error) {
         self.error = Some(format!("watching {kind}: {err}"));
-        let unanswered =
-            std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |err| {
-                err.source()
-            })
-            .any(|cause| cause.is::<super::client::NoAnswer>());
-        if unanswered && self.unanswered_since.is_none() {
+        if super::unanswered(err) && self.unanswered_since.is_none() {
             // The request went out a whole deadline before it failed.
             let now = Instant::now();
             self.unanswered_since = Some(

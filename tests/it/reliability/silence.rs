@@ -229,7 +229,7 @@ async fn a_cluster_request_without_an_answer_fails_after_its_deadline_naming_the
         .find(|line| line.contains(r#""event":"error""#))
         .unwrap_or_else(|| panic!("an error event: {rest:#?}\n{stderr}"));
     let error: serde_json::Value = serde_json::from_str(error).unwrap();
-    assert_eq!(ended.code(), Some(1), "{error}");
+    assert_eq!(ended.code(), Some(3), "a timeout exits 3: {error}");
     assert!(took < Duration::from_secs(60), "took {took:?}");
     // Whether the step's reads or writes were under way when the server fell silent, and
     // which object's request timed out first, varies.
@@ -239,7 +239,10 @@ async fn a_cluster_request_without_an_answer_fails_after_its_deadline_naming_the
         "step [step] failed: failed to [read or apply] [object]:",
     )]);
     insta::with_settings!({filters => filters}, {
-        insta::assert_snapshot!("unanswered_request", error["message"].as_str().unwrap());
+        insta::assert_snapshot!(
+            "unanswered_request",
+            format!("{}\nhint: {}", error["message"].as_str().unwrap(), error["hint"].as_str().unwrap_or_default())
+        );
     });
     assert_eq!(sandbox.log(), seeded, "nothing was committed: {error}");
     eprintln!("an unanswered request ended the run after {took:?}");
