@@ -17,8 +17,12 @@ use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
 use crate::workflow::proposal::Proposed;
 
-const FIRST_POLL: Duration = Duration::from_millis(500);
-const MAX_POLL: Duration = Duration::from_secs(10);
+/// Polls of the target branch through the tool's one backoff: quick at first (a merge right
+/// after the push), then every 10 s at most, jittered so parallel CI jobs do not poll together.
+const POLLS: crate::backoff::Backoff = crate::backoff::Backoff {
+    first: Duration::from_millis(500),
+    cap: Duration::from_secs(10),
+};
 
 pub async fn run(
     mut proposed: Proposed,
@@ -44,9 +48,10 @@ pub async fn run(
         ),
     );
     let deadline = Instant::now() + timeout;
-    let mut delay = FIRST_POLL;
+    let mut polls = 0;
     let mut seen: Option<String> = None;
     loop {
+        polls += 1;
         let spec = proposed.workspace.spec().clone();
         let head = blocking(move || Ok(check_access(&spec)?.branch_head)).await?;
         if head.is_some() && head != seen {
@@ -89,12 +94,11 @@ pub async fn run(
             )));
         }
         tokio::select! {
-            () = tokio::time::sleep(delay.min(deadline - now)) => {}
+            () = tokio::time::sleep(POLLS.delay(polls, None).min(deadline - now)) => {}
             () = cancel.cancelled() => {
                 return Err(Error::new(ExitStatus::Interrupted, "interrupted while waiting for the merge")
                     .with_hint("rerun the same command: it finds the open branch and goes on waiting"));
             }
         }
-        delay = (delay * 2).min(MAX_POLL);
     }
 }
