@@ -39,6 +39,21 @@ impl Kustomize {
         &self.program
     }
 
+    /// The builds of `dirs` (relative to `repo_root`), side by side: each is a kubectl
+    /// process of its own, and starting kubectl is most of a build's time.
+    fn build_all(&self, dirs: &[&str], repo_root: &Path) -> Vec<Result<String, String>> {
+        std::thread::scope(|scope| {
+            let builds: Vec<_> = dirs
+                .iter()
+                .map(|dir| scope.spawn(move || self.build(&repo_root.join(dir), repo_root)))
+                .collect();
+            builds
+                .into_iter()
+                .map(|build| build.join().expect("running kubectl does not panic"))
+                .collect()
+        })
+    }
+
     /// The build's YAML, or kustomize's own message with the repository's path taken out.
     fn build(&self, dir: &Path, repo_root: &Path) -> Result<String, String> {
         let output = std::process::Command::new(&self.program)
@@ -169,36 +184,40 @@ impl ProfileTree {
             findings: Vec::new(),
         };
         let start = join(&join(&target.path_prefix, &target.profiles_dir), profile);
-        // Breadth first, in the order the builds list their Kustomizations.
-        let mut queue = std::collections::VecDeque::from([(start, Applier::profile(target), 0)]);
+        // Breadth first, a level at a time, in the order the builds list their Kustomizations.
+        let mut level = vec![(start, Applier::profile(target))];
         let mut seen = BTreeSet::new();
-        while let Some((dir, applier, depth)) = queue.pop_front() {
-            if depth > MAX_DEPTH || !seen.insert(dir.clone()) {
-                continue;
+        for _ in 0..=MAX_DEPTH {
+            level.retain(|(dir, _)| seen.insert(dir.clone()));
+            if level.is_empty() {
+                break;
             }
-            let Some(build) = tree.build_dir(repo, kustomize, &dir, applier) else {
-                continue;
-            };
-            for object in &build.objects {
-                if let Some(next) = tree.applied_dir(repo, &object.value) {
-                    queue.push_back((
-                        next,
-                        Applier::of(&object.value, &target.substitution),
-                        depth + 1,
-                    ));
+            let dirs: Vec<&str> = level.iter().map(|(dir, _)| dir.as_str()).collect();
+            let built = kustomize.build_all(&dirs, &repo.root);
+            let mut next = Vec::new();
+            for ((dir, applier), built) in level.into_iter().zip(built) {
+                let Some(build) = tree.build_dir(repo, &dir, applier, built) else {
+                    continue;
+                };
+                for object in &build.objects {
+                    if let Some(dir) = tree.applied_dir(repo, &object.value) {
+                        next.push((dir, Applier::of(&object.value, &target.substitution)));
+                    }
                 }
+                tree.builds.push(build);
             }
-            tree.builds.push(build);
+            level = next;
         }
         tree
     }
 
+    /// The objects of `dir` from its kustomize build `built`.
     fn build_dir(
         &mut self,
         repo: &Repo,
-        kustomize: &Kustomize,
         dir: &str,
         applier: Applier,
+        built: Result<String, String>,
     ) -> Option<Build> {
         let before = self.findings.len();
         check_components(repo, dir, &mut BTreeSet::new(), &mut self.findings);
@@ -206,7 +225,7 @@ impl ProfileTree {
             // kustomize would only repeat the missing component, less precisely.
             return None;
         }
-        let built = match kustomize.build(&repo.root.join(dir), &repo.root) {
+        let built = match built {
             Ok(built) => built,
             Err(message) => {
                 self.findings.push(build_failure(repo, dir, message));
