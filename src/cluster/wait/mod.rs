@@ -187,21 +187,25 @@ pub async fn wait_for_apps(
     timeout: Duration,
     mut on_progress: impl FnMut(&Snapshot),
 ) -> Result<Snapshot, WaitError> {
+    let mut objects = Objects::default();
     let mut judgement: Option<LiveJudgement> = None;
     let mut heard = Heard::default();
     let watch = watch_until_settled(
         client,
         &target,
         &mut on_progress,
+        &mut objects,
         &mut judgement,
         &mut heard,
     );
-    match tokio::time::timeout(timeout, watch).await {
+    let waited = tokio::time::timeout(timeout, watch).await;
+    let judged = judgement.as_ref().map(LiveJudgement::judged);
+    let result = match waited {
         Ok(result) => result,
         Err(_) => {
             // Blocking chains are worked out here, once, not after every event.
-            let not_ready = match judgement {
-                Some(judgement) => judgement.judged().not_ready(),
+            let not_ready = match judged {
+                Some(judged) => judged.not_ready(),
                 None => vec![NotReady {
                     object: target.root.clone(),
                     reason: "NotObserved".to_owned(),
@@ -222,7 +226,11 @@ pub async fn wait_for_apps(
                 _ => Err(WaitError::TimedOut { timeout, not_ready }),
             }
         }
-    }
+    };
+    // Freeing a thousand watched objects takes longer than reporting them Ready (tens of ms
+    // on a busy machine): a thread of its own does it, after the caller has the result.
+    tokio::task::spawn_blocking(move || drop((objects, judgement)));
+    result
 }
 
 /// The server ends each watch after this and the watcher resumes it; a watch silent for this
@@ -276,6 +284,7 @@ async fn watch_until_settled(
     client: &Client,
     target: &WaitTarget,
     on_progress: &mut impl FnMut(&Snapshot),
+    objects: &mut Objects,
     judgement: &mut Option<LiveJudgement>,
     heard: &mut Heard,
 ) -> Result<Snapshot, WaitError> {
@@ -288,7 +297,6 @@ async fn watch_until_settled(
             .boxed()
     });
     let mut events = futures::stream::select_all(streams);
-    let mut objects = Objects::default();
     // Objects of a kind being (re)listed; they replace that kind's objects once complete.
     let mut listing: Vec<Vec<DynamicObject>> = vec![Vec::new(); kinds.len()];
     let mut initialized = vec![false; kinds.len()];
@@ -325,14 +333,14 @@ async fn watch_until_settled(
             };
             match event {
                 watcher::Event::Init => listing[index].clear(),
-                watcher::Event::InitApply(object) => listing[index].push(object),
+                watcher::Event::InitApply(object) => listing[index].push(lean(object)),
                 watcher::Event::InitDone => {
                     objects.replace_kind(kind, resource, std::mem::take(&mut listing[index]));
                     initialized[index] = true;
                     relisted = true;
                 }
                 watcher::Event::Apply(object) => {
-                    changed.insert(objects.insert(kind, resource, object));
+                    changed.insert(objects.insert(kind, resource, lean(object)));
                 }
                 watcher::Event::Delete(object) => {
                     changed.insert(objects.remove(kind, &object));
@@ -344,7 +352,7 @@ async fn watch_until_settled(
         }
         let fetched = match &target.revision_sha {
             Some(_) => None,
-            None => fetched_sha(&objects, &target.git_repository),
+            None => fetched_sha(objects, &target.git_repository),
         };
         let wanted = target
             .revision_sha
@@ -355,7 +363,7 @@ async fn watch_until_settled(
                 is_descendant: &is_descendant,
             });
         let rules = Rules {
-            objects: &objects,
+            objects,
             source: &target.git_repository,
             wanted: wanted.as_ref(),
         };
@@ -381,6 +389,14 @@ async fn watch_until_settled(
         }
     }
     Err(WaitError::WatchEnded)
+}
+
+/// `object` without its managedFields: judging never reads who manages which field, and on a
+/// thousand watched objects they would be most of what is kept (and freed, all at once, as the
+/// wait ends and before it can report).
+fn lean(mut object: DynamicObject) -> DynamicObject {
+    object.metadata.managed_fields = None;
+    object
 }
 
 /// The tree under `root` as it is now (for `status`), judged against the revision its source
