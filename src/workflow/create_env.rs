@@ -48,6 +48,9 @@ pub async fn run(
 ) -> Result<CreateEnvResult> {
     let paths = EnvPaths::new(config, &env.name);
     let mut record = RunRecord::start(&env.name, "create-env");
+    // Kept until connect learns it again, so a run killed before then leaves a record that
+    // still names the env's cluster for a later rebuild.
+    record.cluster_uid = RunRecord::load(&paths.record()).and_then(|record| record.cluster_uid);
     record.profile = Some(options.profile.clone());
     let mut steps = Steps::new(reporter, cancel.clone(), record);
     steps.save_start(&paths.record());

@@ -76,11 +76,12 @@ pub async fn run(
     let started = Instant::now();
     let paths = EnvPaths::new(config, &env.name);
     let recorded_uid = RunRecord::load(&paths.record()).and_then(|record| record.cluster_uid);
-    let mut steps = Steps::new(
-        reporter,
-        cancel.clone(),
-        RunRecord::start(&env.name, "rebuild"),
-    );
+    let mut record = RunRecord::start(&env.name, "rebuild");
+    // Kept while the rebuild runs: a rebuild killed before it learns the new cluster's uid
+    // must still tell the next one which cluster the env had.
+    record.cluster_uid = recorded_uid.clone();
+    let mut steps = Steps::new(reporter, cancel.clone(), record);
+    steps.save_start(&paths.record());
     let outcome = drive(
         &mut steps,
         reporter,

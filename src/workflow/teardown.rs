@@ -87,6 +87,7 @@ pub async fn run(
         cancel.clone(),
         RunRecord::start(&env.name, "teardown"),
     );
+    steps.save_start(&paths.record());
     let outcome = drive(&mut steps, reporter, &cancel, config, env, &paths, options).await;
     let record = steps.finish(&outcome, &paths.record());
     let mut result = outcome?;
@@ -114,7 +115,7 @@ async fn drive(
     options: &TeardownOptions,
 ) -> Result<TeardownResult> {
     let binary = options.terraform_binary.as_deref();
-    let observe = observe::run(config, env, paths, binary, cancel);
+    let observe = observe::run(reporter, config, env, paths, binary, cancel);
     let observed = steps.step("observe", observe).await?;
     let mut removed = Vec::new();
     let mut leftovers = Vec::new();

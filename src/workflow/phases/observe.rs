@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::gitops::Workspace;
 use crate::lock::EnvLock;
 use crate::render::cluster_dir;
+use crate::report::Reporter;
 use crate::terraform::{EnvRoot, StateInfo, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 use crate::workflow::phases::lock;
@@ -38,6 +39,7 @@ pub struct Observed {
 }
 
 pub async fn run(
+    reporter: &dyn Reporter,
     config: &Config,
     env: &EnvConfig,
     paths: &EnvPaths,
@@ -45,6 +47,7 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<(Outcome, Observed)> {
     let lock = lock::acquire(env, paths)?;
+    lock::announce_takeover(&lock, env, reporter);
     let (tf, root) = terraform::prepare(config, env, terraform_binary, cancel).await?;
     let has_state = match root.local_state_file() {
         Some(state) => StateInfo::read(&state)?.exists,

@@ -45,6 +45,7 @@ pub async fn run(
     terraform_binary: Option<&Path>,
 ) -> Result<(Outcome, Restorable)> {
     let lock = lock::acquire(env, paths)?;
+    lock::announce_takeover(&lock, env, reporter);
     let spec = push_spec(env)?;
     let repo_dir = paths.repo();
     let workspace = blocking(move || Ok(Workspace::open_or_clone(&repo_dir, spec)?)).await?;
