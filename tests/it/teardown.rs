@@ -2,15 +2,15 @@
 //! Terraform (terraform/existing), real Git over HTTPS and the test cluster with its Flux,
 //! kubelet and load-balancer stand-ins — in a cluster of its own, since a teardown deletes
 //! every LoadBalancer Service and PVC of its cluster. Also: the typed confirmation in a
-//! terminal, a load balancer that never releases, a cluster already gone, and SIGKILL at three
-//! points followed by a rerun.
+//! terminal, a load balancer that never releases and a cluster already gone. SIGKILL at every
+//! step followed by a rerun is tests/it/reliability/kills.rs.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{ENV, Run, Sandbox};
@@ -262,136 +262,4 @@ async fn a_cluster_already_gone_goes_straight_to_terraform_destroy_and_the_repos
     assert_eq!(sandbox.log().len(), commits + 1, "one removal commit");
     assert_eq!(sandbox.committed("clusters/dev/kustomization.yaml"), None);
     assert!(!sandbox.path(".gitops-bootstrap/dev").exists());
-}
-
-/// Where a teardown is killed, and how the test sees it got there.
-#[derive(Debug, Clone, Copy)]
-enum KillPoint {
-    /// A Flux Kustomization of the env is being deleted.
-    AppDeletion,
-    /// A Flux controller is gone or going.
-    FluxUninstall,
-    /// Terraform reports destroying the module's slow resource.
-    TerraformDestroy,
-}
-
-impl KillPoint {
-    fn step(self) -> &'static str {
-        match self {
-            KillPoint::AppDeletion => "delete-apps",
-            KillPoint::FluxUninstall => "flux-uninstall",
-            KillPoint::TerraformDestroy => "terraform-destroy",
-        }
-    }
-
-    /// Whether the run is now inside this point's work.
-    async fn reached(self, sandbox: &Sandbox, line: &str) -> bool {
-        let client = sandbox.cluster.client();
-        match self {
-            KillPoint::AppDeletion => {
-                let api: Api<testkit::flux::Kustomization> = Api::namespaced(client, "flux-system");
-                let list = api.list(&ListParams::default()).await;
-                list.is_ok_and(|l| {
-                    l.items
-                        .iter()
-                        .any(|k| k.metadata.deletion_timestamp.is_some())
-                })
-            }
-            KillPoint::FluxUninstall => {
-                let api: Api<k8s_openapi::api::apps::v1::Deployment> =
-                    Api::namespaced(client, "flux-system");
-                let gone = api.get_opt("kustomize-controller").await;
-                gone.is_ok_and(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
-            }
-            KillPoint::TerraformDestroy => {
-                line.contains("destroying module.cluster.terraform_data.slow_to_destroy")
-            }
-        }
-    }
-}
-
-/// A copy of terraform/existing whose extra resource takes seconds to destroy, so a kill can
-/// land while `terraform destroy` runs.
-fn slow_module(sandbox: &Sandbox) -> std::path::PathBuf {
-    let module = sandbox.path("module");
-    let existing = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
-    crate::support::copy_dir(&existing, &module);
-    let slow = r#"
-resource "terraform_data" "slow_to_destroy" {
-  provisioner "local-exec" {
-    when    = destroy
-    command = "sleep 4"
-  }
-}
-"#;
-    let main = module.join("main.tf");
-    let text = std::fs::read_to_string(&main).unwrap() + slow;
-    std::fs::write(&main, text).unwrap();
-    module
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_teardown_killed_at_any_of_three_points_is_finished_by_a_rerun() {
-    for point in [
-        KillPoint::AppDeletion,
-        KillPoint::FluxUninstall,
-        KillPoint::TerraformDestroy,
-    ] {
-        let sandbox = Sandbox::start_isolated().await;
-        let module = slow_module(&sandbox);
-        let existing = format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR"));
-        let toml = sandbox
-            .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-            .replace(&existing, module.to_str().unwrap());
-        std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
-        let created = sandbox.run(&CREATE).await;
-        assert_eq!(created.code, 0, "{point:?}: {}", created.output());
-        let commits = sandbox.log().len();
-
-        let mut child = sandbox
-            .command(&["teardown", ENV, "--yes", "--output", "json"])
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let started = format!(r#""event":"step_started","step":"{}""#, point.step());
-        let reached = tokio::time::timeout(Duration::from_secs(240), async {
-            let mut in_step = false;
-            loop {
-                let line = tokio::select! {
-                    line = lines.next_line() => match line.unwrap() {
-                        Some(line) => line,
-                        None => return false,
-                    },
-                    _ = tokio::time::sleep(Duration::from_millis(20)), if in_step => String::new(),
-                };
-                in_step |= line.contains(&started);
-                if in_step && point.reached(&sandbox, &line).await {
-                    return true;
-                }
-            }
-        })
-        .await
-        .expect("the teardown reached the kill point in time");
-        assert!(reached, "{point:?}: the run ended before the kill point");
-        child.start_kill().unwrap();
-        child.wait().await.unwrap();
-
-        let rerun = sandbox.run(&["teardown", ENV, "--yes"]).await;
-        assert_eq!(rerun.code, 0, "{point:?}: {}", rerun.output());
-        assert_namespaces_gone(&sandbox, &format!("{point:?}"), &rerun).await;
-        assert_eq!(
-            sandbox.committed("clusters/dev/kustomization.yaml"),
-            None,
-            "{point:?}"
-        );
-        assert_eq!(
-            sandbox.log().len(),
-            commits + 1,
-            "{point:?}: one removal commit"
-        );
-        assert!(
-            !sandbox.path(".gitops-bootstrap/dev").exists(),
-            "{point:?}: no Terraform state or local state left"
-        );
-    }
 }

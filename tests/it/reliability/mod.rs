@@ -11,9 +11,14 @@ mod kills;
 mod secrets;
 mod silence;
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use kube::ResourceExt as _;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::{Discovery, verbs};
 
 /// A project directory with a config for env `dev` on terraform/existing and the repository at
 /// `repo_url`; tokens come from the environment the runs set.
@@ -127,4 +132,48 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// Kinds whose objects come and go on their own, whoever runs.
+const TRANSIENT_KINDS: [&str; 2] = ["Event", "Lease"];
+
+/// Every object of the cluster as `Kind namespace/name` with its labels and its data keys
+/// (ConfigMaps, Secrets); values that change between equal runs (uids, versions, times, the
+/// secrets' contents) are left out.
+async fn objects(client: &kube::Client) -> BTreeSet<String> {
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovering the cluster's resources");
+    let mut listing = BTreeSet::new();
+    for group in discovery.groups() {
+        for (resource, capabilities) in group.recommended_resources() {
+            if !capabilities.supports_operation(verbs::LIST)
+                || TRANSIENT_KINDS.contains(&resource.kind.as_str())
+            {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let items = api
+                .list(&ListParams::default())
+                .await
+                .unwrap_or_else(|err| panic!("listing {}: {err}", resource.kind))
+                .items;
+            for object in items {
+                let data: BTreeSet<String> = ["data", "stringData", "binaryData"]
+                    .iter()
+                    .filter_map(|field| object.data.get(field)?.as_object())
+                    .flat_map(|map| map.keys().cloned())
+                    .collect();
+                listing.insert(format!(
+                    "{} {}/{} labels={:?} data={data:?}",
+                    resource.kind,
+                    object.namespace().unwrap_or_default(),
+                    object.name_any(),
+                    object.labels(),
+                ));
+            }
+        }
+    }
+    listing
 }
