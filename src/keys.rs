@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -57,6 +57,12 @@ pub enum KeyError {
     },
     #[error("age key file {} holds no age identity", path.display())]
     NoIdentity { path: PathBuf },
+    #[error(
+        "age key file {} is readable by others (permissions {mode:04o}): it is refused, as ssh \
+         refuses such private keys",
+        path.display()
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
     #[error("failed to write age key file {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -72,8 +78,10 @@ pub enum KeyError {
 impl Diagnose for KeyError {
     fn exit_status(&self) -> ExitStatus {
         match self {
-            KeyError::Read { .. } | KeyError::Write { .. } => ExitStatus::Failure,
+            KeyError::Write { .. } => ExitStatus::Failure,
             KeyError::MissingKey { .. }
+            | KeyError::Read { .. }
+            | KeyError::TooOpen { .. }
             | KeyError::NoIdentity { .. }
             | KeyError::NoLocation { .. } => ExitStatus::BadInput,
         }
@@ -96,7 +104,17 @@ impl Diagnose for KeyError {
             KeyError::NoLocation { .. } => Some(format!(
                 "set {SOPS_AGE_KEY_FILE} to the path of the env's age key file"
             )),
-            KeyError::Read { .. } | KeyError::Write { .. } => None,
+            KeyError::Read { path, .. } => Some(format!(
+                "{} must be a file you can read holding the env's age key (mode 0600); fix it, \
+                 or point {SOPS_AGE_KEY_FILE} at one",
+                path.display()
+            )),
+            KeyError::TooOpen { path, .. } => Some(format!(
+                "the key decrypts every secret of the env: `chmod 600 {}`, and replace the key \
+                 if others may have read it",
+                path.display()
+            )),
+            KeyError::Write { .. } => None,
         }
     }
 }
@@ -175,8 +193,21 @@ impl KeyStore {
     }
 }
 
-/// Every x25519 identity in an age key file (comments and other lines are skipped).
+/// Every x25519 identity in an age key file (comments and other lines are skipped). A file of
+/// the user's that group or others may read is refused, as ssh does.
 fn read_identities(path: &Path) -> Result<Vec<AgeKey>, KeyError> {
+    let metadata = std::fs::metadata(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if metadata.is_file() && metadata.uid() == nix::unistd::geteuid().as_raw() && mode & 0o077 != 0
+    {
+        return Err(KeyError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
     let contents = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
         path: path.to_owned(),
         source,
@@ -239,8 +270,6 @@ fn generate(path: &Path) -> Result<AgeKey, KeyError> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
 
     fn store_in(dir: &Path) -> KeyStore {
@@ -324,7 +353,7 @@ mod tests {
             other.to_string().expose_secret(),
             wanted.to_string().expose_secret()
         );
-        std::fs::write(&file, contents).unwrap();
+        write_private(&file, &contents);
         let store = KeyStore {
             sops_age_key_file: Some(file.clone()),
             ..store_in(dir.path())
@@ -363,13 +392,40 @@ mod tests {
     fn a_key_file_without_identities_is_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("empty.agekey");
-        std::fs::write(&file, "# nothing here\n").unwrap();
+        write_private(&file, "# nothing here\n");
         let store = KeyStore {
             sops_age_key_file: Some(file),
             ..KeyStore::default()
         };
         let err = store.settle("dev", None).unwrap_err();
         assert_eq!(err.exit_status(), ExitStatus::BadInput);
+    }
+
+    /// A key file as age-keygen writes it: the owner's alone.
+    fn write_private(path: &Path, contents: &str) {
+        std::fs::write(path, contents).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused_with_the_chmod_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("open.agekey");
+        let identity = age::x25519::Identity::generate();
+        write_private(&file, identity.to_string().expose_secret());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = KeyStore {
+            sops_age_key_file: Some(file.clone()),
+            ..KeyStore::default()
+        };
+        let err = store.settle("dev", None).unwrap_err();
+        assert_eq!(err.exit_status(), ExitStatus::BadInput);
+        assert!(err.to_string().contains("permissions 0644"), "{err}");
+        let hint = err.hint().unwrap();
+        assert!(
+            hint.contains(&format!("chmod 600 {}", file.display())),
+            "{hint}"
+        );
     }
 
     #[test]
