@@ -5,6 +5,7 @@
 //! The cases that need a cluster use the sandbox (test cluster, HTTPS Git server).
 
 mod bad_input;
+mod bad_targets;
 mod faults;
 mod hangs;
 mod kills;
@@ -141,6 +142,20 @@ const TRANSIENT_KINDS: [&str; 2] = ["Event", "Lease"];
 /// (ConfigMaps, Secrets); values that change between equal runs (uids, versions, times, the
 /// secrets' contents) are left out.
 async fn objects(client: &kube::Client) -> BTreeSet<String> {
+    // Objects on their way out (a namespace emptying itself) are given time to go.
+    for _ in 0..60 {
+        let listing = listing(client).await;
+        if !listing.iter().any(|line| line.ends_with(TERMINATING)) {
+            return listing;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    listing(client).await
+}
+
+const TERMINATING: &str = " (terminating)";
+
+async fn listing(client: &kube::Client) -> BTreeSet<String> {
     let discovery = Discovery::new(client.clone())
         .run()
         .await
@@ -165,12 +180,14 @@ async fn objects(client: &kube::Client) -> BTreeSet<String> {
                     .filter_map(|field| object.data.get(field)?.as_object())
                     .flat_map(|map| map.keys().cloned())
                     .collect();
+                let going = object.metadata.deletion_timestamp.is_some();
                 listing.insert(format!(
-                    "{} {}/{} labels={:?} data={data:?}",
+                    "{} {}/{} labels={:?} data={data:?}{}",
                     resource.kind,
                     object.namespace().unwrap_or_default(),
                     object.name_any(),
                     object.labels(),
+                    if going { TERMINATING } else { "" },
                 ));
             }
         }
