@@ -7,9 +7,9 @@ use std::path::Path;
 
 use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
 use crate::cluster::{Components, GitReadCredentials};
-use crate::config::{Config, EnvConfig, GitTransport};
+use crate::config::{Config, EnvConfig, GitTransport, PushCredentials};
 use crate::error::{Error, Result};
-use crate::gitops::{DeployKey, Workspace, check_push_access, generate_deploy_key};
+use crate::gitops::{DeployKey, GitError, Workspace, check_push_access, generate_deploy_key};
 use crate::keys::{AgeKey, KeyStore};
 use crate::lock::EnvLock;
 use crate::render::{self, cluster_dir};
@@ -107,6 +107,20 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
     Ok((outcome, prepared))
 }
 
+/// Where the env's push credentials come from, for a hint when the server refuses them.
+fn push_credentials_source(env: &EnvConfig) -> String {
+    match &env.repository.push {
+        PushCredentials::Token { token_env, .. } => {
+            format!("the token in environment variable {token_env}")
+        }
+        PushCredentials::SshKey { key_file, .. } => format!(
+            "the ssh key {} (registered as a deploy key with write access?)",
+            key_file.display()
+        ),
+        PushCredentials::SshAgent { .. } => "the keys of your ssh agent".to_owned(),
+    }
+}
+
 /// What the env's cluster directory already holds in Git.
 struct Committed {
     components: Option<String>,
@@ -117,8 +131,16 @@ struct Committed {
 async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed)> {
     let spec = push_spec(input.env)?;
     let repo_dir = input.paths.repo();
+    let credentials = push_credentials_source(input.env);
     let workspace = blocking(move || {
-        check_push_access(&spec)?;
+        check_push_access(&spec).map_err(|err| match err {
+            GitError::AuthFailed { .. } | GitError::AccessDenied { .. } => Error::from(err)
+                .with_hint(format!(
+                    "the push credentials are {credentials}: put a valid credential with write \
+                     access to the repository there (check value, expiry and scopes)"
+                )),
+            other => other.into(),
+        })?;
         Ok(Workspace::open_or_clone(&repo_dir, spec)?)
     })
     .await?;
