@@ -223,9 +223,10 @@ impl Diagnose for ApplyError {
             ApplyError::Apply { code: 401 | 403, .. } => Some(
                 "the cluster credentials from the Terraform outputs lack the rights to write this object".to_owned(),
             ),
-            // Discovery is the first request of a step that applies: when it fails, the API
-            // server (or the way to it) went away after connect.
-            ApplyError::Discovery { .. } => Some(
+            // Discovery is the first request of a step that applies, and an apply without an
+            // HTTP status never got an answer: the API server (or the way to it) went away
+            // after connect.
+            ApplyError::Discovery { .. } | ApplyError::Apply { code: 0, .. } => Some(
                 "the cluster's API server stopped answering after connect: check that it is up \
                  and reachable (`kubectl get --raw /readyz`), then rerun; every step picks up \
                  where it stopped"
