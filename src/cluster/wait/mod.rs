@@ -216,14 +216,14 @@ pub async fn wait_for_apps(
                     chain: None,
                 }],
             };
-            match heard.unanswered_since {
-                Some(since) if !answers(client, &target.root).await => Err(WaitError::Unanswered {
+            match last_check(client, &target.root).await {
+                Ok(()) => Err(WaitError::TimedOut { timeout, not_ready }),
+                Err(unanswered) => Err(WaitError::Unanswered {
                     timeout,
-                    silent_for: since.elapsed(),
-                    message: heard.error.unwrap_or_default(),
+                    silent_for: heard.silent_for(),
+                    message: heard.error.unwrap_or(unanswered),
                     not_ready,
                 }),
-                _ => Err(WaitError::TimedOut { timeout, not_ready }),
             }
         }
     };
@@ -233,27 +233,37 @@ pub async fn wait_for_apps(
     result
 }
 
-/// The server ends each watch after this and the watcher resumes it; a watch silent for this
-/// (plus kube-runtime's 5 s margin) counts as dead and is opened again, and that request has
-/// the client's answer deadline: a server that stops answering mid-watch shows as
-/// [`client::NoAnswer`](super::client::NoAnswer) errors within about a minute.
-const WATCH_TIMEOUT_SECS: u32 = 20;
+/// The server ends each watch after this and the watcher resumes it from where it was, as
+/// kube-runtime does by default: a renewal is a request, and a quiet wait should cost few.
+const WATCH_TIMEOUT_SECS: u32 = 290;
 /// How long the check at the timeout waits for the API server, so a silent one keeps a run
 /// near its `--timeout`.
 const LAST_CHECK: Duration = Duration::from_secs(5);
 
 /// What the wait last heard from the API server.
-#[derive(Default)]
 struct Heard {
     /// The last watch error, when no event came after it.
     error: Option<String>,
+    /// The last event, or the start of the wait.
+    last: Instant,
     /// Since when requests have gone unanswered, when no event came after that.
     unanswered_since: Option<Instant>,
+}
+
+impl Default for Heard {
+    fn default() -> Heard {
+        Heard {
+            error: None,
+            last: Instant::now(),
+            unanswered_since: None,
+        }
+    }
 }
 
 impl Heard {
     fn event(&mut self) {
         self.error = None;
+        self.last = Instant::now();
         self.unanswered_since = None;
     }
 
@@ -268,16 +278,28 @@ impl Heard {
             );
         }
     }
+
+    /// How long nothing has come from the server: since a request went unanswered, or else
+    /// since the last event.
+    fn silent_for(&self) -> Duration {
+        self.unanswered_since.unwrap_or(self.last).elapsed()
+    }
 }
 
-/// Whether the API server answers a read of `root`'s namespace now, within [`LAST_CHECK`].
-async fn answers(client: &Client, root: &ObjectName) -> bool {
+/// Whether the API server answers a read of `root`'s namespace now, within [`LAST_CHECK`]:
+/// at the timeout, this tells a slow rollout from a server that stopped answering.
+async fn last_check(client: &Client, root: &ObjectName) -> Result<(), String> {
     let api = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
     let namespace = root.namespace.as_deref().unwrap_or("default");
-    matches!(
-        tokio::time::timeout(LAST_CHECK, api.get_opt(namespace)).await,
-        Ok(Ok(_))
-    )
+    match tokio::time::timeout(LAST_CHECK, api.get_opt(namespace)).await {
+        // A refusal is an answer too.
+        Ok(Ok(_) | Err(kube::Error::Api(_))) => Ok(()),
+        Ok(Err(err)) => Err(format!("reading namespace {namespace}: {err}")),
+        Err(_) => Err(format!(
+            "reading namespace {namespace}: no answer within {}s",
+            LAST_CHECK.as_secs()
+        )),
+    }
 }
 
 async fn watch_until_settled(
