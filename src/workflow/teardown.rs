@@ -94,7 +94,14 @@ pub async fn run(
     result.steps = record.steps;
     // The record went with the state; an env removed leaves nothing in the state dir.
     if paths.root().exists() {
-        std::fs::remove_dir_all(paths.root()).map_err(|err| {
+        // Renamed away first: a run killed while the files go leaves no half-removed working
+        // clone for the next run to refuse.
+        let doomed = paths
+            .root()
+            .with_extension(format!("removing-{}", std::process::id()));
+        let removed =
+            std::fs::rename(paths.root(), &doomed).and_then(|()| std::fs::remove_dir_all(&doomed));
+        removed.map_err(|err| {
             Error::failure(format!(
                 "failed to remove the local state {}: {err}",
                 paths.root().display()
