@@ -89,7 +89,12 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &namespace);
     let prune_all = || async {
         if ks.spec.prune && !runtime::is_suspended(ks.spec.suspend) {
-            let inventory = ks
+            // The watched copy can predate the last pass's inventory write (a Kustomization
+            // deleted just after its first apply): what that pass applied must go too.
+            let fresh = api.get_opt(&ks.name_any()).await?;
+            let inventory = fresh
+                .as_ref()
+                .unwrap_or(&ks)
                 .status
                 .as_ref()
                 .and_then(|s| s.inventory.clone())
