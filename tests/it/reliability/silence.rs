@@ -26,6 +26,82 @@ async fn follow_until(
     panic!("the run ended before {needle}: {seen:#?}");
 }
 
+/// A run of the binary with NDJSON on stdout, followed line by line.
+struct Followed {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+/// How a followed run ended once its API server fell silent.
+struct Ended {
+    code: Option<i32>,
+    /// The run's `error` event.
+    error: serde_json::Value,
+    stderr: String,
+    at: std::time::Instant,
+}
+
+impl Followed {
+    fn spawn(sandbox: &Sandbox, args: &[&str]) -> Followed {
+        let mut child = sandbox
+            .command(&[&["--output", "json"], args].concat())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+                .await
+                .unwrap();
+            text
+        });
+        let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().unwrap(),
+        ));
+        Followed {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        follow_until(&mut self.lines, needle).await
+    }
+
+    /// Makes the API server answer nobody, lets the run end within `limit` (the test fails if
+    /// it hangs), then lets the server answer again.
+    async fn silence_until_end(mut self, admin: &Admin, limit: Duration) -> Ended {
+        admin.set_faults(FaultOptions {
+            stall: true,
+            ..FaultOptions::default()
+        });
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(limit, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                rest.push(line);
+            }
+            self.child.wait().await.unwrap()
+        })
+        .await
+        .expect("the run ended: nothing hangs on a silent API server");
+        let at = std::time::Instant::now();
+        admin.set_faults(FaultOptions::default());
+        let stderr = self.stderr.await.unwrap();
+        let error = rest
+            .iter()
+            .find(|line| line.contains(r#""event":"error""#))
+            .unwrap_or_else(|| panic!("an error event: {rest:#?}\n{stderr}"));
+        Ended {
+            code: ended.code(),
+            error: serde_json::from_str(error).unwrap(),
+            stderr,
+            at,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout_naming_it() {
     // The apps' Deployments take seconds to become Available: the wait is still watching
@@ -40,33 +116,10 @@ async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout
     };
     sandbox.write_config();
     let timeout = Duration::from_secs(75);
-    let mut child = sandbox
-        .command(&[
-            "--output",
-            "json",
-            "create-env",
-            ENV,
-            "--yes",
-            "--timeout",
-            "75s",
-        ])
-        .spawn()
-        .unwrap();
-    let stderr = tokio::spawn({
-        let mut stderr = child.stderr.take().unwrap();
-        async move {
-            let mut text = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
-                .await
-                .unwrap();
-            text
-        }
-    });
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
-    follow_until(&mut lines, r#""step_started","step":"flux-install""#).await;
+    let mut run = Followed::spawn(&sandbox, &["create-env", ENV, "--yes", "--timeout", "75s"]);
+    run.until(r#""step_started","step":"flux-install""#).await;
     let deadline_from = std::time::Instant::now();
-    follow_until(&mut lines, r#""step_started","step":"wait-for-apps""#).await;
+    run.until(r#""step_started","step":"wait-for-apps""#).await;
     // Once the wait's watches are open (listed, then watching from that resourceVersion),
     // the server stops answering anyone.
     let resumed = |admin: &Admin| {
@@ -84,37 +137,21 @@ async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout
     })
     .await
     .expect("the wait opened its watches");
-    admin.set_faults(FaultOptions {
-        stall: true,
-        ..FaultOptions::default()
-    });
-
-    let mut rest = Vec::new();
-    let ended = tokio::time::timeout(timeout + Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        child.wait().await.unwrap()
-    })
-    .await
-    .expect("the run ended: nothing hangs on a silent API server");
-    let took = deadline_from.elapsed();
-    admin.set_faults(FaultOptions::default());
-    let stderr = stderr.await.unwrap();
-    let error = rest
-        .iter()
-        .find(|line| line.contains(r#""event":"error""#))
-        .unwrap_or_else(|| panic!("an error event: {rest:#?}\n{stderr}"));
+    let ended = run
+        .silence_until_end(admin, timeout + Duration::from_secs(60))
+        .await;
+    let took = ended.at - deadline_from;
+    let error = &ended.error;
     assert_eq!(
-        ended.code(),
+        ended.code,
         Some(3),
-        "a timeout exits 3: {error}\n{stderr}"
+        "a timeout exits 3: {error}\n{}",
+        ended.stderr
     );
     assert!(
         took < timeout + Duration::from_secs(15),
         "the run's --timeout bounds it: {took:?}"
     );
-    let error: serde_json::Value = serde_json::from_str(error).unwrap();
     let shown = format!(
         "exit {}\n{}\nhint: {}",
         error["code"],
@@ -192,44 +229,14 @@ async fn a_cluster_request_without_an_answer_fails_after_its_deadline_naming_the
     };
     sandbox.write_config();
     let seeded = sandbox.log();
-    let mut child = sandbox
-        .command(&["--output", "json", "create-env", ENV, "--yes"])
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = tokio::spawn(async move {
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
-            .await
-            .unwrap();
-        text
-    });
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
-    follow_until(&mut lines, r#""step_started","step":"config-and-secrets""#).await;
-    admin.set_faults(FaultOptions {
-        stall: true,
-        ..FaultOptions::default()
-    });
+    let mut run = Followed::spawn(&sandbox, &["create-env", ENV, "--yes"]);
+    run.until(r#""step_started","step":"config-and-secrets""#)
+        .await;
     let stalled = std::time::Instant::now();
-    let mut rest = Vec::new();
-    let ended = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        child.wait().await.unwrap()
-    })
-    .await
-    .expect("the run ended: no request waits for ever");
-    let took = stalled.elapsed();
-    admin.set_faults(FaultOptions::default());
-    let stderr = stderr.await.unwrap();
-    let error = rest
-        .iter()
-        .find(|line| line.contains(r#""event":"error""#))
-        .unwrap_or_else(|| panic!("an error event: {rest:#?}\n{stderr}"));
-    let error: serde_json::Value = serde_json::from_str(error).unwrap();
-    assert_eq!(ended.code(), Some(3), "a timeout exits 3: {error}");
+    let ended = run.silence_until_end(admin, Duration::from_secs(120)).await;
+    let took = ended.at - stalled;
+    let error = &ended.error;
+    assert_eq!(ended.code, Some(3), "a timeout exits 3: {error}");
     assert!(took < Duration::from_secs(60), "took {took:?}");
     // Whether the step's reads or writes were under way when the server fell silent, and
     // which object's request timed out first, varies.
