@@ -187,7 +187,7 @@ fn api_for(
     group: &str,
     object: &ObjectName,
 ) -> Option<Api<DynamicObject>> {
-    let (resource, _) = discovery.get(group)?.recommended_kind(&object.kind)?;
+    let resource = super::served_resource(discovery, group, &object.kind)?;
     Some(match &object.namespace {
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
         None => Api::all_with(client.clone(), &resource),

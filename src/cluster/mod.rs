@@ -66,6 +66,22 @@ pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// `kind` of `group` at its most stable served version. Not kube's `recommended_kind`, which
+/// looks only in the group's preferred version: a kind served only as a beta (Flux 2.4's
+/// OCIRepository beside the v1 sources) would go unseen.
+pub(crate) fn served_resource(
+    discovery: &kube::discovery::Discovery,
+    group: &str,
+    kind: &str,
+) -> Option<kube::api::ApiResource> {
+    discovery
+        .get(group)?
+        .resources_by_stability()
+        .into_iter()
+        .map(|(resource, _)| resource)
+        .find(|resource| resource.kind == kind)
+}
+
 /// The API server's own words for a failed request (its Status message), else the error.
 pub(crate) fn api_message(err: &kube::Error) -> String {
     match err {

@@ -488,7 +488,7 @@ async fn served_kinds(client: &Client) -> Result<Vec<(String, ApiResource)>, Wai
     Ok(FOLLOWED
         .iter()
         .filter_map(|(group, kind)| {
-            let (resource, _) = discovery.get(group)?.recommended_kind(kind)?;
+            let resource = super::served_resource(&discovery, group, kind)?;
             Some(((*kind).to_owned(), resource))
         })
         .collect())

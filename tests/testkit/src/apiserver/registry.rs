@@ -323,7 +323,9 @@ impl Registry {
             .retain(|t| !(t.group == group && t.plural == plural));
     }
 
-    /// Groups in order of first appearance, each with its served versions.
+    /// Groups in order of first appearance, each with its served versions highest priority
+    /// first, as kube-apiserver lists them: the first is the group's preferred version (v1
+    /// before v1beta2 whichever CRD came first, or was updated last).
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in self.types.iter().filter(|t| !t.group.is_empty()) {
@@ -337,6 +339,11 @@ impl Registry {
                 }
                 None => groups.push((t.group.clone(), t.versions.clone())),
             }
+        }
+        for (_, versions) in &mut groups {
+            versions.sort_by_cached_key(|v| {
+                std::cmp::Reverse(kube::core::Version::parse(v).priority())
+            });
         }
         groups
     }
@@ -458,6 +465,36 @@ mod tests {
         assert_eq!(resource.list_kind, "WidgetList");
         assert!(resource.namespaced && resource.status_subresource);
         assert_eq!(resource.short_names, vec!["wd"]);
+    }
+
+    fn crd(plural: &str, kind: &str, versions: &[&str]) -> Value {
+        let versions: Vec<Value> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({"name": v, "served": true, "storage": i == 0}))
+            .collect();
+        json!({
+            "metadata": {"name": format!("{plural}.example.com")},
+            "spec": {"group": "example.com", "names": {"plural": plural, "kind": kind},
+                     "versions": versions}
+        })
+    }
+
+    #[test]
+    fn a_group_prefers_its_highest_priority_version_whatever_order_its_crds_came_in() {
+        let mut registry = Registry::with_builtins();
+        let gadgets = resource_from_crd(&crd("gadgets", "Gadget", &["v1beta2"])).unwrap();
+        let widgets = resource_from_crd(&crd("widgets", "Widget", &["v1", "v1beta1"])).unwrap();
+        registry.register(gadgets);
+        registry.register(widgets.clone());
+        // Updating a CRD must not change the group's preferred version either.
+        registry.register(widgets);
+        let (_, versions) = registry
+            .groups()
+            .into_iter()
+            .find(|(group, _)| group == "example.com")
+            .unwrap();
+        assert_eq!(versions, vec!["v1", "v1beta2", "v1beta1"]);
     }
 
     #[test]
