@@ -14,7 +14,6 @@ mod silence;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
@@ -73,20 +72,11 @@ kubeconfig_path = "{kubeconfig}"
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gitops-bootstrap"));
         command
             .args(args)
-            .current_dir(self.dir.path())
             .env_remove("GITOPS_BOOTSTRAP_CONFIG")
             .env_remove("GITOPS_BOOTSTRAP_GIT_TIMEOUT")
             .env("REL_GIT_TOKEN", PUSH_TOKEN)
-            .env("REL_GIT_READ_TOKEN", READ_TOKEN)
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command
+            .env("REL_GIT_READ_TOKEN", READ_TOKEN);
+        crate::support::isolated(command, self.dir.path())
     }
 
     async fn run(&self, args: &[&str]) -> (i32, String, Duration) {

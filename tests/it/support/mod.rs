@@ -48,6 +48,26 @@ pub fn bin(dir: &std::path::Path) -> assert_cmd::Command {
     command
 }
 
+/// `command` run in `dir` as a user there would run it, isolated from this machine: its own
+/// XDG config dir, no age key from the environment, Terraform without a stray CLI config, no
+/// colours; no input, output piped, killed with the test.
+pub fn isolated(
+    mut command: tokio::process::Command,
+    dir: &std::path::Path,
+) -> tokio::process::Command {
+    command
+        .current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join("xdg"))
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
 /// A command's stdout as text.
 pub fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -237,7 +237,6 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
     /// piped.
     fn prepare(&self, mut command: tokio::process::Command) -> tokio::process::Command {
         command
-            .current_dir(self.dir.path())
             .env(
                 "GITOPS_BOOTSTRAP_CONFIG",
                 self.path("gitops-bootstrap.toml"),
@@ -247,16 +246,8 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
             .env(
                 "SANDBOX_CLUSTER_SECRETS",
                 r#"{"dns_api_token" = "sandbox-dns-token"}"#,
-            )
-            .env("XDG_CONFIG_HOME", self.path("xdg"))
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command
+            );
+        super::isolated(command, self.dir.path())
     }
 
     /// Commits one file to the GitOps branch, as someone else would.
