@@ -51,6 +51,29 @@ pub enum GitError {
         branch: String,
         attempts: u32,
     },
+    #[error(
+        "branch {branch} of {url} holds commits that are not gitops-bootstrap's proposal for env \
+         {env}: {}",
+        super::workspace::listed(commits)
+    )]
+    ForeignProposal {
+        url: String,
+        branch: String,
+        env: String,
+        commits: Vec<super::Unmerged>,
+    },
+    #[error(
+        "{branch} merged the proposal {} but no longer holds it at {}: a later commit changed \
+         {dir}/",
+        &commit[..7.min(commit.len())],
+        &tip[..7.min(tip.len())]
+    )]
+    MergedThenChanged {
+        branch: String,
+        commit: String,
+        tip: String,
+        dir: String,
+    },
     #[error("failed to {op} {url}: {detail}")]
     Remote {
         op: &'static str,
@@ -99,6 +122,7 @@ impl Diagnose for GitError {
             | GitError::KnownHosts { .. }
             | GitError::CaFile { .. }
             | GitError::PushRejected { .. }
+            | GitError::ForeignProposal { .. }
             | GitError::NotAClone { .. } => ExitStatus::BadInput,
             GitError::TimedOut { .. } => ExitStatus::TimedOut,
             _ => ExitStatus::Failure,
@@ -156,6 +180,14 @@ impl Diagnose for GitError {
             GitError::PushRaced { .. } => {
                 "something else keeps committing to the branch; retry when it is quiet".to_string()
             }
+            GitError::ForeignProposal { branch, .. } => format!(
+                "the tool proposes on {branch} alone and neither waits for nor discards anyone \
+                 else's work there: merge those commits or move them to a branch of your own, \
+                 or delete the branch (`git push origin --delete {branch}`), then rerun"
+            ),
+            GitError::MergedThenChanged { .. } => "rerun: it proposes the change again on the \
+                branch as it is now"
+                .to_string(),
             GitError::NotAClone { dir } => format!(
                 "the tool keeps its working clone there; move {} away and rerun",
                 dir.display()

@@ -26,7 +26,7 @@ pub use deploy_key::{DeployKey, generate_deploy_key};
 pub use error::GitError;
 pub use remote::{RemoteInfo, check_access, check_push_access};
 pub use url::compare_url;
-pub use workspace::{FileChange, Proposal, SyncOutcome, Workspace};
+pub use workspace::{FileChange, Proposal, ProposalMark, SyncOutcome, Unmerged, Workspace};
 
 /// Where the GitOps repository is and how to reach it.
 #[derive(Debug, Clone)]

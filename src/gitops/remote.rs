@@ -115,26 +115,43 @@ pub(super) fn push_branch(
     spec: &RepoSpec,
     url: &RemoteUrl,
 ) -> Result<Pushed, GitError> {
-    push_named(repo, spec, url, &spec.branch)
+    push_named(repo, spec, url, &spec.branch, None)
 }
 
-/// Like [`push_branch`], for another local branch of the same name on the remote.
+/// Like [`push_branch`], for another local branch of the same name on the remote. With a
+/// `lease`, the remote branch is replaced (a forced push) only while it still points at that
+/// commit: anything pushed there since the caller looked makes it [`Pushed::Raced`].
 pub(super) fn push_named(
     repo: &Repository,
     spec: &RepoSpec,
     url: &RemoteUrl,
     branch: &str,
+    lease: Option<Oid>,
 ) -> Result<Pushed, GitError> {
     deadline::await_ssh_greeting(url)?;
     let observed = Observed::default();
+    let moved = &std::cell::Cell::new(false);
+    let mut callbacks = credentials::callbacks(spec, url, &observed)?;
+    if let Some(expected) = lease {
+        // Checked against the server's own advertisement, just before the update is sent.
+        callbacks.push_negotiation(move |updates| {
+            if updates.iter().any(|update| update.src() != expected) {
+                moved.set(true);
+                return Err(git2::Error::from_str("the branch moved since it was read"));
+            }
+            Ok(())
+        });
+    }
     let mut options = PushOptions::new();
-    options.remote_callbacks(credentials::callbacks(spec, url, &observed)?);
-    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    options.remote_callbacks(callbacks);
+    let force = if lease.is_some() { "+" } else { "" };
+    let refspec = format!("{force}refs/heads/{branch}:refs/heads/{branch}");
     let mut remote = repo
         .find_remote(ORIGIN)
         .map_err(|err| credentials::classify(err, "push to", url, &observed))?;
     match remote.push(&[refspec.as_str()], Some(&mut options)) {
         Err(err) if err.code() == git2::ErrorCode::NotFastForward => return Ok(Pushed::Raced),
+        Err(_) if moved.get() => return Ok(Pushed::Raced),
         Err(err) => return Err(credentials::classify(err, "push to", url, &observed)),
         Ok(()) => {}
     }

@@ -12,6 +12,11 @@ use super::retry::{self, Backoff, RetryFailure};
 use super::url::{self, RemoteUrl};
 use super::{GitError, RepoSpec};
 
+mod proposal;
+
+pub(super) use proposal::listed;
+pub use proposal::{Proposal, ProposalMark, Unmerged};
+
 /// One change to make in the repository; paths are relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileChange {
@@ -61,18 +66,6 @@ impl SyncOutcome {
             SyncOutcome::Pushed { commit, .. } => commit,
         }
     }
-}
-
-/// How a [`Workspace::propose`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Proposal {
-    /// The target branch already holds exactly these files: nothing to propose.
-    UpToDate { head: String },
-    /// A new commit, on top of the target tip, is on the proposal branch.
-    Pushed { commit: String },
-    /// The proposal branch already holds a commit the target branch has not merged (an
-    /// earlier run's): it is not pushed again.
-    Open { commit: String },
 }
 
 /// Why one attempt of a sync did not finish.
@@ -304,75 +297,6 @@ impl Workspace {
                 Err(self.raced(backoff.max_attempts))
             }
         }
-    }
-
-    /// Renders on the target tip and, unless the target branch already holds that, proposes
-    /// it on branch `proposal` (for a pull request) as one commit on top of the target tip,
-    /// pushed without force. A proposal branch with a commit the target has not merged yet is
-    /// left as it is (a rerun waits for it); one that was merged is moved forward.
-    pub fn propose(
-        &mut self,
-        render: impl FnOnce(&Workspace) -> crate::Result<Vec<FileChange>>,
-        message: &str,
-        proposal: &str,
-    ) -> crate::Result<Proposal> {
-        let changes = render(&*self)?;
-        let tree = self.apply(&changes)?;
-        if let Some(tip) = self.tip
-            && self.tip_tree()?.map(|tree| tree.id()) == Some(tree)
-        {
-            return Ok(Proposal::UpToDate {
-                head: tip.to_string(),
-            });
-        }
-        if let Some(open) = remote::fetch_named(&self.repo, &self.spec, &self.url, proposal)?
-            && !self.contains(open)?
-        {
-            return Ok(Proposal::Open {
-                commit: open.to_string(),
-            });
-        }
-        let commit = self.commit(tree, message, None)?;
-        self.repo
-            .reference(
-                &format!("refs/heads/{proposal}"),
-                commit,
-                true,
-                "gitops-bootstrap: proposal",
-            )
-            .map_err(|e| self.local("record the proposal", e))?;
-        match remote::push_named(&self.repo, &self.spec, &self.url, proposal)? {
-            Pushed::Accepted => Ok(Proposal::Pushed {
-                commit: commit.to_string(),
-            }),
-            Pushed::Raced => Err(GitError::PushRaced {
-                url: self.url.text.clone(),
-                branch: proposal.to_owned(),
-                attempts: 1,
-            }
-            .into()),
-        }
-    }
-
-    /// Fetches the target branch; returns its tip once it holds the proposed commit (merged,
-    /// or fast-forwarded), or exactly the files `render` gives on it (a squash or rebase
-    /// merge of the proposal); `None` while it does not.
-    pub fn landed(
-        &mut self,
-        proposed: &str,
-        render: impl FnOnce(&Workspace) -> crate::Result<Vec<FileChange>>,
-    ) -> crate::Result<Option<String>> {
-        self.refresh()?;
-        let Some(tip) = self.tip else {
-            return Ok(None);
-        };
-        let proposed = self.known_commit(proposed)?;
-        if self.contains(proposed)? {
-            return Ok(Some(tip.to_string()));
-        }
-        let tree = self.apply(&render(&*self)?)?;
-        let holds = self.tip_tree()?.map(|tree| tree.id()) == Some(tree);
-        Ok(holds.then(|| tip.to_string()))
     }
 
     /// Whether the target tip is `commit` or has it in its history.

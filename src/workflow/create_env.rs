@@ -79,6 +79,7 @@ async fn drive(
         skip_lint: options.skip_lint,
         flux_manifests: options.flux_manifests.as_deref(),
         terraform_binary: options.terraform_binary.as_deref(),
+        via_branch: options.via_branch,
     };
     let prepared = steps
         .step("preflight", preflight::run(preflight_inputs))

@@ -122,7 +122,8 @@ async fn drive(
     options: &TeardownOptions,
 ) -> Result<TeardownResult> {
     let binary = options.terraform_binary.as_deref();
-    let observe = observe::run(reporter, config, env, paths, binary, cancel);
+    let proposing = options.via_branch && !options.keep_repo;
+    let observe = observe::run(reporter, config, env, paths, binary, proposing, cancel);
     let observed = steps.step("observe", observe).await?;
     let mut removed = Vec::new();
     let mut leftovers = Vec::new();

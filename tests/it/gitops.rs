@@ -1,11 +1,13 @@
 //! The product's gitops module against the testkit's Git server, over HTTPS (token) and ssh
 //! (key + known_hosts): access checks, the working clone, sync_files committing once and then
 //! being up to date, a raced push recovered without force, a protected branch, credential,
-//! TLS and host key failures with their exit status and hints.
+//! TLS and host key failures with their exit status and hints; pull-request mode's proposal
+//! recognised by its content, replaced when stale, and a merge later undone never taken as
+//! landed.
 
 use gitops_bootstrap::ExitStatus;
 use gitops_bootstrap::gitops::{
-    self, FileChange, GitCredentials, GitError, SyncOutcome, Workspace,
+    self, FileChange, GitCredentials, GitError, Proposal, ProposalMark, SyncOutcome, Workspace,
 };
 
 use crate::support::git::{self, SshGitServer, ssh_spec};
@@ -312,4 +314,72 @@ async fn missing_and_unreachable_repositories_are_told_apart() {
     assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
     let status = gitops_bootstrap::error::Diagnose::exit_status(&err);
     assert_eq!(status, ExitStatus::Failure);
+}
+
+/// Issue 20 item 1: the proposal branch holds the tool's proposal only while its content is
+/// this run's; a stale one of its own is replaced (the branch moved from the commit read),
+/// and a target that merged the proposal but lost its change since is an error, not a wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proposal_is_recognised_by_its_content_and_a_stale_one_is_replaced() {
+    const PROPOSAL: &str = "gitops-bootstrap/dev";
+    let fixture = git::start().await;
+    fixture.seeded_repo("env").unwrap();
+    let spec = git::https_spec(&fixture, "env", fixture.server.push_token());
+    let mut workspace = Workspace::open_or_clone(&fixture.clone_dir("env"), spec).unwrap();
+    let mark = ProposalMark {
+        env: "dev".into(),
+        command: "create-env".into(),
+        dir: "clusters/dev".into(),
+    };
+    let mut propose = |content: &'static str| {
+        workspace
+            .propose(|_| Ok(profile_files(content)), &mark, "add dev", PROPOSAL)
+            .unwrap()
+    };
+
+    let Proposal::Pushed {
+        commit: v1,
+        replaced,
+    } = propose("v1\n")
+    else {
+        panic!("expected a push");
+    };
+    assert!(replaced.is_empty());
+    assert_eq!(propose("v1\n"), Proposal::Open { commit: v1.clone() });
+    let Proposal::Pushed {
+        commit: v2,
+        replaced,
+    } = propose("v2\n")
+    else {
+        panic!("expected a push");
+    };
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(replaced[0].commit, v1, "v1 was replaced");
+    assert_eq!(
+        fixture.server.head("env", PROPOSAL).unwrap(),
+        Some(v2.clone())
+    );
+    let log = fixture.server.log("env", PROPOSAL).unwrap();
+    assert!(!log.contains(&v1), "moved off v1, not on top of it");
+
+    fixture
+        .server
+        .merge_branch("env", PROPOSAL, "main")
+        .unwrap();
+    fixture
+        .server
+        .commit_files(
+            "env",
+            "main",
+            &[("clusters/dev/profile.yaml", "edited\n")],
+            "edit",
+        )
+        .unwrap();
+    let err = workspace
+        .landed(&v2, "clusters/dev", |_| Ok(profile_files("v2\n")))
+        .unwrap_err();
+    insta::assert_snapshot!(regex::Regex::new(r"[0-9a-f]{7}").unwrap().replace_all(
+        &format!("{err}\nhint: {}", err.hint().unwrap_or_default()),
+        "<sha>"
+    ));
 }

@@ -157,3 +157,121 @@ async fn via_branch_waits_for_the_merge_and_a_rerun_pushes_nothing_again() {
     assert!(sandbox.committed("clusters/dev/profile.yaml").is_none());
     assert_eq!(sandbox.log()[1..], before[..], "the removal, merged");
 }
+
+/// create-env in pull-request mode, waiting long enough for a run that has nothing to wait for.
+const CREATE_VIA_BRANCH: [&str; 6] = [
+    "create-env",
+    ENV,
+    "--yes",
+    "--via-branch",
+    "--timeout",
+    "2m",
+];
+
+/// Pushes a commit of someone else's to the proposal branch with `git`: a new file on top of
+/// the GitOps branch; returns its sha.
+fn push_foreign_commit(sandbox: &Sandbox) -> String {
+    let clone = sandbox.path("foreign-clone");
+    let git = |args: &[&str], dir: &std::path::Path| {
+        let output = sandbox.git_cli(dir).args(args).output().unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+    };
+    git(
+        &["clone", "--quiet", &sandbox.repo_url(), "foreign-clone"],
+        sandbox.dir.path(),
+    );
+    git(&["checkout", "--quiet", "-b", PROPOSAL], &clone);
+    std::fs::write(clone.join("notes.md"), "a colleague's work in progress\n").unwrap();
+    git(&["add", "notes.md"], &clone);
+    git(&["commit", "--quiet", "-m", "WIP: notes"], &clone);
+    git(&["push", "--quiet", "origin", PROPOSAL], &clone);
+    sandbox.git.head(REPO, PROPOSAL).unwrap().unwrap()
+}
+
+/// The lines of a run's stderr that say what stopped it or what it changed on the branch.
+fn verdict(run: &crate::support::sandbox::Run) -> String {
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| {
+            ["error:", "hint:", "proposal of"]
+                .iter()
+                .any(|w| line.contains(w))
+        })
+        .collect();
+    filtered(&lines.join("\n"))
+}
+
+/// Issue 20 item 1: a commit nobody of the tool made on `gitops-bootstrap/dev` is never
+/// waited for: create-env and teardown in pull-request mode stop with exit 2 naming it, before
+/// Terraform or the cluster is touched, and leave the branch as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_commit_on_the_proposal_branch_stops_create_env_and_teardown_before_any_change() {
+    // Isolated: the teardown acts on the whole cluster.
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let foreign = push_foreign_commit(&sandbox);
+    let tf_state = sandbox.path(".gitops-bootstrap/dev/terraform/terraform.tfstate");
+
+    let refused = sandbox.run(&CREATE_VIA_BRANCH).await;
+    assert_eq!(refused.code, 2, "{}", refused.output());
+    insta::assert_snapshot!("foreign_commit_create_env", verdict(&refused));
+    assert!(!tf_state.exists(), "stopped before Terraform");
+    assert_eq!(
+        sandbox.git.head(REPO, PROPOSAL).unwrap(),
+        Some(foreign.clone())
+    );
+
+    let created = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let log = sandbox.log();
+    let refused = sandbox
+        .run(&["teardown", ENV, "--yes", "--via-branch"])
+        .await;
+    assert_eq!(refused.code, 2, "{}", refused.output());
+    insta::assert_snapshot!("foreign_commit_teardown", verdict(&refused));
+    assert!(tf_state.exists(), "the local state is kept");
+    assert!(sandbox.committed("clusters/dev/profile.yaml").is_some());
+    assert_eq!(sandbox.log(), log);
+    assert_eq!(sandbox.git.head(REPO, PROPOSAL).unwrap(), Some(foreign));
+    let status = sandbox.run(&["status", ENV]).await;
+    assert_eq!(status.code, 0, "the env still runs: {}", status.output());
+}
+
+/// Issue 20 item 1: a teardown's removal left unmerged on `gitops-bootstrap/dev` is the tool's
+/// own but not what create-env proposes: create-env moves the branch off it (merging it would
+/// remove the running env), says so, and goes on; teardown never reported the env removed
+/// nor dropped the local state while the branch still held it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_teardown_proposal_is_moved_off_by_create_env() {
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let created = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    sandbox.git.protect_branch(REPO, BRANCH).unwrap();
+    let tf_state = sandbox.path(".gitops-bootstrap/dev/terraform/terraform.tfstate");
+
+    // Nobody merges the removal: exit 3, the env still in Git, the local state kept.
+    let teardown = sandbox
+        .run(&["teardown", ENV, "--yes", "--via-branch", "--timeout", "20s"])
+        .await;
+    assert_eq!(teardown.code, 3, "{}", teardown.output());
+    assert!(
+        !teardown.stdout.contains("clusters/dev/"),
+        "{}",
+        teardown.stdout
+    );
+    assert!(tf_state.exists(), "the local state is kept");
+    assert!(sandbox.committed("clusters/dev/profile.yaml").is_some());
+    let removal = sandbox.git.head(REPO, PROPOSAL).unwrap().unwrap();
+    assert_ne!(Some(removal), sandbox.git.head(REPO, BRANCH).unwrap());
+
+    let recreated = sandbox.run(&CREATE_VIA_BRANCH).await;
+    assert_eq!(recreated.code, 0, "{}", recreated.output());
+    insta::assert_snapshot!("stale_teardown_proposal", verdict(&recreated));
+    assert_eq!(
+        sandbox.git.head(REPO, PROPOSAL).unwrap(),
+        sandbox.git.head(REPO, BRANCH).unwrap(),
+        "the branch holds nothing left to merge"
+    );
+}

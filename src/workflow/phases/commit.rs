@@ -98,8 +98,15 @@ pub async fn propose(
     let (render_input, sync_manifest, components, message) = rendering(&input)?;
     let render: Render =
         Box::new(move |tip| files_at(tip, &render_input, &components).map(|(files, _)| files));
-    let (outcome, proposed) =
-        proposal::propose(workspace, input.env, render, message, reporter).await?;
+    let (outcome, proposed) = proposal::propose(
+        workspace,
+        input.env,
+        "create-env",
+        render,
+        message,
+        reporter,
+    )
+    .await?;
     Ok((outcome, (proposed, sync_manifest)))
 }
 

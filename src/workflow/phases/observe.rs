@@ -1,5 +1,6 @@
 //! observe (teardown): the env's lock, then what exists — Terraform state, a cluster that
-//! answers with the contract's access, `clusters/<env>/` in Git. Changes nothing.
+//! answers with the contract's access, `clusters/<env>/` in Git, and in pull-request mode that
+//! the proposal branch holds no one else's commits. Changes nothing.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::report::Reporter;
 use crate::terraform::{EnvRoot, StateInfo, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 use crate::workflow::phases::lock;
+use crate::workflow::proposal;
 use crate::workflow::{EnvPaths, Outcome, terraform};
 
 /// A cluster that existed answers quickly; one that does not is given up on after this.
@@ -44,6 +46,7 @@ pub async fn run(
     env: &EnvConfig,
     paths: &EnvPaths,
     terraform_binary: Option<&Path>,
+    proposing: bool,
     cancel: &CancellationToken,
 ) -> Result<(Outcome, Observed)> {
     let lock = lock::acquire(env, paths)?;
@@ -64,6 +67,12 @@ pub async fn run(
     let workspace = blocking(move || Ok(Workspace::open_or_clone(&repo_dir, spec)?)).await?;
     let dir = cluster_dir(&env.repository.path, &env.name);
     let in_git = workspace.path_exists(&dir)?;
+    // Before anything is removed: a removal that could never be proposed must not start.
+    let workspace = if proposing && in_git {
+        proposal::check_branch(workspace, env, "teardown").await?
+    } else {
+        workspace
+    };
     let facts = [
         if has_state {
             "Terraform state present"

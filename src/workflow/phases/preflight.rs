@@ -18,6 +18,7 @@ use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, check_read_access, push_spec, read_credentials};
 use crate::workflow::lint;
 use crate::workflow::phases::lock;
+use crate::workflow::proposal;
 use crate::workflow::{EnvPaths, Outcome, terraform};
 
 /// What create-env's preflight is given.
@@ -32,6 +33,8 @@ pub struct PreflightInputs<'a> {
     pub skip_lint: bool,
     pub flux_manifests: Option<&'a str>,
     pub terraform_binary: Option<&'a Path>,
+    /// Pull-request mode: the proposal branch must hold nothing but the tool's proposals.
+    pub via_branch: bool,
 }
 
 /// What the later steps work with, all checked.
@@ -59,7 +62,10 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         access.name()
     ));
 
-    let (workspace, committed) = repository(&input).await?;
+    let (mut workspace, committed) = repository(&input).await?;
+    if input.via_branch {
+        workspace = proposal::check_branch(workspace, input.env, "create-env").await?;
+    }
     facts.push(format!(
         "repository reachable ({}) · profile {}",
         input.env.repository.url, input.profile

@@ -40,5 +40,5 @@ pub async fn propose(
     let dir = cluster_dir(&env.repository.path, &env.name);
     let message = format!("gitops-bootstrap: teardown {}", env.name);
     let render: Render = Box::new(move |_| Ok(vec![FileChange::remove(dir.clone())]));
-    proposal::propose(workspace, env, render, message, reporter).await
+    proposal::propose(workspace, env, "teardown", render, message, reporter).await
 }
