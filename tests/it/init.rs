@@ -1,8 +1,9 @@
 //! `init` and `envs` through the real binary: the scaffolded repository lints clean with the
 //! real `kubectl kustomize`, a second init changes nothing, init never overwrites without
-//! `--force`, and `envs` prints the envs as a table and as GitHub / GitLab CI matrices.
+//! `--force`, init checks every path before writing any (a file in the way, a symlink out of
+//! the directory: nothing written, `--force` or not), and `envs` prints the envs as a table and as GitHub / GitLab CI matrices.
 
-use crate::support::{bin, json_events, stdout};
+use crate::support::{OUTPUT_FILTERS, bin, json_events, stdout};
 
 #[test]
 fn init_then_lint_is_clean_and_a_second_init_changes_nothing() {
@@ -88,4 +89,78 @@ fn envs_are_a_table_and_ci_matrices() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     insta::assert_snapshot!("envs_json", stdout(&output));
+}
+
+/// The stderr of a run, its temp dirs hidden.
+fn stderr_in(output: &std::process::Output, dir: &std::path::Path) -> String {
+    String::from_utf8_lossy(&output.stderr).replace(&dir.display().to_string(), "[DIR]")
+}
+
+/// Issue 20 item 4: a file where init must make a directory stops it before the first write.
+#[test]
+fn init_over_a_file_in_the_way_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("profiles"), "not a directory\n").unwrap();
+    for force in [false, true] {
+        let mut command = bin(dir.path());
+        command.args(["init", "repo"]);
+        if force {
+            command.arg("--force");
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+            insta::assert_snapshot!("init_file_in_the_way", stderr_in(&output, dir.path()));
+        });
+        let left: Vec<_> = std::fs::read_dir(&repo).unwrap().collect();
+        assert_eq!(left.len(), 1, "nothing else was written");
+    }
+}
+
+/// Issue 20 item 4: `init --force` never writes through a symlink leading out of the
+/// directory, to a file or to a directory.
+#[test]
+fn init_force_never_follows_a_symlink_out_of_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(outside.join("module")).unwrap();
+    std::fs::write(outside.join("notes.md"), "mine\n").unwrap();
+    std::fs::create_dir(&repo).unwrap();
+    std::os::unix::fs::symlink(outside.join("notes.md"), repo.join("README.md")).unwrap();
+    std::os::unix::fs::symlink(outside.join("module"), repo.join("terraform")).unwrap();
+    let output = bin(&repo).args(["init", "--force"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("init_symlink_out", stderr_in(&output, dir.path()));
+    });
+    assert_eq!(
+        std::fs::read_to_string(outside.join("notes.md")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.join("module")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(&repo).unwrap().count(),
+        2,
+        "nothing written"
+    );
+
+    // A symlink that stays inside the directory is followed as any path is.
+    std::fs::remove_file(repo.join("README.md")).unwrap();
+    std::fs::remove_file(repo.join("terraform")).unwrap();
+    std::fs::create_dir(repo.join("tf")).unwrap();
+    std::os::unix::fs::symlink("tf", repo.join("terraform")).unwrap();
+    let output = bin(&repo).args(["init"]).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        stderr_in(&output, dir.path())
+    );
+    assert!(repo.join("tf/existing/main.tf").is_file());
 }
