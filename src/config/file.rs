@@ -63,6 +63,11 @@ pub(super) struct EnvFile {
     /// Non-secret Terraform variables (any TOML value).
     #[serde(default)]
     pub variables: BTreeMap<String, serde_json::Value>,
+    /// Terraform variables that name a file or directory (`kubeconfig_path = "dev.kubeconfig"`):
+    /// a relative path is resolved against this file's directory, and Terraform gets the
+    /// absolute path (it would resolve a relative one against the generated root module).
+    #[serde(default)]
+    pub path_variables: BTreeMap<String, PathBuf>,
     /// Secret Terraform variables: variable name → NAME of the environment variable holding the
     /// value.
     #[serde(default)]

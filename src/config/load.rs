@@ -192,7 +192,13 @@ impl Loader<'_> {
             flux_manifests,
             flux_manifests_ca_file,
             ci: raw.ci,
-            variables: self.variables(name, raw.variables, &raw.secret_variables)?,
+            variables: self.variables(
+                name,
+                raw.variables,
+                raw.path_variables,
+                &raw.secret_variables,
+                in_place,
+            )?,
             secret_variables: self.secret_variables(name, raw.secret_variables)?,
             var_files,
             backend: self.backend(name, raw.backend)?,
@@ -280,13 +286,21 @@ impl Loader<'_> {
         &self,
         name: &str,
         mut variables: BTreeMap<String, serde_json::Value>,
+        path_variables: BTreeMap<String, PathBuf>,
         secret_variables: &BTreeMap<String, String>,
+        in_place: bool,
     ) -> Result<BTreeMap<String, serde_json::Value>, ConfigError> {
         for (variable, value) in &mut variables {
             let at = key(&["envs", name], &["variables", variable]);
             self.check(&at, names::check_terraform_identifier(variable))?;
             if secret_variables.contains_key(variable) {
                 return Err(self.error(&at, "is also in secret_variables: give it in one place"));
+            }
+            if path_variables.contains_key(variable) {
+                return Err(self.error(&at, "is also in path_variables: give it in one place"));
+            }
+            if !in_place {
+                self.not_a_relative_path(&at, value)?;
             }
             // The cluster's name also names cloud resources and paths: wrong early, not after
             // an apply.
@@ -306,7 +320,40 @@ impl Loader<'_> {
             }
             datetimes_to_strings(value);
         }
+        for (variable, path) in path_variables {
+            let at = key(&["envs", name], &["path_variables", &variable]);
+            self.check(&at, names::check_terraform_identifier(&variable))?;
+            if secret_variables.contains_key(&variable) {
+                return Err(self.error(&at, "is also in secret_variables: give it in one place"));
+            }
+            let path = self.resolve(&path).to_string_lossy().into_owned();
+            variables.insert(variable, serde_json::Value::String(path));
+        }
         Ok(variables)
+    }
+
+    /// A plain variable naming a file beside the config would reach Terraform relative to the
+    /// generated root module (Terraform resolves paths against its working directory), where
+    /// no such file is: said here, with the fix.
+    fn not_a_relative_path(
+        &self,
+        at: &[&str],
+        value: &serde_json::Value,
+    ) -> Result<(), ConfigError> {
+        let Some(text) = value.as_str() else {
+            return Ok(());
+        };
+        let path = Path::new(text);
+        if text.is_empty() || path.is_absolute() || !self.dir.join(path).exists() {
+            return Ok(());
+        }
+        Err(self.error_with_hint(
+            at,
+            "names a path relative to the config file, which Terraform would look for in the \
+             generated root module instead",
+            "move it to `path_variables` (relative paths there are resolved against the config \
+             file's directory), or give an absolute path",
+        ))
     }
 
     fn secret_variables(

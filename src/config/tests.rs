@@ -104,6 +104,25 @@ fn the_example_loads_with_resolved_paths_and_defaults() {
 }
 
 #[test]
+fn path_variables_are_relative_to_the_config_file() {
+    let dir = fixture();
+    let text = VALID.replace(
+        "[envs.dev.secret_variables]",
+        "[envs.dev.path_variables]\nkubeconfig_path = \"clusters/dev.kubeconfig\"\n\
+         ca = \"/etc/ssl/ca.pem\"\n[envs.dev.secret_variables]",
+    );
+    let config = parse_in(dir.path(), &text).unwrap();
+    let dev = config.env("dev").unwrap();
+    let kubeconfig = dir.path().join("clusters/dev.kubeconfig");
+    assert_eq!(
+        dev.variables["kubeconfig_path"],
+        kubeconfig.to_str().unwrap()
+    );
+    assert_eq!(dev.variables["ca"], "/etc/ssl/ca.pem");
+    assert_eq!(dev.variables["node_count"], 2);
+}
+
+#[test]
 fn optional_settings_resolve() {
     let dir = fixture();
     let text = VALID.replace(
@@ -271,6 +290,23 @@ const CASES: &[Case] = &[
         expect: &[
             "`envs.dev.variables.db_password`",
             "also in secret_variables",
+        ],
+        at: Some("21:1"),
+    },
+    Case {
+        name: "variable given as a path too",
+        replace: "node_count = 2",
+        with: "node_count = 2\n[envs.dev.path_variables]\nnode_count = \"x\"",
+        expect: &["`envs.dev.variables.node_count`", "also in path_variables"],
+        at: Some("21:1"),
+    },
+    Case {
+        name: "plain variable naming a file beside the config",
+        replace: "node_count = 2",
+        with: "kubeconfig_path = \"ca.pem\"",
+        expect: &[
+            "`envs.dev.variables.kubeconfig_path`",
+            "relative to the config file",
         ],
         at: Some("21:1"),
     },

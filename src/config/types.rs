@@ -48,7 +48,7 @@ pub struct EnvConfig {
     pub flux_manifests_ca_file: Option<PathBuf>,
     /// The env is meant to be created from CI.
     pub ci: bool,
-    /// Non-secret Terraform variables.
+    /// Non-secret Terraform variables, `path_variables` among them as absolute paths.
     pub variables: BTreeMap<String, serde_json::Value>,
     /// Terraform variable → name of the environment variable holding its value.
     pub secret_variables: BTreeMap<String, String>,

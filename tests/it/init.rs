@@ -1,8 +1,10 @@
 //! `init` and `envs` through the real binary: the scaffolded repository lints clean with the
 //! real `kubectl kustomize`, a second init changes nothing, init never overwrites without
-//! `--force`, init checks every path before writing any (a file in the way, a symlink out of
+//! `--force`, a fresh scaffold's env comes up in the sandbox with only the repository's
+//! address and the kubeconfig beside its config, init checks every path before writing any (a file in the way, a symlink out of
 //! the directory: nothing written, `--force` or not), and `envs` prints the envs as a table and as GitHub / GitLab CI matrices.
 
+use crate::support::sandbox::Sandbox;
 use crate::support::{OUTPUT_FILTERS, bin, json_events, stdout};
 
 #[test]
@@ -28,7 +30,7 @@ fn init_then_lint_is_clean_and_a_second_init_changes_nothing() {
     let result = &events.last().unwrap()["result"];
     assert_eq!(result["written"], serde_json::json!([]));
     assert_eq!(result["overwritten"], serde_json::json!([]));
-    assert_eq!(result["unchanged"].as_array().unwrap().len(), 38);
+    assert_eq!(result["unchanged"].as_array().unwrap().len(), 39);
 }
 
 #[test]
@@ -75,7 +77,7 @@ fn envs_are_a_table_and_ci_matrices() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     for (env, profile) in [("staging", "standard"), ("prod", "standard")] {
         text.push_str(&format!(
-            "\n[envs.{env}]\nmodule = \"terraform/existing\"\nprofile = \"{profile}\"\nflux_version = \"v2.4.0\"\nvariables = {{ cluster_name = \"{env}\", kubeconfig_path = \"{env}.kubeconfig\" }}\n"
+            "\n[envs.{env}]\nmodule = \"terraform/existing\"\nprofile = \"{profile}\"\nflux_version = \"v2.4.0\"\nvariables = {{ cluster_name = \"{env}\" }}\npath_variables = {{ kubeconfig_path = \"{env}.kubeconfig\" }}\n"
         ));
     }
     std::fs::write(&config, text).unwrap();
@@ -163,4 +165,44 @@ fn init_force_never_follows_a_symlink_out_of_the_directory() {
         stderr_in(&output, dir.path())
     );
     assert!(repo.join("tf/existing/main.tf").is_file());
+}
+
+/// Issue 20 item 3: the scaffold's env comes up as a new user sets it up: the repository's
+/// address in the config (with the sandbox's CA and offline Flux components, relative paths as
+/// the user would write them) and the cluster's kubeconfig in `dev.kubeconfig` beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_env_on_a_fresh_scaffold_comes_up() {
+    let sandbox = Sandbox::start().await;
+    let init = sandbox.run(&["init"]).await;
+    assert_eq!(init.code, 0, "{}", init.output());
+    let config = sandbox.path("gitops-bootstrap.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let url = "url = \"https://git.example.com/platform/fleet.git\"";
+    let flux = "flux_version = \"v2.4.0\"";
+    assert!(text.contains(url) && text.contains(flux), "{text}");
+    let text = text
+        .replace(
+            url,
+            &format!("url = \"{}\"\nca_file = \"git-ca.pem\"", sandbox.repo_url()),
+        )
+        .replace(
+            flux,
+            &format!("{flux}\nflux_manifests = \"gotk-components.yaml\""),
+        );
+    std::fs::write(&config, text).unwrap();
+    std::fs::copy(
+        sandbox.cluster.kubeconfig_path(),
+        sandbox.path("dev.kubeconfig"),
+    )
+    .unwrap();
+
+    let tokens = [
+        ("GIT_PUSH_TOKEN", sandbox.push_token.as_str()),
+        ("GIT_READ_TOKEN", sandbox.git.read_token()),
+    ];
+    let created = sandbox
+        .run_with_env(&["create-env", "dev", "--yes"], &tokens)
+        .await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    assert!(sandbox.committed("clusters/dev/profile.yaml").is_some());
 }
