@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
-use crate::config::{SubstituteKind, SubstitutionConfig};
+use crate::config::{FluxInstall, SubstituteKind, SubstitutionConfig};
 use crate::error::{Diagnose, ExitStatus};
 
 mod kept;
@@ -26,6 +26,14 @@ const PROFILE_TIMEOUT: &str = "15m";
 
 /// Files of `clusters/<env>/` that are read back, relative to that dir.
 pub const COMPONENTS_FILE: &str = "flux-system/gotk-components.yaml";
+pub const SYNC_FILE: &str = "flux-system/gotk-sync.yaml";
+/// The Flux Operator's install manifest as applied (operator mode); no kustomization lists it:
+/// the tool applies it, Flux does not.
+pub const OPERATOR_FILE: &str = "flux-system/flux-operator.yaml";
+pub const INSTANCE_FILE: &str = "flux-system/flux-instance.yaml";
+/// The first line of the FluxInstance the tool renders; a flux-instance.yaml without it is the
+/// repository's own.
+pub const INSTANCE_HEADER: &str = "# The Flux Operator installs Flux from this FluxInstance";
 pub const PROFILE_FILE: &str = "profile.yaml";
 pub const SOPS_FILE: &str = ".sops.yaml";
 
@@ -52,6 +60,12 @@ pub struct RenderInput {
     pub substitution: SubstitutionConfig,
     /// What the env's directory already holds that its kustomization.yaml keeps applying.
     pub kept: KeptContent,
+    /// How Flux is installed: which of the flux-system files are rendered.
+    pub install: FluxInstall,
+    /// The repository keeps a FluxInstance of its own in flux-system/ (operator mode): that
+    /// directory is the repository's, and neither the FluxInstance nor its kustomization.yaml
+    /// is rendered.
+    pub own_instance: bool,
 }
 
 /// One rendered file, its path relative to the repository root.
@@ -86,34 +100,72 @@ impl Diagnose for RenderError {
     }
 }
 
-/// A template of `bootstrap/` and where its output goes inside `clusters/<env>/`.
+/// A template of `bootstrap/` and where its output goes inside `clusters/<env>/`, for the
+/// envs it is rendered for.
 struct Template {
     output: &'static str,
     source: &'static str,
+    wanted: fn(&RenderInput) -> bool,
+}
+
+fn always(_: &RenderInput) -> bool {
+    true
+}
+
+fn components(input: &RenderInput) -> bool {
+    input.install == FluxInstall::Components
+}
+
+fn rendered_instance(input: &RenderInput) -> bool {
+    input.install == FluxInstall::Operator && !input.own_instance
 }
 
 const TEMPLATES: &[Template] = &[
     Template {
-        output: "flux-system/gotk-sync.yaml",
+        output: SYNC_FILE,
         source: include_str!("../bootstrap/flux-system/gotk-sync.yaml.tera"),
+        wanted: components,
     },
     Template {
         output: "flux-system/kustomization.yaml",
         source: include_str!("../bootstrap/flux-system/kustomization.yaml.tera"),
+        wanted: components,
+    },
+    Template {
+        output: INSTANCE_FILE,
+        source: include_str!("../bootstrap/flux-system/flux-instance.yaml.tera"),
+        wanted: rendered_instance,
+    },
+    Template {
+        output: "flux-system/kustomization.yaml",
+        source: include_str!("../bootstrap/flux-system/kustomization-operator.yaml.tera"),
+        wanted: rendered_instance,
     },
     Template {
         output: PROFILE_FILE,
         source: include_str!("../bootstrap/profile.yaml.tera"),
+        wanted: always,
     },
     Template {
         output: "kustomization.yaml",
         source: include_str!("../bootstrap/kustomization.yaml.tera"),
+        wanted: always,
     },
     Template {
         output: SOPS_FILE,
         source: include_str!("../bootstrap/.sops.yaml.tera"),
+        wanted: always,
     },
 ];
+
+/// The flux-system files of the other install method, removed when an env changes methods
+/// (the FluxInstance only when the tool wrote it).
+pub fn other_method_files(install: FluxInstall) -> &'static [&'static str] {
+    match install {
+        FluxInstall::Components => &[OPERATOR_FILE],
+        FluxInstall::Operator => &[COMPONENTS_FILE, SYNC_FILE],
+    }
+}
 
 /// The template variables: the input plus the repository paths derived from it.
 #[derive(Serialize)]
@@ -132,6 +184,10 @@ struct Vars<'a> {
     substitute_from: Vec<SubstituteVar<'a>>,
     kept_resources: &'a [String],
     kept_fields: &'a str,
+    distribution_version: &'a str,
+    sync_ref: String,
+    /// `<prefix>/clusters/<env>`, as the operator's `sync.path` spells it (no `./`).
+    sync_path: String,
 }
 
 /// One `postBuild.substituteFrom` entry.
@@ -206,6 +262,12 @@ pub fn render_cluster_dir(input: &RenderInput) -> Result<Vec<RenderedFile>, Rend
         substitute_from: substitute_from(&input.substitution),
         kept_resources: &input.kept.resources,
         kept_fields: input.kept.fields.as_deref().unwrap_or_default(),
+        distribution_version: input
+            .flux_version
+            .strip_prefix('v')
+            .unwrap_or(&input.flux_version),
+        sync_ref: format!("refs/heads/{}", input.branch),
+        sync_path: cluster_dir(&input.path_prefix, &input.env),
     };
     let context = tera::Context::from_serialize(&vars).map_err(|source| RenderError::Template {
         template: "context",
@@ -218,6 +280,7 @@ pub fn render_cluster_dir(input: &RenderInput) -> Result<Vec<RenderedFile>, Rend
     let dir = cluster_dir(&input.path_prefix, &input.env);
     TEMPLATES
         .iter()
+        .filter(|template| (template.wanted)(input))
         .map(|template| {
             let contents = engine
                 .render_str(template.source, &context)
@@ -326,6 +389,8 @@ mod tests {
             age_recipient: RECIPIENT.into(),
             substitution: SubstitutionConfig::default(),
             kept: KeptContent::default(),
+            install: FluxInstall::Components,
+            own_instance: false,
         }
     }
 
@@ -366,6 +431,46 @@ mod tests {
                 "clusters/dev/.sops.yaml",
             ]
         );
+    }
+
+    #[test]
+    fn operator_mode_renders_a_flux_instance_syncing_the_env_directory() {
+        let operator = RenderInput {
+            install: FluxInstall::Operator,
+            flux_version: "v2.10.0".into(),
+            ..input("platform")
+        };
+        let files = render_cluster_dir(&operator).unwrap();
+        let instance_path = format!("platform/clusters/dev/{INSTANCE_FILE}");
+        let text = file(&files, &instance_path);
+        assert!(text.starts_with(INSTANCE_HEADER));
+        let instance = crate::cluster::flux_operator::parse_instance(&instance_path, text).unwrap();
+        assert_eq!(instance.spec.distribution.version, "2.10.0");
+        let sync = instance.spec.sync.unwrap();
+        assert_eq!(
+            (
+                sync.kind.as_str(),
+                sync.reference.as_str(),
+                sync.path.as_str()
+            ),
+            ("GitRepository", "refs/heads/main", "platform/clusters/dev")
+        );
+        assert_eq!(sync.pull_secret.as_deref(), Some("flux-system"));
+        assert!(!files.iter().any(|f| f.path.ends_with(SYNC_FILE)));
+        let own = RenderInput {
+            own_instance: true,
+            ..operator
+        };
+        let paths: Vec<String> = render_cluster_dir(&own)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert!(
+            !paths.iter().any(|p| p.contains("flux-system/")),
+            "{paths:?}"
+        );
+        insta::assert_snapshot!("operator_flux_instance", text);
     }
 
     #[test]

@@ -15,12 +15,14 @@ use serde_json::json;
 use super::FLUX_NAMESPACE;
 use super::apply::{ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, apply_objects};
 use super::ownership::Owner;
-use crate::config::SubstitutionConfig;
+use crate::config::{FluxInstall, SubstitutionConfig};
 use crate::contract::Contract;
 
 /// The Secret Flux's GitRepository `flux-system` reads its credentials from.
 pub const GIT_CREDENTIALS: &str = "flux-system";
 pub const SOPS_AGE: &str = "sops-age";
+/// The ConfigMap of runtime values Flux Operator fleets substitute from.
+pub const RUNTIME_INFO: &str = "flux-runtime-info";
 
 /// How Flux's source-controller reads the repository. Debug shows no secret value.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ pub struct BootstrapInputs<'a> {
     pub owner: &'a Owner,
     /// Take these objects over from the tool that wrote them (reporting the fields taken).
     pub adopting: bool,
+    /// How Flux is installed: with the operator the contract also lands in `flux-runtime-info`.
+    pub install: FluxInstall,
 }
 
 /// Applies the Namespace, ConfigMap and Secrets with field manager `gitops-bootstrap`.
@@ -93,7 +97,11 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
         inputs.age_key.identity.expose_secret().as_bytes().to_vec(),
     )];
     let mut objects = vec![namespace];
-    objects.extend(contract_objects(inputs.contract, inputs.names));
+    objects.extend(substitution_objects(
+        inputs.contract,
+        inputs.names,
+        inputs.install,
+    ));
     objects.extend([
         secret(GIT_CREDENTIALS, git_secret_data(inputs.git)),
         secret(SOPS_AGE, age.into_iter().collect()),
@@ -115,6 +123,61 @@ pub fn contract_objects(contract: &Contract, names: &SubstitutionConfig) -> Vec<
         .map(|(key, value)| (key.clone(), value.expose_secret().as_bytes().to_vec()))
         .collect();
     vec![config, secret(&names.secret, cluster_secrets)]
+}
+
+/// The contract's objects for the env's install method (`plan` dry-runs these too). With the
+/// Flux Operator the contract's values also land in `flux-runtime-info`, beside the configured
+/// ConfigMap (or as it, when the repository names it so), so fleets laid out for the operator
+/// substitute from it. That ConfigMap is shared with Git: labelled as Flux's runtime info and
+/// applied by Flux with `ssa: Merge`, so Flux adds the keys Git holds and leaves the tool's,
+/// and the tool's apply (no force) leaves the keys Flux's manager owns.
+pub fn substitution_objects(
+    contract: &Contract,
+    names: &SubstitutionConfig,
+    install: FluxInstall,
+) -> Vec<DynamicObject> {
+    let mut objects = contract_objects(contract, names);
+    if install == FluxInstall::Operator && names.config_map != RUNTIME_INFO {
+        let mut runtime_info = objects[0].clone();
+        runtime_info.metadata.name = Some(RUNTIME_INFO.to_owned());
+        objects.push(runtime_info);
+    }
+    for object in &mut objects {
+        let is_config_map = object.types.as_ref().is_some_and(|t| t.kind == "ConfigMap");
+        if is_config_map && object.metadata.name.as_deref() == Some(RUNTIME_INFO) {
+            let (labels, annotations) = runtime_info_metadata();
+            object
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .extend(labels);
+            object
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .extend(annotations);
+        }
+    }
+    objects
+}
+
+/// What marks `flux-runtime-info` as Flux's runtime info: labels `toolkit.fluxcd.io/runtime`
+/// and `reconcile.fluxcd.io/watch` (a change reconciles its readers at once), annotation
+/// `kustomize.toolkit.fluxcd.io/ssa: Merge` (Git and the tool share it).
+fn runtime_info_metadata() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let pairs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    };
+    (
+        pairs(&[
+            ("toolkit.fluxcd.io/runtime", "true"),
+            ("reconcile.fluxcd.io/watch", "Enabled"),
+        ]),
+        pairs(&[("kustomize.toolkit.fluxcd.io/ssa", "Merge")]),
+    )
 }
 
 /// The keys Flux's source-controller reads: `username`/`password` (+ `ca.crt`) for https,
@@ -246,6 +309,7 @@ mod tests {
             age_key: &age_key,
             owner: &owner(),
             adopting: false,
+            install: FluxInstall::Components,
         });
         let git_secret = decoded(find(&objects, GIT_CREDENTIALS, "Secret"));
         assert_eq!(
@@ -262,6 +326,36 @@ mod tests {
         assert_eq!(config["network_vpc_id"], "vpc-1");
         assert_eq!(config["region"], "eu-west-1");
         assert_eq!(objects[0].types.as_ref().unwrap().kind, "Namespace");
+    }
+
+    #[test]
+    fn the_operator_gets_the_contract_in_flux_runtime_info_too() {
+        let contract = contract();
+        let names = SubstitutionConfig::default();
+        let config_maps = |install, names: &SubstitutionConfig| -> Vec<DynamicObject> {
+            substitution_objects(&contract, names, install)
+                .into_iter()
+                .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "ConfigMap"))
+                .collect()
+        };
+        assert_eq!(config_maps(FluxInstall::Components, &names).len(), 1);
+        let both = config_maps(FluxInstall::Operator, &names);
+        let runtime = find(&both, RUNTIME_INFO, "ConfigMap");
+        let config = find(&both, "cluster-config", "ConfigMap");
+        assert_eq!(runtime.data["data"], config.data["data"]);
+        assert!(config.metadata.annotations.is_none());
+        let labels = runtime.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["toolkit.fluxcd.io/runtime"], "true");
+        assert_eq!(labels["reconcile.fluxcd.io/watch"], "Enabled");
+        let annotations = runtime.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations["kustomize.toolkit.fluxcd.io/ssa"], "Merge");
+        let instead = SubstitutionConfig {
+            config_map: RUNTIME_INFO.to_owned(),
+            ..SubstitutionConfig::default()
+        };
+        let only = config_maps(FluxInstall::Components, &instead);
+        assert_eq!(only.len(), 1);
+        assert!(only[0].metadata.annotations.is_some());
     }
 
     #[test]
@@ -304,6 +398,7 @@ mod tests {
             age_key: &age,
             owner: &owner(),
             adopting: false,
+            install: FluxInstall::Components,
         };
         for text in [
             format!("{https:?}"),

@@ -13,12 +13,12 @@ use kube::{Client, ResourceExt as _};
 use serde::Serialize;
 use serde_json::json;
 
-use super::ObjectName;
 use super::apply::{
     self, ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, FLUX_MANAGER, parse_documents,
 };
 use super::retry::await_condition;
 use super::wait::conditions::{WantedRevision, applied_readiness, source_readiness};
+use super::{FLUX_NAMESPACE, ObjectName};
 use crate::error::{Diagnose, ExitStatus};
 
 /// The first line of a components manifest, as Flux's release manifests have it.
@@ -184,26 +184,7 @@ pub async fn resolve_components(
     version: &str,
 ) -> Result<Components, FluxError> {
     if let Some(location) = &source.explicit {
-        let (yaml, origin) = match location {
-            ManifestLocation::File(path) => {
-                let yaml = tokio::fs::read_to_string(path).await.map_err(|source| {
-                    FluxError::ReadFile {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-                (yaml, ComponentsOrigin::File(path.clone()))
-            }
-            ManifestLocation::Url(url) => {
-                let yaml = fetch(url, source.extra_ca_pem.as_deref())
-                    .await
-                    .map_err(|message| FluxError::Fetch {
-                        url: url.clone(),
-                        message,
-                    })?;
-                (yaml, ComponentsOrigin::Url(url.clone()))
-            }
-        };
+        let (yaml, origin) = read_location(location, source.extra_ca_pem.as_deref()).await?;
         return with_header(yaml, version, origin);
     }
     if let Some(committed) = &source.committed
@@ -227,6 +208,34 @@ pub async fn resolve_components(
     with_header(yaml, version, ComponentsOrigin::Release(url))
 }
 
+/// Reads a manifest from a file or downloads it.
+pub(super) async fn read_location(
+    location: &ManifestLocation,
+    extra_ca_pem: Option<&str>,
+) -> Result<(String, ComponentsOrigin), FluxError> {
+    match location {
+        ManifestLocation::File(path) => {
+            let yaml =
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|source| FluxError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+            Ok((yaml, ComponentsOrigin::File(path.clone())))
+        }
+        ManifestLocation::Url(url) => {
+            let yaml = fetch(url, extra_ca_pem)
+                .await
+                .map_err(|message| FluxError::Fetch {
+                    url: url.clone(),
+                    message,
+                })?;
+            Ok((yaml, ComponentsOrigin::Url(url.clone())))
+        }
+    }
+}
+
 /// What the tool relies on in a components manifest: the CRDs of the objects it writes and
 /// reads, and the controllers that reconcile them.
 const REQUIRED_CRDS: [&str; 2] = [
@@ -238,30 +247,33 @@ const REQUIRED_CONTROLLERS: [&str; 2] = ["source-controller", "kustomize-control
 /// Parses the manifest and checks it holds Flux: before anything is committed or applied, so
 /// a wrong file never replaces the good copy in Git.
 fn check_components(yaml: &str, origin: &ComponentsOrigin) -> Result<(), FluxError> {
-    let not_components = |reason: String| FluxError::NotComponents {
+    let required = REQUIRED_CRDS
+        .iter()
+        .map(|crd| ("CustomResourceDefinition", *crd))
+        .chain(REQUIRED_CONTROLLERS.iter().map(|c| ("Deployment", *c)))
+        .collect::<Vec<_>>();
+    check_manifest(yaml, &required).map_err(|reason| FluxError::NotComponents {
         origin: origin.to_string(),
         reason,
-    };
-    let objects = parse_documents(yaml).map_err(|err| not_components(err.to_string()))?;
+    })
+}
+
+/// Parses a manifest and checks it holds the `(kind, name)` objects required; the reason
+/// names what is missing.
+pub(super) fn check_manifest(yaml: &str, required: &[(&str, &str)]) -> Result<(), String> {
+    let objects = parse_documents(yaml).map_err(|err| err.to_string())?;
     let names: Vec<ObjectName> = objects.iter().map(apply::object_name).collect();
-    let has = |kind: &str, name: &str| names.iter().any(|o| o.kind == kind && o.name == name);
-    let missing: Vec<String> = REQUIRED_CRDS
+    let missing: Vec<String> = required
         .iter()
-        .filter(|crd| !has("CustomResourceDefinition", crd))
-        .map(|crd| format!("CustomResourceDefinition {crd}"))
-        .chain(
-            REQUIRED_CONTROLLERS
-                .iter()
-                .filter(|controller| !has("Deployment", controller))
-                .map(|controller| format!("Deployment {controller}")),
-        )
+        .filter(|(kind, name)| !names.iter().any(|o| o.kind == *kind && o.name == *name))
+        .map(|(kind, name)| format!("{kind} {name}"))
         .collect();
     if !missing.is_empty() {
-        return Err(not_components(format!(
+        return Err(format!(
             "{} object(s) found, {} missing",
             objects.len(),
             missing.join(", ")
-        )));
+        ));
     }
     Ok(())
 }
@@ -292,7 +304,7 @@ fn with_header(
     })
 }
 
-async fn fetch(url: &str, extra_ca_pem: Option<&str>) -> Result<String, String> {
+pub(super) async fn fetch(url: &str, extra_ca_pem: Option<&str>) -> Result<String, String> {
     super::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
@@ -329,11 +341,7 @@ pub async fn install(
     adopting: bool,
 ) -> Result<ApplySummary, FluxError> {
     let objects = parse_documents(&components.yaml).map_err(FluxError::Install)?;
-    let deployments: Vec<ObjectName> = objects
-        .iter()
-        .map(apply::object_name)
-        .filter(|name| name.kind == "Deployment")
-        .collect();
+    let deployments = deployments(&objects);
     let options = match adopting {
         true => ApplyOptions::new(FLUX_MANAGER).adopting(),
         false => ApplyOptions::new(FLUX_MANAGER).forced(),
@@ -345,8 +353,17 @@ pub async fn install(
     Ok(summary)
 }
 
+/// The Deployments of a manifest, whose availability an install waits for.
+pub(super) fn deployments(objects: &[kube::api::DynamicObject]) -> Vec<ObjectName> {
+    objects
+        .iter()
+        .map(apply::object_name)
+        .filter(|name| name.kind == "Deployment")
+        .collect()
+}
+
 /// Watches until every Deployment is Available, or reports those that are not.
-async fn wait_available(
+pub(super) async fn wait_available(
     client: &Client,
     deployments: &[ObjectName],
     timeout: Duration,
@@ -457,23 +474,57 @@ pub async fn sync(
     let applied = apply::apply_yaml(client, gotk_sync_yaml, &options)
         .await
         .map_err(FluxError::Sync)?;
-    let flux_objects: Vec<(ObjectName, ApiResource)> = applied
-        .objects
-        .iter()
-        .filter_map(|o| Some((o.object.clone(), flux_resource(&o.object.kind)?)))
-        .collect();
-    let converged =
-        applied.is_up_to_date() && at_wanted_revision(client, &flux_objects, wanted).await?;
-    if !converged {
-        let requested_at = jiff::Timestamp::now().to_string();
-        for (object, resource) in &flux_objects {
-            request_reconcile(client, resource, object, &requested_at).await?;
-        }
-    }
+    let objects: Vec<ObjectName> = applied.objects.iter().map(|o| o.object.clone()).collect();
+    let reconcile_requested =
+        !(applied.is_up_to_date() && request_unless_at(client, &objects, wanted).await?);
     Ok(SyncSummary {
         applied,
-        reconcile_requested: !converged,
+        reconcile_requested,
     })
+}
+
+/// The sync objects `flux-system` the Flux Operator generates from the FluxInstance: asked to
+/// reconcile when they exist and have not reached `wanted` (a fresh install fetches at once).
+pub async fn request_generated_sync(
+    client: &Client,
+    wanted: &WantedRevision<'_>,
+) -> Result<SyncSummary, FluxError> {
+    let mut existing = Vec::new();
+    for kind in SYNC_OBJECT_KINDS {
+        let object = ObjectName::namespaced(kind, FLUX_NAMESPACE, FLUX_NAMESPACE);
+        if read_flux_object(client, &object).await?.is_some() {
+            existing.push(object);
+        }
+    }
+    let at_wanted = existing.is_empty() || request_unless_at(client, &existing, wanted).await?;
+    Ok(SyncSummary {
+        applied: ApplySummary::default(),
+        reconcile_requested: !at_wanted,
+    })
+}
+
+/// The kinds of the sync objects, both named after the namespace.
+const SYNC_OBJECT_KINDS: [&str; 2] = ["GitRepository", "Kustomization"];
+
+/// Whether the Flux objects reached `wanted`; asks each to reconcile now when not. Returns
+/// true when they were there already.
+async fn request_unless_at(
+    client: &Client,
+    objects: &[ObjectName],
+    wanted: &WantedRevision<'_>,
+) -> Result<bool, FluxError> {
+    let flux_objects: Vec<(ObjectName, ApiResource)> = objects
+        .iter()
+        .filter_map(|o| Some((o.clone(), flux_resource(&o.kind)?)))
+        .collect();
+    if at_wanted_revision(client, &flux_objects, wanted).await? {
+        return Ok(true);
+    }
+    let requested_at = jiff::Timestamp::now().to_string();
+    for (object, resource) in &flux_objects {
+        request_reconcile(client, resource, object, &requested_at).await?;
+    }
+    Ok(false)
 }
 
 /// Whether each GitRepository has an artifact of `wanted` and each Kustomization applied it.
@@ -483,16 +534,7 @@ async fn at_wanted_revision(
     wanted: &WantedRevision<'_>,
 ) -> Result<bool, FluxError> {
     for (object, resource) in objects {
-        let namespace = object.namespace.as_deref().unwrap_or("default");
-        let api: Api<kube::api::DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, resource);
-        let current = api
-            .get_opt(&object.name)
-            .await
-            .map_err(|err| FluxError::Observe {
-                object: object.clone(),
-                message: super::api_message(&err),
-            })?;
+        let current = read_with(client, object, resource).await?;
         let readiness = match object.kind.as_str() {
             "GitRepository" => source_readiness(current.as_ref(), wanted),
             _ => applied_readiness(current.as_ref(), wanted),
@@ -502,6 +544,35 @@ async fn at_wanted_revision(
         }
     }
     Ok(true)
+}
+
+async fn read_flux_object(
+    client: &Client,
+    object: &ObjectName,
+) -> Result<Option<kube::api::DynamicObject>, FluxError> {
+    match flux_resource(&object.kind) {
+        Some(resource) => read_with(client, object, &resource).await,
+        None => Ok(None),
+    }
+}
+
+async fn read_with(
+    client: &Client,
+    object: &ObjectName,
+    resource: &ApiResource,
+) -> Result<Option<kube::api::DynamicObject>, FluxError> {
+    let namespace = object.namespace.as_deref().unwrap_or("default");
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, resource);
+    match api.get_opt(&object.name).await {
+        Ok(found) => Ok(found),
+        // Before the operator installed Flux, the cluster serves no such kind at all.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(err) => Err(FluxError::Observe {
+            object: object.clone(),
+            message: super::api_message(&err),
+        }),
+    }
 }
 
 async fn request_reconcile(

@@ -9,6 +9,8 @@ pub mod client;
 pub mod drift;
 pub mod dry_run;
 pub mod flux;
+pub mod flux_operator;
+pub mod install;
 pub mod ownership;
 mod retry;
 pub mod teardown;
@@ -22,6 +24,7 @@ pub use apply::{AppliedObject, ApplyError, ApplyOptions, ApplyOutcome, ApplySumm
 pub use bootstrap::{BootstrapInputs, GitReadCredentials, SopsAgeKey};
 pub use client::{ClusterError, connect};
 pub use flux::{Components, ComponentsOrigin, ComponentsSource, FluxError};
+pub use install::Installation;
 pub use ownership::{Owner, Ownership, OwnershipError};
 pub use wait::{Readiness, Snapshot, WaitError, WaitTarget};
 

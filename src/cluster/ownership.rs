@@ -174,13 +174,13 @@ pub async fn observe(client: &Client, wanted: &Owner) -> Result<Ownership, Owner
         });
     }
     let mut objects = Vec::new();
-    for (group, kind, plural) in SYNC_KINDS {
+    for (group, kind, plural, name) in SYNC_KINDS {
         let gvk = GroupVersionKind::gvk(group, "v1", kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &resource);
-        let object = ObjectName::namespaced(kind, FLUX_NAMESPACE, FLUX_NAMESPACE);
-        match api.get_opt(FLUX_NAMESPACE).await {
+        let object = ObjectName::namespaced(kind, FLUX_NAMESPACE, name);
+        match api.get_opt(name).await {
             Ok(Some(found)) => objects.push(WrittenBy {
                 object,
                 managers: managers(&found),
@@ -203,18 +203,27 @@ pub async fn observe(client: &Client, wanted: &Owner) -> Result<Ownership, Owner
     })
 }
 
-/// The objects `flux bootstrap` (and our sync step) leave in `flux-system`: group, kind,
-/// plural.
-pub const SYNC_KINDS: [(&str, &str, &str); 2] = [
+/// The objects `flux bootstrap` (and our sync step) leave in `flux-system`, and the
+/// FluxInstance the Flux Operator's bootstrappers leave: group, kind, plural, name. Any of them
+/// without our record is another tool's, taken over only with `--adopt`.
+pub const SYNC_KINDS: [(&str, &str, &str, &str); 3] = [
     (
         "source.toolkit.fluxcd.io",
         "GitRepository",
         "gitrepositories",
+        FLUX_NAMESPACE,
     ),
     (
         "kustomize.toolkit.fluxcd.io",
         "Kustomization",
         "kustomizations",
+        FLUX_NAMESPACE,
+    ),
+    (
+        super::flux_operator::GROUP,
+        "FluxInstance",
+        "fluxinstances",
+        super::flux_operator::INSTANCE_NAME,
     ),
 ];
 

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::outputs::OutputMapping;
-use super::types::{BackendConfig, RepositoryConfig, TerraformConfig};
+use super::types::{BackendConfig, FluxConfig, RepositoryConfig, TerraformConfig};
 
 /// gitops-bootstrap configuration (`gitops-bootstrap.toml`). Relative paths are relative to
 /// this file's directory. It never holds secret values, only the names of the environment
@@ -50,8 +50,12 @@ pub(super) struct EnvFile {
     /// The Flux release to install, e.g. `v2.4.0`.
     #[schemars(pattern(r"^v2\.[0-9]+\.[0-9]+$"))]
     pub flux_version: String,
-    /// Flux's component manifests: a file path or an `https://` URL. Default: the release of
-    /// `flux_version`.
+    /// How Flux is installed: `[envs.<env>.flux] install = "components" | "operator"`.
+    #[serde(default)]
+    pub flux: FluxConfig,
+    /// Flux's component manifests (with `flux.install = "operator"`: the Flux Operator's install
+    /// manifest): a file path or an `https://` URL. Default: the release of `flux_version` (the
+    /// operator's latest release).
     #[serde(default)]
     pub flux_manifests: Option<String>,
     /// An extra CA certificate (PEM file) to trust for a `flux_manifests` URL.

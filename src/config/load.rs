@@ -189,6 +189,7 @@ impl Loader<'_> {
             in_place,
             profile: raw.profile,
             flux_version: raw.flux_version,
+            flux: raw.flux,
             flux_manifests,
             flux_manifests_ca_file,
             ci: raw.ci,

@@ -150,14 +150,20 @@ fn optional_settings_resolve() {
         dev.outputs.source(ContractField::ClusterCaCertificate),
         OutputRef::new("cluster_certificate_authority_data", "0.data")
     );
+    assert_eq!(dev.flux.install, FluxInstall::Components);
     let local = parse_in(
         dir.path(),
         &VALID.replace(
             "[envs.dev.variables]",
-            "flux_manifests = \"flux.yaml\"\n[envs.dev.variables]",
+            "flux_manifests = \"flux.yaml\"\n[envs.dev.flux]\ninstall = \"operator\"\n\
+             [envs.dev.variables]",
         ),
     )
     .unwrap();
+    assert_eq!(
+        local.env("dev").unwrap().flux.install,
+        FluxInstall::Operator
+    );
     assert_eq!(
         local.env("dev").unwrap().flux_manifests,
         Some(FluxManifests::File(dir.path().join("flux.yaml")))
@@ -356,6 +362,13 @@ const CASES: &[Case] = &[
         at: Some("9:1"),
     },
     Case {
+        name: "unknown install method",
+        replace: "[envs.dev.variables]",
+        with: "flux = { install = \"helm\" }\n[envs.dev.variables]",
+        expect: &["unknown variant `helm`", "components", "operator"],
+        at: None,
+    },
+    Case {
         name: "unknown push method",
         replace: "method = \"token\"",
         with: "method = \"password\"",
@@ -534,6 +547,7 @@ fn the_schema_describes_the_env_keys() {
         "profile",
         "flux_version",
         "flux_manifests",
+        "install",
         "secret_variables",
         "var_files",
         "backend",

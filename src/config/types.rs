@@ -42,7 +42,10 @@ pub struct EnvConfig {
     pub profile: String,
     /// The Flux release to install, `v2.<minor>.<patch>`.
     pub flux_version: String,
-    /// Where Flux's components come from instead of the release of `flux_version`.
+    /// How Flux is installed (`[envs.<env>.flux] install`).
+    pub flux: FluxConfig,
+    /// Where Flux's components (or, with `install = "operator"`, the Flux Operator's install
+    /// manifest) come from instead of the default download.
     pub flux_manifests: Option<FluxManifests>,
     /// An extra CA certificate (PEM file, absolute) to trust for a `flux_manifests` URL.
     pub flux_manifests_ca_file: Option<PathBuf>,
@@ -67,6 +70,38 @@ pub enum FluxManifests {
     Url(String),
     /// A local file, absolute; it exists.
     File(PathBuf),
+}
+
+/// `[envs.<env>.flux]`: how Flux gets onto the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FluxConfig {
+    /// `components` (default): the tool applies Flux's install manifest
+    /// (`gotk-components.yaml`) and the sync objects itself. `operator`: the tool installs the
+    /// Flux Operator and a `FluxInstance`, and the operator installs and upgrades Flux.
+    #[serde(default)]
+    pub install: FluxInstall,
+}
+
+/// `flux.install`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FluxInstall {
+    /// Flux's own install manifest, applied by the tool (`flux bootstrap`'s way). The default,
+    /// so an env created before the operator mode existed keeps its install on a rerun.
+    #[default]
+    Components,
+    /// The Flux Operator and a `FluxInstance` named `flux`.
+    Operator,
+}
+
+impl FluxInstall {
+    pub fn name(self) -> &'static str {
+        match self {
+            FluxInstall::Components => "components",
+            FluxInstall::Operator => "operator",
+        }
+    }
 }
 
 /// `[terraform]`: how Terraform is run.

@@ -65,6 +65,7 @@ pub async fn apply_connect_and_configure(
         age_key: target.age_key,
         owner: &owner,
         adopting,
+        install: env.flux.install,
     };
     let bootstrap = config_and_secrets::run(&client, inputs);
     steps.step("config-and-secrets", bootstrap).await?;

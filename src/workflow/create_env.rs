@@ -110,7 +110,7 @@ async fn drive(
     let cluster_dir = ClusterDirInputs {
         env,
         profile: &options.profile,
-        components: &prepared.components,
+        install: &prepared.install,
         age_recipient: &prepared.age_key.recipient,
     };
     let committed = if options.via_branch {
@@ -130,7 +130,7 @@ async fn drive(
     steps.record().commit = Some(committed.head.clone());
 
     let flux = FluxTarget {
-        components: &prepared.components,
+        install: &prepared.install,
         sync_manifest: &committed.sync_manifest,
         commit: &committed.head,
         workspace: committed.workspace,
@@ -146,7 +146,7 @@ async fn drive(
         repository: env.repository.url.clone(),
         branch: env.repository.branch.clone(),
         commit: committed.head,
-        flux_version: prepared.components.version.clone(),
+        flux_version: env.flux_version.clone(),
         age_recipient: prepared.age_key.recipient.clone(),
         age_key_file: prepared.age_key.path.clone(),
         deploy_key: prepared.deploy_key.map(|key| key.public_openssh),

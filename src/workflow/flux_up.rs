@@ -10,15 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::Steps;
 use super::phases::{flux_install, sync, wait_for_apps};
-use crate::cluster::{Components, Snapshot};
+use crate::cluster::{Installation, Snapshot};
 use crate::error::Result;
 use crate::gitops::Workspace;
 use crate::report::Reporter;
 
-/// What Flux is brought up with: the components to install and the commit to sync.
+/// What Flux is brought up with: what to install and the commit to sync.
 pub struct FluxTarget<'a> {
-    pub components: &'a Components,
-    /// gotk-sync.yaml as committed at `commit`.
+    pub install: &'a Installation,
+    /// What declares the sync as committed at `commit`: gotk-sync.yaml or the FluxInstance.
     pub sync_manifest: &'a str,
     pub commit: &'a str,
     /// The clone holding `commit`, to recognise commits pushed after it.
@@ -37,12 +37,25 @@ pub async fn install_sync_and_wait(
     cancel: &CancellationToken,
 ) -> Result<Snapshot> {
     let deadline = Instant::now() + timeout;
-    let install = flux_install::run(client, target.components, deadline, target.adopting);
+    let install = flux_install::run(
+        client,
+        target.install,
+        target.sync_manifest,
+        deadline,
+        target.adopting,
+    );
     steps.step("flux-install", install).await?;
-    let sync = sync::run(client, target.sync_manifest, target.commit, target.adopting);
+    let sync = sync::run(
+        client,
+        target.install,
+        target.sync_manifest,
+        target.commit,
+        target.adopting,
+    );
     steps.step("sync", sync).await?;
     let wait = wait_for_apps::run(
         client,
+        target.install,
         target.workspace,
         target.commit,
         deadline.saturating_duration_since(Instant::now()),

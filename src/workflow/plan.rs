@@ -6,12 +6,11 @@
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::FLUX_NAMESPACE;
 use crate::cluster::apply::{ApplyOptions, CONFIG_MANAGER, FLUX_MANAGER, parse_documents};
-use crate::cluster::bootstrap::{GIT_CREDENTIALS, SOPS_AGE, contract_objects};
+use crate::cluster::bootstrap::{GIT_CREDENTIALS, SOPS_AGE, substitution_objects};
 pub use crate::cluster::dry_run::PlannedChange;
 use crate::cluster::dry_run::{PlannedObject, dry_run_objects};
-use crate::cluster::flux::resolve_components;
+use crate::cluster::{FLUX_NAMESPACE, Installation};
 use crate::config::EnvConfig;
 use crate::error::{Error, Result};
 use crate::gitops::{FileChange, Workspace};
@@ -19,7 +18,7 @@ use crate::render::{self, cluster_dir};
 use crate::terraform::{EnvRoot, StateInfo, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 use crate::workflow::phases::commit::{ClusterDirInputs, files_at, render_input};
-use crate::workflow::phases::preflight::components_source;
+use crate::workflow::phases::preflight::{CommittedFlux, resolve_install};
 use crate::workflow::status::connect_env;
 
 /// A section of the plan that depends on something outside (the repository, the cluster):
@@ -103,7 +102,9 @@ impl RepositoryPlan {
 
 /// What the repository section rendered that the cluster section applies.
 pub struct Rendered {
-    pub components: String,
+    /// What flux-install force-applies: the Flux components or the Flux Operator.
+    pub manifest: String,
+    /// gotk-sync.yaml, or the FluxInstance.
     pub sync_manifest: String,
 }
 
@@ -122,7 +123,7 @@ pub async fn repository(env: &EnvConfig) -> Result<(RepositoryPlan, Rendered)> {
         let bytes = workspace.read_file(path)?;
         Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     };
-    let committed_components = read(&format!("{cluster}/{}", render::COMPONENTS_FILE))?;
+    let committed_flux = CommittedFlux::read(|rel: &str| read(&format!("{cluster}/{rel}")))?;
     let committed_recipient = read(&format!("{cluster}/{}", render::SOPS_FILE))?
         .as_deref()
         .and_then(render::sops_recipient);
@@ -131,16 +132,19 @@ pub async fn repository(env: &EnvConfig) -> Result<(RepositoryPlan, Rendered)> {
     // recipient that is never stored anywhere.
     let recipient = committed_recipient
         .unwrap_or_else(|| age::x25519::Identity::generate().to_public().to_string());
-    let source = components_source(None, env, committed_components)?;
-    let components = resolve_components(&source, &env.flux_version).await?;
+    let (install, _) = resolve_install(None, env, committed_flux).await?;
     let input = render_input(&ClusterDirInputs {
         env,
         profile: &env.profile,
-        components: &components,
+        install: &install,
         age_recipient: &recipient,
     });
-    let (wanted, _) = files_at(&workspace, &input, &components.yaml)?;
-    let sync_path = format!("{cluster}/flux-system/gotk-sync.yaml");
+    let manifest = install.manifest().0.to_owned();
+    let (wanted, _) = files_at(&workspace, &input, &manifest)?;
+    let sync_path = match &install {
+        Installation::Components(_) => format!("{cluster}/{}", render::SYNC_FILE),
+        Installation::Operator { .. } => format!("{cluster}/{}", render::INSTANCE_FILE),
+    };
     let mut sync_manifest = String::new();
     let mut files = Vec::new();
     for change in wanted {
@@ -161,8 +165,15 @@ pub async fn repository(env: &EnvConfig) -> Result<(RepositoryPlan, Rendered)> {
         files,
         age_key_pending,
     };
+    if let Installation::Operator {
+        own_instance: Some(own),
+        ..
+    } = &install
+    {
+        sync_manifest.clone_from(own);
+    }
     let rendered = Rendered {
-        components: components.yaml,
+        manifest,
         sync_manifest,
     };
     Ok((plan, rendered))
@@ -219,8 +230,13 @@ pub async fn cluster(
     let (client, contract) = connect_env(tf, root, env, cancel).await?;
     let names = &env.repository.substitution;
     let config = ApplyOptions::new(CONFIG_MANAGER);
-    let mut objects = dry_run_objects(&client, contract_objects(&contract, names), &config).await?;
-    let components = parse_documents(&rendered.components)?;
+    let mut objects = dry_run_objects(
+        &client,
+        substitution_objects(&contract, names, env.flux.install),
+        &config,
+    )
+    .await?;
+    let components = parse_documents(&rendered.manifest)?;
     let flux = ApplyOptions::new(FLUX_MANAGER).forced();
     objects.extend(dry_run_objects(&client, components, &flux).await?);
     let sync = parse_documents(&rendered.sync_manifest)?;

@@ -139,7 +139,7 @@ async fn drive(
     let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
     let ClusterUp { client, .. } = cluster.await?;
     let flux = FluxTarget {
-        components: &restorable.components,
+        install: &restorable.install,
         sync_manifest: &restorable.sync_manifest,
         commit: &restorable.commit,
         workspace: restorable.workspace,
@@ -163,7 +163,7 @@ async fn drive(
         situation,
         profile: restorable.profile,
         commit: restorable.commit,
-        flux_version: restorable.components.version,
+        flux_version: restorable.flux_version,
         apps,
         rto_ms: 0,
         steps: Vec::new(),

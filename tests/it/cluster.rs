@@ -13,7 +13,7 @@ use gitops_bootstrap::cluster::flux::{self, Components, ComponentsOrigin};
 use gitops_bootstrap::cluster::wait::conditions::WantedRevision;
 use gitops_bootstrap::cluster::wait::{self, Snapshot, WaitError, WaitTarget};
 use gitops_bootstrap::cluster::{ClusterError, ObjectName, Owner, connect};
-use gitops_bootstrap::config::SubstitutionConfig;
+use gitops_bootstrap::config::{FluxInstall, SubstitutionConfig};
 use gitops_bootstrap::contract::{ClusterAccess, Contract, ExecCredential};
 use gitops_bootstrap::error::Diagnose as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -280,6 +280,7 @@ async fn apply_bootstrap(
                 path: "clusters/dev".to_owned(),
             },
             adopting: false,
+            install: FluxInstall::Components,
         },
     )
     .await

@@ -17,7 +17,7 @@ use kube::api::{
 use serde_json::{Value, json};
 use testkit::cluster::TestCluster;
 
-use gitops_bootstrap::config::SubstitutionConfig;
+use gitops_bootstrap::config::{FluxInstall, SubstitutionConfig};
 use gitops_bootstrap::render::{KeptContent, RenderInput, render_cluster_dir};
 
 /// The Flux CRDs of the testkit's components manifest.
@@ -113,6 +113,8 @@ fn product_objects(profile: &str) -> Vec<Value> {
         age_recipient: "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
         substitution: SubstitutionConfig::default(),
         kept: KeptContent::default(),
+        install: FluxInstall::Components,
+        own_instance: false,
     };
     render_cluster_dir(&input)
         .expect("rendering the cluster dir")

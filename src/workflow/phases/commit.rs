@@ -3,8 +3,8 @@
 //! and pushed without force.
 
 use super::short;
-use crate::cluster::Components;
-use crate::config::EnvConfig;
+use crate::cluster::Installation;
+use crate::config::{EnvConfig, FluxInstall};
 use crate::error::{Error, Result};
 use crate::gitops::{FileChange, SyncOutcome, Workspace};
 use crate::render::{self, DirEntry, EntryKind, KeptContent, RenderInput, cluster_dir};
@@ -23,7 +23,7 @@ const SYNC_INTERVAL: &str = "1m";
 pub struct ClusterDirInputs<'a> {
     pub env: &'a EnvConfig,
     pub profile: &'a str,
-    pub components: &'a Components,
+    pub install: &'a Installation,
     pub age_recipient: &'a str,
 }
 
@@ -33,7 +33,8 @@ pub struct Committed {
     pub workspace: Workspace,
     /// The commit on the remote branch that holds the cluster directory.
     pub head: String,
-    /// gitops-bootstrap's gotk-sync.yaml as committed: the sync step applies exactly this.
+    /// What declares the sync, as committed: gotk-sync.yaml (components), which the sync step
+    /// applies, or the FluxInstance (operator), which flux-install applies.
     pub sync_manifest: String,
 }
 
@@ -110,11 +111,17 @@ pub async fn propose(
     Ok((outcome, (proposed, sync_manifest)))
 }
 
-/// What both paths commit from: the render input, the gotk-sync.yaml it gives, the Flux
-/// components and the commit message.
+/// What both paths commit from: the render input, the sync manifest it gives, the manifest
+/// flux-install applies and the commit message.
 fn rendering(input: &ClusterDirInputs<'_>) -> Result<(RenderInput, String, String, String)> {
     let render_input = render_input(input);
-    let sync_manifest = sync_manifest(&render_input)?;
+    let sync_manifest = match input.install {
+        Installation::Operator {
+            own_instance: Some(own),
+            ..
+        } => own.clone(),
+        _ => sync_manifest(&render_input)?,
+    };
     let message = format!(
         "gitops-bootstrap: create-env {} (profile {})",
         input.env.name, input.profile
@@ -122,7 +129,7 @@ fn rendering(input: &ClusterDirInputs<'_>) -> Result<(RenderInput, String, Strin
     Ok((
         render_input,
         sync_manifest,
-        input.components.yaml.clone(),
+        input.install.manifest().0.to_owned(),
         message,
     ))
 }
@@ -137,11 +144,19 @@ pub fn render_input(input: &ClusterDirInputs<'_>) -> RenderInput {
         repo_url: repo.url.clone(),
         branch: repo.branch.clone(),
         path_prefix: repo.path.clone(),
-        flux_version: input.components.version.clone(),
+        flux_version: input.env.flux_version.clone(),
         interval: SYNC_INTERVAL.to_owned(),
         age_recipient: input.age_recipient.to_owned(),
         substitution: repo.substitution.clone(),
         kept: KeptContent::default(),
+        install: input.install.method(),
+        own_instance: matches!(
+            input.install,
+            Installation::Operator {
+                own_instance: Some(_),
+                ..
+            }
+        ),
     }
 }
 
@@ -184,32 +199,46 @@ pub fn files_at(
         kept: kept.clone(),
         ..input.clone()
     };
-    Ok((cluster_files(&input, components)?, kept))
+    Ok((cluster_files(tip, &input, components)?, kept))
 }
 
-/// Every file of the env's cluster directory: the rendered templates and gotk-components.yaml.
-fn cluster_files(input: &RenderInput, components: &str) -> Result<Vec<FileChange>> {
+/// Every file of the env's cluster directory: the rendered templates and the manifest
+/// flux-install applies (gotk-components.yaml, or the operator's), with the other install
+/// method's files removed (an env changing methods changes them in one commit).
+fn cluster_files(tip: &Workspace, input: &RenderInput, manifest: &str) -> Result<Vec<FileChange>> {
+    let dir = cluster_dir(&input.path_prefix, &input.env);
     let mut files: Vec<FileChange> = render::render_cluster_dir(input)?
         .into_iter()
         .map(|file| FileChange::write(file.path, file.contents))
         .collect();
+    let manifest_file = match input.install {
+        FluxInstall::Components => render::COMPONENTS_FILE,
+        FluxInstall::Operator => render::OPERATOR_FILE,
+    };
     files.push(FileChange::write(
-        format!(
-            "{}/{}",
-            cluster_dir(&input.path_prefix, &input.env),
-            render::COMPONENTS_FILE
-        ),
-        components.to_owned(),
+        format!("{dir}/{manifest_file}"),
+        manifest.to_owned(),
     ));
+    let mut removed: Vec<&str> = render::other_method_files(input.install).to_vec();
+    let instance = tip.read_file(&format!("{dir}/{}", render::INSTANCE_FILE))?;
+    if input.install == FluxInstall::Components
+        && instance.is_some_and(|text| text.starts_with(render::INSTANCE_HEADER.as_bytes()))
+    {
+        removed.push(render::INSTANCE_FILE);
+    }
+    files.extend(removed.into_iter().map(|file| FileChange::Remove {
+        path: format!("{dir}/{file}"),
+    }));
     Ok(files)
 }
 
 /// The rendered gotk-sync.yaml (it does not depend on what else the env's directory holds).
 fn sync_manifest(input: &RenderInput) -> Result<String> {
-    let wanted = format!(
-        "{}/flux-system/gotk-sync.yaml",
-        cluster_dir(&input.path_prefix, &input.env)
-    );
+    let file = match input.install {
+        FluxInstall::Components => render::SYNC_FILE,
+        FluxInstall::Operator => render::INSTANCE_FILE,
+    };
+    let wanted = format!("{}/{file}", cluster_dir(&input.path_prefix, &input.env));
     render::render_cluster_dir(input)?
         .into_iter()
         .find(|file| file.path == wanted)

@@ -8,7 +8,7 @@ use kube::Client;
 use super::applied;
 use crate::cluster::bootstrap::apply_bootstrap_objects;
 use crate::cluster::{BootstrapInputs, GitReadCredentials, Owner, SopsAgeKey};
-use crate::config::SubstitutionConfig;
+use crate::config::{FluxInstall, SubstitutionConfig};
 use crate::contract::Contract;
 use crate::error::Result;
 use crate::keys::AgeKey;
@@ -23,6 +23,7 @@ pub struct ConfigInputs<'a> {
     pub owner: &'a Owner,
     /// Take the objects over from the tool that wrote them (`--adopt`).
     pub adopting: bool,
+    pub install: FluxInstall,
 }
 
 pub async fn run(client: &Client, inputs: ConfigInputs<'_>) -> Result<(Outcome, ())> {
@@ -37,6 +38,7 @@ pub async fn run(client: &Client, inputs: ConfigInputs<'_>) -> Result<(Outcome, 
         age_key: &sops,
         owner: inputs.owner,
         adopting: inputs.adopting,
+        install: inputs.install,
     };
     let summary = apply_bootstrap_objects(client, bootstrap).await?;
     Ok((applied("objects", &summary), ()))

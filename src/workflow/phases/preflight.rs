@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
-use crate::cluster::{Components, GitReadCredentials};
-use crate::config::{Config, EnvConfig, GitTransport, PushCredentials};
+use crate::cluster::{GitReadCredentials, Installation, flux_operator};
+use crate::config::{Config, EnvConfig, FluxInstall, GitTransport, PushCredentials};
 use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, GitError, Workspace, check_push_access, generate_deploy_key};
 use crate::keys::{AgeKey, KeyStore};
@@ -43,7 +43,7 @@ pub struct Prepared {
     pub lock: EnvLock,
     pub terraform: Terraform,
     pub workspace: Workspace,
-    pub components: Components,
+    pub install: Installation,
     pub read_credentials: GitReadCredentials,
     pub deploy_key: Option<DeployKey>,
     pub age_key: AgeKey,
@@ -79,12 +79,8 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         input.reporter,
     )?);
 
-    let source = components_source(input.flux_manifests, input.env, committed.components)?;
-    let components = resolve_components(&source, &input.env.flux_version).await?;
-    facts.push(format!(
-        "Flux {} from {}",
-        components.version, components.origin
-    ));
+    let (install, fact) = resolve_install(input.flux_manifests, input.env, committed.flux).await?;
+    facts.push(fact);
 
     // Inputs that would fail later, checked before any key is written.
     terraform::secret_variables(input.env)?;
@@ -105,7 +101,7 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         lock,
         terraform: tf,
         workspace,
-        components,
+        install,
         read_credentials: keys.read_credentials,
         deploy_key: keys.deploy_key,
         age_key: keys.age_key,
@@ -129,8 +125,81 @@ fn push_credentials_source(env: &EnvConfig) -> String {
 
 /// What the env's cluster directory already holds in Git.
 struct Committed {
-    components: Option<String>,
+    flux: CommittedFlux,
     recipient: Option<String>,
+}
+
+/// The env's committed Flux files, of either install method.
+#[derive(Debug, Default)]
+pub struct CommittedFlux {
+    /// `flux-system/gotk-components.yaml`.
+    pub components: Option<String>,
+    /// `flux-system/flux-operator.yaml`.
+    pub operator: Option<String>,
+    /// `flux-system/flux-instance.yaml`.
+    pub instance: Option<String>,
+}
+
+impl CommittedFlux {
+    /// Reads them with `read` (a path relative to the env's directory).
+    pub fn read(read: impl Fn(&str) -> Result<Option<String>>) -> Result<CommittedFlux> {
+        Ok(CommittedFlux {
+            components: read(render::COMPONENTS_FILE)?,
+            operator: read(render::OPERATOR_FILE)?,
+            instance: read(render::INSTANCE_FILE)?,
+        })
+    }
+}
+
+/// What flux-install will apply for the env's install method, checked, and a line saying so:
+/// the Flux components (explicit, committed when of the configured version, else the release),
+/// or the Flux Operator's manifest (explicit, else committed, else its release) with the
+/// repository's own FluxInstance when it has one.
+pub async fn resolve_install(
+    flag: Option<&str>,
+    env: &EnvConfig,
+    committed: CommittedFlux,
+) -> Result<(Installation, String)> {
+    let source = components_source(flag, env, committed.components)?;
+    match env.flux.install {
+        FluxInstall::Components => {
+            let components = resolve_components(&source, &env.flux_version).await?;
+            let fact = format!("Flux {} from {}", components.version, components.origin);
+            Ok((Installation::Components(components), fact))
+        }
+        FluxInstall::Operator => {
+            let manifest = flux_operator::resolve_manifest(
+                source.explicit.as_ref(),
+                committed.operator,
+                source.extra_ca_pem.as_deref(),
+            )
+            .await?;
+            let own_instance = committed
+                .instance
+                .filter(|text| !text.starts_with(render::INSTANCE_HEADER));
+            if let Some(own) = &own_instance {
+                let file = format!(
+                    "{}/{}",
+                    cluster_dir(&env.repository.path, &env.name),
+                    render::INSTANCE_FILE
+                );
+                flux_operator::parse_instance(&file, own)?;
+            }
+            let fact = format!(
+                "Flux Operator from {} · {}",
+                manifest.origin,
+                match own_instance {
+                    Some(_) => "the repository's FluxInstance".to_owned(),
+                    None => format!("FluxInstance of Flux {}", env.flux_version),
+                }
+            );
+            let install = Installation::Operator {
+                manifest,
+                own_instance,
+            };
+            Ok((install, fact))
+        }
+    }
 }
 
 /// Checks push access, clones, checks the profile, and reads what is committed for the env.
@@ -157,7 +226,7 @@ async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
     };
     let committed = Committed {
-        components: read(render::COMPONENTS_FILE)?,
+        flux: CommittedFlux::read(read)?,
         recipient: read(render::SOPS_FILE)?
             .as_deref()
             .and_then(render::sops_recipient),

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use crate::cluster::flux::manifest_version;
-use crate::cluster::{Components, ComponentsOrigin, GitReadCredentials};
-use crate::config::{Config, EnvConfig, GitTransport};
+use crate::cluster::flux_operator::{self, OperatorManifest};
+use crate::cluster::{Components, ComponentsOrigin, GitReadCredentials, Installation};
+use crate::config::{Config, EnvConfig, FluxInstall, GitTransport};
 use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, Workspace};
 use crate::keys::{AgeKey, KeyStore};
@@ -29,8 +30,10 @@ pub struct Restorable {
     /// The branch tip the env is synced to (no new commit).
     pub commit: String,
     pub profile: String,
-    pub components: Components,
-    /// The committed gotk-sync.yaml.
+    pub install: Installation,
+    /// The Flux version committed: the components' header, or the FluxInstance's distribution.
+    pub flux_version: String,
+    /// The committed gotk-sync.yaml, or FluxInstance.
     pub sync_manifest: String,
     pub read_credentials: GitReadCredentials,
     pub deploy_key: Option<DeployKey>,
@@ -75,21 +78,45 @@ pub async fn run(
     })?;
     // The committed recipient decides: its key or nothing, never a new one.
     let age_key = KeyStore::from_env().settle(&env.name, Some(&recipient))?;
-    let yaml = read(render::COMPONENTS_FILE)?;
-    let version = manifest_version(&yaml)
-        .ok_or_else(|| {
-            Error::bad_input(format!(
-                "{dir}/{} has no `# Flux version:` first line",
-                render::COMPONENTS_FILE
-            ))
-        })?
-        .to_owned();
-    let components = Components {
-        yaml,
-        version,
-        origin: ComponentsOrigin::Committed,
+    let (install, flux_version, sync_manifest) = match env.flux.install {
+        FluxInstall::Components => {
+            let yaml = read(render::COMPONENTS_FILE)?;
+            let version = manifest_version(&yaml)
+                .ok_or_else(|| {
+                    Error::bad_input(format!(
+                        "{dir}/{} has no `# Flux version:` first line",
+                        render::COMPONENTS_FILE
+                    ))
+                })?
+                .to_owned();
+            let components = Components {
+                yaml,
+                version: version.clone(),
+                origin: ComponentsOrigin::Committed,
+            };
+            let sync = read(render::SYNC_FILE)?;
+            (Installation::Components(components), version, sync)
+        }
+        FluxInstall::Operator => {
+            let manifest = OperatorManifest {
+                yaml: read(render::OPERATOR_FILE)?,
+                origin: ComponentsOrigin::Committed,
+            };
+            let instance = read(render::INSTANCE_FILE)?;
+            let file = format!("{dir}/{}", render::INSTANCE_FILE);
+            let version = flux_operator::parse_instance(&file, &instance)?
+                .spec
+                .distribution
+                .version;
+            let own_instance =
+                (!instance.starts_with(render::INSTANCE_HEADER)).then(|| instance.clone());
+            let install = Installation::Operator {
+                manifest,
+                own_instance,
+            };
+            (install, version, instance)
+        }
     };
-    let sync_manifest = read("flux-system/gotk-sync.yaml")?;
     let profile = render::committed_profile(&read(render::PROFILE_FILE)?).ok_or_else(|| {
         Error::bad_input(format!("{dir}/{} names no profile", render::PROFILE_FILE))
     })?;
@@ -107,7 +134,7 @@ pub async fn run(
     let summary = format!(
         "{dir}/ at {} · profile {profile} · Flux {} · age key matches {}…",
         short(&commit),
-        components.version,
+        flux_version,
         recipient.get(..12).unwrap_or(&recipient)
     );
     let restorable = Restorable {
@@ -116,7 +143,8 @@ pub async fn run(
         workspace,
         commit,
         profile,
-        components,
+        install,
+        flux_version,
         sync_manifest,
         read_credentials,
         deploy_key,

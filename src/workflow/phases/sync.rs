@@ -1,10 +1,11 @@
-//! sync: the GitRepository and Kustomization `flux-system` applied exactly as committed, and a
-//! reconcile requested when they do not yet point at the wanted commit.
+//! sync: the GitRepository and Kustomization `flux-system` applied exactly as committed (with
+//! the Flux Operator: generated from the FluxInstance), and a reconcile requested when they do
+//! not yet point at the wanted commit.
 
 use kube::Client;
 
 use super::{applied, short};
-use crate::cluster::flux;
+use crate::cluster::Installation;
 use crate::cluster::wait::conditions::WantedRevision;
 use crate::error::Result;
 use crate::workflow::Outcome;
@@ -13,6 +14,7 @@ use crate::workflow::Outcome;
 /// takes the objects over from the tool that wrote them.
 pub async fn run(
     client: &Client,
+    install: &Installation,
     manifest: &str,
     commit: &str,
     adopting: bool,
@@ -22,7 +24,7 @@ pub async fn run(
         sha: commit,
         is_descendant: &|_| false,
     };
-    let summary = flux::sync(client, manifest, &wanted, adopting).await?;
+    let summary = install.sync(client, manifest, &wanted, adopting).await?;
     let outcome = match applied("sync objects", &summary.applied) {
         outcome if !summary.reconcile_requested => outcome,
         Outcome::Done(text) | Outcome::UpToDate(text) => {

@@ -1,5 +1,6 @@
-//! wait-for-apps: watches the GitRepository reach the commit, the root Kustomization apply it,
-//! and every Kustomization and HelmRelease it leads to become Ready.
+//! wait-for-apps: with the Flux Operator, watches the FluxInstance become Ready first; then
+//! watches the GitRepository reach the commit, the root Kustomization apply it, and every
+//! Kustomization and HelmRelease it leads to become Ready.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::short;
 use crate::cluster::wait::wait_for_apps as watch_apps;
-use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, WaitTarget};
+use crate::cluster::{FLUX_NAMESPACE, Installation, ObjectName, Snapshot, WaitTarget};
 use crate::error::{Error, ExitStatus, Result};
 use crate::gitops::Workspace;
 use crate::report::Reporter;
@@ -18,6 +19,7 @@ use crate::workflow::Outcome;
 /// `workspace` is the clone holding `commit`, used to recognise commits pushed after it.
 pub async fn run(
     client: &Client,
+    install: &Installation,
     workspace: Workspace,
     commit: &str,
     timeout: Duration,
@@ -44,8 +46,14 @@ pub async fn run(
             last_line = line;
         }
     };
+    let started = tokio::time::Instant::now();
+    let waited = async {
+        install.await_ready(client, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        Ok::<_, Error>(watch_apps(client, target, left, on_progress).await?)
+    };
     let snapshot = tokio::select! {
-        waited = watch_apps(client, target, timeout, on_progress) => waited?,
+        waited = waited => waited?,
         () = cancel.cancelled() => {
             return Err(Error::new(ExitStatus::Interrupted, "interrupted while waiting for the runtime apps")
                 .with_hint("rerun the same command: nothing is redone, the wait picks up"));

@@ -338,18 +338,18 @@ async fn release(client: &kube::Client) {
         .patch(FLUX, &params, &Patch::Merge(&unrecord))
         .await
         .expect("removing the ownership record");
-    for (group, kind, plural) in ownership::SYNC_KINDS {
+    for (group, kind, plural, name) in ownership::SYNC_KINDS {
         let resource =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), FLUX, &resource);
-        let Ok(Some(_)) = api.get_opt(FLUX).await else {
+        let Ok(Some(_)) = api.get_opt(name).await else {
             continue;
         };
         let unfinalize = serde_json::json!({"metadata": {"finalizers": null}});
-        api.patch(FLUX, &params, &Patch::Merge(&unfinalize))
+        api.patch(name, &params, &Patch::Merge(&unfinalize))
             .await
             .expect("dropping the finalizers of a sync object");
-        api.delete(FLUX, &DeleteParams::default())
+        api.delete(name, &DeleteParams::default())
             .await
             .expect("deleting a sync object");
     }
