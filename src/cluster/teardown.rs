@@ -348,14 +348,25 @@ pub struct FluxUninstall {
     pub leftovers: Vec<Leftover>,
 }
 
-/// Uninstalls Flux as `flux uninstall` does: the controllers first (and waits until they are
-/// gone), then the finalizers of the remaining Flux objects — nobody is left to honour them —
+/// Uninstalls Flux as `flux uninstall` does — after the FluxInstance, when the Flux Operator
+/// installed Flux: the controllers first (and waits until they are gone), then the finalizers of the remaining Flux objects — nobody is left to honour them —
 /// then those objects, the CRDs, the cluster RBAC and the `flux-system` namespace.
 pub async fn uninstall_flux(
     client: &Client,
     timeout: Duration,
 ) -> Result<FluxUninstall, TeardownError> {
     let mut done = FluxUninstall::default();
+    // The operator's finalizer on the FluxInstance uninstalls the Flux it installed; deleted
+    // while the operator still runs, confirmed by UID like every deletion here.
+    let instance = super::flux_operator::instance_resource();
+    let instances: Vec<Doomed> = list(client, &instance, None)
+        .await?
+        .iter()
+        .map(|object| doomed(&instance, object))
+        .collect();
+    done.leftovers
+        .extend(delete_and_wait(client, &instances, timeout).await?);
+    done.deleted += instances.len();
     let deployments = resource_of::<Deployment>();
     let controllers: Vec<Doomed> = list(client, &deployments, Some(FLUX_PART_OF))
         .await?

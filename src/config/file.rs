@@ -47,9 +47,11 @@ pub(super) struct EnvFile {
     /// The profile the env runs: a directory under the repository's `profiles_dir`.
     #[schemars(pattern(r"^[A-Za-z0-9._-]+$"))]
     pub profile: String,
-    /// The Flux release to install, e.g. `v2.4.0`.
+    /// The Flux release to install, e.g. `v2.10.0`. Default: a release inside Flux's support
+    /// window (its last three minor releases) when this version of the tool was made.
+    #[serde(default)]
     #[schemars(pattern(r"^v2\.[0-9]+\.[0-9]+$"))]
-    pub flux_version: String,
+    pub flux_version: Option<String>,
     /// How Flux is installed: `[envs.<env>.flux] install = "components" | "operator"`.
     #[serde(default)]
     pub flux: FluxConfig,

@@ -8,8 +8,8 @@ use super::error::ConfigError;
 use super::file::{ConfigFile, EnvFile};
 use super::names::{self, GitTransport};
 use super::types::{
-    BackendConfig, Config, EnvConfig, FluxManifests, PushCredentials, ReadCredentials,
-    RepositoryConfig, SubstitutionConfig, TerraformConfig,
+    BackendConfig, Config, DEFAULT_FLUX_VERSION, EnvConfig, FluxManifests, PushCredentials,
+    ReadCredentials, RepositoryConfig, SubstitutionConfig, TerraformConfig,
 };
 
 /// The config file name the CLI uses when none is given.
@@ -113,7 +113,7 @@ impl Loader<'_> {
             return Err(self.error_with_hint(
                 &["envs"],
                 "is missing: the file defines no environment",
-                "add an [envs.<name>] table with module, profile, flux_version and a repository",
+                "add an [envs.<name>] table with module, profile and a repository",
             ));
         }
         let state_dir = self.resolve(
@@ -159,9 +159,13 @@ impl Loader<'_> {
         let at = |rest: &[&'static str]| -> Vec<&str> { key(&["envs", name], rest) };
         self.check(&["envs", name], names::check_dns_label(name))?;
         self.check(&at(&["profile"]), names::check_profile_name(&raw.profile))?;
+        let flux_version = raw
+            .flux_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FLUX_VERSION.to_owned());
         self.check(
             &at(&["flux_version"]),
-            names::check_flux_version(&raw.flux_version),
+            names::check_flux_version(&flux_version),
         )?;
         let (module, in_place) = self.terraform_dir(name, &raw)?;
         let (flux_manifests, flux_manifests_ca_file) = self.flux_manifests(name, &raw)?;
@@ -188,7 +192,7 @@ impl Loader<'_> {
             module,
             in_place,
             profile: raw.profile,
-            flux_version: raw.flux_version,
+            flux_version,
             flux: raw.flux,
             flux_manifests,
             flux_manifests_ca_file,

@@ -20,9 +20,9 @@ pub use load::DEFAULT_FILE;
 pub use names::{GitTransport, check_cluster_name, check_dns_label, check_profile_name};
 pub use outputs::{ContractField, OutputMapping, OutputRef};
 pub use types::{
-    BackendConfig, Config, DEFAULT_PROFILES_DIR, EnvConfig, FluxConfig, FluxInstall, FluxManifests,
-    PushCredentials, ReadCredentials, RepositoryConfig, RepositoryMode, SubstituteKind,
-    SubstituteSource, SubstitutionConfig, TerraformConfig,
+    BackendConfig, Config, DEFAULT_FLUX_VERSION, DEFAULT_PROFILES_DIR, EnvConfig, FluxConfig,
+    FluxInstall, FluxManifests, PushCredentials, ReadCredentials, RepositoryConfig, RepositoryMode,
+    SubstituteKind, SubstituteSource, SubstitutionConfig, TerraformConfig,
 };
 
 /// The JSON schema of the config file, generated from the types serde reads

@@ -151,6 +151,15 @@ fn optional_settings_resolve() {
         OutputRef::new("cluster_certificate_authority_data", "0.data")
     );
     assert_eq!(dev.flux.install, FluxInstall::Components);
+    let unversioned = parse_in(
+        dir.path(),
+        &VALID.replace("flux_version = \"v2.4.0\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(
+        unversioned.env("dev").unwrap().flux_version,
+        DEFAULT_FLUX_VERSION
+    );
     let local = parse_in(
         dir.path(),
         &VALID.replace(

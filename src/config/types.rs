@@ -72,6 +72,12 @@ pub enum FluxManifests {
     File(PathBuf),
 }
 
+/// The Flux release an env installs when its config names none: the newest minor release at
+/// the end of 2026 (v2.10), inside Flux's support window of its last three minor releases
+/// (2.8, 2.9, 2.10) and staying in it longest. It serves only the GA APIs (source and kustomize
+/// `v1`, helm `v2`): Flux 2.8 removed the `v1beta2` and `v2beta*` ones.
+pub const DEFAULT_FLUX_VERSION: &str = "v2.10.0";
+
 /// `[envs.<env>.flux]`: how Flux gets onto the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

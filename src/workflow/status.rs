@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::phases::wait_for_apps::progress_line;
 use super::{Outcome, run_step, terraform};
-use crate::cluster::wait::{readiness_tree, wait_for_apps};
-use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, WaitTarget, connect};
+use crate::cluster::wait::{Row, readiness_tree, wait_for_apps};
+use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, WaitTarget, connect, flux_operator};
 use crate::config::{Config, EnvConfig};
 use crate::contract::Contract;
 use crate::error::{Error, ExitStatus, Result};
@@ -39,12 +39,35 @@ pub async fn run(
                 watch_until_ready(&client, root_kustomization(), timeout, reporter, cancel).await?
             }
         };
+        let snapshot = with_instance(&client, snapshot).await?;
         Ok((
             Outcome::Done(format!("{}/{} Ready", snapshot.ready, snapshot.total)),
             snapshot,
         ))
     };
     run_step(reporter, "status", reading).await.1
+}
+
+/// The FluxInstance first, when the Flux Operator installed Flux: the sync objects and apps
+/// below it exist only through it.
+async fn with_instance(client: &Client, mut snapshot: Snapshot) -> Result<Snapshot> {
+    let Some(instance) = flux_operator::read_instance(client).await? else {
+        return Ok(snapshot);
+    };
+    let readiness = flux_operator::instance_readiness(Some(&instance));
+    snapshot.ready += usize::from(readiness.is_ready());
+    snapshot.total += 1;
+    let object =
+        ObjectName::namespaced("FluxInstance", FLUX_NAMESPACE, flux_operator::INSTANCE_NAME);
+    snapshot.rows.insert(
+        0,
+        Row {
+            object,
+            readiness,
+            waiting_on: Vec::new(),
+        },
+    );
+    Ok(snapshot)
 }
 
 /// The Kustomization create-env makes Flux sync the env from (its GitRepository has the
