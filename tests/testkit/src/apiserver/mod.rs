@@ -14,7 +14,7 @@ mod lifecycle;
 mod objects;
 mod openapi;
 mod pagination;
-mod patch;
+pub(crate) mod patch;
 mod protobuf;
 mod registry;
 mod schema;

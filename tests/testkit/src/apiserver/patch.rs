@@ -41,7 +41,7 @@ pub fn patch(content_type: &str, live: &Value, body: &[u8]) -> ApiResult<Value> 
     Ok(result)
 }
 
-fn strategic_merge(target: &mut Value, patch: &Value) {
+pub(crate) fn strategic_merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch.iter().filter(|(key, _)| !key.starts_with('$')) {

@@ -1,6 +1,6 @@
 //! Runs the testkit's API server (and optionally the Flux stand-ins and a Git server) until
 //! SIGINT/SIGTERM, for trying the product or kubectl by hand:
-//! `test-cluster --kubeconfig ./kc [--flux [--charts any]] [--git-dir ./git --seed-repo ./profiles]`.
+//! `test-cluster --kubeconfig ./kc [--flux [--charts any] [--operator]] [--git-dir ./git --seed-repo ./profiles]`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use testkit::apiserver::{ApiServer, ServerOptions, write_private};
 use testkit::charts::Charts;
-use testkit::flux::{Controllers, FluxOptions, components_manifest};
+use testkit::flux::{Controllers, FluxOptions, components_manifest, operator_manifest};
 use testkit::git::GitServer;
 
 /// The repository the sandbox's Git server holds.
@@ -27,6 +27,11 @@ struct Args {
     /// repository, chart and version; unknown charts install a stand-in Deployment).
     #[arg(long, default_value = "catalogue", requires = "flux")]
     charts: Charts,
+    /// Also run the stand-in Flux Operator: it installs the controllers when a FluxInstance
+    /// asks, and `--flux-manifests-out` writes its install manifest instead of the
+    /// components.
+    #[arg(long, requires = "flux")]
+    operator: bool,
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -37,10 +42,11 @@ struct Args {
     /// A directory committed into the repository under its own name (e.g. `profiles/`).
     #[arg(long, requires = "git_dir")]
     seed_repo: Option<PathBuf>,
-    /// Write the Flux components manifest the controllers answer to here.
+    /// Write the install manifest the stand-ins answer to here: the Flux components, or
+    /// with `--operator` the Flux Operator's.
     #[arg(long)]
     flux_manifests_out: Option<PathBuf>,
-    /// The version that manifest declares.
+    /// The Flux version the components manifest declares (and the API versions it serves).
     #[arg(long, default_value = "v2.4.0")]
     flux_version: String,
 }
@@ -63,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
             server.client().await?,
             FluxOptions {
                 charts: args.charts,
+                operator: args.operator,
                 ..FluxOptions::default()
             },
         ))
@@ -70,8 +77,12 @@ async fn main() -> anyhow::Result<()> {
         None
     };
     if let Some(path) = &args.flux_manifests_out {
-        std::fs::write(path, components_manifest(&args.flux_version))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let manifest = if args.operator {
+            operator_manifest()
+        } else {
+            components_manifest(&args.flux_version)
+        };
+        std::fs::write(path, manifest).with_context(|| format!("writing {}", path.display()))?;
     }
     let _git = match &args.git_dir {
         Some(dir) => Some(serve_git(dir, args.seed_repo.as_deref()).await?),
@@ -81,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
     println!("kubeconfig: {}", args.kubeconfig.display());
     if args.flux {
         println!("Flux controllers: running");
+    }
+    if args.operator {
+        println!("Flux Operator: running");
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

@@ -157,12 +157,24 @@ async fn fetch(
             )?
         }
     };
-    let branch = repo
-        .spec
-        .reference
-        .as_ref()
-        .and_then(|r| r.branch.clone())
-        .unwrap_or_else(|| "master".to_owned());
+    // `ref.name` (`refs/heads/<branch>`, as the Flux Operator writes it) wins over
+    // `ref.branch`, and names the revision: `refs/heads/main@sha1:<sha>`.
+    let reference = repo.spec.reference.clone().unwrap_or_default();
+    let (branch, label) = match reference.name {
+        Some(name) => match name.strip_prefix("refs/heads/") {
+            Some(branch) => (branch.to_owned(), name.clone()),
+            None => {
+                return Err(failure(
+                    "GitOperationFailed",
+                    format!("reference '{name}' is not a branch: not supported by the testkit"),
+                ));
+            }
+        },
+        None => {
+            let branch = reference.branch.unwrap_or_else(|| "master".to_owned());
+            (branch.clone(), branch)
+        }
+    };
     let timeout = repo
         .spec
         .timeout
@@ -190,7 +202,7 @@ async fn fetch(
             "unable to clone '{url}': couldn't find remote ref \"refs/heads/{branch}\""
         )));
     };
-    let revision = format!("{branch}@sha1:{sha}");
+    let revision = format!("{label}@sha1:{sha}");
     if let Some(current) = current.filter(|c| c.revision == revision) {
         return Ok(current);
     }
@@ -214,7 +226,7 @@ async fn fetch(
         .map_err(|e| git_failure(format!("unable to clone '{url}': {e}")))?;
     let head = head_commit(checkout.path()).map_err(|e| git_failure(e.to_string()))?;
     Ok(StoredArtifact::new(
-        format!("{branch}@sha1:{head}"),
+        format!("{label}@sha1:{head}"),
         checkout,
     ))
 }

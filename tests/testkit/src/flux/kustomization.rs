@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::DynamicObject;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -28,8 +29,18 @@ const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
 
 pub async fn run(ctx: Arc<Context>) {
+    loop {
+        let controller = configured(&ctx).await;
+        if !runtime::drive_while_installed(controller, ctx.clone(), MANAGER, reconcile).await {
+            return;
+        }
+    }
+}
+
+/// The controller, once installed, with the watches that trigger dependants.
+async fn configured(ctx: &Arc<Context>) -> Controller<Kustomization> {
     let controller = runtime::installed_controller::<Kustomization>(
-        &ctx,
+        ctx,
         "kustomizations.kustomize.toolkit.fluxcd.io",
         MANAGER,
     )
@@ -37,7 +48,7 @@ pub async fn run(ctx: Arc<Context>) {
     // A new source revision, or a dependency turning Ready, triggers the dependants at once.
     let by_source = controller.store();
     let by_dependency = controller.store();
-    let controller = controller
+    controller
         .watches(
             Api::<GitRepository>::all(ctx.client.clone()),
             watcher::Config::default(),
@@ -71,8 +82,7 @@ pub async fn run(ctx: Arc<Context>) {
                     .map(|ks| ObjectRef::from_obj(&*ks))
                     .collect::<Vec<_>>()
             },
-        );
-    runtime::drive(controller, ctx, reconcile).await;
+        )
 }
 
 fn source_namespace(ks: &Kustomization) -> String {

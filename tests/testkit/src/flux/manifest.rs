@@ -6,15 +6,21 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, PodTemplateSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionVersion,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Client, CustomResourceExt};
 use serde::Serialize;
+use serde_json::Value;
 
+use super::distribution::deprecated_versions;
 use super::objects::{self, ObjectId};
 use super::types::{GitRepository, HelmRelease, HelmRepository, Kustomization};
 
 pub const FLUX_NAMESPACE: &str = "flux-system";
-const CONTROLLERS: [&str; 3] = [
+/// The controllers the testkit plays (other components get a Deployment that nothing runs).
+pub(crate) const CONTROLLERS: [&str; 3] = [
     "source-controller",
     "kustomize-controller",
     "helm-controller",
@@ -91,7 +97,7 @@ fn deployment(name: &str, flux_version: &str) -> Deployment {
     }
 }
 
-fn rbac(flux_version: &str) -> (ClusterRole, ClusterRoleBinding) {
+fn rbac(flux_version: &str, components: &[&str]) -> (ClusterRole, ClusterRoleBinding) {
     let role = ClusterRole {
         metadata: meta(
             "crd-controller-flux-system",
@@ -118,7 +124,7 @@ fn rbac(flux_version: &str) -> (ClusterRole, ClusterRoleBinding) {
             name: "crd-controller-flux-system".to_owned(),
         },
         subjects: Some(
-            CONTROLLERS
+            components
                 .iter()
                 .map(|name| Subject {
                     kind: "ServiceAccount".to_owned(),
@@ -132,8 +138,8 @@ fn rbac(flux_version: &str) -> (ClusterRole, ClusterRoleBinding) {
     (role, binding)
 }
 
-/// One YAML document with its `apiVersion`/`kind` first, as kubectl prints objects.
-fn document<T: Serialize + kube::Resource<DynamicType = ()>>(object: &T) -> String {
+/// An object as JSON with its `apiVersion`/`kind` first, as kubectl prints objects.
+pub(crate) fn to_value<T: Serialize + kube::Resource<DynamicType = ()>>(object: &T) -> Value {
     let mut value = serde_json::to_value(object).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.remove("status");
@@ -143,37 +149,68 @@ fn document<T: Serialize + kube::Resource<DynamicType = ()>>(object: &T) -> Stri
         ordered.extend(std::mem::take(map));
         value = ordered.into();
     }
-    format!(
-        "---\n{}",
-        serde_yaml_ng::to_string(&value).unwrap_or_default()
-    )
+    value
 }
 
-/// The components manifest for `flux_version`: first line `# Flux version: <version>`, then
-/// the CRDs, the namespace, RBAC and the controller Deployments.
-pub fn components_manifest(flux_version: &str) -> String {
-    let mut out = format!(
-        "# Flux version: {flux_version}\n# Components: {}\n",
-        CONTROLLERS.join(",")
-    );
-    for mut crd in [
+/// Multi-document YAML of `objects`, each starting with `---`.
+pub(crate) fn documents(objects: &[Value]) -> String {
+    objects
+        .iter()
+        .map(|object| {
+            format!(
+                "---\n{}",
+                serde_yaml_ng::to_string(object).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// A Flux CRD as `flux_version` ships it: the GA version stored, and the older versions that
+/// release still serves (deprecated, sharing the schema: the test cluster converts nothing).
+fn crd_for(mut crd: CustomResourceDefinition, flux_version: &str) -> CustomResourceDefinition {
+    crd.metadata.labels = Some(labels(
+        flux_version,
+        &[("app.kubernetes.io/component", component_of(&crd.spec.group))],
+    ));
+    let kind = crd.spec.names.kind.clone();
+    let ga = crd.spec.versions[0].clone();
+    for old in deprecated_versions(flux_version, &crd.spec.group) {
+        crd.spec.versions.push(CustomResourceDefinitionVersion {
+            name: (*old).to_owned(),
+            storage: false,
+            deprecated: Some(true),
+            deprecation_warning: Some(format!(
+                "{old} {kind} is deprecated, upgrade to {}",
+                ga.name
+            )),
+            ..ga.clone()
+        });
+    }
+    crd
+}
+
+/// The install objects of `components` at `flux_version`, in `flux install --export` order:
+/// the CRDs of the components the testkit plays, the namespace, a ServiceAccount per
+/// component, cluster RBAC and a Deployment per component.
+pub(crate) fn install_objects(flux_version: &str, components: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let crds = [
         GitRepository::crd(),
         HelmRepository::crd(),
         Kustomization::crd(),
         HelmRelease::crd(),
-    ] {
-        crd.metadata.labels = Some(labels(
-            flux_version,
-            &[("app.kubernetes.io/component", component_of(&crd.spec.group))],
-        ));
-        out.push_str(&document(&crd));
+    ];
+    for crd in crds {
+        if components.contains(&component_of(&crd.spec.group)) {
+            out.push(to_value(&crd_for(crd, flux_version)));
+        }
     }
     let namespace = Namespace {
         metadata: meta(FLUX_NAMESPACE, None, labels(flux_version, &[])),
         ..Default::default()
     };
-    out.push_str(&document(&namespace));
-    for name in CONTROLLERS {
+    out.push(to_value(&namespace));
+    for name in components {
         let account = ServiceAccount {
             metadata: meta(
                 name,
@@ -182,15 +219,25 @@ pub fn components_manifest(flux_version: &str) -> String {
             ),
             ..Default::default()
         };
-        out.push_str(&document(&account));
+        out.push(to_value(&account));
     }
-    let (role, binding) = rbac(flux_version);
-    out.push_str(&document(&role));
-    out.push_str(&document(&binding));
-    for name in CONTROLLERS {
-        out.push_str(&document(&deployment(name, flux_version)));
+    let (role, binding) = rbac(flux_version, components);
+    out.push(to_value(&role));
+    out.push(to_value(&binding));
+    for name in components {
+        out.push(to_value(&deployment(name, flux_version)));
     }
     out
+}
+
+/// The components manifest for `flux_version`: first line `# Flux version: <version>`, then
+/// the CRDs, the namespace, RBAC and the controller Deployments.
+pub fn components_manifest(flux_version: &str) -> String {
+    format!(
+        "# Flux version: {flux_version}\n# Components: {}\n{}",
+        CONTROLLERS.join(","),
+        documents(&install_objects(flux_version, &CONTROLLERS))
+    )
 }
 
 fn component_of(group: &str) -> &'static str {

@@ -7,11 +7,13 @@ mod artifacts;
 mod build;
 pub mod conditions;
 mod decrypt;
+pub mod distribution;
 mod gitrepository;
 mod helm;
 mod kustomization;
 mod manifest;
 pub mod objects;
+pub mod operator;
 mod runtime;
 pub mod substitution;
 pub mod types;
@@ -23,7 +25,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use artifacts::{ArtifactStore, StoredArtifact};
+pub use distribution::RELEASES;
 pub use manifest::{FLUX_NAMESPACE, apply_manifest, components_manifest};
+pub use operator::operator_manifest;
 pub use types::{GitRepository, HelmRelease, HelmRepository, Kustomization};
 
 use crate::charts::Charts;
@@ -52,6 +56,9 @@ pub struct FluxOptions {
     pub run_kubelet: bool,
     /// Which charts HelmRepositories and HelmReleases find: the catalogue's, or any.
     pub charts: Charts,
+    /// Also run the stand-in Flux Operator, which reconciles once its own manifest
+    /// ([`operator_manifest`]) is applied and installs the controllers from a FluxInstance.
+    pub operator: bool,
 }
 
 impl Default for FluxOptions {
@@ -66,6 +73,7 @@ impl Default for FluxOptions {
             require_install: true,
             run_kubelet: true,
             charts: Charts::Catalogue,
+            operator: false,
         }
     }
 }
@@ -80,7 +88,8 @@ pub struct Controllers {
 
 impl Controllers {
     /// Spawns source-, kustomize- and helm-controller (plus the kubelet stand-in unless
-    /// `opts.run_kubelet` is off) on the current tokio runtime.
+    /// `opts.run_kubelet` is off, and the Flux Operator with `opts.operator`) on the current
+    /// tokio runtime.
     pub fn start(client: Client, opts: FluxOptions) -> Controllers {
         let kubelet = opts.run_kubelet.then(|| {
             Kubelet::start(
@@ -93,13 +102,17 @@ impl Controllers {
         });
         let cancel = CancellationToken::new();
         let artifacts = ArtifactStore::default();
+        let operator = opts.operator;
         let ctx = runtime::Context::new(client, opts, artifacts.clone());
-        let tasks = vec![
+        let mut tasks = vec![
             spawn(&cancel, gitrepository::run(ctx.clone())),
             spawn(&cancel, helm::run_repositories(ctx.clone())),
             spawn(&cancel, kustomization::run(ctx.clone())),
-            spawn(&cancel, helm::run_releases(ctx)),
+            spawn(&cancel, helm::run_releases(ctx.clone())),
         ];
+        if operator {
+            tasks.push(spawn(&cancel, operator::run(ctx)));
+        }
         Controllers {
             cancel,
             tasks,

@@ -172,6 +172,25 @@ pub async fn delete(client: &Client, id: &ObjectId) -> anyhow::Result<()> {
     }
 }
 
+/// Patches the object under `manager`.
+pub async fn patch<P: serde::Serialize + std::fmt::Debug>(
+    client: &Client,
+    id: &ObjectId,
+    manager: &str,
+    patch: &Patch<P>,
+) -> anyhow::Result<()> {
+    let (resource, caps) = resolve(client, &id.gvk()).await?;
+    let params = PatchParams {
+        field_manager: Some(manager.to_owned()),
+        ..PatchParams::default()
+    };
+    api_for(client, &resource, &caps, &id.namespace)
+        .patch(&id.name, &params, patch)
+        .await
+        .with_context(|| format!("{} patch failed", id.display()))?;
+    Ok(())
+}
+
 pub async fn get(client: &Client, id: &ObjectId) -> anyhow::Result<Option<DynamicObject>> {
     let (resource, caps) = resolve(client, &id.gvk()).await?;
     Ok(api_for(client, &resource, &caps, &id.namespace)

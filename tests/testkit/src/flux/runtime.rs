@@ -151,7 +151,7 @@ where
     )
 }
 
-async fn wait_installed<K>(ctx: &Context, crd: &str, deployment: &str)
+pub async fn wait_installed<K>(ctx: &Context, crd: &str, deployment: &str)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -179,16 +179,55 @@ where
     }
 }
 
-/// Runs `reconcile` over every `K` once it is installed (see [`installed_controller`]), until
-/// the task is cancelled.
-pub async fn run<K, F, Fut>(ctx: Arc<Context>, crd: &str, deployment: &str, reconcile: F)
+/// Runs `reconcile` over every `K` while it is installed (see [`installed_controller`] and
+/// [`drive_while_installed`]), until the task is cancelled.
+pub async fn run<K, F, Fut>(ctx: Arc<Context>, crd: &str, deployment: &str, mut reconcile: F)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = ReconcileResult> + Send + 'static,
 {
-    let controller = installed_controller::<K>(&ctx, crd, deployment).await;
-    drive(controller, ctx, reconcile).await;
+    loop {
+        let controller = installed_controller::<K>(&ctx, crd, deployment).await;
+        if !drive_while_installed(controller, ctx.clone(), deployment, &mut reconcile).await {
+            return;
+        }
+    }
+}
+
+/// Drives `controller` until Deployment flux-system/`deployment` goes, as its pods would stop
+/// (`true`: wait for the next install), or until the controller ends (`false`).
+pub async fn drive_while_installed<K, F, Fut>(
+    controller: Controller<K>,
+    ctx: Arc<Context>,
+    deployment: &str,
+    reconcile: F,
+) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = ReconcileResult> + Send + 'static,
+{
+    if !ctx.opts.require_install {
+        drive(controller, ctx, reconcile).await;
+        return false;
+    }
+    tokio::select! {
+        () = drive(controller, ctx.clone(), reconcile) => false,
+        () = uninstalled(&ctx, deployment) => true,
+    }
+}
+
+/// Returns once Deployment flux-system/`deployment` is gone (or being deleted).
+pub async fn uninstalled(ctx: &Context, deployment: &str) {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), FLUX_NAMESPACE);
+    let gone = |d: Option<&Deployment>| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some());
+    loop {
+        match kube::runtime::wait::await_condition(deployments.clone(), deployment, gone).await {
+            Ok(_) => return,
+            Err(_) => tokio::time::sleep(ctx.opts.install_poll).await,
+        }
+    }
 }
 
 /// Runs a kube-runtime controller until the task is cancelled.
@@ -258,29 +297,29 @@ where
     Ok(())
 }
 
-fn has_finalizer<K: Resource>(object: &K) -> bool {
+fn has_finalizer<K: Resource>(object: &K, finalizer: &str) -> bool {
     object
         .meta()
         .finalizers
         .as_ref()
-        .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+        .is_some_and(|f| f.iter().any(|f| f == finalizer))
 }
 
-/// Adds or removes Flux's finalizer, guarded by the resourceVersion that was read, under the
+/// Adds or removes `finalizer`, guarded by the resourceVersion that was read, under the
 /// controller's own field manager (as the real controllers write it).
 async fn set_finalizer<K>(
     api: &Api<K>,
     object: &K,
-    manager: &str,
+    (manager, finalizer): (&str, &str),
     present: bool,
 ) -> Result<(), ReconcileError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
     let mut finalizers: Vec<String> = object.meta().finalizers.clone().unwrap_or_default();
-    finalizers.retain(|f| f != FINALIZER);
+    finalizers.retain(|f| f != finalizer);
     if present {
-        finalizers.push(FINALIZER.to_owned());
+        finalizers.push(finalizer.to_owned());
     }
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": object.meta().resource_version } });
     api.patch(
@@ -308,15 +347,30 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), ReconcileError>>,
 {
+    handle_named_finalizer(api, object, (manager, FINALIZER), cleanup).await
+}
+
+/// [`handle_finalizer`] with another controller's finalizer (the operator has its own).
+pub async fn handle_named_finalizer<K, F, Fut>(
+    api: &Api<K>,
+    object: &K,
+    (manager, finalizer): (&str, &str),
+    cleanup: F,
+) -> Result<Option<Action>, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), ReconcileError>>,
+{
     if is_deleting(object) {
-        if has_finalizer(object) {
+        if has_finalizer(object, finalizer) {
             cleanup().await?;
-            set_finalizer(api, object, manager, false).await?;
+            set_finalizer(api, object, (manager, finalizer), false).await?;
         }
         return Ok(Some(Action::await_change()));
     }
-    if !has_finalizer(object) {
-        set_finalizer(api, object, manager, true).await?;
+    if !has_finalizer(object, finalizer) {
+        set_finalizer(api, object, (manager, finalizer), true).await?;
         return Ok(Some(Action::await_change()));
     }
     Ok(None)

@@ -204,6 +204,9 @@ pub struct GitRepositorySpec {
 pub struct GitRepositoryRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// A full Git reference (`refs/heads/main`); wins over `branch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,5 +7,6 @@ mod apiserver;
 mod fidelity;
 mod flux;
 mod git;
+mod operator;
 mod schemas;
 mod walkthrough;
