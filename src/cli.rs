@@ -273,11 +273,17 @@ pub struct LintArgs {
     #[arg(long, conflicts_with = "profile")]
     pub env: Option<String>,
 
-    /// Lint only this profile (default: every profile under profiles/).
+    /// Lint only this profile (default: every profile under the profiles directory).
     #[arg(long)]
     pub profile: Option<String>,
 
-    /// Rewrite deprecated and removed Flux apiVersion lines in place first (nothing else).
+    /// Where the profiles are, relative to PATH (default: the config's `profiles_dir` when
+    /// there is a config file, else profiles).
+    #[arg(long, conflicts_with = "env")]
+    pub profiles_dir: Option<String>,
+
+    /// First rewrite deprecated and removed Flux API versions of the linted files to what every
+    /// cluster applying them serves (converting the fields the new version lacks).
     #[arg(long)]
     pub fix: bool,
 

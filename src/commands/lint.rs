@@ -2,6 +2,7 @@
 
 use super::{CommandOutput, load_env};
 use crate::cli::{Cli, LintArgs};
+use crate::config::Config;
 use crate::error::{ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::lint;
@@ -9,10 +10,23 @@ use crate::workflow::lint;
 pub fn run(cli: &Cli, args: &LintArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
     let target = match &args.env {
         Some(env) => {
-            let (_, env) = load_env(cli, env)?;
-            lint::env_target(&args.path, &env, &env.profile)?
+            let (config, env) = load_env(cli, env)?;
+            lint::env_target(&args.path, &env, &env.profile, Some(&config))?
         }
-        None => lint::repository_target(&args.path, args.profile.iter().cloned().collect()),
+        None => {
+            // A repository with a config keeps its profiles where the config says.
+            let config = cli
+                .config
+                .is_file()
+                .then(|| Config::load(&cli.config))
+                .transpose()?;
+            lint::repository_target(
+                &args.path,
+                args.profile.iter().cloned().collect(),
+                config.as_ref(),
+                args.profiles_dir.as_deref(),
+            )?
+        }
     };
     let summary = lint::run(&target, args.fix, reporter)?;
     let status = if summary.ok() {

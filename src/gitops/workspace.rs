@@ -164,6 +164,14 @@ impl Workspace {
         self.tip.map(|oid| oid.to_string())
     }
 
+    /// The tree of the clone's tip (its working tree, which `refresh` resets to it); `None`
+    /// while the branch does not exist.
+    pub fn tree_id(&self) -> Option<String> {
+        let tip = self.tip?;
+        let commit = self.repo.find_commit(tip).ok()?;
+        Some(commit.tree_id().to_string())
+    }
+
     /// Fetches the branch and hard-resets the clone to its tip, dropping local changes.
     pub fn refresh(&mut self) -> Result<(), GitError> {
         let tip = remote::fetch_branch(&self.repo, &self.spec, &self.url)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::Value;
 
 use super::source::{self, Doc, Location, Repo, api_group, text_at};
-use super::variables::substitute;
+use super::substitution::substitute;
 use super::{Finding, LintError, LintTarget, Rule};
 use crate::config::SubstitutionConfig;
 
@@ -107,15 +107,26 @@ pub struct Applier {
 }
 
 impl Applier {
-    /// The `profile` Kustomization create-env commits (docs/design.md).
-    fn profile(target: &LintTarget) -> Applier {
-        let root = format!("./{}", join(&target.path_prefix, &target.profiles_dir));
+    /// The `profile` Kustomization create-env commits (docs/design.md), for profiles under
+    /// `profiles` (repository-relative); `from_other`: the env substitutes from more sources.
+    pub fn profile(profiles: &str, from_other: bool) -> Applier {
         Applier {
             name: "flux-system/profile".to_owned(),
             substitutes: true,
-            substitute: BTreeMap::from([("profiles_root".to_owned(), root)]),
+            substitute: BTreeMap::from([("profiles_root".to_owned(), format!("./{profiles}"))]),
             from_cluster: true,
-            from_other: !target.substitution.extra.is_empty(),
+            from_other,
+        }
+    }
+
+    /// The cluster's own `flux-system` Kustomization, which applies `clusters/<name>` as is.
+    pub fn cluster_sync(name: &str) -> Applier {
+        Applier {
+            name: format!("flux-system/flux-system ({name})"),
+            substitutes: false,
+            substitute: BTreeMap::new(),
+            from_cluster: false,
+            from_other: false,
         }
     }
 
@@ -168,6 +179,43 @@ pub struct Build {
     pub dir: String,
     pub applier: Applier,
     pub objects: Vec<Object>,
+    /// The repository's files kustomize read for it (kustomization files, resources,
+    /// patches), relative to the repository: where its objects are declared.
+    pub inputs: BTreeSet<String>,
+}
+
+impl Build {
+    /// Where `object` of this build is declared, at the first `needle` after `anchor`: in the
+    /// files this build read, so a same-named object elsewhere is never blamed. A `needle`
+    /// found only in another input (a patch) points there.
+    pub fn locate(
+        &self,
+        repo: &Repo,
+        object: &Value,
+        anchor: Option<&str>,
+        needle: Option<&str>,
+    ) -> Option<Location> {
+        let declared = repo.declaration_in(
+            &self.inputs,
+            text_at(object, &["kind"]),
+            text_at(object, &["metadata", "name"]),
+            text_at(object, &["metadata", "namespace"]),
+        );
+        let holds = |doc: &Doc| needle.is_none_or(|needle| doc.text.contains(needle));
+        if let Some((file, doc)) = declared.filter(|(_, doc)| holds(doc)) {
+            return Some(doc.locate(&file.path, anchor, needle));
+        }
+        let elsewhere = needle.and_then(|needle| {
+            self.inputs
+                .iter()
+                .filter_map(|path| repo.file(path))
+                .flat_map(|file| file.docs.iter().map(move |doc| (file, doc)))
+                .find(|(_, doc)| doc.text.contains(needle))
+        });
+        elsewhere
+            .or(declared)
+            .map(|(file, doc)| doc.locate(&file.path, anchor, needle))
+    }
 }
 
 /// Everything a profile makes Flux apply.
@@ -179,13 +227,31 @@ pub struct ProfileTree {
 
 impl ProfileTree {
     pub fn build(repo: &Repo, kustomize: &Kustomize, target: &LintTarget, profile: &str) -> Self {
+        let profiles = join(&target.path_prefix, &target.profiles_dir);
+        let applier = Applier::profile(&profiles, !target.substitution.extra.is_empty());
+        let start = join(&profiles, profile);
+        Self::walk(
+            repo,
+            kustomize,
+            &target.substitution,
+            vec![(start, applier)],
+        )
+    }
+
+    /// Everything Flux applies from `roots` (directories, each with the Kustomization that
+    /// applies it) and the Flux Kustomizations their builds hold.
+    pub fn walk(
+        repo: &Repo,
+        kustomize: &Kustomize,
+        substitution: &SubstitutionConfig,
+        roots: Vec<(String, Applier)>,
+    ) -> Self {
         let mut tree = ProfileTree {
             builds: Vec::new(),
             findings: Vec::new(),
         };
-        let start = join(&join(&target.path_prefix, &target.profiles_dir), profile);
         // Breadth first, a level at a time, in the order the builds list their Kustomizations.
-        let mut level = vec![(start, Applier::profile(target))];
+        let mut level = roots;
         let mut seen = BTreeSet::new();
         for _ in 0..=MAX_DEPTH {
             level.retain(|(dir, _)| seen.insert(dir.clone()));
@@ -201,7 +267,7 @@ impl ProfileTree {
                 };
                 for object in &build.objects {
                     if let Some(dir) = tree.applied_dir(repo, &object.value) {
-                        next.push((dir, Applier::of(&object.value, &target.substitution)));
+                        next.push((dir, Applier::of(&object.value, substitution)));
                     }
                 }
                 tree.builds.push(build);
@@ -209,6 +275,14 @@ impl ProfileTree {
             level = next;
         }
         tree
+    }
+
+    /// Every repository file the builds read.
+    pub fn files(&self) -> BTreeSet<String> {
+        self.builds
+            .iter()
+            .flat_map(|build| build.inputs.iter().cloned())
+            .collect()
     }
 
     /// The objects of `dir` from its kustomize build `built`.
@@ -249,15 +323,18 @@ impl ProfileTree {
                 })
             })
             .collect();
+        let mut inputs = BTreeSet::new();
+        kustomize_inputs(repo, dir, &mut BTreeSet::new(), &mut inputs);
         Some(Build {
             dir: dir.to_owned(),
             applier,
             objects,
+            inputs,
         })
     }
 
     /// The directory a Flux Kustomization of this repository applies, when it is one.
-    fn applied_dir(&mut self, repo: &Repo, object: &Value) -> Option<String> {
+    pub fn applied_dir(&mut self, repo: &Repo, object: &Value) -> Option<String> {
         let is_kustomization = api_group(text_at(object, &["apiVersion"])) == FLUX_KUSTOMIZE_GROUP
             && text_at(object, &["kind"]) == "Kustomization";
         if !is_kustomization || text_at(object, &["spec", "sourceRef", "kind"]) != "GitRepository" {
@@ -335,7 +412,7 @@ fn build_failure(repo: &Repo, dir: &str, message: String) -> Finding {
     )
 }
 
-fn kustomization_file(repo: &Repo, dir: &str) -> Option<String> {
+pub fn kustomization_file(repo: &Repo, dir: &str) -> Option<String> {
     KUSTOMIZATION_FILES
         .iter()
         .map(|name| join(dir, name))
@@ -402,8 +479,59 @@ fn check_components(
     }
 }
 
+/// The files kustomize reads to build `dir`: its kustomization, the files and directories it
+/// lists as resources and components (recursively) and its patch files.
+fn kustomize_inputs(
+    repo: &Repo,
+    dir: &str,
+    visited: &mut BTreeSet<String>,
+    inputs: &mut BTreeSet<String>,
+) {
+    if !visited.insert(dir.to_owned()) {
+        return;
+    }
+    let Some(file) = kustomization_file(repo, dir) else {
+        return;
+    };
+    let value = repo
+        .file(&file)
+        .and_then(|source| source.docs.first())
+        .and_then(|doc| doc.value.clone());
+    inputs.insert(file);
+    let Some(value) = value else { return };
+    let listed = |key: &str| -> Vec<String> {
+        value[key]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| match entry {
+                Value::String(path) => Some(path.clone()),
+                other => other["path"].as_str().map(str::to_owned),
+            })
+            .filter(|path| !path.contains("://"))
+            .collect()
+    };
+    let keys = [
+        "resources",
+        "bases",
+        "components",
+        "crds",
+        "patches",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+    ];
+    for entry in keys.iter().flat_map(|key| listed(key)) {
+        let path = normalize(&join(dir, &entry));
+        if repo.root.join(&path).is_dir() {
+            kustomize_inputs(repo, &path, visited, inputs);
+        } else if repo.file(&path).is_some() {
+            inputs.insert(path);
+        }
+    }
+}
+
 /// `a/b` + `../c` → `a/c`, `/`-separated and relative to the repository.
-fn normalize(path: &str) -> String {
+pub fn normalize(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -417,7 +545,7 @@ fn normalize(path: &str) -> String {
     parts.join("/")
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
     } else {

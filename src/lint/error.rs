@@ -11,7 +11,12 @@ pub enum LintError {
     #[error("cannot read {}: {message}", path.display())]
     Read { path: PathBuf, message: String },
     #[error("cannot write {}: {message}", path.display())]
-    Write { path: PathBuf, message: String },
+    Write {
+        path: PathBuf,
+        message: String,
+        /// Files already rewritten before this one failed.
+        written: Vec<String>,
+    },
     #[error("profile {name} not found in {}", dir.display())]
     UnknownProfile {
         name: String,
@@ -47,7 +52,14 @@ impl Diagnose for LintError {
                 "install kubectl (it bundles kustomize) or set GITOPS_BOOTSTRAP_KUBECTL to it"
                     .to_owned(),
             ),
-            LintError::Read { .. } | LintError::Write { .. } => None,
+            LintError::Write { written, .. } if !written.is_empty() => Some(format!(
+                "already rewritten: {}; make the file writable and rerun `lint --fix`",
+                written.join(", ")
+            )),
+            LintError::Write { .. } => {
+                Some("make the file writable and rerun `lint --fix`".to_owned())
+            }
+            LintError::Read { .. } => None,
         }
     }
 }

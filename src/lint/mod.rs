@@ -9,30 +9,37 @@
 //! source line (`file:line:column`) with a rule id (README "Lint rules") and a fix.
 
 mod apis;
+mod bootstrap;
 mod build;
 mod charts;
+mod clusters;
+mod convert;
 mod depends;
 mod error;
+mod fix;
+mod flux_apis;
 mod secrets;
 mod source;
+mod substitution;
 mod variables;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::SubstitutionConfig;
 
-pub use apis::fix_api_versions;
 pub use build::Kustomize;
+pub use clusters::ClusterRef;
 pub use error::LintError;
+pub use fix::{FixReport, NotFixed, fix};
 
 use build::ProfileTree;
 use source::Repo;
 
 /// How bad a finding is: errors fail the lint (exit 1) and stop create-env; warnings do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -40,7 +47,7 @@ pub enum Severity {
 }
 
 /// The rules, each with a stable id (README "Lint rules" lists them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     KustomizeBuild,
@@ -55,10 +62,13 @@ pub enum Rule {
     UnencryptedSopsFile,
     MissingChartSource,
     UnpinnedChart,
+    Symlink,
+    ProfileAppliedTwice,
+    BootstrapName,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 15] = [
         Rule::KustomizeBuild,
         Rule::UnknownComponent,
         Rule::InvalidYaml,
@@ -71,6 +81,9 @@ impl Rule {
         Rule::UnencryptedSopsFile,
         Rule::MissingChartSource,
         Rule::UnpinnedChart,
+        Rule::Symlink,
+        Rule::ProfileAppliedTwice,
+        Rule::BootstrapName,
     ];
 
     pub fn id(self) -> &'static str {
@@ -87,19 +100,22 @@ impl Rule {
             Rule::UnencryptedSopsFile => "unencrypted-sops-file",
             Rule::MissingChartSource => "missing-chart-source",
             Rule::UnpinnedChart => "unpinned-chart",
+            Rule::Symlink => "symlink",
+            Rule::ProfileAppliedTwice => "profile-applied-twice",
+            Rule::BootstrapName => "bootstrap-name",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Rule::FluxApiDeprecated | Rule::UnpinnedChart => Severity::Warning,
+            Rule::FluxApiDeprecated | Rule::UnpinnedChart | Rule::Symlink => Severity::Warning,
             _ => Severity::Error,
         }
     }
 }
 
 /// One problem, where it is, and what to do about it. `file` is relative to the repository.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Finding {
     pub file: String,
     pub line: usize,
@@ -161,6 +177,9 @@ pub struct LintTarget {
     pub variables: ClusterVariables,
     /// The Flux release the env installs (`v2.4.0`); `None`: the newest lint knows.
     pub flux_version: Option<String>,
+    /// The configured envs: which Flux each runs and which profile it applies (`--fix`
+    /// rewrites a file only to what every cluster applying it serves).
+    pub clusters: Vec<ClusterRef>,
 }
 
 /// The outcome of a lint: sorted findings and what was looked at.
@@ -168,6 +187,9 @@ pub struct LintTarget {
 pub struct LintReport {
     pub profiles: Vec<String>,
     pub findings: Vec<Finding>,
+    /// The files the profiles' builds read: what an env running them applies.
+    #[serde(skip)]
+    pub applied: BTreeSet<String>,
 }
 
 impl LintReport {
@@ -179,24 +201,45 @@ impl LintReport {
     }
 }
 
-/// Runs every rule over the repository and the builds of the target's profiles.
+/// Runs every rule over the builds of the target's profiles and over what Flux may apply: the
+/// files those builds read, and everything under the profiles and `clusters/` directories
+/// (not, say, Terraform's templates beside them).
 pub fn lint(target: &LintTarget, kustomize: &Kustomize) -> Result<LintReport, LintError> {
     let repo = Repo::load(&target.repo_root)?;
     let profiles = build::profiles(&repo, target)?;
     let mut findings: BTreeSet<Finding> = BTreeSet::new();
-    findings.extend(repo.parse_errors());
-    findings.extend(apis::check(&repo, target.flux_version.as_deref()));
-    findings.extend(secrets::check(&repo));
+    let mut applied = BTreeSet::new();
     for profile in &profiles {
         let tree = ProfileTree::build(&repo, kustomize, target, profile);
+        applied.extend(tree.files());
         findings.extend(tree.findings.iter().cloned());
         findings.extend(variables::check(&repo, &tree, &target.variables));
         findings.extend(depends::check(&repo, &tree));
         findings.extend(depends::duplicates(&repo, &tree));
         findings.extend(charts::check(&repo, &tree));
+        findings.extend(bootstrap::in_tree(&repo, &tree, target));
     }
+    findings.extend(bootstrap::in_clusters(&repo, target));
+    let dirs = [
+        format!(
+            "{}/",
+            build::join(&target.path_prefix, &target.profiles_dir)
+        ),
+        format!("{}/", build::join(&target.path_prefix, "clusters")),
+    ];
+    let in_scope = |finding: &Finding| {
+        applied.contains(&finding.file) || dirs.iter().any(|dir| finding.file.starts_with(dir))
+    };
+    let repository_wide = [
+        repo.parse_errors(),
+        repo.unread_findings(),
+        apis::check(&repo, target.flux_version.as_deref()),
+        secrets::check(&repo),
+    ];
+    findings.extend(repository_wide.into_iter().flatten().filter(in_scope));
     Ok(LintReport {
         profiles,
         findings: findings.into_iter().collect(),
+        applied,
     })
 }

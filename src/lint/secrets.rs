@@ -6,6 +6,7 @@ use regex::Regex;
 use serde_yaml_ng::Value;
 
 use super::source::{Repo, SourceFile, text_at};
+use super::substitution::references;
 use super::{Finding, Rule};
 
 /// SOPS writes its metadata (with the MAC) under a top-level `sops` key.
@@ -66,6 +67,27 @@ fn covering<'a>(rules: &'a [CreationRule], file: &SourceFile) -> Option<&'a Crea
     })
 }
 
+/// Every value is a `${var}` Flux fills in at apply time (from `cluster-secrets`, say): the
+/// secret itself is not in Git, which is the fix this rule asks for.
+fn placeholders_only(secret: &Value) -> bool {
+    let values: Vec<&Value> = ["data", "stringData"]
+        .iter()
+        .filter_map(|key| secret.get(key).and_then(Value::as_mapping))
+        .flat_map(|map| map.values())
+        .collect();
+    !values.is_empty()
+        && values.iter().all(|value| {
+            value.as_str().is_some_and(|text| {
+                let references = references(text);
+                let mut rest = text.to_owned();
+                for reference in &references {
+                    rest = rest.replacen(reference.text, "", 1);
+                }
+                !references.is_empty() && rest.trim().is_empty()
+            })
+        })
+}
+
 pub fn check(repo: &Repo) -> Vec<Finding> {
     let rules = creation_rules(repo);
     let mut findings = Vec::new();
@@ -100,7 +122,11 @@ pub fn check(repo: &Repo) -> Vec<Finding> {
                     .and_then(Value::as_mapping)
                     .is_some_and(|map| !map.is_empty())
             });
-            if text_at(value, &["kind"]) != "Secret" || !has_data || encrypted(value) {
+            if text_at(value, &["kind"]) != "Secret"
+                || !has_data
+                || encrypted(value)
+                || placeholders_only(value)
+            {
                 continue;
             }
             let key = if value.get("stringData").is_some() {
@@ -120,4 +146,24 @@ pub fn check(repo: &Repo) -> Vec<Finding> {
         }
     }
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_of_placeholders_only_holds_no_secret() {
+        let secret = |data: &str| -> Value {
+            serde_yaml_ng::from_str(&format!("kind: Secret\nstringData:\n{data}")).unwrap()
+        };
+        assert!(placeholders_only(&secret(
+            "  key: ${api_key}\n  other: \"${b}\"\n"
+        )));
+        assert!(!placeholders_only(&secret(
+            "  key: ${api_key}\n  other: plain\n"
+        )));
+        assert!(!placeholders_only(&secret("  key: prefix-${api_key}\n")));
+        assert!(!placeholders_only(&secret("  key: $${escaped}\n")));
+    }
 }

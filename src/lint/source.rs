@@ -39,6 +39,22 @@ pub struct SourceFile {
 pub struct Repo {
     pub root: PathBuf,
     pub files: Vec<SourceFile>,
+    /// Files lint could not read as YAML text, and symbolic links: reported, never dropped.
+    pub unread: Vec<Unread>,
+}
+
+/// A `.yaml` path lint did not read as it reads the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    /// Not UTF-8 (kustomize and Flux refuse it): the byte offset of the first bad byte.
+    NotUtf8 { path: String, offset: usize },
+    /// A symbolic link: to a file of the repository (read through the link, as kustomize
+    /// does), or leaving it / dangling (not read).
+    Symlink {
+        path: String,
+        target: String,
+        read: bool,
+    },
 }
 
 impl Repo {
@@ -53,13 +69,17 @@ impl Repo {
             }
         };
         let root = root.as_path();
-        let mut files = Vec::new();
+        let mut repo = Repo {
+            root: root.to_owned(),
+            files: Vec::new(),
+            unread: Vec::new(),
+        };
         let walker = walkdir::WalkDir::new(root)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|entry| {
                 entry.depth() == 0
-                    || entry.file_type().is_file()
+                    || !entry.file_type().is_dir()
                     || !entry.file_name().to_string_lossy().starts_with('.')
             });
         for entry in walker {
@@ -71,24 +91,50 @@ impl Repo {
             let yaml = path
                 .extension()
                 .is_some_and(|ext| ext == "yaml" || ext == "yml");
-            if !entry.file_type().is_file() || !yaml {
+            if entry.file_type().is_dir() || !yaml {
                 continue;
             }
-            let text = std::fs::read_to_string(path).map_err(|err| LintError::Read {
-                path: path.to_owned(),
-                message: err.to_string(),
-            })?;
-            let relative = path.strip_prefix(root).unwrap_or(path);
-            files.push(SourceFile {
-                path: relative.to_string_lossy().replace('\\', "/"),
+            let relative = relative_path(root, path);
+            if entry.file_type().is_symlink() {
+                let target = path.canonicalize().ok().filter(|target| target.is_file());
+                let inside = target.as_ref().filter(|target| target.starts_with(root));
+                repo.unread.push(Unread::Symlink {
+                    path: relative.clone(),
+                    target: match (&target, inside) {
+                        (_, Some(inside)) => relative_path(root, inside),
+                        (Some(outside), None) => outside.display().to_string(),
+                        (None, _) => std::fs::read_link(path)
+                            .map(|link| link.display().to_string())
+                            .unwrap_or_default(),
+                    },
+                    read: inside.is_some(),
+                });
+                if inside.is_none() {
+                    continue;
+                }
+            }
+            repo.read_file(path, relative)?;
+        }
+        Ok(repo)
+    }
+
+    fn read_file(&mut self, path: &Path, relative: String) -> Result<(), LintError> {
+        let bytes = std::fs::read(path).map_err(|err| LintError::Read {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        match String::from_utf8(bytes) {
+            Ok(text) => self.files.push(SourceFile {
+                path: relative,
                 docs: split_documents(&text),
                 text,
-            });
+            }),
+            Err(err) => self.unread.push(Unread::NotUtf8 {
+                path: relative,
+                offset: err.utf8_error().valid_up_to(),
+            }),
         }
-        Ok(Repo {
-            root: root.to_owned(),
-            files,
-        })
+        Ok(())
     }
 
     /// Every parsed document with its file.
@@ -126,6 +172,39 @@ impl Repo {
         findings
     }
 
+    /// `invalid-yaml` for a file that is not UTF-8, `symlink` for every symbolic link.
+    pub fn unread_findings(&self) -> Vec<Finding> {
+        self.unread
+            .iter()
+            .map(|unread| match unread {
+                Unread::NotUtf8 { path, offset } => Finding::new(
+                    Location {
+                        file: path.clone(),
+                        line: 1,
+                        column: 1,
+                    },
+                    Rule::InvalidYaml,
+                    format!("not UTF-8 text (invalid byte at offset {offset})"),
+                    "save the file as UTF-8; kustomize and Flux cannot read it",
+                ),
+                Unread::Symlink { path, target, read } => Finding::new(
+                    Location {
+                        file: path.clone(),
+                        line: 1,
+                        column: 1,
+                    },
+                    Rule::Symlink,
+                    if *read {
+                        format!("a symbolic link to {target}: linted through the link")
+                    } else {
+                        format!("a symbolic link to {target}, outside the repository or missing: not linted")
+                    },
+                    "commit the file itself; a link may not reach what Flux's source packs",
+                ),
+            })
+            .collect()
+    }
+
     /// The document declaring `kind`/`name` (in `namespace` when it says one); the first of
     /// several, preferring one whose namespace matches.
     pub fn declaration(
@@ -134,7 +213,31 @@ impl Repo {
         name: &str,
         namespace: &str,
     ) -> Option<(&SourceFile, &Doc)> {
-        let mut candidates = self.documents().filter(|(_, _, value)| {
+        self.declaration_among(self.documents(), kind, name, namespace)
+    }
+
+    /// [`Repo::declaration`] among the documents of `files` only.
+    pub fn declaration_in(
+        &self,
+        files: &std::collections::BTreeSet<String>,
+        kind: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Option<(&SourceFile, &Doc)> {
+        let documents = self
+            .documents()
+            .filter(|(file, _, _)| files.contains(&file.path));
+        self.declaration_among(documents, kind, name, namespace)
+    }
+
+    fn declaration_among<'a>(
+        &'a self,
+        documents: impl Iterator<Item = (&'a SourceFile, &'a Doc, &'a Value)>,
+        kind: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Option<(&'a SourceFile, &'a Doc)> {
+        let mut candidates = documents.filter(|(_, _, value)| {
             text_at(value, &["kind"]) == kind && text_at(value, &["metadata", "name"]) == name
         });
         let first = candidates.next()?;
@@ -185,6 +288,14 @@ impl Doc {
             column,
         }
     }
+}
+
+/// `path` relative to `root`, `/`-separated.
+fn relative_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// The offset of the first line that is neither blank nor a comment.

@@ -30,6 +30,11 @@ impl EnvPaths {
         self.root.join("repo")
     }
 
+    /// The last clean lint of the env's profile, keyed by what it linted.
+    pub fn lint_cache(&self) -> PathBuf {
+        self.root.join("lint.json")
+    }
+
     pub fn lock(&self) -> PathBuf {
         self.root.join("lock")
     }

@@ -30,7 +30,7 @@ fn flux_crds() -> Vec<CustomResourceDefinition> {
 }
 
 /// Installs the Flux CRDs a cluster lacks; returns the names of those it installed.
-async fn install_missing_crds(client: &kube::Client) -> Vec<String> {
+pub(crate) async fn install_missing_crds(client: &kube::Client) -> Vec<String> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut installed = Vec::new();
     for crd in flux_crds() {
@@ -67,7 +67,7 @@ fn resource_of(object: &Value) -> ApiResource {
 }
 
 /// A dry-run server-side apply of `object` into `namespace` under Strict field validation.
-async fn dry_run_apply(
+pub(crate) async fn dry_run_apply(
     client: &kube::Client,
     namespace: &str,
     mut object: Value,
@@ -138,13 +138,13 @@ fn profile_objects() -> Vec<Value> {
     objects.into_iter().filter(is_flux).collect()
 }
 
-struct Scratch {
+pub(crate) struct Scratch {
     api: Api<Namespace>,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl Scratch {
-    async fn create(client: &kube::Client) -> Scratch {
+    pub(crate) async fn create(client: &kube::Client) -> Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("a clock after 1970")
@@ -159,7 +159,7 @@ impl Scratch {
         Scratch { api, name }
     }
 
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         self.api
             .delete(&self.name, &DeleteParams::default())
             .await
@@ -167,7 +167,7 @@ impl Scratch {
     }
 }
 
-async fn remove_crds(client: &kube::Client, names: Vec<String>) {
+pub(crate) async fn remove_crds(client: &kube::Client, names: Vec<String>) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in names {
         api.delete(&name, &DeleteParams::default())

@@ -68,7 +68,7 @@ fn every_seeded_mistake_is_found_at_its_line() {
     let (last, findings) = events.split_last().unwrap();
     assert!(findings.iter().all(|event| event["event"] == "finding"));
     assert_eq!(last["event"], "result");
-    assert_eq!(last["result"]["errors"], 9);
+    assert_eq!(last["result"]["errors"], 10);
     insta::assert_snapshot!("fixture_json", stdout(&output));
 
     // Every finding is on the line after a `# mistake:` comment, and every such comment has
@@ -215,33 +215,66 @@ cluster_config = {{ greeting = "hello" }}
         .unwrap();
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
-    // greeting comes from the env's cluster_config; Flux 2.2 still serves v1beta1.
+    // greeting comes from the env's cluster_config; Flux 2.2 still serves v1beta1, and has
+    // no HelmRelease v2 yet (2.3 brought it).
     assert!(!text.contains("unresolved-variable"), "{text}");
     assert!(
-        text.contains("profiles/components/app-b/app-b.yaml:2:13: warning[flux-api-deprecated]: Kustomization app-b uses kustomize.toolkit.fluxcd.io/v1beta1, which is deprecated in v2.2.0"),
+        text.contains("profiles/components/app-b/app-b.yaml:2:13: warning[flux-api-deprecated]: Kustomization app-b uses kustomize.toolkit.fluxcd.io/v1beta1, which Flux v2.2.0 deprecates")
+            && text.contains("profiles/apps/app-b/release.yaml:1:13: error[flux-api-removed]: HelmRelease podinfo uses helm.toolkit.fluxcd.io/v2, which Flux v2.2.0 does not serve\n  fix: use helm.toolkit.fluxcd.io/v2beta2, the newest HelmRelease version Flux v2.2.0 serves"),
         "{text}"
     );
     assert!(text.contains("lint of profile(s) main:"), "{text}");
 }
 
-/// create-env runs the env's lint in preflight: an error stops it before Terraform runs;
-/// `--skip-lint` goes on and says so.
+/// create-env runs the env's lint in preflight: an error in what the env applies stops it
+/// before Terraform runs; findings elsewhere (another profile, a template outside the profiles)
+/// are reported, not blocking; `--skip-lint` goes on and says so; a rerun on an unchanged tree
+/// reuses the last clean lint instead of building again.
 #[tokio::test(flavor = "multi_thread")]
 async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
     let sandbox = Sandbox::start().await;
     sandbox.write_config();
-    // Outside every build, so Flux itself would not mind: only lint does.
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: plain\n";
+    // Outside every build of the env, so Flux would not apply it there: reported only.
     sandbox.commit_file(
-        "notes/token.yaml",
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: plain\n",
+        "profiles/other/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - token.yaml\n",
+        "test: another profile",
+    );
+    sandbox.commit_file(
+        "profiles/other/token.yaml",
+        secret,
+        "test: a plaintext Secret elsewhere",
+    );
+    sandbox.commit_file(
+        "terraform/values.yaml.tftpl.yaml",
+        "hosts:\n%{ for host in hosts ~}\n  - ${host}\n%{ endfor ~}\n",
+        "test: a Terraform template",
+    );
+    // In the env's profile: this one blocks (with a namespace, so that Flux can apply it
+    // once --skip-lint lets it through).
+    let standard = include_str!("../../profiles/standard/kustomization.yaml");
+    sandbox.commit_file(
+        "profiles/standard/kustomization.yaml",
+        &format!("{standard}resources:\n  - token.yaml\n"),
+        "test: the profile applies a Secret",
+    );
+    sandbox.commit_file(
+        "profiles/standard/token.yaml",
+        &secret.replace(
+            "  name: token\n",
+            "  name: token\n  namespace: flux-system\n",
+        ),
         "test: a plaintext Secret",
     );
 
     let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
     assert_eq!(run.code, 2, "{}", run.output());
     assert!(
-        run.stderr.contains("profile standard does not lint: 1 error(s), nothing was created")
-            && run.stderr.contains("notes/token.yaml:5:1: [plaintext-secret] Secret token holds its values in plain text in Git")
+        run.stderr.contains("profile standard does not lint: 1 error(s) in what env dev applies, nothing was created\n  profiles/standard/token.yaml:6:1: [plaintext-secret] Secret token holds its values in plain text in Git")
+            && run.stderr.contains("lint (not applied by this env): profiles/other/token.yaml:5:1: [plaintext-secret]")
+            && !run.stderr.contains("values.yaml.tftpl.yaml")
             && run.stderr.contains("--skip-lint"),
         "{}",
         run.stderr
@@ -272,5 +305,29 @@ async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
             .contains("lint of profile standard skipped (--skip-lint)"),
         "{}",
         run.stderr
+    );
+
+    // Fixed in Git: linted once, then remembered while the tree stays the same.
+    sandbox.commit_file(
+        "profiles/standard/kustomization.yaml",
+        standard,
+        "test: fixed",
+    );
+    let first = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+    assert!(
+        first
+            .stderr
+            .contains("· lint: 1 finding(s) reported, none in what the env applies ·"),
+        "{}",
+        first.stderr
+    );
+    let again = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(again.code, 0, "{}", again.output());
+    assert!(
+        again.stderr.contains("lint (not applied by this env): profiles/other/token.yaml:5:1")
+            && again.stderr.contains("· lint: 1 finding(s) reported, none in what the env applies (tree unchanged since the last lint) ·"),
+        "{}",
+        again.stderr
     );
 }

@@ -14,6 +14,7 @@ mod flux_schemas;
 mod gitops;
 mod init;
 mod lint;
+mod lint_fleet;
 mod own_layout;
 mod ownership;
 mod plan;

@@ -72,7 +72,11 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
     ));
     // The profile's mistakes cost seconds here, a Terraform apply later.
     facts.push(lint::preflight(
-        workspace.dir(),
+        &lint::PreflightLint {
+            repo_dir: workspace.dir(),
+            tree: workspace.tree_id(),
+            cache: input.paths.lint_cache(),
+        },
         input.env,
         input.profile,
         input.skip_lint,

@@ -13,6 +13,7 @@ use tokio::process::Command;
 use super::decrypt::{self, AgeIdentities};
 use super::objects::parse_documents;
 use super::substitution::substitute;
+use super::types::KustomizePatch;
 
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
@@ -32,12 +33,13 @@ pub fn failure(reason: &'static str, message: impl Into<String>) -> Failure {
 }
 
 /// Builds `path` of the artifact at `source_dir` with `components` (paths relative to `path`)
-/// into objects, decrypting SOPS-encrypted ones with `identities` (`spec.decryption`) and
-/// substituting `vars` if given.
+/// and `patches` into objects, decrypting SOPS-encrypted ones with `identities`
+/// (`spec.decryption`) and substituting `vars` if given.
 pub async fn build(
     source_dir: &Path,
     path: &str,
     components: &[String],
+    patches: &[KustomizePatch],
     vars: Option<&BTreeMap<String, String>>,
     identities: Option<&AgeIdentities>,
 ) -> Result<Vec<DynamicObject>, Failure> {
@@ -73,11 +75,11 @@ pub async fn build(
             )
         })?;
     }
-    if !components.is_empty() {
-        add_components(&dir, components).map_err(|e| {
+    if !components.is_empty() || !patches.is_empty() {
+        add_to_kustomization(&dir, components, patches).map_err(|e| {
             failure(
                 "BuildFailed",
-                format!("failed to add spec.components to the kustomization: {e}"),
+                format!("failed to add spec.components and spec.patches to the kustomization: {e}"),
             )
         })?;
     }
@@ -171,8 +173,13 @@ fn has_kustomization(dir: &Path) -> bool {
     KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file())
 }
 
-/// Appends `components` to the `components` list of the kustomization in `dir`, as Flux does.
-fn add_components(dir: &Path, components: &[String]) -> anyhow::Result<()> {
+/// Appends `components` and `patches` to those lists of the kustomization in `dir`, as Flux
+/// does.
+fn add_to_kustomization(
+    dir: &Path,
+    components: &[String],
+    patches: &[KustomizePatch],
+) -> anyhow::Result<()> {
     let file = KUSTOMIZATION_FILES
         .iter()
         .map(|f| dir.join(f))
@@ -183,13 +190,32 @@ fn add_components(dir: &Path, components: &[String]) -> anyhow::Result<()> {
     let serde_yaml_ng::Value::Mapping(fields) = &mut kustomization else {
         anyhow::bail!("{} is not a YAML mapping", file.display());
     };
-    let listed = fields
-        .entry("components".into())
-        .or_insert_with(|| serde_yaml_ng::Value::Sequence(Vec::new()));
-    let serde_yaml_ng::Value::Sequence(listed) = listed else {
-        anyhow::bail!("components in {} is not a list", file.display());
-    };
-    listed.extend(components.iter().map(|c| c.as_str().into()));
+    let additions = [
+        (
+            "components",
+            components.iter().map(|c| c.as_str().into()).collect(),
+        ),
+        (
+            "patches",
+            patches
+                .iter()
+                .map(serde_yaml_ng::to_value)
+                .collect::<Result<_, _>>()?,
+        ),
+    ];
+    for (key, added) in additions {
+        let added: Vec<serde_yaml_ng::Value> = added;
+        if added.is_empty() {
+            continue;
+        }
+        let listed = fields
+            .entry(key.into())
+            .or_insert_with(|| serde_yaml_ng::Value::Sequence(Vec::new()));
+        let serde_yaml_ng::Value::Sequence(listed) = listed else {
+            anyhow::bail!("{key} in {} is not a list", file.display());
+        };
+        listed.extend(added);
+    }
     std::fs::write(&file, serde_yaml_ng::to_string(&kustomization)?)?;
     Ok(())
 }
@@ -281,7 +307,7 @@ mod tests {
         .unwrap();
         std::fs::write(apps.join("notes.yaml"), "just: data\n").unwrap();
         let vars: BTreeMap<String, String> = [("cluster_name".to_owned(), "dev".to_owned())].into();
-        let objects = build(repo.path(), "./apps", &[], Some(&vars), None)
+        let objects = build(repo.path(), "./apps", &[], &[], Some(&vars), None)
             .await
             .unwrap();
         let names = names(&objects);
@@ -296,7 +322,7 @@ mod tests {
             !repo.path().join("apps/kustomization.yaml").exists(),
             "the artifact itself is never modified"
         );
-        let missing = build(repo.path(), "./nope", &[], None, None)
+        let missing = build(repo.path(), "./nope", &[], &[], None, None)
             .await
             .unwrap_err();
         assert_eq!(missing.reason, "ArtifactFailed");
@@ -331,6 +357,7 @@ mod tests {
             repo.path(),
             "./clusters/_profiles/home",
             &components,
+            &[],
             None,
             None,
         )
@@ -343,14 +370,47 @@ mod tests {
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: home\n",
         );
         let components = ["../../platform/_base".to_owned()];
-        let objects = build(repo.path(), "apps/plain", &components, None, None)
+        let objects = build(repo.path(), "apps/plain", &components, &[], None, None)
             .await
             .unwrap();
         assert_eq!(objects.len(), 2);
         let missing = ["../nowhere".to_owned()];
-        let failed = build(repo.path(), "apps/plain", &missing, None, None)
+        let failed = build(repo.path(), "apps/plain", &missing, &[], None, None)
             .await
             .unwrap_err();
         assert_eq!(failed.reason, "BuildFailed", "{}", failed.message);
+    }
+
+    #[tokio::test]
+    async fn spec_patches_are_added_to_the_kustomization() {
+        let repo = tempfile::tempdir().unwrap();
+        let dir = repo.path().join("apps");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: apps\ndata:\n  replicas: \"1\"\n",
+        )
+        .unwrap();
+        let patches = [
+            KustomizePatch {
+                patch: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: apps\ndata:\n  replicas: \"2\"\n".to_owned(),
+                target: None,
+            },
+            KustomizePatch {
+                patch: "- op: add\n  path: /data/zone\n  value: b\n".to_owned(),
+                target: Some(super::super::types::PatchSelector {
+                    kind: Some("ConfigMap".to_owned()),
+                    name: Some("settings".to_owned()),
+                    ..Default::default()
+                }),
+            },
+        ];
+        let objects = build(repo.path(), "./apps", &[], &patches, None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            objects[0].data["data"],
+            serde_json::json!({"replicas": "2", "zone": "b"})
+        );
     }
 }

@@ -286,6 +286,7 @@ async fn build_and_apply(
         artifact.dir(),
         path,
         &ks.spec.components,
+        &ks.spec.patches,
         vars.as_ref(),
         identities.as_ref(),
     )
