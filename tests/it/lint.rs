@@ -7,6 +7,15 @@ use crate::support::sandbox::{ENV, Sandbox};
 use crate::support::{bin, copy_dir, json_events, stdout};
 use std::path::{Path, PathBuf};
 
+/// A config for lint tests: a repository (plus `repository` lines) and env `dev` on the
+/// shipped `terraform/existing` module with `env` lines.
+pub(crate) fn lint_config(repository: &str, env: &str) -> String {
+    format!(
+        "[repository]\nurl = \"https://git.example.test/fleet.git\"\nauthor_name = \"Bootstrap Bot\"\nauthor_email = \"bot@example.test\"\n{repository}push = {{ method = \"token\", token_env = \"LINT_TEST_GIT_TOKEN\" }}\nread = {{ token_env = \"LINT_TEST_GIT_READ_TOKEN\" }}\n\n[envs.dev]\nmodule = \"{}/terraform/existing\"\n{env}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -188,25 +197,9 @@ fn bad_input_exits_2_with_a_hint() {
 #[test]
 fn an_env_lint_knows_its_cluster_config_and_flux_version() {
     let repo = fixture();
-    let config = format!(
-        r#"[repository]
-url = "https://git.example.test/fleet.git"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-push = {{ method = "token", token_env = "LINT_TEST_GIT_TOKEN" }}
-read = {{ token_env = "LINT_TEST_GIT_READ_TOKEN" }}
-
-[envs.dev]
-module = "{root}/terraform/existing"
-profile = "main"
-flux_version = "v2.2.0"
-
-[envs.dev.variables]
-cluster_name = "dev"
-kubeconfig_path = "/nonexistent/kubeconfig"
-cluster_config = {{ greeting = "hello" }}
-"#,
-        root = env!("CARGO_MANIFEST_DIR"),
+    let config = lint_config(
+        "",
+        "profile = \"main\"\nflux_version = \"v2.2.0\"\n\n[envs.dev.variables]\ncluster_name = \"dev\"\nkubeconfig_path = \"/nonexistent/kubeconfig\"\ncluster_config = { greeting = \"hello\" }\n",
     );
     std::fs::write(repo.path().join("gitops-bootstrap.toml"), config).unwrap();
     let output = bin(repo.path())
@@ -307,7 +300,8 @@ async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
         run.stderr
     );
 
-    // Fixed in Git: linted once, then remembered while the tree stays the same.
+    // Fixed in Git (the profile no longer applies token.yaml: reported, not blocking): linted
+    // once, then remembered while the tree stays the same.
     sandbox.commit_file(
         "profiles/standard/kustomization.yaml",
         standard,
@@ -318,7 +312,7 @@ async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
     assert!(
         first
             .stderr
-            .contains("· lint: 1 finding(s) reported, none in what the env applies ·"),
+            .contains("· lint: 2 finding(s) reported, none in what the env applies ·"),
         "{}",
         first.stderr
     );
@@ -326,7 +320,7 @@ async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
     assert_eq!(again.code, 0, "{}", again.output());
     assert!(
         again.stderr.contains("lint (not applied by this env): profiles/other/token.yaml:5:1")
-            && again.stderr.contains("· lint: 1 finding(s) reported, none in what the env applies (tree unchanged since the last lint) ·"),
+            && again.stderr.contains("· lint: 2 finding(s) reported, none in what the env applies (tree unchanged since the last lint) ·"),
         "{}",
         again.stderr
     );

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::lint::lint_config;
 use crate::support::{bin, copy_dir, stdout};
 
 fn manifest_dir() -> PathBuf {
@@ -18,29 +19,8 @@ fn fleet() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     copy_dir(&manifest_dir().join("tests/it/fixtures/lint-fleet"), root);
-    std::fs::write(
-        root.join("gitops-bootstrap.toml"),
-        format!(
-            r#"[repository]
-url = "https://git.example.test/fleet.git"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-push = {{ method = "token", token_env = "LINT_TEST_GIT_TOKEN" }}
-read = {{ token_env = "LINT_TEST_GIT_READ_TOKEN" }}
-
-[envs.dev]
-module = "{}/terraform/existing"
-profile = "web"
-flux_version = "v2.8.0"
-
-[envs.dev.variables]
-cluster_name = "dev"
-kubeconfig_path = "/nonexistent/kubeconfig"
-"#,
-            manifest_dir().display()
-        ),
-    )
-    .unwrap();
+    let env = "profile = \"web\"\nflux_version = \"v2.8.0\"\n\n[envs.dev.variables]\ncluster_name = \"dev\"\nkubeconfig_path = \"/nonexistent/kubeconfig\"\n";
+    std::fs::write(root.join("gitops-bootstrap.toml"), lint_config("", env)).unwrap();
     std::fs::write(
         root.join("profiles/web/latin1.yaml"),
         b"# caf\xe9\nkind: ConfigMap\n",
@@ -107,22 +87,9 @@ fn profile_honours_the_configs_profiles_dir() {
     );
     std::fs::write(
         repo.path().join("gitops-bootstrap.toml"),
-        format!(
-            r#"[repository]
-url = "https://git.example.test/fleet.git"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-path = "fleet"
-profiles_dir = "clusters/_profiles"
-push = {{ method = "token", token_env = "LINT_TEST_GIT_TOKEN" }}
-read = {{ token_env = "LINT_TEST_GIT_READ_TOKEN" }}
-
-[envs.dev]
-module = "{}/terraform/existing"
-profile = "home"
-flux_version = "v2.8.0"
-"#,
-            manifest_dir().display()
+        lint_config(
+            "path = \"fleet\"\nprofiles_dir = \"clusters/_profiles\"\n",
+            "profile = \"home\"\nflux_version = \"v2.8.0\"\n",
         ),
     )
     .unwrap();
