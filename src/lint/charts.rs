@@ -5,21 +5,26 @@
 use regex::Regex;
 use serde_yaml_ng::Value;
 
-use super::build::ProfileTree;
+use super::build::{Build, ProfileTree};
 use super::source::{Repo, text_at};
 use super::{Finding, Rule};
 
 const FLUX_NAMESPACE: &str = "flux-system";
 
 pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
-    let objects: Vec<&Value> = tree
+    let objects: Vec<(&Build, &Value)> = tree
         .builds
         .iter()
-        .flat_map(|build| build.objects.iter().map(|object| &object.value))
+        .flat_map(|build| {
+            build
+                .objects
+                .iter()
+                .map(move |object| (build, &object.value))
+        })
         .collect();
     let exists = |kind: &str, namespace: &str, name: &str| {
         (kind == "GitRepository" && namespace == FLUX_NAMESPACE && name == FLUX_NAMESPACE)
-            || objects.iter().any(|object| {
+            || objects.iter().any(|(_, object)| {
                 text_at(object, &["kind"]) == kind
                     && text_at(object, &["metadata", "namespace"]) == namespace
                     && text_at(object, &["metadata", "name"]) == name
@@ -27,9 +32,9 @@ pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
     };
     let exact = Regex::new(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$").expect("static regex");
     let mut findings = Vec::new();
-    for release in objects
+    for (build, release) in objects
         .iter()
-        .filter(|object| text_at(object, &["kind"]) == "HelmRelease")
+        .filter(|(_, object)| text_at(object, &["kind"]) == "HelmRelease")
     {
         let release_namespace = text_at(release, &["metadata", "namespace"]);
         let release_name = text_at(release, &["metadata", "name"]);
@@ -46,7 +51,8 @@ pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
             other => other,
         };
         if !exists(kind, namespace, name)
-            && let Some(at) = repo.locate(release, Some(anchor), Some(&format!("name: {name}")))
+            && let Some(at) =
+                build.locate(repo, release, Some(anchor), Some(&format!("name: {name}")))
         {
             findings.push(Finding::new(
                 at,
@@ -69,7 +75,7 @@ pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
         } else {
             "version:"
         };
-        if let Some(at) = repo.locate(release, Some("spec:"), Some(needle)) {
+        if let Some(at) = build.locate(repo, release, Some("spec:"), Some(needle)) {
             let what = if version.is_empty() {
                 "has no version (Flux takes the newest)".to_owned()
             } else {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use super::build::ProfileTree;
+use super::build::{Build, ProfileTree};
 use super::source::{Repo, api_group, text_at};
 use super::{Finding, Rule};
 
@@ -22,12 +22,12 @@ fn key(object: &Value) -> Key {
     )
 }
 
-fn objects(tree: &ProfileTree) -> impl Iterator<Item = (&str, &Value)> {
+fn objects(tree: &ProfileTree) -> impl Iterator<Item = (&Build, &Value)> {
     tree.builds.iter().flat_map(|build| {
         build
             .objects
             .iter()
-            .map(move |object| (build.dir.as_str(), &object.value))
+            .map(move |object| (build, &object.value))
     })
 }
 
@@ -40,7 +40,7 @@ const DEPENDENT_KINDS: [(&str, &str); 2] = [
 pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
     let present: Vec<Key> = objects(tree).map(|(_, object)| key(object)).collect();
     let mut findings = Vec::new();
-    for (_, object) in objects(tree) {
+    for (build, object) in objects(tree) {
         let (group, kind, namespace, name) = key(object);
         if !DEPENDENT_KINDS.contains(&(group.as_str(), kind.as_str())) {
             continue;
@@ -65,7 +65,7 @@ pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
                 continue;
             }
             let needle = format!("name: {needed}");
-            let Some(at) = repo.locate(object, Some("dependsOn:"), Some(&needle)) else {
+            let Some(at) = build.locate(repo, object, Some("dependsOn:"), Some(&needle)) else {
                 continue;
             };
             findings.push(Finding::new(
@@ -86,7 +86,8 @@ pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
 pub fn duplicates(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
     let mut first_seen: BTreeMap<Key, &str> = BTreeMap::new();
     let mut findings = Vec::new();
-    for (dir, object) in objects(tree) {
+    for (build, object) in objects(tree) {
+        let dir = build.dir.as_str();
         let key = key(object);
         let Some(first) = first_seen.get(&key).copied() else {
             first_seen.insert(key, dir);

@@ -325,3 +325,40 @@ async fn create_env_stops_before_terraform_on_a_lint_error_unless_skipped() {
         again.stderr
     );
 }
+
+/// A user's `clusters/<env>/` that applies the env's profile again, or declares an object with
+/// one of the tool's names, stops create-env before Terraform with what to change.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_env_stops_on_a_profile_applied_twice_and_the_tools_names() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    sandbox.commit_file(
+        &format!("clusters/{ENV}/platform/kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../../profiles/standard\n  - settings.yaml\n",
+        "test: the user's platform includes the profile",
+    );
+    sandbox.commit_file(
+        &format!("clusters/{ENV}/platform/settings.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-config\n  namespace: flux-system\ndata:\n  region: eu\n",
+        "test: a ConfigMap named like the tool's",
+    );
+    let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(run.code, 2, "{}", run.output());
+    let error = run
+        .stderr
+        .lines()
+        .skip_while(|line| !line.contains("does not lint"))
+        .take(3)
+        .map(|line| line.split_once("error: ").map_or(line, |(_, rest)| rest))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("create_env_profile_applied_twice", error);
+    assert!(
+        !sandbox
+            .path(&format!(
+                ".gitops-bootstrap/{ENV}/terraform/terraform.tfstate"
+            ))
+            .exists(),
+        "Terraform did not run"
+    );
+}
