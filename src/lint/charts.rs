@@ -66,31 +66,35 @@ pub fn check(repo: &Repo, tree: &ProfileTree) -> Vec<Finding> {
         if chart_ref.is_mapping() || kind != "HelmRepository" {
             continue;
         }
-        let version = text_at(release, &["spec", "chart", "spec", "version"]);
-        if exact.is_match(version) {
-            continue;
-        }
-        let needle = if version.is_empty() {
-            "chart:"
-        } else {
-            "version:"
-        };
-        if let Some(at) = build.locate(repo, release, Some("spec:"), Some(needle)) {
-            let what = if version.is_empty() {
-                "has no version (Flux takes the newest)".to_owned()
-            } else {
-                format!("asks for the range {version}")
-            };
-            findings.push(Finding::new(
-                at,
-                Rule::UnpinnedChart,
-                format!(
-                    "HelmRelease {release_namespace}/{release_name}: chart {} {what}, so a rebuild may install another version",
-                    text_at(release, &["spec", "chart", "spec", "chart"])
-                ),
-                "pin an exact chart version (e.g. 1.2.3)",
-            ));
-        }
+        findings.extend(unpinned(repo, build, release, &exact));
     }
     findings
+}
+
+/// `unpinned-chart` for a HelmRelease whose HelmRepository chart version is not `exact`.
+fn unpinned(repo: &Repo, build: &Build, release: &Value, exact: &Regex) -> Option<Finding> {
+    let version = text_at(release, &["spec", "chart", "spec", "version"]);
+    if exact.is_match(version) {
+        return None;
+    }
+    let (needle, what) = if version.is_empty() {
+        (
+            "chart:",
+            "has no version (Flux takes the newest)".to_owned(),
+        )
+    } else {
+        ("version:", format!("asks for the range {version}"))
+    };
+    let at = build.locate(repo, release, Some("spec:"), Some(needle))?;
+    Some(Finding::new(
+        at,
+        Rule::UnpinnedChart,
+        format!(
+            "HelmRelease {}/{}: chart {} {what}, so a rebuild may install another version",
+            text_at(release, &["metadata", "namespace"]),
+            text_at(release, &["metadata", "name"]),
+            text_at(release, &["spec", "chart", "spec", "chart"])
+        ),
+        "pin an exact chart version (e.g. 1.2.3)",
+    ))
 }
