@@ -6,9 +6,6 @@ use crate::error::{Diagnose, ExitStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {
-    #[error("failed to read `terraform output -json`: {reason}")]
-    Malformed { reason: String },
-
     #[error(
         "Terraform output `{output}` is missing: the contract's `{field}` needs {expected}; \
          the module declares {declared}"
@@ -174,11 +171,6 @@ impl Diagnose for ContractError {
             )
         };
         Some(match self {
-            ContractError::Malformed { .. } => {
-                "run `terraform output -json` in the env's Terraform directory to see what it \
-                 prints"
-                    .to_owned()
-            }
             ContractError::Missing {
                 field,
                 table,

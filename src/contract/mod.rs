@@ -1,7 +1,7 @@
 //! The output contract between an env's Terraform module and the tool.
 //!
-//! The tool reads the raw stdout of `terraform output -json` (a map of output name →
-//! `{ "sensitive", "type", "value" }`, secret as a whole), applies the env's output mapping
+//! The tool takes the module's outputs as [`crate::terraform`] parsed them (name →
+//! sensitive, type, secret value), applies the env's output mapping
 //! (`[envs.<env>.outputs]`: contract field → module output, optionally a dotted path inside
 //! it), and reads these outputs:
 //!
@@ -51,6 +51,7 @@ pub use declared::{DeclaredAccess, check_declared};
 pub use error::ContractError;
 
 use crate::config::{ContractField, OutputMapping, OutputRef};
+use crate::terraform;
 use outputs::{Found, Outputs, Sensitivity};
 
 /// The newest contract version this build understands.
@@ -137,9 +138,12 @@ fn redacted_map<S: Serializer>(
 }
 
 impl Contract {
-    /// Reads the raw stdout of `terraform output -json` through the env's output mapping.
-    pub fn parse(raw: &SecretString, mapping: &OutputMapping) -> Result<Contract, ContractError> {
-        let outputs = Outputs::parse(raw)?;
+    /// Reads the module's outputs through the env's output mapping.
+    pub fn from_outputs(
+        outputs: &terraform::Outputs,
+        mapping: &OutputMapping,
+    ) -> Result<Contract, ContractError> {
+        let outputs = Outputs::new(outputs);
         outputs.check_mapping(mapping)?;
         let reader = Reader {
             outputs: &outputs,
@@ -264,7 +268,7 @@ impl Contract {
 
 /// Reads fields out of the outputs, through the mapping.
 struct Reader<'a> {
-    outputs: &'a Outputs,
+    outputs: &'a Outputs<'a>,
     mapping: &'a OutputMapping,
 }
 

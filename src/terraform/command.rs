@@ -144,6 +144,21 @@ impl TfCommand {
     pub(crate) fn redactor(&self) -> &Redactor {
         &self.redactor
     }
+
+    /// The command as a user types it: `<program> [-chdir=<dir>] <args…>`, for hints. Secret
+    /// variables are not part of it (they are never on a command line).
+    pub fn shell_line(&self) -> String {
+        let mut words = vec![self.program.display().to_string()];
+        if let Some(dir) = &self.dir {
+            words.push(format!("-chdir={}", dir.display()));
+        }
+        words.extend(
+            self.args
+                .iter()
+                .map(|arg| arg.to_string_lossy().into_owned()),
+        );
+        words.join(" ")
+    }
 }
 
 /// `version -json`.
@@ -202,6 +217,34 @@ pub fn output_json(program: &Path, root: &EnvRoot) -> TfCommand {
     TfCommand::new(program, "output", StdoutMode::Capture)
         .in_root(root)
         .args(["-no-color", "-json"])
+}
+
+/// `output -raw <name>` (a string output) or `output -json <name>`, in `dir`: not for the tool
+/// to run but for the user, shown as a [`TfCommand::shell_line`] in hints. No `-no-color`:
+/// the value goes to the user's terminal or pipe.
+pub fn output_one(program: &Path, dir: &Path, name: &str, raw: bool) -> TfCommand {
+    let mut command = TfCommand::new(program, "output", StdoutMode::Capture);
+    command.dir = Some(dir.to_path_buf());
+    command.arg(if raw { "-raw" } else { "-json" }).arg(name)
+}
+
+/// How a user reads one output, or a value inside it (`path`, as the env's output mapping
+/// spells it), in a shell: `terraform -chdir=<dir> output -raw kubeconfig`, or
+/// `… output -json cluster | jq -r '.ca[0].data'`. The tool prints the line, never the value.
+pub fn read_output_line(program: &Path, dir: &Path, name: &str, path: &[String]) -> String {
+    if path.is_empty() {
+        return output_one(program, dir, name, true).shell_line();
+    }
+    // jq spells list indexes `[0]`.
+    let filter: String = path
+        .iter()
+        .map(|segment| match segment.parse::<usize>() {
+            Ok(index) => format!("[{index}]"),
+            Err(_) => format!(".{segment}"),
+        })
+        .collect();
+    let command = output_one(program, dir, name, false).shell_line();
+    format!("{command} | jq -r '{filter}'")
 }
 
 /// `destroy -auto-approve -input=false -no-color -json [-var-file=...]`.
@@ -282,6 +325,27 @@ mod tests {
         assert_eq!(
             command.env(),
             [("TF_IN_AUTOMATION", "1"), ("TF_INPUT", "0")]
+        );
+    }
+
+    fn assert_clean_of_secrets(command: &TfCommand) {
+        assert!(command.secret_env().is_empty());
+        assert!(!command.shell_line().contains(CANARY));
+    }
+
+    /// The lines hints show: the program the user has, the env's directory, jq for a path.
+    #[test]
+    fn output_lines_read_an_output_or_a_path_inside_it() {
+        let dir = Path::new("/state/dev/terraform");
+        assert_eq!(
+            read_output_line(Path::new("terraform"), dir, "kubeconfig", &[]),
+            "terraform -chdir=/state/dev/terraform output -raw kubeconfig"
+        );
+        let path = ["certificate_authority", "0", "data"].map(str::to_owned);
+        assert_eq!(
+            read_output_line(Path::new("tofu"), dir, "cluster", &path),
+            "tofu -chdir=/state/dev/terraform output -json cluster \
+             | jq -r '.certificate_authority[0].data'"
         );
     }
 
@@ -409,6 +473,10 @@ mod tests {
         assert!(args[6].starts_with("-var-file="));
         assert_eq!(command.secret_env()[0].0, "TF_VAR_token");
         assert_clean(&command);
+
+        let command = output_one(program, fx.root.dir(), "kubeconfig", true);
+        assert_eq!(argv(&command), ["output", "-raw", "kubeconfig"]);
+        assert_clean_of_secrets(&command);
 
         let command = version(program);
         assert_eq!(argv(&command), ["version", "-json"]);

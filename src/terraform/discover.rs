@@ -35,6 +35,14 @@ impl Flavor {
             _ => Flavor::Terraform,
         }
     }
+
+    /// The command's usual name, for command lines shown to the user.
+    pub fn command(self) -> &'static Path {
+        Path::new(match self {
+            Flavor::Terraform => "terraform",
+            Flavor::OpenTofu => "tofu",
+        })
+    }
 }
 
 impl fmt::Display for Flavor {

@@ -116,6 +116,10 @@ pub enum TerraformError {
 
     #[error("failed to read Terraform state {path}: {reason}")]
     ReadState { path: PathBuf, reason: String },
+
+    /// Never the text itself: it holds the sensitive outputs in clear.
+    #[error("failed to read `terraform output -json`: {reason}")]
+    MalformedOutputs { reason: String },
 }
 
 /// Who holds a Terraform state lock, from the `Lock Info:` of Terraform's error.
@@ -194,7 +198,8 @@ impl Diagnose for TerraformError {
             | TerraformError::ReadVarFile { .. }
             | TerraformError::UnknownVariables { .. }
             | TerraformError::MissingVariables { .. }
-            | TerraformError::VariableSetTwice { .. } => ExitStatus::BadInput,
+            | TerraformError::VariableSetTwice { .. }
+            | TerraformError::MalformedOutputs { .. } => ExitStatus::BadInput,
             TerraformError::Interrupted { .. } => ExitStatus::Interrupted,
             TerraformError::Silent { .. } => ExitStatus::TimedOut,
             _ => ExitStatus::Failure,
@@ -231,6 +236,11 @@ impl Diagnose for TerraformError {
                 "it is a root with its own state: write `root = \"<dir>\"` instead of `module =` \
                  in the env's config to run it in place with that backend, or remove the block \
                  and set [envs.<env>.backend]"
+                    .to_owned(),
+            ),
+            TerraformError::MalformedOutputs { .. } => Some(
+                "run `terraform output -json` in the env's Terraform directory to see what it \
+                 prints"
                     .to_owned(),
             ),
             TerraformError::UnknownVariables { .. } | TerraformError::MissingVariables { .. } => {

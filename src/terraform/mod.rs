@@ -2,14 +2,15 @@
 //! module, builds every command apart from running it, runs it in its own process group with
 //! a graceful interrupt, and turns its `-json` output into events, plan summaries and errors.
 //!
-//! Knows nothing of Git or Kubernetes; the raw `output -json` text it returns is secret and is
-//! parsed by [`crate::contract`].
+//! Knows nothing of Git or Kubernetes. Outputs are parsed here into typed [`Outputs`] whose
+//! values stay secret; [`crate::contract`] maps them onto the output contract.
 
 pub mod command;
 mod discover;
 mod error;
 pub mod events;
 mod module;
+mod outputs;
 mod plan;
 mod process;
 mod redact;
@@ -19,7 +20,7 @@ mod state;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 pub use command::PlanMode;
@@ -27,6 +28,7 @@ pub use discover::{Flavor, MINIMUM_VERSION, Version};
 pub use error::{StateLock, TerraformError};
 pub use events::{ChangeAction, ChangeCounts, Diagnostic, ResourceOperation, Severity, TfEvent};
 pub use module::{ModuleInterface, OutputDecl, OutputValue, VariableDecl};
+pub use outputs::{Output, Outputs, SecretValue, describe_type, element_type};
 pub use plan::PlanSummary;
 pub use process::{DEFAULT_IDLE_TIMEOUT, child_running, set_idle_timeout};
 pub use root::{Backend, EnvRoot, LOCAL_STATE_FILE, MODULE_NAME, RootSpec, local_state_file};
@@ -183,14 +185,12 @@ impl Terraform {
         self.run(&command, &mut on_event, cancel).await.map(drop)
     }
 
-    /// `output -json`: the raw text, secret as a whole since it holds sensitive values.
-    pub async fn output_json(
-        &self,
-        root: &EnvRoot,
-        cancel: &CancellationToken,
-    ) -> Result<SecretString> {
+    /// `output -json`, parsed. The raw text is secret as a whole (it holds the sensitive
+    /// values) and goes no further than the parser.
+    pub async fn outputs(&self, root: &EnvRoot, cancel: &CancellationToken) -> Result<Outputs> {
         let command = command::output_json(&self.path, root);
-        Ok(self.run(&command, &mut |_| {}, cancel).await?.stdout)
+        let raw = self.run(&command, &mut |_| {}, cancel).await?.stdout;
+        Outputs::parse(&raw)
     }
 
     /// `destroy -auto-approve`, reporting progress through `on_event`.

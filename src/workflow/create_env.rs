@@ -153,6 +153,7 @@ async fn drive(
         kubectl_access: summary::kubectl_access(
             &env.name,
             &env.outputs,
+            prepared.terraform.flavor(),
             &if env.in_place {
                 env.module.clone()
             } else {

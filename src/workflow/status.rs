@@ -104,7 +104,7 @@ pub(super) async fn connect_env(
     env: &EnvConfig,
     cancel: &CancellationToken,
 ) -> Result<(Client, Contract)> {
-    let contract = Contract::parse(&tf.output_json(root, cancel).await?, &env.outputs)?;
+    let contract = Contract::from_outputs(&tf.outputs(root, cancel).await?, &env.outputs)?;
     Ok((connect(&contract.access, CONNECT_BUDGET).await?, contract))
 }
 

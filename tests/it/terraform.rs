@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use gitops_bootstrap::error::Diagnose;
 use gitops_bootstrap::terraform::{
-    Backend, ChangeAction, EnvRoot, ModuleInterface, PlanMode, RootSpec, StateInfo, Terraform,
-    TerraformError, TfEvent, command,
+    Backend, ChangeAction, EnvRoot, ModuleInterface, Outputs, PlanMode, RootSpec, StateInfo,
+    Terraform, TerraformError, TfEvent, command,
 };
 use gitops_bootstrap::{Error, ExitStatus};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -76,12 +76,13 @@ async fn init_plan_apply(tf: &Terraform, root: &EnvRoot, recorder: &Recorder) {
         .unwrap();
 }
 
-async fn outputs(tf: &Terraform, root: &EnvRoot) -> Value {
-    let raw = tf
-        .output_json(root, &CancellationToken::new())
-        .await
-        .unwrap();
-    serde_json::from_str(raw.expose_secret()).unwrap()
+async fn outputs(tf: &Terraform, root: &EnvRoot) -> Outputs {
+    tf.outputs(root, &CancellationToken::new()).await.unwrap()
+}
+
+/// An output's value (the test may look at secrets).
+fn value<'a>(outputs: &'a Outputs, name: &str) -> &'a Value {
+    outputs.get(name).unwrap().value.expose_secret()
 }
 
 #[tokio::test]
@@ -123,14 +124,15 @@ async fn runner_existing_module_applies_outputs_and_destroys() {
     assert!(!format!("{events:?}").contains(CANARY));
 
     let out = outputs(&tf, &root).await;
-    assert_eq!(out["cluster_name"]["value"], "dev");
-    assert_eq!(out["contract_version"]["value"], 1);
-    assert_eq!(out["kubeconfig"]["sensitive"], true);
-    assert_eq!(out["kubeconfig"]["value"], "apiVersion: v1\nkind: Config\n");
-    assert_eq!(out["network"]["value"]["subnets"], json!(["a", "b"]));
-    assert_eq!(out["cluster_config"]["value"]["domain"], "dev.example.com");
-    assert_eq!(out["cluster_secrets"]["sensitive"], true);
-    assert_eq!(out["cluster_secrets"]["value"]["token"], CANARY);
+    assert_eq!(value(&out, "cluster_name"), "dev");
+    assert_eq!(value(&out, "contract_version"), 1);
+    assert!(out.get("kubeconfig").unwrap().sensitive);
+    assert_eq!(value(&out, "kubeconfig"), "apiVersion: v1\nkind: Config\n");
+    assert_eq!(value(&out, "network")["subnets"], json!(["a", "b"]));
+    assert_eq!(value(&out, "cluster_config")["domain"], "dev.example.com");
+    assert!(out.get("cluster_secrets").unwrap().sensitive);
+    assert_eq!(value(&out, "cluster_secrets")["token"], CANARY);
+    assert!(!format!("{out:?}").contains(CANARY));
 
     let again = tf
         .plan(&root, PlanMode::Apply, &CancellationToken::new())
@@ -266,8 +268,8 @@ async fn runner_two_envs_on_one_module_keep_separate_state() {
         init_plan_apply(&tf, &root, &Recorder::default()).await;
         roots.push(root);
     }
-    assert_eq!(outputs(&tf, &roots[0]).await["name"]["value"], "blue");
-    assert_eq!(outputs(&tf, &roots[1]).await["name"]["value"], "green");
+    assert_eq!(value(&outputs(&tf, &roots[0]).await, "name"), "blue");
+    assert_eq!(value(&outputs(&tf, &roots[1]).await, "name"), "green");
 
     tf.destroy(&roots[0], |_| {}, &CancellationToken::new())
         .await
@@ -275,7 +277,7 @@ async fn runner_two_envs_on_one_module_keep_separate_state() {
     let blue = StateInfo::read(&roots[0].local_state_file().unwrap()).unwrap();
     let green = StateInfo::read(&roots[1].local_state_file().unwrap()).unwrap();
     assert_eq!((blue.resources, green.resources), (0, 1));
-    assert_eq!(outputs(&tf, &roots[1]).await["name"]["value"], "green");
+    assert_eq!(value(&outputs(&tf, &roots[1]).await, "name"), "green");
 
     let module_files: Vec<_> = std::fs::read_dir(shared.path()).unwrap().collect();
     assert_eq!(module_files.len(), 1, "nothing is written into the module");
@@ -438,12 +440,9 @@ async fn runner_secret_variables_never_reach_events_or_errors() {
     let root = EnvRoot::prepare(&work.path().join("ok"), &good).unwrap();
     let recorder = Recorder::default();
     init_plan_apply(&tf, &root, &recorder).await;
-    let out = tf
-        .output_json(&root, &CancellationToken::new())
-        .await
-        .unwrap();
+    let out = outputs(&tf, &root).await;
     assert!(
-        out.expose_secret().contains(CANARY),
+        value(&out, "token").to_string().contains(CANARY),
         "the secret went through TF_VAR_token"
     );
     assert!(!format!("{out:?}").contains(CANARY));

@@ -58,8 +58,8 @@ pub async fn run(
         None => true,
     };
     let client = match has_state {
-        true => match tf.output_json(&root, cancel).await {
-            Ok(outputs) => match Contract::parse(&outputs, &env.outputs) {
+        true => match tf.outputs(&root, cancel).await {
+            Ok(outputs) => match Contract::from_outputs(&outputs, &env.outputs) {
                 Ok(contract) => cluster::connect(&contract.access, REACH_BUDGET).await.ok(),
                 Err(_) => None,
             },

@@ -110,7 +110,7 @@ async fn reach(
     env: &EnvConfig,
     cancel: &CancellationToken,
 ) -> Option<Client> {
-    let outputs = tf.output_json(root, cancel).await.ok()?;
-    let contract = Contract::parse(&outputs, &env.outputs).ok()?;
+    let outputs = tf.outputs(root, cancel).await.ok()?;
+    let contract = Contract::from_outputs(&outputs, &env.outputs).ok()?;
     cluster::connect(&contract.access, REACH_BUDGET).await.ok()
 }

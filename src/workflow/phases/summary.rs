@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cluster::Snapshot;
-use crate::config::{ContractField, OutputMapping, OutputRef};
+use crate::config::{ContractField, OutputMapping};
 use crate::contract::ClusterAccess;
 use crate::error::Result;
 use crate::report::Reporter;
+use crate::terraform::{Flavor, command};
 use crate::workflow::Outcome;
 
 /// The `result` of create-env.
@@ -53,15 +54,24 @@ pub async fn run(reporter: &dyn Reporter, result: &CreateEnvResult) -> Result<(O
 
 /// The access hint matches the access the contract gave: a kubeconfig output, an endpoint with
 /// a token output, or an endpoint with a credential plugin. `terraform_dir` is where Terraform
-/// runs for the env (its generated root, or its own root in place). No secret is printed: the
-/// commands read it from Terraform when they run.
+/// runs for the env (its generated root, or its own root in place), `flavor` which command the
+/// user has. No secret is printed: the commands read it from Terraform when they run.
 pub fn kubectl_access(
     env: &str,
     outputs: &OutputMapping,
+    flavor: Flavor,
     terraform_dir: &Path,
     access: &ClusterAccess,
 ) -> String {
-    let read = |field| read_output(terraform_dir, &outputs.source(field));
+    let read = |field| {
+        let source = outputs.source(field);
+        command::read_output_line(
+            flavor.command(),
+            terraform_dir,
+            &source.output,
+            &source.path,
+        )
+    };
     match access {
         ClusterAccess::Kubeconfig(_) => format!(
             "`{} > kubeconfig` writes a kubeconfig (then `kubectl --kubeconfig kubeconfig …`)",
@@ -87,25 +97,6 @@ pub fn kubectl_access(
                 .map(|arg| format!(" --exec-arg {arg}"))
                 .collect::<String>()
         ),
-    }
-}
-
-/// The command printing one output (or a path inside it) of the env's Terraform.
-fn read_output(terraform_dir: &Path, source: &OutputRef) -> String {
-    let chdir = format!("terraform -chdir={}", terraform_dir.display());
-    if source.path.is_empty() {
-        format!("{chdir} output -raw {}", source.output)
-    } else {
-        // jq spells list indexes `[0]`.
-        let filter: String = source
-            .path
-            .iter()
-            .map(|segment| match segment.parse::<usize>() {
-                Ok(index) => format!("[{index}]"),
-                Err(_) => format!(".{segment}"),
-            })
-            .collect();
-        format!("{chdir} output -json {} | jq -r '{filter}'", source.output)
     }
 }
 
@@ -170,10 +161,10 @@ mod tests {
         )
         .unwrap();
         let hints = [
-            kubectl_access("dev", &defaults, dir, &kubeconfig),
-            kubectl_access("dev", &defaults, dir, &token),
-            kubectl_access("dev", &eks, dir, &token),
-            kubectl_access("dev", &eks, dir, &exec),
+            kubectl_access("dev", &defaults, Flavor::Terraform, dir, &kubeconfig),
+            kubectl_access("dev", &defaults, Flavor::Terraform, dir, &token),
+            kubectl_access("dev", &eks, Flavor::Terraform, dir, &token),
+            kubectl_access("dev", &eks, Flavor::Terraform, dir, &exec),
         ]
         .join("\n");
         assert!(!hints.contains("secret-"), "{hints}");

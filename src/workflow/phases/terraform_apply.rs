@@ -54,8 +54,8 @@ pub async fn run(
         .await?;
         Outcome::Done(format!("applied: {}", summary.describe()))
     };
-    let outputs = tf.output_json(&root, cancel).await?;
-    Ok((outcome, Contract::parse(&outputs, &env.outputs)?))
+    let outputs = tf.outputs(&root, cancel).await?;
+    Ok((outcome, Contract::from_outputs(&outputs, &env.outputs)?))
 }
 
 fn confirm_apply(
