@@ -1,6 +1,6 @@
 //! The files the tool commits under `<prefix>/clusters/<env>/`, rendered from the tera
-//! templates in `bootstrap/` (embedded in the binary), and the two facts a rerun reads back
-//! from committed copies: the env's profile and its age recipient.
+//! templates in `bootstrap/` (embedded in the binary), and what a rerun reads back from the
+//! committed copies ([`CommittedEnv`]).
 //!
 //! Every value goes into the YAML through the `yaml` filter, which writes a double-quoted
 //! scalar, so a branch or URL with `:`, `#`, quotes or newlines cannot change the structure.
@@ -13,8 +13,10 @@ use serde_yaml_ng::Value;
 use crate::config::{FluxInstall, SubstituteKind, SubstitutionConfig};
 use crate::error::{Diagnose, ExitStatus};
 
+mod committed;
 mod kept;
 
+pub use committed::{CommittedEnv, CommittedFlux};
 pub use kept::{DirEntry, EntryKind, KUSTOMIZATION_FILES, KeptContent, kept_content};
 
 /// The annotation on the `profile` Kustomization naming the env's profile.

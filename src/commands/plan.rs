@@ -9,7 +9,7 @@ use super::{CommandOutput, load_env};
 use crate::cli::{Cli, EnvArgs};
 use crate::error::{ExitStatus, Result};
 use crate::lock::EnvLock;
-use crate::report::Reporter;
+use crate::report::{Reporter, short_sha};
 use crate::terraform::PlanMode;
 use crate::workflow::plan::{self, Change, ClusterPlan, PlannedChange, RepositoryPlan, Section};
 use crate::workflow::{EnvPaths, Outcome, run_step, terraform};
@@ -123,12 +123,7 @@ fn repository_text(section: &Section<RepositoryPlan>) -> String {
             return text;
         }
     };
-    let tip = repository
-        .tip
-        .as_deref()
-        .map_or("no commit yet".to_owned(), |tip| {
-            tip.chars().take(7).collect()
-        });
+    let tip = repository.tip.as_deref().map_or("no commit yet", short_sha);
     let mut text = format!(
         "\nrepository {} ({tip}): {}",
         repository.branch,

@@ -8,7 +8,7 @@ use super::{CommandOutput, load_env};
 use crate::cli::{Cli, StatusArgs};
 use crate::cluster::Snapshot;
 use crate::error::{ExitStatus, Result};
-use crate::report::Reporter;
+use crate::report::{Reporter, short_sha};
 use crate::workflow::drift::{self, Drift};
 use crate::workflow::status;
 
@@ -42,7 +42,7 @@ pub async fn run(
 
 /// One line per finding, grouped by what it was compared with.
 fn drift_text(drift: &Drift) -> String {
-    let tip: String = drift.branch_tip.chars().take(7).collect();
+    let tip = short_sha(&drift.branch_tip);
     let mut text = format!(
         "env {}: {}",
         drift.env,
@@ -67,10 +67,7 @@ fn drift_text(drift: &Drift) -> String {
         ));
     }
     for behind in &flux.behind {
-        let at = behind
-            .revision
-            .as_deref()
-            .map_or("nothing yet".to_owned(), |r| r.chars().take(7).collect());
+        let at = behind.revision.as_deref().map_or("nothing yet", short_sha);
         text.push_str(&format!(
             "\n  ✘ flux: {} is at {at}, not at the branch tip {tip}",
             behind.object

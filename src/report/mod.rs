@@ -156,6 +156,11 @@ impl Reporter for RecordingReporter {
     }
 }
 
+/// A commit as people read it: its first 7 hex digits, as Git and Flux print it.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

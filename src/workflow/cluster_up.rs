@@ -6,11 +6,10 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::Steps;
-use super::phases::config_and_secrets::ConfigInputs;
 use super::phases::connect::Connected;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{config_and_secrets, connect, detect, terraform_apply};
-use crate::cluster::GitReadCredentials;
+use crate::cluster::{BootstrapInputs, GitReadCredentials, SopsAgeKey};
 use crate::config::{Config, EnvConfig};
 use crate::contract::Contract;
 use crate::error::Result;
@@ -58,11 +57,15 @@ pub async fn apply_connect_and_configure(
     let connect = connect::run(&contract, &owner, target.adopt);
     let Connected { client, adopting } = steps.step("connect", connect).await?;
     steps.record().cluster_uid = detect::cluster_uid(&client).await;
-    let inputs = ConfigInputs {
-        names: &env.repository.substitution,
+    let age_key = SopsAgeKey {
+        env_name: env.name.clone(),
+        identity: target.age_key.identity.clone(),
+    };
+    let inputs = BootstrapInputs {
         contract: &contract,
+        names: &env.repository.substitution,
         git: target.read_credentials,
-        age_key: target.age_key,
+        age_key: &age_key,
         owner: &owner,
         adopting,
         install: env.flux.install,

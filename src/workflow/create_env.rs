@@ -110,7 +110,7 @@ async fn drive(
     let cluster_dir = ClusterDirInputs {
         env,
         profile: &options.profile,
-        install: &prepared.install,
+        install: &prepared.flux,
         age_recipient: &prepared.age_key.recipient,
     };
     let committed = if options.via_branch {
@@ -130,7 +130,7 @@ async fn drive(
     steps.record().commit = Some(committed.head.clone());
 
     let flux = FluxTarget {
-        install: &prepared.install,
+        install: &prepared.flux,
         sync_manifest: &committed.sync_manifest,
         commit: &committed.head,
         workspace: committed.workspace,

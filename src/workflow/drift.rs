@@ -13,7 +13,7 @@ use crate::cluster::drift::{FluxDrift, flux_drift};
 use crate::cluster::{FLUX_NAMESPACE, ObjectName};
 use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::report::{Reporter, short_sha};
 use crate::terraform::PlanMode;
 
 /// Terraform's part: resources changed outside Terraform, and outputs that would change.
@@ -82,7 +82,7 @@ pub async fn run(
                 env.repository.branch, env.repository.url, env.name
             ))
         })?;
-        Ok((Outcome::Done(tip.chars().take(7).collect()), tip))
+        Ok((Outcome::Done(short_sha(&tip).to_owned()), tip))
     };
     let tip = run_step(reporter, "branch-tip", reading_tip).await.1?;
     let comparing = async {

@@ -14,11 +14,11 @@ use crate::cluster::{FLUX_NAMESPACE, Installation};
 use crate::config::EnvConfig;
 use crate::error::{Error, Result};
 use crate::gitops::{FileChange, Workspace};
-use crate::render::{self, cluster_dir};
+use crate::render::{self, CommittedEnv, cluster_dir};
 use crate::terraform::{EnvRoot, StateInfo, Terraform};
 use crate::workflow::git::{blocking, push_spec};
 use crate::workflow::phases::commit::{ClusterDirInputs, files_at, render_input};
-use crate::workflow::phases::preflight::{CommittedFlux, resolve_install};
+use crate::workflow::phases::preflight::resolve_install;
 use crate::workflow::status::connect_env;
 
 /// A section of the plan that depends on something outside (the repository, the cluster):
@@ -123,16 +123,14 @@ pub async fn repository(env: &EnvConfig) -> Result<(RepositoryPlan, Rendered)> {
         let bytes = workspace.read_file(path)?;
         Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     };
-    let committed_flux = CommittedFlux::read(|rel: &str| read(&format!("{cluster}/{rel}")))?;
-    let committed_recipient = read(&format!("{cluster}/{}", render::SOPS_FILE))?
-        .as_deref()
-        .and_then(render::sops_recipient);
+    let committed = CommittedEnv::read(cluster, |path| workspace.read_file(path))?;
+    let committed_recipient = committed.recipient();
     let age_key_pending = committed_recipient.is_none();
     // create-env generates the env's key; plan must not, so it renders with a throwaway
     // recipient that is never stored anywhere.
     let recipient = committed_recipient
         .unwrap_or_else(|| age::x25519::Identity::generate().to_public().to_string());
-    let (install, _) = resolve_install(None, env, committed_flux).await?;
+    let (install, _) = resolve_install(None, env, committed.flux.clone()).await?;
     let input = render_input(&ClusterDirInputs {
         env,
         profile: &env.profile,
@@ -142,8 +140,8 @@ pub async fn repository(env: &EnvConfig) -> Result<(RepositoryPlan, Rendered)> {
     let manifest = install.manifest().0.to_owned();
     let (wanted, _) = files_at(&workspace, &input, &manifest)?;
     let sync_path = match &install {
-        Installation::Components(_) => format!("{cluster}/{}", render::SYNC_FILE),
-        Installation::Operator { .. } => format!("{cluster}/{}", render::INSTANCE_FILE),
+        Installation::Components(_) => committed.path(render::SYNC_FILE),
+        Installation::Operator { .. } => committed.path(render::INSTANCE_FILE),
     };
     let mut sync_manifest = String::new();
     let mut files = Vec::new();

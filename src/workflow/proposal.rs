@@ -4,12 +4,12 @@
 
 use super::Outcome;
 use super::git::blocking;
-use super::phases::short;
 use crate::config::EnvConfig;
 use crate::error::Result;
 use crate::gitops::{FileChange, Proposal, ProposalMark, Unmerged, Workspace, compare_url};
 use crate::render::cluster_dir;
 use crate::report::Reporter;
+use crate::report::short_sha;
 
 /// The files the change makes on a tip (rendered again on the tip a merge made).
 pub type Render = Box<dyn Fn(&Workspace) -> Result<Vec<FileChange>> + Send + Sync>;
@@ -108,7 +108,7 @@ pub async fn propose(
             Outcome::UpToDate(format!(
                 "{} already holds it at {}",
                 repo.branch,
-                short(&head)
+                short_sha(&head)
             )),
             Some(head.clone()),
             head,
@@ -118,7 +118,7 @@ pub async fn propose(
                 "open a pull request of {branch} into {}: {open_at}",
                 repo.branch
             ));
-            let outcome = Outcome::Done(format!("pushed {} to {branch}", short(&commit)));
+            let outcome = Outcome::Done(format!("pushed {} to {branch}", short_sha(&commit)));
             (outcome, None, commit)
         }
         Proposal::Open { commit } => {
@@ -128,7 +128,7 @@ pub async fn propose(
             ));
             let outcome = Outcome::UpToDate(format!(
                 "{} already on {branch}, not merged yet",
-                short(&commit)
+                short_sha(&commit)
             ));
             (outcome, None, commit)
         }

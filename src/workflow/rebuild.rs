@@ -15,13 +15,14 @@ use super::cluster_up::{ClusterTarget, ClusterUp, apply_connect_and_configure};
 use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::detect::Situation;
 use super::phases::terraform_apply::ApplyPolicy;
-use super::phases::{detect, rebuild_preflight, short};
+use super::phases::{detect, rebuild_preflight};
 use super::{EnvPaths, Outcome, Steps};
 use crate::cluster::Snapshot;
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
 use crate::record::{RunRecord, StepRecord};
 use crate::report::Reporter;
+use crate::report::short_sha;
 
 /// What the user asked for, validated by the command.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ impl RebuildResult {
             self.situation.describe(),
             self.rto_ms as f64 / 1000.0,
             self.profile,
-            short(&self.commit),
+            short_sha(&self.commit),
             self.flux_version,
             self.apps.ready,
             self.apps.total
@@ -118,31 +119,31 @@ async fn drive(
 ) -> Result<RebuildResult> {
     let binary = options.terraform_binary.as_deref();
     let preflight = rebuild_preflight::run(reporter, config, env, paths, binary);
-    let restorable = steps.step("preflight", preflight).await?;
-    steps.record().profile = Some(restorable.profile.clone());
-    steps.record().commit = Some(restorable.commit.clone());
-    steps.record().age_recipient = Some(restorable.age_key.recipient.clone());
+    let prepared = steps.step("preflight", preflight).await?;
+    steps.record().profile = Some(prepared.flux.profile.clone());
+    steps.record().commit = Some(prepared.flux.commit.clone());
+    steps.record().age_recipient = Some(prepared.age_key.recipient.clone());
 
-    let detect = detect::run(&restorable.terraform, config, env, recorded_uid, cancel);
+    let detect = detect::run(&prepared.terraform, config, env, recorded_uid, cancel);
     let situation = steps.step("detect", detect).await?;
     // A rebuild never adopts: the cluster is the env's own, or a new one.
     let target = ClusterTarget {
-        terraform: &restorable.terraform,
+        terraform: &prepared.terraform,
         policy: ApplyPolicy {
             assume_yes: options.assume_yes,
             allow_replace: options.allow_replace,
         },
-        read_credentials: &restorable.read_credentials,
-        age_key: &restorable.age_key,
+        read_credentials: &prepared.read_credentials,
+        age_key: &prepared.age_key,
         adopt: false,
     };
     let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
     let ClusterUp { client, .. } = cluster.await?;
     let flux = FluxTarget {
-        install: &restorable.install,
-        sync_manifest: &restorable.sync_manifest,
-        commit: &restorable.commit,
-        workspace: restorable.workspace,
+        install: &prepared.flux.install,
+        sync_manifest: &prepared.flux.sync_manifest,
+        commit: &prepared.flux.commit,
+        workspace: prepared.workspace,
         adopting: false,
     };
     let apps =
@@ -161,9 +162,9 @@ async fn drive(
     Ok(RebuildResult {
         env: env.name.clone(),
         situation,
-        profile: restorable.profile,
-        commit: restorable.commit,
-        flux_version: restorable.flux_version,
+        profile: prepared.flux.profile,
+        commit: prepared.flux.commit,
+        flux_version: prepared.flux.flux_version,
         apps,
         rto_ms: 0,
         steps: Vec::new(),

@@ -20,6 +20,8 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::report::short_sha;
+
 /// `(kind, Ready=False reason)` pairs that will not resolve by waiting.
 pub const TERMINAL_REASONS: &[(&str, &str)] = &[
     // kustomize build (or variable substitution) of this revision fails: it needs a new commit.
@@ -224,11 +226,6 @@ pub fn outdated(wanted_sha: &str, previous: &Readiness) -> Readiness {
             previous.message()
         ),
     )
-}
-
-/// A commit sha as people read it.
-pub fn short_sha(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
 }
 
 /// A GitRepository: Ready, with an artifact of the wanted revision.

@@ -8,12 +8,12 @@ use kube::ResourceExt as _;
 use kube::api::DynamicObject;
 
 use super::conditions::{
-    self, Readiness, WantedRevision, applied_readiness, has_applied, outdated, short_sha,
-    source_readiness,
+    self, Readiness, WantedRevision, applied_readiness, has_applied, outdated, source_readiness,
 };
 use super::tree::{BlockingChain, ChainLink, Node, Tree};
 use super::{NotReady, Objects, Row, Snapshot, WaitError};
 use crate::cluster::ObjectName;
+use crate::report::short_sha;
 
 /// Why an absent dependency is final.
 const DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";

@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::short;
 use crate::error::{Error, ExitStatus, Result};
 use crate::gitops::Workspace;
 use crate::gitops::check_access;
 use crate::report::Reporter;
+use crate::report::short_sha;
 use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
 use crate::workflow::proposal::Proposed;
@@ -31,7 +31,7 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<(Outcome, (Workspace, String))> {
     if let Some(head) = proposed.landed.take() {
-        let outcome = Outcome::UpToDate(format!("nothing to merge, at {}", short(&head)));
+        let outcome = Outcome::UpToDate(format!("nothing to merge, at {}", short_sha(&head)));
         return Ok((outcome, (proposed.workspace, head)));
     }
     let branch = proposed.workspace.spec().branch.clone();
@@ -43,7 +43,7 @@ pub async fn run(
         "await-merge",
         format!(
             "waiting for {} ({}) on {branch}: {open_at}",
-            short(&proposed.commit),
+            short_sha(&proposed.commit),
             proposed.branch
         ),
     );
@@ -63,7 +63,7 @@ pub async fn run(
             .await?;
             proposed = back;
             if let Some(tip) = landed? {
-                let outcome = Outcome::Done(format!("merged into {branch} at {}", short(&tip)));
+                let outcome = Outcome::Done(format!("merged into {branch} at {}", short_sha(&tip)));
                 return Ok((outcome, (proposed.workspace, tip)));
             }
             if let Some(head) = &head {
@@ -71,7 +71,7 @@ pub async fn run(
                     "await-merge",
                     format!(
                         "{branch} is at {}, without {} yet",
-                        short(head),
+                        short_sha(head),
                         proposed.branch
                     ),
                 );
@@ -83,7 +83,7 @@ pub async fn run(
                 ExitStatus::TimedOut,
                 format!(
                     "{} ({}) is not on {branch} after {}s",
-                    short(&proposed.commit),
+                    short_sha(&proposed.commit),
                     proposed.branch,
                     timeout.as_secs()
                 ),

@@ -2,13 +2,13 @@
 //! are applied, keeping what else the directory holds, committed only when something changed
 //! and pushed without force.
 
-use super::short;
 use crate::cluster::Installation;
 use crate::config::{EnvConfig, FluxInstall};
 use crate::error::{Error, Result};
 use crate::gitops::{FileChange, SyncOutcome, Workspace};
 use crate::render::{self, DirEntry, EntryKind, KeptContent, RenderInput, cluster_dir};
 use crate::report::Reporter;
+use crate::report::short_sha;
 use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
 use crate::workflow::proposal::{self, Proposed, Render};
@@ -67,11 +67,11 @@ pub async fn run(
     let head = outcome.head().to_owned();
     let outcome = match outcome {
         SyncOutcome::UpToDate { head } => {
-            Outcome::UpToDate(format!("{dir}/ already at {}", short(&head)))
+            Outcome::UpToDate(format!("{dir}/ already at {}", short_sha(&head)))
         }
         SyncOutcome::Pushed { commit, attempts } => Outcome::Done(format!(
             "pushed {} to {}{}",
-            short(&commit),
+            short_sha(&commit),
             repo.branch,
             if attempts > 1 {
                 format!(" after {attempts} attempts (the branch moved)")

@@ -53,11 +53,6 @@ fn leftovers_error(what: &str, leftovers: &[Leftover]) -> Error {
     .with_hint("find what holds their finalizers (a cloud controller, a stuck volume) and rerun; --force leaves them behind")
 }
 
-/// A commit as people read it.
-pub fn short(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
-}
-
 /// "Up to date" when a server-side apply changed nothing, else what it created and changed,
 /// and which fields it took over from whom when adopting.
 fn applied(what: &str, summary: &ApplySummary) -> Outcome {

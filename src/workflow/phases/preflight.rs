@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, GitError, Workspace, check_push_access, generate_deploy_key};
 use crate::keys::{AgeKey, KeyStore};
 use crate::lock::EnvLock;
-use crate::render::{self, cluster_dir};
+use crate::render::{self, CommittedEnv, CommittedFlux, cluster_dir};
 use crate::report::Reporter;
 use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, check_read_access, push_spec, read_credentials};
@@ -37,19 +37,21 @@ pub struct PreflightInputs<'a> {
     pub via_branch: bool,
 }
 
-/// What the later steps work with, all checked.
-pub struct Prepared {
+/// What the later steps work with, all checked. `F` is where Flux comes from: an
+/// [`Installation`] resolved afresh (create-env), or what the env has committed (rebuild's
+/// [`super::rebuild_preflight::Restore`]).
+pub struct Prepared<F> {
     /// Held until the run ends.
     pub lock: EnvLock,
     pub terraform: Terraform,
     pub workspace: Workspace,
-    pub install: Installation,
     pub read_credentials: GitReadCredentials,
     pub deploy_key: Option<DeployKey>,
     pub age_key: AgeKey,
+    pub flux: F,
 }
 
-pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
+pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Installation>)> {
     let lock = lock::acquire(input.env, input.paths)?;
     lock::announce_takeover(&lock, input.env, input.reporter);
     let tf = terraform::discover(input.config, input.terraform_binary).await?;
@@ -83,12 +85,13 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         input.reporter,
     )?);
 
+    let recipient = committed.recipient();
     let (install, fact) = resolve_install(input.flux_manifests, input.env, committed.flux).await?;
     facts.push(fact);
 
     // Inputs that would fail later, checked before any key is written.
     terraform::secret_variables(input.env)?;
-    let keys = settle_keys(&input, committed.recipient.as_deref()).await?;
+    let keys = settle_keys(&input, recipient.as_deref()).await?;
     let recipient = &keys.age_key.recipient;
     // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
     facts.push(format!(
@@ -105,10 +108,10 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared)> {
         lock,
         terraform: tf,
         workspace,
-        install,
         read_credentials: keys.read_credentials,
         deploy_key: keys.deploy_key,
         age_key: keys.age_key,
+        flux: install,
     };
     Ok((outcome, prepared))
 }
@@ -124,34 +127,6 @@ fn push_credentials_source(env: &EnvConfig) -> String {
             key_file.display()
         ),
         PushCredentials::SshAgent { .. } => "the keys of your ssh agent".to_owned(),
-    }
-}
-
-/// What the env's cluster directory already holds in Git.
-struct Committed {
-    flux: CommittedFlux,
-    recipient: Option<String>,
-}
-
-/// The env's committed Flux files, of either install method.
-#[derive(Debug, Default)]
-pub struct CommittedFlux {
-    /// `flux-system/gotk-components.yaml`.
-    pub components: Option<String>,
-    /// `flux-system/flux-operator.yaml`.
-    pub operator: Option<String>,
-    /// `flux-system/flux-instance.yaml`.
-    pub instance: Option<String>,
-}
-
-impl CommittedFlux {
-    /// Reads them with `read` (a path relative to the env's directory).
-    pub fn read(read: impl Fn(&str) -> Result<Option<String>>) -> Result<CommittedFlux> {
-        Ok(CommittedFlux {
-            components: read(render::COMPONENTS_FILE)?,
-            operator: read(render::OPERATOR_FILE)?,
-            instance: read(render::INSTANCE_FILE)?,
-        })
     }
 }
 
@@ -207,7 +182,7 @@ pub async fn resolve_install(
 }
 
 /// Checks push access, clones, checks the profile, and reads what is committed for the env.
-async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed)> {
+async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, CommittedEnv)> {
     let spec = push_spec(input.env)?;
     let repo_dir = input.paths.repo();
     let credentials = push_credentials_source(input.env);
@@ -223,18 +198,9 @@ async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed
         Ok(Workspace::open_or_clone(&repo_dir, spec)?)
     })
     .await?;
-    check_profile(input, &workspace)?;
-    let cluster_dir = cluster_dir(&input.env.repository.path, &input.env.name);
-    let read = |rel: &str| -> Result<Option<String>> {
-        let bytes = workspace.read_file(&format!("{cluster_dir}/{rel}"))?;
-        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
-    };
-    let committed = Committed {
-        flux: CommittedFlux::read(read)?,
-        recipient: read(render::SOPS_FILE)?
-            .as_deref()
-            .and_then(render::sops_recipient),
-    };
+    let dir = cluster_dir(&input.env.repository.path, &input.env.name);
+    let committed = CommittedEnv::read(dir, |path| workspace.read_file(path))?;
+    check_profile(input, &workspace, committed.profile())?;
     Ok((workspace, committed))
 }
 
@@ -303,9 +269,13 @@ pub async fn settle_deploy_key(
     Ok((key, generated))
 }
 
-/// The profile must exist in the repository, and an env already running another profile is
-/// re-pointed only with `--change-profile`.
-fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<()> {
+/// The profile must exist in the repository, and an env already running another profile
+/// (`committed`) is re-pointed only with `--change-profile`.
+fn check_profile(
+    input: &PreflightInputs<'_>,
+    workspace: &Workspace,
+    committed: Option<String>,
+) -> Result<()> {
     let repo = &input.env.repository;
     let profile = input.profile;
     let profile_dir = workspace
@@ -332,13 +302,6 @@ fn check_profile(input: &PreflightInputs<'_>, workspace: &Workspace) -> Result<(
             repo.profiles_dir
         )));
     }
-    let committed = workspace
-        .read_file(&format!(
-            "{}/{}",
-            cluster_dir(&repo.path, &input.env.name),
-            render::PROFILE_FILE
-        ))?
-        .and_then(|bytes| render::committed_profile(&String::from_utf8_lossy(&bytes)));
     match committed {
         Some(current) if current != profile && !input.change_profile => {
             Err(Error::bad_input(format!(

@@ -1,12 +1,12 @@
 //! remove-from-git (teardown): `clusters/<env>/` removed from the branch in one commit, pushed
 //! without force (retried on a moved tip) — or, in pull-request mode, proposed for a merge.
 
-use super::short;
 use crate::config::EnvConfig;
 use crate::error::Result;
 use crate::gitops::{FileChange, SyncOutcome, Workspace};
 use crate::render::cluster_dir;
 use crate::report::Reporter;
+use crate::report::short_sha;
 use crate::workflow::Outcome;
 use crate::workflow::git::blocking;
 use crate::workflow::proposal::{self, Proposed, Render};
@@ -24,7 +24,7 @@ pub async fn run(mut workspace: Workspace, env: &EnvConfig) -> Result<(Outcome, 
     Ok(match outcome {
         SyncOutcome::UpToDate { .. } => (Outcome::UpToDate(format!("no {dir}/ in Git")), None),
         SyncOutcome::Pushed { commit, .. } => (
-            Outcome::Done(format!("removed {dir}/ in {}", short(&commit))),
+            Outcome::Done(format!("removed {dir}/ in {}", short_sha(&commit))),
             Some(commit),
         ),
     })

@@ -9,7 +9,7 @@ use crate::cluster::Snapshot;
 use crate::config::{ContractField, OutputMapping};
 use crate::contract::ClusterAccess;
 use crate::error::Result;
-use crate::report::Reporter;
+use crate::report::{Reporter, short_sha};
 use crate::terraform::{Flavor, command};
 use crate::workflow::Outcome;
 
@@ -111,7 +111,7 @@ impl CreateEnvResult {
             "  GitOps: {} ({} @ {})\n  Flux: {}\n  age recipient: {} (key: {})\n",
             self.repository,
             self.branch,
-            self.commit.get(..7).unwrap_or(&self.commit),
+            short_sha(&self.commit),
             self.flux_version,
             self.age_recipient,
             self.age_key_file.display()

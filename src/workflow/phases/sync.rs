@@ -4,10 +4,11 @@
 
 use kube::Client;
 
-use super::{applied, short};
+use super::applied;
 use crate::cluster::Installation;
 use crate::cluster::wait::conditions::WantedRevision;
 use crate::error::Result;
+use crate::report::short_sha;
 use crate::workflow::Outcome;
 
 /// `manifest` is the committed gotk-sync.yaml; `commit` the sha Flux must reach; `adopting`
@@ -27,9 +28,10 @@ pub async fn run(
     let summary = install.sync(client, manifest, &wanted, adopting).await?;
     let outcome = match applied("sync objects", &summary.applied) {
         outcome if !summary.reconcile_requested => outcome,
-        Outcome::Done(text) | Outcome::UpToDate(text) => {
-            Outcome::Done(format!("{text}; reconcile of {} requested", short(commit)))
-        }
+        Outcome::Done(text) | Outcome::UpToDate(text) => Outcome::Done(format!(
+            "{text}; reconcile of {} requested",
+            short_sha(commit)
+        )),
     };
     Ok((outcome, ()))
 }

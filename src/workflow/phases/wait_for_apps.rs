@@ -8,12 +8,12 @@ use std::time::Duration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::short;
 use crate::cluster::wait::wait_for_apps as watch_apps;
 use crate::cluster::{FLUX_NAMESPACE, Installation, ObjectName, Snapshot, WaitTarget};
 use crate::error::{Error, ExitStatus, Result};
 use crate::gitops::Workspace;
 use crate::report::Reporter;
+use crate::report::short_sha;
 use crate::workflow::Outcome;
 
 /// `workspace` is the clone holding `commit`, used to recognise commits pushed after it.
@@ -63,7 +63,7 @@ pub async fn run(
         "{}/{} Ready at {}",
         snapshot.ready,
         snapshot.total,
-        short(commit)
+        short_sha(commit)
     );
     Ok((Outcome::Done(summary), snapshot))
 }
