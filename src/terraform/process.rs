@@ -91,46 +91,72 @@ pub(crate) async fn run(
     let (stdout, stderr, outcome) = tokio::join!(stdout_task, stderr_task, wait_task);
     let (status, interrupted) = outcome.map_err(io_error)?;
     let stdout = stdout.map_err(io_error)?;
-    let stderr = stderr.map_err(io_error)?;
-
-    if let Some(forced) = interrupted
-        && !cancel.is_cancelled()
-    {
-        tracing::debug!(command = name, ?idle, "terraform went silent");
-        return Err(TerraformError::Silent {
-            command: name,
-            idle,
-            forced,
-        });
-    }
-    if let Some(forced) = interrupted {
-        return Err(TerraformError::Interrupted {
-            command: name,
-            forced,
-        });
-    }
-    if !status.success() {
-        let errors: Vec<Diagnostic> = failure_diagnostics(json_errors, &stderr, status)
-            .into_iter()
-            .map(|diagnostic| redactor.diagnostic(diagnostic))
-            .collect();
-        if let Some(lock) = errors.iter().find_map(StateLock::from_diagnostic) {
-            return Err(TerraformError::StateLocked {
-                command: name,
-                dir: command.dir().unwrap_or(command.program()).to_path_buf(),
-                lock: Box::new(lock),
-            });
-        }
-        return Err(TerraformError::Failed {
-            command: name,
-            dir: command.dir().unwrap_or(command.program()).to_path_buf(),
-            errors,
-        });
-    }
+    let ended = Ended {
+        status,
+        interrupted,
+        silent: interrupted.is_some() && !cancel.is_cancelled(),
+        json_errors,
+        stderr: stderr.map_err(io_error)?,
+    };
+    ended.judge(command, idle)?;
     tracing::debug!(command = name, "terraform finished");
     Ok(Finished {
         stdout: SecretString::from(stdout),
     })
+}
+
+/// How a child ended, to be told apart: success, stopped (by Ctrl-C or for its silence), or
+/// failed with diagnostics.
+struct Ended {
+    status: ExitStatus,
+    /// Stopped by us; `Some(true)` when it had to be killed after the grace period.
+    interrupted: Option<bool>,
+    /// Stopped for its silence, not by the run's cancellation.
+    silent: bool,
+    json_errors: Vec<Diagnostic>,
+    stderr: String,
+}
+
+impl Ended {
+    fn judge(self, command: &TfCommand, idle: Duration) -> Result<(), TerraformError> {
+        let name = command.subcommand();
+        match self.interrupted {
+            Some(forced) if self.silent => {
+                tracing::debug!(command = name, ?idle, "terraform went silent");
+                return Err(TerraformError::Silent {
+                    command: name,
+                    idle,
+                    forced,
+                });
+            }
+            Some(forced) => {
+                return Err(TerraformError::Interrupted {
+                    command: name,
+                    forced,
+                });
+            }
+            None if self.status.success() => return Ok(()),
+            None => {}
+        }
+        let errors: Vec<Diagnostic> =
+            failure_diagnostics(self.json_errors, &self.stderr, self.status)
+                .into_iter()
+                .map(|diagnostic| command.redactor().diagnostic(diagnostic))
+                .collect();
+        let dir = command.dir().unwrap_or(command.program()).to_path_buf();
+        match errors.iter().find_map(StateLock::from_diagnostic) {
+            Some(lock) => Err(TerraformError::StateLocked {
+                command: name,
+                dir,
+                lock: Box::new(lock),
+            }),
+            None => Err(TerraformError::Failed {
+                command: name,
+                dir,
+                errors,
+            }),
+        }
+    }
 }
 
 /// How many Terraform children are running now: an interrupt waits for them (they get their

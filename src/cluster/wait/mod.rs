@@ -302,6 +302,58 @@ async fn last_check(client: &Client, root: &ObjectName) -> Result<(), String> {
     }
 }
 
+/// What the watches brought since the last judgement.
+struct Batch {
+    /// Objects of a kind being (re)listed; they replace that kind's objects once complete.
+    listing: Vec<Vec<DynamicObject>>,
+    initialized: Vec<bool>,
+    /// What changed since the last judgement: some objects, or (after a relist) anything.
+    changed: BTreeSet<ObjectName>,
+    relisted: bool,
+}
+
+impl Batch {
+    fn new(kinds: usize) -> Batch {
+        Batch {
+            listing: vec![Vec::new(); kinds],
+            initialized: vec![false; kinds],
+            changed: BTreeSet::new(),
+            relisted: false,
+        }
+    }
+
+    /// Takes one event of the watch of kind number `index` into `objects`.
+    fn take(
+        &mut self,
+        objects: &mut Objects,
+        index: usize,
+        (kind, resource): &(String, ApiResource),
+        event: watcher::Event<DynamicObject>,
+    ) {
+        match event {
+            watcher::Event::Init => self.listing[index].clear(),
+            watcher::Event::InitApply(object) => self.listing[index].push(lean(object)),
+            watcher::Event::InitDone => {
+                objects.replace_kind(kind, resource, std::mem::take(&mut self.listing[index]));
+                self.initialized[index] = true;
+                self.relisted = true;
+            }
+            watcher::Event::Apply(object) => {
+                self.changed
+                    .insert(objects.insert(kind, resource, lean(object)));
+            }
+            watcher::Event::Delete(object) => {
+                self.changed.insert(objects.remove(kind, &object));
+            }
+        }
+    }
+
+    /// Every kind has been listed once: there is a whole tree to judge.
+    fn complete(&self) -> bool {
+        self.initialized.iter().all(|done| *done)
+    }
+}
+
 async fn watch_until_settled(
     client: &Client,
     target: &WaitTarget,
@@ -319,12 +371,7 @@ async fn watch_until_settled(
             .boxed()
     });
     let mut events = futures::stream::select_all(streams);
-    // Objects of a kind being (re)listed; they replace that kind's objects once complete.
-    let mut listing: Vec<Vec<DynamicObject>> = vec![Vec::new(); kinds.len()];
-    let mut initialized = vec![false; kinds.len()];
-    // What changed since the last judgement: some objects, or (after a relist) anything.
-    let mut changed = BTreeSet::new();
-    let mut relisted = false;
+    let mut batch = Batch::new(kinds.len());
     // Asking Git about ancestry can be slow: once per sha.
     let descendants = Mutex::new(HashMap::new());
     let is_descendant = |sha: &str| {
@@ -341,64 +388,22 @@ async fn watch_until_settled(
             burst.push(next);
         }
         for (index, event) in burst {
-            let (kind, resource) = &kinds[index];
-            let event = match event {
+            match event {
                 Ok(event) => {
                     heard.event();
-                    event
+                    batch.take(objects, index, &kinds[index], event);
                 }
                 Err(err) => {
+                    let kind = &kinds[index].0;
                     tracing::debug!(kind, error = %err, "watch error, retrying");
                     heard.error(kind, &err);
-                    continue;
-                }
-            };
-            match event {
-                watcher::Event::Init => listing[index].clear(),
-                watcher::Event::InitApply(object) => listing[index].push(lean(object)),
-                watcher::Event::InitDone => {
-                    objects.replace_kind(kind, resource, std::mem::take(&mut listing[index]));
-                    initialized[index] = true;
-                    relisted = true;
-                }
-                watcher::Event::Apply(object) => {
-                    changed.insert(objects.insert(kind, resource, lean(object)));
-                }
-                watcher::Event::Delete(object) => {
-                    changed.insert(objects.remove(kind, &object));
                 }
             }
         }
-        if !initialized.iter().all(|done| *done) {
+        if !batch.complete() {
             continue;
         }
-        let fetched = match &target.revision_sha {
-            Some(_) => None,
-            None => fetched_sha(objects, &target.git_repository),
-        };
-        let wanted = target
-            .revision_sha
-            .as_deref()
-            .or(fetched.as_deref())
-            .map(|sha| WantedRevision {
-                sha,
-                is_descendant: &is_descendant,
-            });
-        let rules = Rules {
-            objects,
-            source: &target.git_repository,
-            wanted: wanted.as_ref(),
-        };
-        let progressed = match judgement.as_mut() {
-            Some(live) if relisted => live.rejudge(&rules),
-            Some(live) => live.update(&rules, &changed),
-            None => {
-                *judgement = Some(LiveJudgement::new(&rules, &target.root));
-                true
-            }
-        };
-        changed.clear();
-        relisted = false;
+        let progressed = judge_batch(target, objects, judgement, &mut batch, &is_descendant);
         let judged = judgement.as_ref().expect("judged above").judged();
         if progressed {
             on_progress(&judged.snapshot);
@@ -411,6 +416,43 @@ async fn watch_until_settled(
         }
     }
     Err(WaitError::WatchEnded)
+}
+
+/// Judges the tree again, against the pushed commit or else the one the source fetched: in
+/// place for the objects `batch` changed, from scratch after a relist. Whether anything the
+/// user sees changed.
+fn judge_batch(
+    target: &WaitTarget,
+    objects: &Objects,
+    judgement: &mut Option<LiveJudgement>,
+    batch: &mut Batch,
+    is_descendant: &dyn Fn(&str) -> bool,
+) -> bool {
+    let fetched = match &target.revision_sha {
+        Some(_) => None,
+        None => fetched_sha(objects, &target.git_repository),
+    };
+    let wanted = target
+        .revision_sha
+        .as_deref()
+        .or(fetched.as_deref())
+        .map(|sha| WantedRevision { sha, is_descendant });
+    let rules = Rules {
+        objects,
+        source: &target.git_repository,
+        wanted: wanted.as_ref(),
+    };
+    let progressed = match judgement.as_mut() {
+        Some(live) if batch.relisted => live.rejudge(&rules),
+        Some(live) => live.update(&rules, &batch.changed),
+        None => {
+            *judgement = Some(LiveJudgement::new(&rules, &target.root));
+            true
+        }
+    };
+    batch.changed.clear();
+    batch.relisted = false;
+    progressed
 }
 
 /// `object` without its managedFields: judging never reads who manages which field, and on a
