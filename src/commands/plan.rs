@@ -8,14 +8,10 @@ use tokio_util::sync::CancellationToken;
 use super::{CommandOutput, load_env};
 use crate::cli::{Cli, EnvArgs};
 use crate::error::{ExitStatus, Result};
-use crate::lock::EnvLock;
 use crate::report::{Reporter, short_sha};
-use crate::terraform::PlanMode;
-use crate::workflow::plan::{self, Change, ClusterPlan, PlannedChange, RepositoryPlan, Section};
-use crate::workflow::{EnvPaths, Outcome, run_step, terraform};
-
-/// How long `plan` waits for another run of the env to finish.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+use crate::workflow::plan::{
+    self, Change, ClusterPlan, Plan, PlannedChange, RepositoryPlan, Section,
+};
 
 pub async fn run(
     cli: &Cli,
@@ -24,70 +20,14 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<CommandOutput> {
     let (config, env) = load_env(cli, &args.env)?;
-    // Terraform locks the state too, but says so in its own words mid-run: wait briefly for a
-    // running create-env instead, and name it when it does not finish.
-    let _lock = EnvLock::acquire_within(
-        &env.name,
-        &EnvPaths::new(&config, &env.name).lock(),
-        LOCK_WAIT,
-    )
-    .await?;
-    let planning = async {
-        let (tf, root) =
-            terraform::prepare(&config, &env, args.terraform.as_deref(), cancel).await?;
-        let summary = tf
-            .plan(&root, PlanMode::Apply, cancel)
-            .await?
-            .summary()
-            .clone();
-        let outcome = if summary.is_empty() {
-            Outcome::UpToDate(summary.describe())
-        } else {
-            Outcome::Done(summary.describe())
-        };
-        Ok((outcome, (tf, root, summary)))
-    };
-    let (tf, root, summary) = run_step(reporter, "terraform-plan", planning).await.1?;
-    let mut rendered = None;
-    let comparing = async {
-        let section = Section::from_result(plan::repository(&env).await.map(|(plan, files)| {
-            rendered = Some(files);
-            plan
-        }));
-        let outcome = match &section {
-            Section::Planned(repository) if repository.is_unchanged() => {
-                Outcome::UpToDate(repository.describe())
-            }
-            Section::Planned(repository) => Outcome::Done(repository.describe()),
-            Section::Skipped { reason, .. } => {
-                reporter.warning(format!("the repository is not compared: {reason}"));
-                Outcome::Done("not compared".to_owned())
-            }
-        };
-        Ok((outcome, section))
-    };
-    let repository = run_step(reporter, "repository-plan", comparing).await.1?;
-    let dry_running = async {
-        let result = plan::cluster(&tf, &root, &env, rendered.as_ref(), cancel).await;
-        if let Err(err) = &result
-            && err.status() != ExitStatus::BadInput
-        {
-            reporter.warning(format!("the cluster is not compared: {}", err.message()));
-        }
-        let section = Section::from_result(result);
-        let outcome = match &section {
-            Section::Planned(cluster)
-                if cluster.count(PlannedChange::Unchanged) == cluster.objects.len() =>
-            {
-                Outcome::UpToDate(cluster.describe())
-            }
-            Section::Planned(cluster) => Outcome::Done(cluster.describe()),
-            Section::Skipped { .. } => Outcome::Done("not compared".to_owned()),
-        };
-        Ok((outcome, section))
-    };
-    let cluster = run_step(reporter, "cluster-plan", dry_running).await.1?;
-    let mut text = format!("env {}: {}", env.name, summary.describe());
+    let plan = plan::run(reporter, &config, &env, args.terraform.as_deref(), cancel).await?;
+    Ok(CommandOutput::new(ExitStatus::Success, &plan, text(&plan)))
+}
+
+/// Terraform's changes by address, then the repository and cluster sections.
+fn text(plan: &Plan) -> String {
+    let summary = &plan.terraform;
+    let mut text = format!("env {}: {}", plan.env, summary.describe());
     for (sign, addresses) in [
         ("+", &summary.adds),
         ("~", &summary.changes),
@@ -99,15 +39,9 @@ pub async fn run(
             text.push_str(&format!("\n  {sign} {address}"));
         }
     }
-    text.push_str(&repository_text(&repository));
-    text.push_str(&cluster_text(&cluster));
-    let document = serde_json::json!({
-        "env": env.name,
-        "terraform": summary,
-        "repository": repository,
-        "cluster": cluster,
-    });
-    Ok(CommandOutput::new(ExitStatus::Success, &document, text))
+    text.push_str(&repository_text(&plan.repository));
+    text.push_str(&cluster_text(&plan.cluster));
+    text
 }
 
 /// New files by name and size (gotk-components.yaml alone is thousands of lines), changed

@@ -3,12 +3,15 @@
 //! drivers (`create_env`, …) decide the order and thread the values through.
 
 pub mod await_merge;
+pub mod branch_tip;
 pub mod cloud_resources;
+pub mod cluster_plan;
 pub mod commit;
 pub mod config_and_secrets;
 pub mod connect;
 pub mod delete_apps;
 pub mod detect;
+pub mod flux_drift;
 pub mod flux_install;
 pub mod flux_uninstall;
 pub mod lock;
@@ -16,10 +19,13 @@ pub mod observe;
 pub mod preflight;
 pub mod rebuild_preflight;
 pub mod remove_from_git;
+pub mod repository_plan;
 pub mod summary;
 pub mod sync;
 pub mod terraform_apply;
 pub mod terraform_destroy;
+pub mod terraform_drift;
+pub mod terraform_plan;
 pub mod wait_for_apps;
 
 use crate::cluster::teardown::Leftover;
