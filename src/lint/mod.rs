@@ -18,6 +18,7 @@ mod depends;
 mod error;
 mod fix;
 mod flux_apis;
+mod flux_instance;
 mod secrets;
 mod source;
 mod substitution;
@@ -65,10 +66,11 @@ pub enum Rule {
     Symlink,
     ProfileAppliedTwice,
     BootstrapName,
+    FluxInstance,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 16] = [
         Rule::KustomizeBuild,
         Rule::UnknownComponent,
         Rule::InvalidYaml,
@@ -84,6 +86,7 @@ impl Rule {
         Rule::Symlink,
         Rule::ProfileAppliedTwice,
         Rule::BootstrapName,
+        Rule::FluxInstance,
     ];
 
     pub fn id(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Rule {
             Rule::Symlink => "symlink",
             Rule::ProfileAppliedTwice => "profile-applied-twice",
             Rule::BootstrapName => "bootstrap-name",
+            Rule::FluxInstance => "flux-instance",
         }
     }
 
@@ -235,6 +239,7 @@ pub fn lint(target: &LintTarget, kustomize: &Kustomize) -> Result<LintReport, Li
         repo.unread_findings(),
         apis::check(&repo, target.flux_version.as_deref()),
         secrets::check(&repo),
+        flux_instance::check(&repo, target.flux_version.as_deref()),
     ];
     findings.extend(repository_wide.into_iter().flatten().filter(in_scope));
     Ok(LintReport {
