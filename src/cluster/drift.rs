@@ -21,7 +21,7 @@ use super::apply::{CONFIG_MANAGER, FLUX_MANAGER};
 use super::wait::conditions::revision_sha;
 use super::wait::tree::parse_inventory_id;
 use super::wait::{flux_objects, source_of};
-use super::{ObjectName, WaitError};
+use super::{ObjectName, WaitError, flux_operator};
 
 /// Managers that apply what Git holds or keep Flux's own bookkeeping (finalizers,
 /// annotations): Flux's controllers, its client-side-apply migration manager, this tool's own.
@@ -54,6 +54,18 @@ pub struct FluxDrift {
     pub changed: Vec<ChangedObject>,
     /// Objects a Kustomization's inventory lists that are gone.
     pub missing: Vec<ObjectName>,
+    /// The FluxInstance, when the Flux Operator installed Flux and it is not Ready (a
+    /// suspended one is in `suspended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceNotReady>,
+}
+
+/// A FluxInstance that is not Ready, in the operator's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceNotReady {
+    pub object: ObjectName,
+    pub reason: String,
+    pub message: String,
 }
 
 impl FluxDrift {
@@ -62,6 +74,7 @@ impl FluxDrift {
             && self.suspended.is_empty()
             && self.changed.is_empty()
             && self.missing.is_empty()
+            && self.instance.is_none()
     }
 }
 
@@ -157,11 +170,48 @@ pub async fn flux_drift(
             }
         }
     }
+    instance_drift(client, &mut drift).await?;
     drift
         .changed
         .sort_by(|a, b| (&a.object, &a.manager).cmp(&(&b.object, &b.manager)));
     drift.missing.sort();
     Ok(drift)
+}
+
+/// The FluxInstance's part: suspended (the operator's `fluxcd.controlplane.io/reconcile:
+/// disabled`), or not Ready. Fields of it another manager owns are found with the rest of the
+/// root Kustomization's inventory, which lists it.
+async fn instance_drift(client: &Client, drift: &mut FluxDrift) -> Result<(), WaitError> {
+    let instance = flux_operator::read_instance(client)
+        .await
+        .map_err(|err| WaitError::List {
+            kind: "FluxInstance".to_owned(),
+            message: err.to_string(),
+        })?;
+    let Some(instance) = instance else {
+        return Ok(());
+    };
+    let object = ObjectName::namespaced(
+        "FluxInstance",
+        super::FLUX_NAMESPACE,
+        flux_operator::INSTANCE_NAME,
+    );
+    let reconcile = instance
+        .annotations()
+        .get(flux_operator::RECONCILE_ANNOTATION);
+    if reconcile.is_some_and(|value| value == "disabled") {
+        drift.suspended.push(object);
+        return Ok(());
+    }
+    let readiness = flux_operator::instance_readiness(Some(&instance));
+    if !readiness.is_ready() {
+        drift.instance = Some(InstanceNotReady {
+            object,
+            reason: readiness.reason().to_owned(),
+            message: readiness.message().to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The objects a Kustomization's inventory lists, with the Kustomization and their API group.

@@ -21,6 +21,8 @@ pub const GROUP: &str = "fluxcd.controlplane.io";
 pub const VERSION: &str = "v1";
 /// The one FluxInstance (and FluxReport) a cluster has, in the operator's namespace.
 pub const INSTANCE_NAME: &str = "flux";
+/// `disabled` on it: the operator leaves the instance alone (its suspend).
+pub const RECONCILE_ANNOTATION: &str = "fluxcd.controlplane.io/reconcile";
 /// What every operator install manifest holds: the FluxInstance CRD and the operator.
 const INSTANCE_CRD: &str = "fluxinstances.fluxcd.controlplane.io";
 const OPERATOR_DEPLOYMENT: &str = "flux-operator";

@@ -76,6 +76,12 @@ fn drift_text(drift: &Drift) -> String {
     for object in &flux.suspended {
         text.push_str(&format!("\n  ✘ flux: {object} is suspended"));
     }
+    if let Some(instance) = &flux.instance {
+        text.push_str(&format!(
+            "\n  ✘ flux: {} is not Ready ({}): {}",
+            instance.object, instance.reason, instance.message
+        ));
+    }
     if flux.changed.is_empty() && flux.missing.is_empty() {
         text.push_str("\n  ✔ live objects: as Flux applied them");
     }
