@@ -398,6 +398,37 @@ async fn read(
     }
 }
 
+/// What the FluxReport says: Ready when its sync and every component are, else the sync's
+/// status (`<id> at <path>: <status>`) and the components that are not ready.
+pub fn report_readiness(report: &FluxReport) -> Readiness {
+    let sync = report.spec.sync.as_ref();
+    let not_ready: Vec<String> = report
+        .spec
+        .components
+        .iter()
+        .filter(|component| !component.ready)
+        .map(|component| format!("{} ({})", component.name, component.status))
+        .collect();
+    if sync.is_some_and(|sync| sync.ready) && not_ready.is_empty() {
+        return Readiness::Ready;
+    }
+    let sync_line = match sync {
+        Some(sync) => format!("sync {} at {}: {}", sync.id, sync.path, sync.status),
+        None => "no sync reported yet".to_owned(),
+    };
+    let message = match not_ready.is_empty() {
+        true => sync_line,
+        false => format!(
+            "{sync_line}; components not ready: {}",
+            not_ready.join(", ")
+        ),
+    };
+    Readiness::Progressing {
+        reason: "NotReady".to_owned(),
+        message,
+    }
+}
+
 /// The FluxInstance's readiness by the operator's conditions: Ready for the current
 /// generation; Stalled, or Ready=False with a reason no retry fixes without a change to the
 /// instance (`ArtifactFailed`: the distribution version or artifact cannot be resolved;
@@ -480,6 +511,32 @@ mod tests {
     }
 
     const HEAD: &str = "apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata: {name: flux, namespace: flux-system, generation: 2}\n";
+
+    #[test]
+    fn the_report_names_its_sync_and_the_components_not_ready() {
+        let report: FluxReport = serde_yaml_ng::from_str(
+            "apiVersion: fluxcd.controlplane.io/v1
+kind: FluxReport
+metadata: {name: flux, namespace: flux-system}
+spec:
+  distribution: {version: v2.10.0, status: Installed}
+  components:
+  - {name: source-controller, ready: true, status: 'Current Deployment is available'}
+  - {name: helm-controller, ready: false, status: 'InProgress'}
+  sync: {id: kustomization/flux-system, path: clusters/dev, ready: false, source: https://git.example/fleet.git, status: 'Reconciliation in progress'}
+",
+        )
+        .unwrap();
+        let readiness = report_readiness(&report);
+        assert_eq!(
+            readiness.message(),
+            "sync kustomization/flux-system at clusters/dev: Reconciliation in progress; components not ready: helm-controller (InProgress)"
+        );
+        let mut ready = report.clone();
+        ready.spec.components[1].ready = true;
+        ready.spec.sync.as_mut().unwrap().ready = true;
+        assert_eq!(report_readiness(&ready), Readiness::Ready);
+    }
 
     #[test]
     fn the_instance_is_ready_for_its_current_generation_only() {

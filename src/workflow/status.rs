@@ -48,8 +48,9 @@ pub async fn run(
     run_step(reporter, "status", reading).await.1
 }
 
-/// The FluxInstance first, when the Flux Operator installed Flux: the sync objects and apps
-/// below it exist only through it.
+/// The FluxInstance first, when the Flux Operator installed Flux (the sync objects and apps
+/// below it exist only through it), then the operator's FluxReport: its sync line and the
+/// components not ready.
 async fn with_instance(client: &Client, mut snapshot: Snapshot) -> Result<Snapshot> {
     let Some(instance) = flux_operator::read_instance(client).await? else {
         return Ok(snapshot);
@@ -59,14 +60,26 @@ async fn with_instance(client: &Client, mut snapshot: Snapshot) -> Result<Snapsh
     snapshot.total += 1;
     let object =
         ObjectName::namespaced("FluxInstance", FLUX_NAMESPACE, flux_operator::INSTANCE_NAME);
-    snapshot.rows.insert(
-        0,
-        Row {
-            object,
+    let mut rows = vec![Row {
+        object,
+        readiness,
+        waiting_on: Vec::new(),
+    }];
+    if let Some(report) = flux_operator::read_report(client).await? {
+        let readiness = flux_operator::report_readiness(&report);
+        snapshot.ready += usize::from(readiness.is_ready());
+        snapshot.total += 1;
+        rows.push(Row {
+            object: ObjectName::namespaced(
+                "FluxReport",
+                FLUX_NAMESPACE,
+                flux_operator::INSTANCE_NAME,
+            ),
             readiness,
             waiting_on: Vec::new(),
-        },
-    );
+        });
+    }
+    snapshot.rows.splice(0..0, rows);
     Ok(snapshot)
 }
 
