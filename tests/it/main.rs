@@ -15,6 +15,7 @@ mod gitops;
 mod init;
 mod lint;
 mod lint_fleet;
+mod operator;
 mod own_layout;
 mod ownership;
 mod plan;
