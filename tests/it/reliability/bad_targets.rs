@@ -302,24 +302,23 @@ fn prepare(sandbox: &Sandbox, n: usize, repo: &str, broken: Break) -> Prepared {
         Break::Intact | Break::ApiGoneAfterConnect => {}
         Break::ProtectedBranch => sandbox.git.protect_branch(repo, BRANCH).unwrap(),
         Break::ClusterToken | Break::ClusterCa => {
-            let yaml = sandbox.cluster.kubeconfig_yaml();
-            let line = |key: &str| {
-                yaml.lines()
-                    .find_map(|line| line.trim().strip_prefix(key))
-                    .map(|value| value.trim().to_owned())
-                    .unwrap_or_else(|| panic!("the kubeconfig has {key}"))
-            };
-            let broken_yaml = match broken {
-                Break::ClusterToken => yaml.replace(&line("token:"), "not-the-token"),
+            // Parsed, not read line by line: a kubeconfig may be written in flow style.
+            let mut config: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(sandbox.cluster.kubeconfig_yaml()).unwrap();
+            match broken {
+                Break::ClusterToken => {
+                    config["users"][0]["user"]["token"] = "not-the-token".into();
+                }
                 _ => {
                     use base64::Engine as _;
                     let other_ca =
                         base64::engine::general_purpose::STANDARD.encode(sandbox.git.ca_pem());
-                    yaml.replace(&line("certificate-authority-data:"), &other_ca)
+                    config["clusters"][0]["cluster"]["certificate-authority-data"] =
+                        other_ca.into();
                 }
-            };
+            }
             kubeconfig = sandbox.path(&format!("kubeconfig-{n}"));
-            std::fs::write(&kubeconfig, broken_yaml).unwrap();
+            std::fs::write(&kubeconfig, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
         }
         Break::MissingCrd(kind) => {
             let manifest =

@@ -102,12 +102,14 @@ async fn canaries_stay_out_of_every_output_log_commit_record_and_child_argv() {
     );
 
     // The canaries: every secret input of the run.
-    let kubeconfig = std::fs::read_to_string(sandbox.cluster.kubeconfig_path()).unwrap();
-    let cluster_token = kubeconfig
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("token:"))
-        .map(|token| token.trim().trim_matches('"').to_owned())
-        .expect("the test cluster's kubeconfig has a token");
+    let kubeconfig: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(sandbox.cluster.kubeconfig_path()).unwrap(),
+    )
+    .expect("the test cluster's kubeconfig is YAML");
+    let cluster_token = kubeconfig["users"][0]["user"]["token"]
+        .as_str()
+        .expect("the test cluster's kubeconfig has a token")
+        .to_owned();
     let age_key_file = sandbox.path("xdg/gitops-bootstrap/age/dev.agekey");
     let age_identity = std::fs::read_to_string(&age_key_file)
         .unwrap()

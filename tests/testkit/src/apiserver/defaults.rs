@@ -33,6 +33,35 @@ pub fn apply(store: &Store, rt: &ResourceType, object: &mut Value, old: Option<&
     }
 }
 
+/// The status a new object of a built-in kind has: its Go status struct's zero value as
+/// kube-apiserver serializes it (a create's response carries `status: {}` for a Deployment,
+/// and the non-omitempty counters of the others); `None` for kinds without one here.
+pub fn empty_status(rt: &ResourceType) -> Option<Value> {
+    let status = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("apps", "deployments") | ("batch", "jobs" | "cronjobs") | ("", "resourcequotas") => {
+            json!({})
+        }
+        ("apps", "replicasets") => json!({"replicas": 0}),
+        ("apps", "statefulsets") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("apps", "daemonsets") => json!({
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }),
+        ("", "services") | ("networking.k8s.io", "ingresses") => json!({"loadBalancer": {}}),
+        ("", "persistentvolumeclaims") => json!({"phase": "Pending"}),
+        ("policy", "poddisruptionbudgets") => json!({
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 0,
+            "expectedPods": 0,
+        }),
+        _ => return None,
+    };
+    Some(status)
+}
+
 fn set_default(object: &mut Value, key: &str, value: Value) {
     if object.get(key).is_none_or(Value::is_null) {
         object[key] = value;

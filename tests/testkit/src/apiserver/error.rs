@@ -132,6 +132,58 @@ impl ApiError {
         .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
+    /// A server-side apply without `fieldManager`, refused as kube-apiserver validates
+    /// PatchOptions.
+    pub fn apply_without_field_manager() -> ApiError {
+        let body = "Required value: is required for apply patch";
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: {body}"),
+        )
+        .with_details(json!({
+            "group": "meta.k8s.io",
+            "kind": "PatchOptions",
+            "causes": [{"reason": "FieldValueRequired", "message": body, "field": "fieldManager"}],
+        }))
+    }
+
+    /// A merge or JSON patch whose result strict decoding refuses (`problems`: `strict
+    /// decoding error: unknown field "spec.foo"`): kube-apiserver reports the patched object
+    /// as the invalid value of `patch`, with no kind or name.
+    pub fn invalid_patch(patched: &str, problems: &str) -> ApiError {
+        let body = format!("Invalid value: {patched:?}: {problems}");
+        ApiError::new(422, "Invalid", format!(" \"\" is invalid: patch: {body}")).with_details(
+            json!({
+                "causes": [{"reason": "FieldValueInvalid", "message": body, "field": "patch"}],
+            }),
+        )
+    }
+
+    /// A Strict server-side apply naming fields the CRD's schema lacks: the field manager
+    /// cannot type it, and the error reaches the client as a plain 500 (no reason).
+    pub fn typed_patch_failed(gvk: &str, unknown: &[String]) -> ApiError {
+        let errors: Vec<String> = unknown
+            .iter()
+            .map(|path| format!(".{path}: field not declared in schema"))
+            .collect();
+        let errors = match errors.as_slice() {
+            [one] => one.clone(),
+            many => format!("errors:\n  {}", many.join("\n  ")),
+        };
+        ApiError::new(
+            500,
+            "",
+            format!("failed to create typed patch object ({gvk}): {errors}"),
+        )
+    }
+
+    /// The problems of a Strict decoding refusal ([`super::schema::Directive::settle`]).
+    pub fn strict_problems(&self) -> Option<&str> {
+        let at = self.message.find("strict decoding error: ")?;
+        (self.code == 400).then(|| &self.message[at..])
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }
@@ -200,6 +252,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // StatusReasonUnknown is the empty string, which the server omits.
+        if self.reason.is_empty() {
+            status.as_object_mut().expect("object").remove("reason");
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

@@ -367,7 +367,14 @@ fn patch_object(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> ApiRes
     let scope = call.scope()?;
     let old = existing(store, rt, call)?;
     let mut object = patch::patch(&content_type, &old, call.body)?;
-    let warnings = field_problems(rt, call, &object, Vec::new(), "")?;
+    // Strict decoding of the patched object fails the patch as invalid, quoting that object.
+    let warnings =
+        field_problems(rt, call, &object, Vec::new(), "").map_err(|error| {
+            match error.strict_problems() {
+                Some(problems) => ApiError::invalid_patch(&object.to_string(), problems),
+                None => error,
+            }
+        })?;
     objects::check_type(rt, &call.target.version, &mut object)?;
     let response = write_update(store, rt, call, scope, &old, object)?;
     Ok(warned(response, &warnings))
@@ -421,12 +428,23 @@ fn server_side_apply(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> A
         .query
         .get("fieldManager")
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?
+        .ok_or_else(ApiError::apply_without_field_manager)?
         .to_string();
     let mut applied: Value = serde_yaml_ng::from_slice(call.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     objects::check_type(rt, &call.target.version, &mut applied)?;
     objects::check_namespace(rt, call.target.namespace.as_deref(), &mut applied)?;
+    // The field manager types the configuration with the CRD's schema before strict decoding
+    // has its say: under Strict an unknown field fails there, with a 500.
+    if Directive::parse(call.query.get("fieldValidation"))? == Directive::Strict
+        && let Some(schema) = rt.schema(&call.target.version)
+    {
+        let unknown = schema::prune(schema, &mut applied.clone());
+        if !unknown.is_empty() {
+            let gvk = format!("{}, Kind={}", rt.api_version(&call.target.version), rt.kind);
+            return Err(ApiError::typed_patch_failed(&gvk, &unknown));
+        }
+    }
     let warnings = field_problems(rt, call, &applied, Vec::new(), "")?;
     // What the schema does not know is neither stored nor owned.
     if let Some(schema) = rt.schema(&call.target.version) {

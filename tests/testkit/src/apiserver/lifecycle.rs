@@ -1,5 +1,6 @@
 //! What the real control plane's controllers do after a write: Namespace termination,
-//! CRD instance cleanup, and ownerReference garbage collection (background and foreground).
+//! CRD instance cleanup, ownerReference garbage collection (background and foreground), and
+//! the root CA publisher's `kube-root-ca.crt` ConfigMap in every active namespace.
 
 use std::collections::BTreeSet;
 
@@ -13,10 +14,12 @@ use super::store::{Store, key_of};
 
 const MANAGER: &str = "testkit-controller-manager";
 
-/// Runs every controller until nothing changes (bounded, so a bug cannot spin forever).
-pub fn reconcile(store: &mut Store) {
+/// Runs every controller until nothing changes (bounded, so a bug cannot spin forever);
+/// `ca_pem` is the cluster CA the root CA publisher hands out.
+pub fn reconcile(store: &mut Store, ca_pem: &str) {
     for _ in 0..50 {
         let before = store.resource_version();
+        publish_root_ca(store, ca_pem);
         terminate_namespaces(store);
         clean_up_crds(store);
         collect_garbage(store);
@@ -88,6 +91,55 @@ fn release(store: &mut Store, rt: &ResourceType, object: &Value, finalizer: &str
     );
     if let Err(error) = written {
         tracing::debug!(?error, "releasing a finalizer failed");
+    }
+}
+
+/// The ConfigMap kube-controller-manager's root CA publisher keeps in every namespace.
+pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// Creates `kube-root-ca.crt` (`ca.crt`: the cluster CA) in each active namespace lacking it;
+/// a terminating namespace gets none, as the real publisher cannot create there either.
+fn publish_root_ca(store: &mut Store, ca_pem: &str) {
+    let Some(rt) = store.registry.by_group_resource("", "configmaps").cloned() else {
+        return;
+    };
+    let namespaces: Vec<String> = located(store, |g, p, o| {
+        g.is_empty() && p == "namespaces" && !deleting(o)
+    })
+    .iter()
+    .filter_map(|(_, ns)| ns["metadata"]["name"].as_str().map(String::from))
+    .filter(|ns| {
+        store
+            .get("", "configmaps", ns, ROOT_CA_CONFIG_MAP)
+            .is_none()
+    })
+    .collect();
+    for namespace in namespaces {
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": ROOT_CA_CONFIG_MAP,
+                "namespace": namespace,
+                "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION},
+            },
+            "data": {"ca.crt": ca_pem},
+        });
+        let created = objects::create(
+            store,
+            &rt,
+            object,
+            objects::WriteOptions {
+                manager: MANAGER,
+                version: &rt.versions[0],
+                dry_run: false,
+            },
+            false,
+        );
+        if let Err(error) = created {
+            tracing::debug!(?error, "publishing the root CA failed");
+        }
     }
 }
 

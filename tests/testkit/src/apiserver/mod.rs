@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     audit: audit::Audit,
     changed: Notify,
     shutdown: CancellationToken,
+    /// The cluster CA, as the root CA publisher hands it out.
+    ca_pem: String,
 }
 
 impl Shared {
@@ -142,6 +144,7 @@ impl ApiServer {
             audit: audit::Audit::default(),
             changed: Notify::new(),
             shutdown: CancellationToken::new(),
+            ca_pem: ca.ca_pem().to_string(),
         });
         let router = axum::Router::new()
             .fallback(dispatch)
@@ -262,7 +265,10 @@ async fn run_controllers(shared: Arc<Shared>) {
             // A periodic pass also settles what no request triggered.
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        lifecycle::reconcile(&mut shared.store.lock().expect("store lock"));
+        lifecycle::reconcile(
+            &mut shared.store.lock().expect("store lock"),
+            &shared.ca_pem,
+        );
     }
 }
 

@@ -270,7 +270,8 @@ pub fn create(
     Ok(store.put(&rt.group, &rt.plural, object))
 }
 
-/// Kind-specific defaults: a Namespace is Active with the `kubernetes` finalizer; a Secret's
+/// Kind-specific defaults: a new built-in object's empty status; a Namespace is Active with
+/// the `kubernetes` finalizer; a Secret's
 /// `stringData` is merged into `data`; a CRD is validated, registered for discovery and
 /// immediately Established.
 fn prepare_kind(
@@ -280,6 +281,9 @@ fn prepare_kind(
     creating: bool,
     dry_run: bool,
 ) -> ApiResult<()> {
+    if creating && let Some(status) = super::defaults::empty_status(rt) {
+        object["status"] = status;
+    }
     if is_namespace(rt) && creating {
         object["spec"] = json!({"finalizers": ["kubernetes"]});
         object["status"] = json!({"phase": "Active"});

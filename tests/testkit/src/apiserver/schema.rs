@@ -287,6 +287,63 @@ fn validate_at(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause
         Value::Object(map) => validate_object(schema, map, path, causes),
         _ => {}
     }
+    validate_rules(schema, value, path, causes);
+}
+
+/// `x-kubernetes-validations` rules of the one form the testkit evaluates, a field of `self`
+/// compared with a string (`self.metadata.name == 'flux'`, the Flux Operator's name rule);
+/// other rules are not evaluated (no CEL here). A failed rule reads as the server's:
+/// `<nil>: Invalid value: "object": <message>` at the root.
+fn validate_rules(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let Some(rules) = schema["x-kubernetes-validations"].as_array() else {
+        return;
+    };
+    for rule in rules {
+        let Some(holds) = rule["rule"].as_str().and_then(|r| evaluate(r, value)) else {
+            continue;
+        };
+        if !holds {
+            let message = rule["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    format!("failed rule: {}", rule["rule"].as_str().unwrap_or_default())
+                });
+            let field = if path.is_empty() { "<nil>" } else { path };
+            let type_ = schema["type"].as_str().unwrap_or("object");
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                field,
+                format!("Invalid value: {type_:?}: {message}"),
+            ));
+        }
+    }
+}
+
+/// `self.a.b == 'x'` or `!=`: `Some(result)`, `None` for any other rule.
+fn evaluate(rule: &str, value: &Value) -> Option<bool> {
+    let (left, right, equal) = match rule.split_once("==") {
+        Some((l, r)) => (l, r, true),
+        None => {
+            let (l, r) = rule.split_once("!=")?;
+            (l, r, false)
+        }
+    };
+    let literal = right.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    let mut fields = left.trim().split('.');
+    if fields.next()? != "self" || literal.contains('\'') {
+        return None;
+    }
+    let mut current = value;
+    for field in fields {
+        let simple =
+            !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !simple {
+            return None;
+        }
+        current = current.get(field)?;
+    }
+    Some((current.as_str()? == literal) == equal)
 }
 
 fn validate_string(schema: &Value, text: &str, value: &Value, path: &str, causes: &mut Vec<Cause>) {

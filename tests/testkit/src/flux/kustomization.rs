@@ -27,6 +27,7 @@ use super::types::{
 const MANAGER: &str = "kustomize-controller";
 const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+const PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
 
 pub async fn run(ctx: Arc<Context>) {
     loop {
@@ -109,7 +110,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
                 .as_ref()
                 .and_then(|s| s.inventory.clone())
                 .unwrap_or_default();
-            prune(&ctx.client, &inventory, &BTreeSet::new())
+            prune(&ctx.client, &ks, &inventory, &BTreeSet::new())
                 .await
                 .map_err(|f| anyhow::anyhow!(f.message))?;
         }
@@ -223,7 +224,7 @@ async fn one_pass(
     entries.sort();
     status.inventory = Some(ResourceInventory { entries });
     if ks.spec.prune
-        && let Err(f) = prune(&ctx.client, &previous, &keep).await
+        && let Err(f) = prune(&ctx.client, ks, &previous, &keep).await
     {
         return f.into();
     }
@@ -295,7 +296,7 @@ async fn build_and_apply(
     let mut applied = Vec::with_capacity(objects.len());
     for mut object in objects {
         label(&mut object, &ks.name_any(), namespace);
-        let id = objects::apply(
+        let id = objects::apply_unless_ignored(
             &ctx.client,
             MANAGER,
             object,
@@ -314,12 +315,21 @@ fn label(object: &mut DynamicObject, name: &str, namespace: &str) {
     labels.insert(NAMESPACE_LABEL.to_owned(), namespace.to_owned());
 }
 
-/// Deletes inventory entries not in `keep`, namespaced objects before cluster-scoped ones.
+/// Deletes inventory entries not in `keep`, namespaced objects before cluster-scoped ones,
+/// as Flux does: only objects that still carry this Kustomization's labels (another owner,
+/// e.g. the Flux Operator after a migration, may have taken them) and not
+/// `kustomize.toolkit.fluxcd.io/prune: disabled`.
 async fn prune(
     client: &Client,
+    ks: &Kustomization,
     inventory: &ResourceInventory,
     keep: &BTreeSet<String>,
 ) -> Result<(), Failure> {
+    let (name, namespace) = (ks.name_any(), ks.namespace().unwrap_or_default());
+    let owner = [
+        (NAME_LABEL, name.as_str()),
+        (NAMESPACE_LABEL, namespace.as_str()),
+    ];
     let mut stale: Vec<ObjectId> = inventory
         .entries
         .iter()
@@ -333,7 +343,7 @@ async fn prune(
         )
     });
     for id in &stale {
-        objects::delete(client, id)
+        objects::delete_owned(client, id, &owner, PRUNE_ANNOTATION)
             .await
             .map_err(|e| failure("PruneFailed", format!("{e:#}")))?;
     }

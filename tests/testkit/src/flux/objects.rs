@@ -111,21 +111,20 @@ fn api_for(
     }
 }
 
-/// Server-side applies `object` (forcing conflicts, as Flux does). `target_namespace` replaces
-/// the namespace of namespaced objects; one without any fails as with Flux.
-pub async fn apply(
+/// Which object `object` is once applied: `target_namespace` replaces the namespace of
+/// namespaced objects; one without any fails as with Flux.
+pub async fn identify(
     client: &Client,
-    manager: &str,
-    mut object: DynamicObject,
+    object: &DynamicObject,
     target_namespace: Option<&str>,
 ) -> anyhow::Result<ObjectId> {
-    let gvk = gvk_of(&object)?;
+    let gvk = gvk_of(object)?;
     let name = object
         .metadata
         .name
         .clone()
         .ok_or_else(|| anyhow!("{} without metadata.name", gvk.kind))?;
-    let (resource, caps) = resolve(client, &gvk).await?;
+    let (_, caps) = resolve(client, &gvk).await?;
     let namespace = match caps.scope {
         Scope::Cluster => String::new(),
         Scope::Namespaced => match target_namespace
@@ -136,25 +135,95 @@ pub async fn apply(
             None => return Err(anyhow!("{}/{name} namespace not specified", gvk.kind)),
         },
     };
-    object.metadata.namespace = (!namespace.is_empty()).then(|| namespace.clone());
-    object.metadata.resource_version = None;
-    object.metadata.managed_fields = None;
-    let api = api_for(client, &resource, &caps, &namespace);
-    let id = ObjectId {
+    Ok(ObjectId {
         namespace,
-        name: name.clone(),
+        name,
         group: gvk.group,
         kind: gvk.kind,
         version: gvk.version,
-    };
+    })
+}
+
+/// Server-side applies `object` (forcing conflicts, as Flux does). `target_namespace` replaces
+/// the namespace of namespaced objects; one without any fails as with Flux.
+pub async fn apply(
+    client: &Client,
+    manager: &str,
+    mut object: DynamicObject,
+    target_namespace: Option<&str>,
+) -> anyhow::Result<ObjectId> {
+    let id = identify(client, &object, target_namespace).await?;
+    let (resource, caps) = resolve(client, &id.gvk()).await?;
+    object.metadata.namespace = (!id.namespace.is_empty()).then(|| id.namespace.clone());
+    object.metadata.resource_version = None;
+    object.metadata.managed_fields = None;
+    let api = api_for(client, &resource, &caps, &id.namespace);
     api.patch(
-        &name,
+        &id.name,
         &PatchParams::apply(manager).force(),
         &Patch::Apply(&object),
     )
     .await
     .with_context(|| format!("{} apply failed", id.display()))?;
     Ok(id)
+}
+
+/// `kustomize.toolkit.fluxcd.io/ssa: Ignore` on the manifest or on the object in the cluster:
+/// kustomize-controller leaves the object alone (another manager, e.g. the Flux Operator,
+/// owns it).
+pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
+
+/// [`apply`], except for an object marked `ssa: Ignore` here or in the cluster, which is only
+/// identified (it stays in the inventory, as Flux keeps skipped objects there).
+pub async fn apply_unless_ignored(
+    client: &Client,
+    manager: &str,
+    object: DynamicObject,
+    target_namespace: Option<&str>,
+) -> anyhow::Result<ObjectId> {
+    let ignored = |annotations: Option<&std::collections::BTreeMap<String, String>>| {
+        annotations
+            .and_then(|a| a.get(SSA_ANNOTATION))
+            .is_some_and(|v| v.eq_ignore_ascii_case("ignore"))
+    };
+    if !ignored(object.metadata.annotations.as_ref()) {
+        let id = identify(client, &object, target_namespace).await?;
+        match get(client, &id).await? {
+            Some(live) if ignored(live.metadata.annotations.as_ref()) => return Ok(id),
+            _ => {}
+        }
+        return apply(client, manager, object, target_namespace).await;
+    }
+    identify(client, &object, target_namespace).await
+}
+
+/// Deletes the object if it still carries every label of `owner` and not the annotation
+/// `keep` (`<key>: disabled`), as Flux prunes only what it labelled; `Ok(false)` when it left
+/// the object alone.
+pub async fn delete_owned(
+    client: &Client,
+    id: &ObjectId,
+    owner: &[(&str, &str)],
+    keep: &str,
+) -> anyhow::Result<bool> {
+    let Some(live) = get(client, id).await.ok().flatten() else {
+        return Ok(true);
+    };
+    let labels = live.metadata.labels.unwrap_or_default();
+    let owned = owner
+        .iter()
+        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v));
+    let kept = live
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(keep)
+        .is_some_and(|v| v == "disabled");
+    if !owned || kept {
+        return Ok(false);
+    }
+    delete(client, id).await?;
+    Ok(true)
 }
 
 /// Deletes the object (background propagation); gone already counts as done.

@@ -275,7 +275,8 @@ async fn server_side_apply_tracks_owners_conflicts_and_removals() {
                 .await
                 .unwrap_err()
         ),
-        400
+        422,
+        "an apply without fieldManager is an invalid PatchOptions"
     );
 }
 
@@ -293,11 +294,12 @@ async fn status_is_a_subresource_and_generation_counts_spec_changes() {
         .await
         .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
-    assert!(created.status.is_none(), "status is dropped on create");
+    let empty = Some(Default::default());
+    assert_eq!(created.status, empty, "status is emptied on create");
 
     let status = json!({"status": {"readyReplicas": 1, "replicas": 1}});
     let main = merge_patch(&deployments, "web", status.clone()).await;
-    assert!(main.status.is_none(), "the main endpoint ignores status");
+    assert_eq!(main.status, empty, "the main endpoint ignores status");
     let patched = deployments
         .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
         .await

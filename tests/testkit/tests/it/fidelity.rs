@@ -1,8 +1,9 @@
 //! The test cluster behaves as kube-apiserver 1.32 does, stated at the HTTP level from the
 //! Kubernetes API documentation, so these tests pass unchanged against a real API server
-//! (`GITOPS_BOOTSTRAP_TEST_KUBECONFIG`): protobuf request bodies, defaulting of built-in kinds,
-//! DELETE responses, server-side apply conflicts, patch types of custom resources, list
-//! pagination. Each test works in a namespace (and CRD group) of its own and removes it.
+//! (`GITOPS_BOOTSTRAP_TEST_KUBECONFIG`): protobuf request bodies, defaulting of built-in kinds
+//! (their empty status included), DELETE responses, server-side apply without a field manager
+//! and its conflicts, the root CA ConfigMap of new namespaces, patch types of custom resources,
+//! list pagination. Each test works in a namespace (and CRD group) of its own and removes it.
 
 use http::Request;
 use k8s_pb::api::core::v1 as core;
@@ -188,6 +189,8 @@ async fn built_in_kinds_get_the_servers_defaults() {
     let path = format!("/apis/apps/v1/namespaces/{}/deployments", scratch.name);
     let answer = send_json(&cluster, "POST", &path, &deployment).await;
     assert_eq!(answer.code, 200, "{}", answer.body);
+    // The Go status struct's zero value, as the server serializes it.
+    assert_eq!(answer.body["status"], json!({}), "{}", answer.body);
     let spec = &answer.body["spec"];
     assert_eq!(spec["replicas"], 1);
     assert_eq!(spec["revisionHistoryLimit"], 10);
@@ -309,6 +312,68 @@ async fn delete_answers_a_success_status_or_the_object_its_finalizers_hold() {
     )
     .await;
     assert_eq!(answer.code, 404, "{}", answer.body);
+    scratch.remove(&cluster).await;
+}
+
+#[tokio::test]
+async fn server_side_apply_without_a_field_manager_is_invalid() {
+    let cluster = cluster::start().await;
+    let scratch = Scratch::create(&cluster, "fidelity-ssa-manager").await;
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nameless"}})
+        .to_string()
+        .into_bytes();
+    let answer = send(
+        &cluster,
+        "PATCH",
+        &scratch.path("configmaps/nameless"),
+        "application/apply-patch+yaml",
+        body,
+    )
+    .await;
+    assert_eq!(answer.code, 422, "{}", answer.body);
+    assert_eq!(answer.body["reason"], "Invalid");
+    assert_eq!(
+        answer.body["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+    );
+    let details = &answer.body["details"];
+    assert_eq!(details["kind"], "PatchOptions");
+    assert_eq!(details["causes"][0]["reason"], "FieldValueRequired");
+    assert_eq!(details["causes"][0]["field"], "fieldManager");
+    scratch.remove(&cluster).await;
+}
+
+#[tokio::test]
+async fn every_new_namespace_gets_the_root_ca_config_map() {
+    let cluster = cluster::start().await;
+    let scratch = Scratch::create(&cluster, "fidelity-root-ca").await;
+    // kube-controller-manager publishes it a moment after the namespace appears.
+    let mut answer = None;
+    for _ in 0..100 {
+        let got = send(
+            &cluster,
+            "GET",
+            &scratch.path("configmaps/kube-root-ca.crt"),
+            "application/json",
+            vec![],
+        )
+        .await;
+        if got.code == 200 {
+            answer = Some(got);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("kube-root-ca.crt was never published");
+    let ca = answer.body["data"]["ca.crt"].as_str().unwrap_or_default();
+    assert!(
+        ca.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        answer.body
+    );
+    if let Some(server) = cluster.server() {
+        assert_eq!(ca, server.ca_pem());
+    }
     scratch.remove(&cluster).await;
 }
 

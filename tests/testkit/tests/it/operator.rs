@@ -1,7 +1,9 @@
 //! The stand-in Flux Operator against an in-process API server of its own (the operator is
 //! one per cluster, named `flux` in `flux-system`) and the HTTPS Git server: a FluxInstance
 //! installs the controllers and the sync with its patches and reaches Ready with a FluxReport,
-//! a version no release matches stalls, and deleting the instance uninstalls Flux.
+//! a version no release matches stalls, only `flux` is a valid name, deleting the instance
+//! uninstalls Flux, and a classic install is taken over with its objects (same UIDs) and
+//! nothing pruned when Git drops its files.
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -16,9 +18,10 @@ use testkit::flux::operator::types::{
     Distribution, FluxInstanceSpec, KustomizePatch, KustomizeSpec, PatchSelector, Sync,
 };
 use testkit::flux::operator::{FluxInstance, FluxReport, INSTANCE_NAME};
+use testkit::flux::types::FluxObject as _;
 use testkit::flux::{
     Controllers, FLUX_NAMESPACE, FluxOptions, GitRepository, Kustomization, apply_manifest,
-    operator_manifest,
+    components_manifest, operator_manifest,
 };
 use testkit::git::GitServer;
 
@@ -326,6 +329,19 @@ async fn deleting_the_flux_instance_uninstalls_flux_and_leaves_the_apps() {
 async fn a_version_no_release_matches_stalls_with_build_failed() {
     let env = env().await;
     let instances = flux_api::<FluxInstance>(&env.client);
+    // The CRD's whole-object rule refuses any other name.
+    let mut other = instance(&env, "2.x");
+    other.metadata.name = Some("other".into());
+    match instances.create(&PostParams::default(), &other).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422);
+            assert_eq!(
+                status.message,
+                r#"FluxInstance.fluxcd.controlplane.io "other" is invalid: <nil>: Invalid value: "object": the only accepted name for a FluxInstance is 'flux'"#
+            );
+        }
+        other => panic!("a FluxInstance named other was not refused: {other:?}"),
+    }
     instances
         .create(&PostParams::default(), &instance(&env, "2.99.x"))
         .await
@@ -352,5 +368,156 @@ async fn a_version_no_release_matches_stalls_with_build_failed() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// The sync objects of a classic install, as `flux bootstrap` commits them.
+fn gotk_sync(url: &str) -> String {
+    format!(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 1m0s\n  ref:\n    branch: main\n  secretRef:\n    name: flux-system\n  url: {url}\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 10m0s\n  path: ./clusters/dev\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+    )
+}
+
+fn kustomization_yaml(resources: &str) -> String {
+    format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{resources}]\n"
+    )
+}
+
+fn uid<K: Resource>(object: K) -> String {
+    object
+        .meta()
+        .uid
+        .clone()
+        .expect("a stored object has a uid")
+}
+
+/// The UIDs of what a migration must keep: a controller, a CRD, the sync objects, an app.
+async fn uids(client: &Client) -> Vec<String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let app: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NAMESPACE);
+    let deployments = flux_api::<Deployment>(client);
+    let sources = flux_api::<GitRepository>(client);
+    let syncs = flux_api::<Kustomization>(client);
+    vec![
+        uid(deployments.get("kustomize-controller").await.unwrap()),
+        uid(crds
+            .get("kustomizations.kustomize.toolkit.fluxcd.io")
+            .await
+            .unwrap()),
+        uid(sources.get(FLUX_NAMESPACE).await.unwrap()),
+        uid(syncs.get(FLUX_NAMESPACE).await.unwrap()),
+        uid(app.get("app").await.unwrap()),
+    ]
+}
+
+#[tokio::test]
+async fn a_classic_install_is_taken_over_with_its_objects_and_nothing_pruned() {
+    let env = env().await;
+    let sync = gotk_sync(&env.git.url(REPO));
+    let components = components_manifest("v2.4.0");
+    let classic = kustomization_yaml("gotk-components.yaml, gotk-sync.yaml");
+    let both = kustomization_yaml("app.yaml, flux-system");
+    env.git
+        .commit_files(
+            REPO,
+            "main",
+            &[
+                ("clusters/dev/flux-system/gotk-components.yaml", &components),
+                ("clusters/dev/flux-system/gotk-sync.yaml", &sync),
+                ("clusters/dev/flux-system/kustomization.yaml", &classic),
+                ("clusters/dev/kustomization.yaml", &both),
+            ],
+            "flux bootstrap",
+        )
+        .expect("committing the classic install");
+    apply_manifest(&env.client, &components, "flux")
+        .await
+        .expect("components");
+    apply_manifest(&env.client, &sync, "flux")
+        .await
+        .expect("sync");
+    let kustomizations = flux_api::<Kustomization>(&env.client);
+    until(&kustomizations, FLUX_NAMESPACE, "Ready (classic)", |k| {
+        k.is_ready()
+    })
+    .await;
+    let deployments = flux_api::<Deployment>(&env.client);
+    let labels = deployments
+        .get("kustomize-controller")
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap();
+    assert_eq!(
+        labels["kustomize.toolkit.fluxcd.io/name"], "flux-system",
+        "applied by the classic sync"
+    );
+    let before = uids(&env.client).await;
+
+    let instances = flux_api::<FluxInstance>(&env.client);
+    instances
+        .create(&PostParams::default(), &instance(&env, "2.4.x"))
+        .await
+        .expect("creating the FluxInstance");
+    until(&instances, INSTANCE_NAME, "Ready", |i| {
+        condition(i, "Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let labels = deployments
+        .get("kustomize-controller")
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap();
+    assert!(
+        !labels.contains_key("kustomize.toolkit.fluxcd.io/name"),
+        "{labels:?}"
+    );
+    assert_eq!(labels["fluxcd.controlplane.io/name"], "flux");
+
+    // Git drops the classic files: the sync no longer builds them and prunes none of them.
+    let sha = env
+        .git
+        .commit_files(
+            REPO,
+            "main",
+            &[(
+                "clusters/dev/kustomization.yaml",
+                &kustomization_yaml("app.yaml"),
+            )],
+            "migrate to the Flux Operator",
+        )
+        .expect("committing the migration");
+    until(
+        &kustomizations,
+        FLUX_NAMESPACE,
+        "at the migration commit",
+        |k| {
+            k.is_ready()
+                && k.status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_revision.as_deref())
+                    .is_some_and(|r| r.ends_with(&sha))
+        },
+    )
+    .await;
+    assert_eq!(uids(&env.client).await, before, "an object was replaced");
+    for name in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+    ] {
+        assert!(
+            deployments.get_opt(name).await.unwrap().is_some(),
+            "{name} was pruned"
+        );
+    }
+    let ready = instances.get(INSTANCE_NAME).await.unwrap();
+    assert_eq!(
+        condition(&ready, "Ready").map(|c| c.0).as_deref(),
+        Some("True")
     );
 }

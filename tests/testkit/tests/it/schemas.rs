@@ -1,8 +1,9 @@
 //! Custom resources are admitted as apiextensions-apiserver admits them: validated against
 //! their CRD version's `openAPIV3Schema` (422 `Invalid` with field causes), unknown fields
 //! pruned, schema defaults filled in on writes and reads, and `fieldValidation` deciding
-//! between a 400 (`Strict`, kubectl's default), `Warning` headers (`Warn`, the server's
-//! default) and silence (`Ignore`). Written from the Kubernetes documentation so the tests pass
+//! between an error (`Strict`, kubectl's default: 400 on create and update, 422 on a patch,
+//! 500 on a server-side apply), `Warning` headers (`Warn`, the server's default) and silence
+//! (`Ignore`). Written from the Kubernetes documentation so the tests pass
 //! unchanged against a real API server; each works in its own namespace and CRD group.
 
 use http::Request;
@@ -209,12 +210,19 @@ async fn field_validation_decides_between_an_error_a_warning_and_silence() {
         &patch,
     )
     .await;
-    assert_eq!(answer.code, 400, "{}", answer.body);
+    // kube-apiserver 1.32: the patched object is the invalid value of `patch` (422).
+    assert_eq!(answer.code, 422, "{}", answer.body);
+    assert_eq!(answer.body["reason"], "Invalid");
+    let message = answer.body["message"].as_str().unwrap_or_default();
     assert!(
-        answer.body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(r#"unknown field "spec.colour""#)
+        message.starts_with(r#" "" is invalid: patch: Invalid value: "{"#)
+            && message.ends_with(r#": strict decoding error: unknown field "spec.colour""#),
+        "{message}"
+    );
+    assert_eq!(answer.body["details"]["causes"][0]["field"], "patch");
+    assert_eq!(
+        answer.body["details"]["causes"][0]["reason"],
+        "FieldValueInvalid"
     );
     let apply = format!("{path}/g?fieldManager=schemas&fieldValidation=Strict");
     let body = gadget(&group, "g", json!({"size": 3, "colour": "blue"}))
@@ -228,7 +236,19 @@ async fn field_validation_decides_between_an_error_a_warning_and_silence() {
         body.clone(),
     )
     .await;
-    assert_eq!(answer.code, 400, "{}", answer.body);
+    // The field manager cannot type the configuration: a 500 with no reason.
+    assert_eq!(answer.code, 500, "{}", answer.body);
+    assert_eq!(
+        answer.body["message"],
+        format!(
+            "failed to create typed patch object ({group}/v1, Kind=Gadget): .spec.colour: field not declared in schema"
+        )
+    );
+    assert!(
+        answer.body.get("reason").is_none_or(|r| r == ""),
+        "{}",
+        answer.body
+    );
     let apply = format!("{path}/g?fieldManager=schemas&force=true&fieldValidation=Ignore");
     let answer = send(
         &cluster,

@@ -228,8 +228,14 @@ async fn delete_owned(
     instance: &FluxInstance,
     ids: &[ObjectId],
 ) -> Result<(), String> {
-    let name = instance.name_any();
-    let namespace = instance.namespace().unwrap_or_default();
+    let (name, namespace) = (
+        instance.name_any(),
+        instance.namespace().unwrap_or_default(),
+    );
+    let owner = [
+        (OWNER_NAME_LABEL, name.as_str()),
+        (OWNER_NAMESPACE_LABEL, namespace.as_str()),
+    ];
     let mut ids = ids.to_vec();
     ids.sort_by_key(|id| {
         (
@@ -238,18 +244,9 @@ async fn delete_owned(
         )
     });
     for id in &ids {
-        let Ok(Some(live)) = objects::get(client, id).await else {
-            continue;
-        };
-        let labels = live.labels();
-        let owned = labels.get(OWNER_NAME_LABEL) == Some(&name)
-            && labels.get(OWNER_NAMESPACE_LABEL) == Some(&namespace);
-        let kept = live.annotations().get(PRUNE_ANNOTATION).map(String::as_str) == Some("disabled");
-        if owned && !kept {
-            objects::delete(client, id)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-        }
+        objects::delete_owned(client, id, &owner, PRUNE_ANNOTATION)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
     }
     Ok(())
 }
