@@ -313,4 +313,32 @@ mod tests {
         assert_eq!(version["name"], "v2");
         assert!(version["subresources"]["status"].is_object());
     }
+
+    #[test]
+    fn a_release_serves_the_betas_it_still_had() {
+        let versions = |flux: &str, crd: &str| -> Vec<(String, bool)> {
+            let objects = objects::parse_documents(&components_manifest(flux)).unwrap();
+            let crd = objects
+                .iter()
+                .find(|o| o.metadata.name.as_deref() == Some(crd))
+                .unwrap();
+            crd.data["spec"]["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| (v["name"].as_str().unwrap().to_owned(), v["storage"] == true))
+                .collect()
+        };
+        let helm = "helmreleases.helm.toolkit.fluxcd.io";
+        assert_eq!(
+            versions("v2.4.0", helm),
+            [
+                ("v2".into(), true),
+                ("v2beta1".into(), false),
+                ("v2beta2".into(), false)
+            ]
+        );
+        let kustomize = "kustomizations.kustomize.toolkit.fluxcd.io";
+        assert_eq!(versions("v2.8.0", kustomize), [("v1".into(), true)]);
+    }
 }

@@ -169,6 +169,27 @@ fn instance(env: &Env, version: &str) -> FluxInstance {
     instance
 }
 
+/// Creates `instance` and waits until it is Ready.
+async fn create_ready(env: &Env, instance: &FluxInstance) -> FluxInstance {
+    let instances = flux_api::<FluxInstance>(&env.client);
+    instances
+        .create(&PostParams::default(), instance)
+        .await
+        .expect("creating the FluxInstance");
+    until(&instances, INSTANCE_NAME, "Ready", |i| {
+        condition(i, "Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await
+}
+
+/// Whether the API server serves `group`/`version` (discovery).
+async fn served(client: &Client, group: &str, version: &str) -> bool {
+    client
+        .list_api_group_resources(&format!("{group}/{version}"))
+        .await
+        .is_ok()
+}
+
 fn patch(kind: &str, patch: &str) -> KustomizePatch {
     KustomizePatch {
         patch: patch.into(),
@@ -192,21 +213,16 @@ async fn a_flux_instance_installs_flux_and_its_sync_reaches_ready_with_a_report(
             patch("GitRepository", "spec:\n  interval: 30s\n"),
         ],
     });
-    let instances = flux_api::<FluxInstance>(&env.client);
-    instances
-        .create(&PostParams::default(), &flux)
-        .await
-        .expect("creating the FluxInstance");
-    let ready = until(&instances, INSTANCE_NAME, "Ready", |i| {
-        condition(i, "Ready").is_some_and(|c| c.0 == "True")
-    })
-    .await;
+    let ready = create_ready(&env, &flux).await;
     let (_, reason, message) = condition(&ready, "Ready").unwrap();
     assert_eq!(reason, "ReconciliationSucceeded");
     assert!(
         message.starts_with("Reconciliation finished in "),
         "{message}"
     );
+    // Flux 2.4 still serves the beta APIs it had.
+    assert!(served(&env.client, "kustomize.toolkit.fluxcd.io", "v1beta2").await);
+    assert!(served(&env.client, "helm.toolkit.fluxcd.io", "v2beta2").await);
     let status = ready.status.unwrap();
     let revision = status.last_applied_revision.unwrap();
     assert!(revision.starts_with("v2.4.0@sha256:"), "{revision}");
@@ -284,14 +300,9 @@ async fn a_flux_instance_installs_flux_and_its_sync_reaches_ready_with_a_report(
 async fn deleting_the_flux_instance_uninstalls_flux_and_leaves_the_apps() {
     let env = env().await;
     let instances = flux_api::<FluxInstance>(&env.client);
-    instances
-        .create(&PostParams::default(), &instance(&env, "2.x"))
-        .await
-        .expect("creating the FluxInstance");
-    until(&instances, INSTANCE_NAME, "Ready", |i| {
-        condition(i, "Ready").is_some_and(|c| c.0 == "True")
-    })
-    .await;
+    create_ready(&env, &instance(&env, "2.x")).await;
+    // The newest release (2.8 and later) serves the GA APIs only.
+    assert!(!served(&env.client, "kustomize.toolkit.fluxcd.io", "v1beta2").await);
     instances
         .delete(INSTANCE_NAME, &DeleteParams::default())
         .await
@@ -457,14 +468,7 @@ async fn a_classic_install_is_taken_over_with_its_objects_and_nothing_pruned() {
     let before = uids(&env.client).await;
 
     let instances = flux_api::<FluxInstance>(&env.client);
-    instances
-        .create(&PostParams::default(), &instance(&env, "2.4.x"))
-        .await
-        .expect("creating the FluxInstance");
-    until(&instances, INSTANCE_NAME, "Ready", |i| {
-        condition(i, "Ready").is_some_and(|c| c.0 == "True")
-    })
-    .await;
+    create_ready(&env, &instance(&env, "2.4.x")).await;
     let labels = deployments
         .get("kustomize-controller")
         .await

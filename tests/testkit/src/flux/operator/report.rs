@@ -56,14 +56,25 @@ pub async fn refresh(client: &Client) -> anyhow::Result<()> {
         sync: sync(client).await,
     };
     let reports: Api<FluxReport> = Api::namespaced(client.clone(), FLUX_NAMESPACE);
-    let report = FluxReport::new(INSTANCE_NAME, spec);
-    let applied = reports
-        .patch(
-            INSTANCE_NAME,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&report),
-        )
-        .await?;
+    // Created by server-side apply, then its spec replaced by merge patch, as the operator's
+    // patcher does: lists are replaced whole, in the order computed here.
+    let applied = match reports.get_opt(INSTANCE_NAME).await? {
+        None => {
+            let report = FluxReport::new(INSTANCE_NAME, spec);
+            let params = PatchParams::apply(MANAGER).force();
+            reports
+                .patch(INSTANCE_NAME, &params, &Patch::Apply(&report))
+                .await?
+        }
+        Some(_) => {
+            let params = PatchParams {
+                field_manager: Some(MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            let patch = Patch::Merge(serde_json::json!({ "spec": spec }));
+            reports.patch(INSTANCE_NAME, &params, &patch).await?
+        }
+    };
     let mut status = applied.status.clone().unwrap_or_default();
     let message = format!(
         "Reporting finished in {}",
