@@ -12,9 +12,9 @@ use kube::api::DynamicObject;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use super::FLUX_NAMESPACE;
 use super::apply::{ApplyError, ApplyOptions, ApplySummary, CONFIG_MANAGER, apply_objects};
 use super::ownership::Owner;
+use super::{FLUX_NAMESPACE, ObjectName};
 use crate::config::{FluxInstall, SubstitutionConfig};
 use crate::contract::Contract;
 
@@ -60,24 +60,31 @@ pub struct BootstrapInputs<'a> {
     pub age_key: &'a SopsAgeKey,
     /// Recorded on the Namespace: whose cluster this is.
     pub owner: &'a Owner,
-    /// Take these objects over from the tool that wrote them (reporting the fields taken).
-    pub adopting: bool,
     /// How Flux is installed: with the operator the contract also lands in `flux-runtime-info`.
     pub install: FluxInstall,
 }
 
-/// Applies the Namespace, ConfigMap and Secrets with field manager `gitops-bootstrap`.
+/// Applies the Namespace, ConfigMap and Secrets with field manager `gitops-bootstrap`. They are
+/// the tool's (whoever wrote them before, on an adopted cluster): a field another manager set
+/// (a hand edit, another tool) is taken back with force, and reported.
 pub async fn apply_bootstrap_objects(
     client: &Client,
     inputs: BootstrapInputs<'_>,
 ) -> Result<ApplySummary, ApplyError> {
-    let options = ApplyOptions::new(CONFIG_MANAGER);
-    let options = if inputs.adopting {
-        options.adopting()
-    } else {
-        options
-    };
+    let options = ApplyOptions::new(CONFIG_MANAGER).adopting();
     apply_objects(client, bootstrap_objects(inputs), &options).await
+}
+
+/// The objects the tool writes and owns, by name: `status --drift` reports edits of them.
+pub fn own_objects(names: &SubstitutionConfig) -> Vec<ObjectName> {
+    let secret = |name: &str| ObjectName::namespaced("Secret", FLUX_NAMESPACE, name);
+    vec![
+        ObjectName::new("Namespace", None, FLUX_NAMESPACE),
+        ObjectName::namespaced("ConfigMap", FLUX_NAMESPACE, &names.config_map),
+        secret(&names.secret),
+        secret(GIT_CREDENTIALS),
+        secret(SOPS_AGE),
+    ]
 }
 
 /// The objects, built at the last moment: the Secrets' `data` holds the values.
@@ -308,7 +315,6 @@ mod tests {
             git: &git,
             age_key: &age_key,
             owner: &owner(),
-            adopting: false,
             install: FluxInstall::Components,
         });
         let git_secret = decoded(find(&objects, GIT_CREDENTIALS, "Secret"));
@@ -397,7 +403,6 @@ mod tests {
             git: &https,
             age_key: &age,
             owner: &owner(),
-            adopting: false,
             install: FluxInstall::Components,
         };
         for text in [

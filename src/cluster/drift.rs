@@ -6,7 +6,10 @@
 //! server-side applies every object with its own field manager, so a field someone else set
 //! (a `kubectl edit`/`patch`/`apply`, another controller) is owned by that other manager — an
 //! update takes ownership from the applier — until Flux's next forced apply takes it back.
-//! Subresources (status, scale) are not what Flux applies and are left out.
+//! Subresources (status, scale) are not what Flux applies and are left out. The tool's own
+//! objects (`cluster-config`, `cluster-secrets`, Flux's Git credentials, `sops-age`, the
+//! `flux-system` Namespace with the ownership record) are read the same way: a field another
+//! manager set is an edit that create-env or rebuild takes back.
 
 use std::collections::BTreeMap;
 
@@ -88,19 +91,22 @@ pub struct Behind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangedObject {
     pub object: ObjectName,
-    /// Which Kustomization applied it.
-    pub applied_by: ObjectName,
+    /// Which Kustomization applied it; none for the tool's own objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<ObjectName>,
     pub manager: String,
     /// Fields the manager owns, as dotted paths.
     pub fields: Vec<String>,
 }
 
 /// Compares the cluster with `tip`, the commit the env's branch points at, for the Flux
-/// objects reading `repository` (the env's GitRepository).
+/// objects reading `repository` (the env's GitRepository), and looks for edits of `own`, the
+/// tool's own objects.
 pub async fn flux_drift(
     client: &Client,
     repository: &ObjectName,
     tip: &str,
+    own: &[ObjectName],
 ) -> Result<FluxDrift, WaitError> {
     let objects = flux_objects(client).await?;
     let mut drift = FluxDrift::default();
@@ -130,15 +136,7 @@ pub async fn flux_drift(
             .map_err(|err| WaitError::Discovery {
                 message: super::api_message(&err),
             })?;
-    let inventory: Vec<(ObjectName, ObjectName, Option<Api<DynamicObject>>)> = objects
-        .iter()
-        .filter(|(name, _)| name.kind == "Kustomization")
-        .flat_map(|(owner, kustomization)| inventory_of(kustomization, owner))
-        .map(|(object, owner, group)| {
-            let api = api_for(client, &discovery, &group, &object);
-            (object, owner, api)
-        })
-        .collect();
+    let inventory = to_read(client, &discovery, &objects, own);
     let reads = stream::iter(inventory)
         .map(|(object, owner, api)| async move {
             let live = match api {
@@ -212,6 +210,39 @@ async fn instance_drift(client: &Client, drift: &mut FluxDrift) -> Result<(), Wa
         });
     }
     Ok(())
+}
+
+/// An object to read, the Kustomization that applied it (none for the tool's own) and its API
+/// (none when the cluster no longer serves its kind).
+type ToRead = (ObjectName, Option<ObjectName>, Option<Api<DynamicObject>>);
+
+/// Every inventory object of the Kustomizations among `objects`, then the tool's `own` objects
+/// no inventory lists.
+fn to_read(
+    client: &Client,
+    discovery: &Discovery,
+    objects: &BTreeMap<ObjectName, DynamicObject>,
+    own: &[ObjectName],
+) -> Vec<ToRead> {
+    let mut inventory: Vec<ToRead> = objects
+        .iter()
+        .filter(|(name, _)| name.kind == "Kustomization")
+        .flat_map(|(owner, kustomization)| inventory_of(kustomization, owner))
+        .map(|(object, owner, group)| {
+            let api = api_for(client, discovery, &group, &object);
+            (object, Some(owner), api)
+        })
+        .collect();
+    // The tool's objects are all of the core group; one Flux applied too is read once.
+    let own: Vec<&ObjectName> = own
+        .iter()
+        .filter(|object| !inventory.iter().any(|(listed, _, _)| listed == *object))
+        .collect();
+    inventory.extend(own.into_iter().map(|object| {
+        let api = api_for(client, discovery, "", object);
+        (object.clone(), None, api)
+    }));
+    inventory
 }
 
 /// The objects a Kustomization's inventory lists, with the Kustomization and their API group.

@@ -86,12 +86,15 @@ fn drift_text(drift: &Drift) -> String {
         text.push_str("\n  ✔ live objects: as Flux applied them");
     }
     for changed in &flux.changed {
+        let by = match &changed.applied_by {
+            Some(kustomization) => format!("applied by {kustomization}"),
+            None => "gitops-bootstrap's own: create-env or rebuild takes it back".to_owned(),
+        };
         text.push_str(&format!(
-            "\n  ✘ live: {} changed by {} ({}; applied by {})",
+            "\n  ✘ live: {} changed by {} ({}; {by})",
             changed.object,
             changed.manager,
             changed.fields.join(", "),
-            changed.applied_by
         ));
     }
     for object in &flux.missing {

@@ -67,7 +67,6 @@ pub async fn apply_connect_and_configure(
         git: target.read_credentials,
         age_key: &age_key,
         owner: &owner,
-        adopting,
         install: env.flux.install,
     };
     let bootstrap = config_and_secrets::run(&client, inputs);

@@ -279,7 +279,6 @@ async fn apply_bootstrap(
                 branch: "main".to_owned(),
                 path: "clusters/dev".to_owned(),
             },
-            adopting: false,
             install: FluxInstall::Components,
         },
     )

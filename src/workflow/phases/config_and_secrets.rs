@@ -1,7 +1,9 @@
 //! config-and-secrets: what the cluster needs before Flux can sync — the `flux-system`
 //! Namespace (carrying the record of the env that owns the cluster), the ConfigMap and Secret
 //! receiving the contract (`cluster-config` and `cluster-secrets` unless the repository names
-//! them), Flux's Git read credentials and Secret `sops-age` — server-side applied.
+//! them), Flux's Git read credentials and Secret `sops-age` — server-side applied. They are the
+//! tool's: a field someone else set on them (`kubectl patch`, `kubectl edit`) is taken back,
+//! and the step says which field it took from which manager.
 
 use kube::Client;
 

@@ -1,9 +1,11 @@
 //! flux-drift (status --drift): Flux against the branch tip (the GitRepository's artifact,
 //! every Kustomization's last applied revision, suspended objects) and the live objects
-//! against what Flux applied (their managedFields), read through the env's outputs.
+//! against what Flux applied (their managedFields) — and the tool's own objects against hand
+//! edits — read through the env's outputs.
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::bootstrap::own_objects;
 use crate::cluster::drift::{FluxDrift, flux_drift};
 use crate::cluster::{FLUX_NAMESPACE, ObjectName};
 use crate::config::EnvConfig;
@@ -20,7 +22,8 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<(Outcome, FluxDrift)> {
     let (client, _) = connect_env(tf, root, env, cancel).await?;
-    let drift = flux_drift(&client, &repository_of_root(), tip).await?;
+    let own = own_objects(&env.repository.substitution);
+    let drift = flux_drift(&client, &repository_of_root(), tip, &own).await?;
     let outcome = if drift.is_clean() {
         Outcome::UpToDate("Flux is at the tip and nothing changed".to_owned())
     } else {
