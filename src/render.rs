@@ -169,6 +169,20 @@ pub fn other_method_files(install: FluxInstall) -> &'static [&'static str] {
     }
 }
 
+/// Every file create-env may write in `clusters/<env>/`, relative to it, whichever the install
+/// method: what a teardown removes (anything else there is the user's). [`INSTANCE_FILE`] is
+/// the tool's only when it starts with [`INSTANCE_HEADER`]: a repository may bring its own.
+pub fn tool_files() -> Vec<&'static str> {
+    let mut files: Vec<&'static str> = Vec::new();
+    let all = TEMPLATES.iter().map(|template| template.output);
+    for file in all.chain([COMPONENTS_FILE, OPERATOR_FILE]) {
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    files
+}
+
 /// The template variables: the input plus the repository paths derived from it.
 #[derive(Serialize)]
 struct Vars<'a> {
@@ -691,5 +705,22 @@ mod tests {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_tool_files_are_the_templates_outputs_and_the_flux_manifests() {
+        assert_eq!(
+            tool_files(),
+            [
+                SYNC_FILE,
+                "flux-system/kustomization.yaml",
+                INSTANCE_FILE,
+                PROFILE_FILE,
+                "kustomization.yaml",
+                SOPS_FILE,
+                COMPONENTS_FILE,
+                OPERATOR_FILE,
+            ]
+        );
     }
 }

@@ -52,7 +52,8 @@ impl ApplyOptions {
         self
     }
 
-    /// Forced, reporting the fields taken over (adopting objects another tool wrote).
+    /// Forced, reporting the fields taken over: objects the tool owns, whoever (another tool
+    /// before an adoption, a hand edit) set fields of them.
     pub fn adopting(mut self) -> ApplyOptions {
         self.force = true;
         self.report_takeovers = true;
@@ -486,7 +487,7 @@ fn crd_group(crd: &DynamicObject) -> Option<String> {
     crd.data["spec"]["group"].as_str().map(str::to_owned)
 }
 
-fn gvk_of(object: &DynamicObject) -> GroupVersionKind {
+pub(super) fn gvk_of(object: &DynamicObject) -> GroupVersionKind {
     let types = object.types.clone().unwrap_or_default();
     let (group, version) = match types.api_version.split_once('/') {
         Some((group, version)) => (group.to_owned(), version.to_owned()),
@@ -552,7 +553,7 @@ impl Resolver {
         })
     }
 
-    fn resolve(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, ApiCapabilities)> {
+    pub(super) fn resolve(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, ApiCapabilities)> {
         self.discovery.resolve_gvk(gvk)
     }
 

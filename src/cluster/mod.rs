@@ -14,6 +14,7 @@ pub mod install;
 pub mod ownership;
 mod retry;
 pub mod teardown;
+pub mod uninstall;
 pub mod wait;
 
 use std::fmt;

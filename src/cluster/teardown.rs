@@ -1,22 +1,19 @@
 //! Taking an env's objects out of its cluster in an order that orphans nothing: the root
 //! Kustomization suspended, the Flux apps deleted in reverse `dependsOn` order (their finalizers
 //! uninstall and prune what they applied), what owns cloud resources (LoadBalancer Services,
-//! PersistentVolumeClaims) deleted and waited for, then Flux itself. Every deletion is
-//! confirmed by UID through a watch (gone, or replaced by a new object).
+//! PersistentVolumeClaims) in the env's namespaces deleted and waited for, then Flux itself
+//! ([`super::uninstall`]). Every deletion is confirmed by UID through a watch (gone, or replaced
+//! by a new object). What a teardown will delete is read first ([`read_scope`]): the env's
+//! namespaces are those its Kustomizations applied, and nothing outside them is touched.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::wait::conditions::is_deleted;
-use kube::{Client, Resource, ResourceExt as _};
+use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
 
@@ -25,9 +22,6 @@ use super::retry::await_condition;
 use super::wait::tree::parse_inventory_id;
 use super::{FLUX_NAMESPACE, ObjectName, api_message};
 use crate::error::{Diagnose, ExitStatus};
-
-/// The label Flux puts on everything it installs.
-const FLUX_PART_OF: &str = "app.kubernetes.io/part-of=flux";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeardownError {
@@ -53,8 +47,8 @@ impl Diagnose for TeardownError {
 #[derive(Debug, Clone)]
 pub struct Doomed {
     pub object: ObjectName,
-    uid: String,
-    resource: ApiResource,
+    pub(super) uid: String,
+    pub(super) resource: ApiResource,
     /// Flux apps it depends on (`spec.dependsOn`), for the deletion order.
     depends_on: Vec<ObjectName>,
 }
@@ -68,20 +62,24 @@ pub struct Leftover {
     pub age_seconds: i64,
 }
 
-fn api(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+pub(super) fn api(
+    client: &Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
         None => Api::all_with(client.clone(), resource),
     }
 }
 
-fn resource_of<K: Resource<DynamicType = ()>>() -> ApiResource {
+pub(super) fn resource_of<K: Resource<DynamicType = ()>>() -> ApiResource {
     ApiResource::erase::<K>(&())
 }
 
 /// Every object of `resource` (all namespaces) matching `labels`; a kind the server does not
 /// serve (Flux never installed, or already gone) has none.
-async fn list(
+pub(super) async fn list(
     client: &Client,
     resource: &ApiResource,
     labels: Option<&str>,
@@ -100,7 +98,7 @@ async fn list(
     }
 }
 
-fn doomed(resource: &ApiResource, object: &DynamicObject) -> Doomed {
+pub(super) fn doomed(resource: &ApiResource, object: &DynamicObject) -> Doomed {
     let depends_on = object.data["spec"]["dependsOn"]
         .as_array()
         .map(|deps| {
@@ -178,15 +176,30 @@ pub async fn flux_apps(client: &Client) -> Result<Vec<Doomed>, TeardownError> {
     Ok(apps)
 }
 
+/// The cluster's own namespaces: never the env's, whatever an inventory lists.
+const CLUSTER_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
 /// Namespaces never deleted, whichever app applied them: the cluster's own, and Flux's (its
 /// uninstall removes that one last).
-const KEPT_NAMESPACES: [&str; 5] = [
-    "default",
-    "kube-system",
-    "kube-public",
-    "kube-node-lease",
-    FLUX_NAMESPACE,
-];
+fn kept_namespace(name: &str) -> bool {
+    name == FLUX_NAMESPACE || CLUSTER_NAMESPACES.contains(&name)
+}
+
+fn is_root(kustomization: &DynamicObject) -> bool {
+    kustomization.name_any() == FLUX_NAMESPACE
+        && kustomization.metadata.namespace.as_deref() == Some(FLUX_NAMESPACE)
+}
+
+/// The Namespaces a Kustomization's inventory lists.
+fn inventory_namespaces(kustomization: &DynamicObject) -> impl Iterator<Item = String> + '_ {
+    let entries = kustomization.data["status"]["inventory"]["entries"].as_array();
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| parse_inventory_id(entry["id"].as_str()?))
+        .filter(|id| id.group.is_empty() && id.kind == "Namespace")
+        .map(|id| id.name)
+}
 
 /// The Namespaces the Flux apps (Kustomizations but the root) applied, from their inventories.
 /// Flux prunes them with their app, but a namespace terminates only once everything in it is
@@ -196,16 +209,9 @@ pub async fn app_namespaces(client: &Client) -> Result<Vec<Doomed>, TeardownErro
     let kustomizations = flux_resource("Kustomization").expect("a Flux kind");
     let mut names = BTreeSet::new();
     for kustomization in list(client, &kustomizations, None).await? {
-        let root = kustomization.name_any() == FLUX_NAMESPACE
-            && kustomization.metadata.namespace.as_deref() == Some(FLUX_NAMESPACE);
-        let entries = kustomization.data["status"]["inventory"]["entries"].as_array();
-        let applied = entries
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| parse_inventory_id(entry["id"].as_str()?))
-            .filter(|id| id.group.is_empty() && id.kind == "Namespace")
-            .filter(|id| !KEPT_NAMESPACES.contains(&id.name.as_str()));
-        names.extend(applied.filter(|_| !root).map(|id| id.name));
+        if !is_root(&kustomization) {
+            names.extend(inventory_namespaces(&kustomization).filter(|n| !kept_namespace(n)));
+        }
     }
     let namespaces = resource_of::<Namespace>();
     let api = api(client, &namespaces, None);
@@ -223,6 +229,23 @@ pub async fn app_namespaces(client: &Client) -> Result<Vec<Doomed>, TeardownErro
     Ok(doomed_namespaces)
 }
 
+/// The env's namespaces: those its Kustomizations (the root's included) applied, by their
+/// inventories, and those still carrying the label kustomize-controller puts on what a
+/// Kustomization of `flux-system` applied (an app deleted by an earlier run has no inventory
+/// left, while its namespace may still be terminating). Never the cluster's own.
+pub async fn env_namespaces(client: &Client) -> Result<BTreeSet<String>, TeardownError> {
+    let kustomizations = flux_resource("Kustomization").expect("a Flux kind");
+    let mut names = BTreeSet::new();
+    for kustomization in list(client, &kustomizations, None).await? {
+        names.extend(inventory_namespaces(&kustomization));
+    }
+    let labelled = format!("kustomize.toolkit.fluxcd.io/namespace={FLUX_NAMESPACE}");
+    let namespaces = list(client, &resource_of::<Namespace>(), Some(&labelled)).await?;
+    names.extend(namespaces.iter().map(ResourceExt::name_any));
+    names.retain(|name| !CLUSTER_NAMESPACES.contains(&name.as_str()));
+    Ok(names)
+}
+
 /// The Namespaces still there that a Flux Kustomization other than the root applied (Flux's
 /// labels say which): those an app applied again while it was being deleted, which its
 /// inventory never recorded.
@@ -234,7 +257,7 @@ pub async fn flux_applied_namespaces(client: &Client) -> Result<Vec<Doomed>, Tea
     Ok(list(client, &namespaces, Some(&selector))
         .await?
         .iter()
-        .filter(|namespace| !KEPT_NAMESPACES.contains(&namespace.name_any().as_str()))
+        .filter(|namespace| !kept_namespace(&namespace.name_any()))
         .map(|namespace| doomed(&namespaces, namespace))
         .collect())
 }
@@ -261,24 +284,64 @@ pub fn deletion_waves(mut apps: Vec<Doomed>) -> Vec<Vec<Doomed>> {
     waves
 }
 
-/// LoadBalancer Services and PersistentVolumeClaims in every namespace: what a cloud backs
-/// with resources `terraform destroy` does not know of.
-pub async fn cloud_owners(client: &Client) -> Result<Vec<Doomed>, TeardownError> {
+/// LoadBalancer Services and PersistentVolumeClaims — what a cloud backs with resources
+/// `terraform destroy` does not know of — split into those in `namespaces` (the env's) and
+/// those elsewhere, which are not the env's to delete.
+pub async fn cloud_owners(
+    client: &Client,
+    namespaces: &BTreeSet<String>,
+) -> Result<(Vec<Doomed>, Vec<ObjectName>), TeardownError> {
     let services = resource_of::<Service>();
     let claims = resource_of::<PersistentVolumeClaim>();
-    let mut owners: Vec<Doomed> = list(client, &services, None)
+    let mut found: Vec<Doomed> = list(client, &services, None)
         .await?
         .iter()
         .filter(|svc| svc.data["spec"]["type"].as_str() == Some("LoadBalancer"))
         .map(|svc| doomed(&services, svc))
         .collect();
-    owners.extend(
+    found.extend(
         list(client, &claims, None)
             .await?
             .iter()
             .map(|pvc| doomed(&claims, pvc)),
     );
-    Ok(owners)
+    let (owned, others): (Vec<Doomed>, Vec<Doomed>) = found.into_iter().partition(|owner| {
+        owner
+            .object
+            .namespace
+            .as_ref()
+            .is_some_and(|ns| namespaces.contains(ns))
+    });
+    Ok((
+        owned,
+        others.into_iter().map(|other| other.object).collect(),
+    ))
+}
+
+/// What a teardown will delete from the cluster, and what it leaves alone, read before
+/// anything is deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterScope {
+    /// The Flux apps: Kustomizations (but the root) and HelmReleases.
+    pub apps: Vec<ObjectName>,
+    /// The env's namespaces ([`env_namespaces`]).
+    pub namespaces: BTreeSet<String>,
+    /// The LoadBalancer Services and PVCs in them.
+    pub cloud_owners: Vec<ObjectName>,
+    /// Those elsewhere: not the env's.
+    pub left_alone: Vec<ObjectName>,
+}
+
+pub async fn read_scope(client: &Client) -> Result<ClusterScope, TeardownError> {
+    let apps = flux_apps(client).await?;
+    let namespaces = env_namespaces(client).await?;
+    let (owners, left_alone) = cloud_owners(client, &namespaces).await?;
+    Ok(ClusterScope {
+        apps: apps.into_iter().map(|app| app.object).collect(),
+        namespaces,
+        cloud_owners: owners.into_iter().map(|owner| owner.object).collect(),
+        left_alone,
+    })
 }
 
 /// Deletes every object and watches each until it is gone (or replaced), at most `timeout`.
@@ -322,144 +385,80 @@ pub async fn delete_and_wait(
 
 async fn leftover(api: &Api<DynamicObject>, doomed: &Doomed) -> Option<Leftover> {
     let current = api.get_opt(&doomed.object.name).await.ok().flatten()?;
-    if current.metadata.uid.as_deref() != Some(doomed.uid.as_str()) {
-        return None;
-    }
+    (current.metadata.uid.as_deref() == Some(doomed.uid.as_str()))
+        .then(|| as_leftover(&doomed.object, &current))
+}
+
+fn as_leftover(object: &ObjectName, current: &DynamicObject) -> Leftover {
     let age_seconds = current
         .metadata
         .creation_timestamp
         .as_ref()
         .map(|created| (jiff::Timestamp::now() - created.0).get_seconds())
         .unwrap_or(0);
-    Some(Leftover {
-        object: doomed.object.clone(),
+    Leftover {
+        object: object.clone(),
         finalizers: current.finalizers().to_vec(),
         age_seconds,
-    })
+    }
 }
 
-/// What [`uninstall_flux`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FluxUninstall {
-    /// Objects deleted (controllers, Flux objects, CRDs, RBAC, the namespace).
-    pub deleted: usize,
-    /// Flux objects whose finalizer was removed by hand once their controller was gone.
-    pub finalizers_removed: Vec<ObjectName>,
-    pub leftovers: Vec<Leftover>,
-}
-
-/// Uninstalls Flux as `flux uninstall` does — after the FluxInstance, when the Flux Operator
-/// installed Flux: the controllers first (and waits until they are gone), then the finalizers of the remaining Flux objects — nobody is left to honour them —
-/// then those objects, the CRDs, the cluster RBAC and the `flux-system` namespace.
-pub async fn uninstall_flux(
+/// Looks for `doomed` once more, whatever its UID: what is there is left behind. A kind the
+/// cluster no longer serves has nothing left; a failure to look is an error, never "gone".
+pub(super) async fn look_again(
     client: &Client,
+    doomed: &Doomed,
+) -> Result<Option<Leftover>, TeardownError> {
+    let api = api(client, &doomed.resource, doomed.object.namespace.as_deref());
+    match api.get_opt(&doomed.object.name).await {
+        Ok(current) => Ok(current.map(|current| as_leftover(&doomed.object, &current))),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(err) => Err(TeardownError::List {
+            what: doomed.object.to_string(),
+            message: api_message(&err),
+        }),
+    }
+}
+
+/// `--force` on the `objects` still there at the deadline (`leftovers`): their finalizers
+/// removed — nobody released them in time — and each watched once more until gone. Returns
+/// what is still there, and the objects whose finalizers were removed.
+pub async fn remove_finalizers_of_leftovers(
+    client: &Client,
+    objects: &[Doomed],
+    leftovers: &[Leftover],
     timeout: Duration,
-) -> Result<FluxUninstall, TeardownError> {
-    let mut done = FluxUninstall::default();
-    // The operator's finalizer on the FluxInstance uninstalls the Flux it installed; deleted
-    // while the operator still runs, confirmed by UID like every deletion here.
-    let instance = super::flux_operator::instance_resource();
-    let instances: Vec<Doomed> = list(client, &instance, None)
-        .await?
+) -> Result<(Vec<Leftover>, Vec<ObjectName>), TeardownError> {
+    let stuck: Vec<Doomed> = objects
         .iter()
-        .map(|object| doomed(&instance, object))
+        .filter(|doomed| leftovers.iter().any(|l| l.object == doomed.object))
+        .cloned()
         .collect();
-    done.leftovers
-        .extend(delete_and_wait(client, &instances, timeout).await?);
-    done.deleted += instances.len();
-    let deployments = resource_of::<Deployment>();
-    let controllers: Vec<Doomed> = list(client, &deployments, Some(FLUX_PART_OF))
-        .await?
-        .iter()
-        .map(|deployment| doomed(&deployments, deployment))
-        .collect();
-    done.leftovers
-        .extend(delete_and_wait(client, &controllers, timeout).await?);
-    done.deleted += controllers.len();
-
-    let crds = resource_of::<CustomResourceDefinition>();
-    let flux_crds = list(client, &crds, Some(FLUX_PART_OF)).await?;
-    let mut flux_objects = Vec::new();
-    for crd in &flux_crds {
-        let Some(resource) = crd_resource(crd) else {
-            continue;
-        };
-        for object in list(client, &resource, None).await? {
-            if !object.finalizers().is_empty() {
-                remove_finalizers(client, &resource, &object).await?;
-                done.finalizers_removed
-                    .push(doomed(&resource, &object).object);
-            }
-            flux_objects.push(doomed(&resource, &object));
-        }
+    for doomed in &stuck {
+        remove_finalizers(client, &doomed.resource, &doomed.object).await?;
     }
-    done.leftovers
-        .extend(delete_and_wait(client, &flux_objects, timeout).await?);
-    done.deleted += flux_objects.len();
-
-    let mut rest: Vec<Doomed> = flux_crds.iter().map(|crd| doomed(&crds, crd)).collect();
-    for resource in [
-        resource_of::<ClusterRoleBinding>(),
-        resource_of::<ClusterRole>(),
-    ] {
-        rest.extend(
-            list(client, &resource, Some(FLUX_PART_OF))
-                .await?
-                .iter()
-                .map(|object| doomed(&resource, object)),
-        );
-    }
-    let namespaces = resource_of::<Namespace>();
-    if let Some(namespace) = api(client, &namespaces, None)
-        .get_opt(FLUX_NAMESPACE)
-        .await
-        .ok()
-        .flatten()
-    {
-        rest.push(doomed(&namespaces, &namespace));
-    }
-    done.leftovers
-        .extend(delete_and_wait(client, &rest, timeout).await?);
-    done.deleted += rest.len();
-    Ok(done)
+    let still = delete_and_wait(client, &stuck, timeout).await?;
+    Ok((
+        still,
+        stuck.into_iter().map(|doomed| doomed.object).collect(),
+    ))
 }
 
-/// The served version of a CRD's kind, to list its objects.
-fn crd_resource(crd: &DynamicObject) -> Option<ApiResource> {
-    let spec = &crd.data["spec"];
-    let group = spec["group"].as_str()?;
-    let kind = spec["names"]["kind"].as_str()?;
-    let plural = spec["names"]["plural"].as_str()?;
-    let version =
-        spec["versions"].as_array()?.iter().find(|v| {
-            v["storage"].as_bool() == Some(true) || v["served"].as_bool() == Some(true)
-        })?["name"]
-            .as_str()?;
-    let mut resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    resource.plural = plural.to_owned();
-    Some(resource)
-}
-
-async fn remove_finalizers(
+pub(super) async fn remove_finalizers(
     client: &Client,
     resource: &ApiResource,
-    object: &DynamicObject,
+    object: &ObjectName,
 ) -> Result<(), TeardownError> {
-    let api = api(client, resource, object.metadata.namespace.as_deref());
+    let api = api(client, resource, object.namespace.as_deref());
     let patch = json!({ "metadata": { "finalizers": null } });
     match api
-        .patch(
-            &object.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(err) => Err(TeardownError::Patch {
-            object: doomed(resource, object).object,
+            object: object.clone(),
             message: api_message(&err),
         }),
     }
@@ -528,5 +527,25 @@ mod tests {
                 ObjectName::namespaced("Kustomization", "other", "x"),
             ]
         );
+    }
+
+    #[test]
+    fn inventories_name_namespaces_and_the_clusters_own_are_never_deleted() {
+        let kustomization: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": { "name": "web", "namespace": "flux-system" },
+            "status": { "inventory": { "entries": [
+                { "id": "_web__Namespace", "v": "v1" },
+                { "id": "web_site_apps_Deployment", "v": "v1" },
+                { "id": "_kube-system__Namespace", "v": "v1" },
+            ] } }
+        }))
+        .unwrap();
+        let names: Vec<String> = inventory_namespaces(&kustomization).collect();
+        assert_eq!(names, ["web", "kube-system"]);
+        assert!(kept_namespace("kube-system") && kept_namespace("flux-system"));
+        assert!(!kept_namespace("web"));
+        assert!(!is_root(&kustomization));
     }
 }

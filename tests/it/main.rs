@@ -25,5 +25,6 @@ mod rebuild;
 mod release;
 mod reliability;
 mod teardown;
+mod teardown_safety;
 mod terraform;
 mod wait;

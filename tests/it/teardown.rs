@@ -1,8 +1,9 @@
 //! teardown end to end: create-env, then teardown through the product binary with real
 //! Terraform (terraform/existing), real Git over HTTPS and the test cluster with its Flux,
-//! kubelet and load-balancer stand-ins — in a cluster of its own, since a teardown deletes
-//! every LoadBalancer Service and PVC of its cluster. Also: the typed confirmation in a
-//! terminal, a load balancer that never releases and a cluster already gone. SIGKILL at every
+//! kubelet and load-balancer stand-ins — in a cluster of its own, since a teardown acts on the
+//! whole cluster. Also: the typed confirmation in a terminal, a load balancer that never
+//! releases and a cluster already gone. What a teardown leaves alone (objects outside the
+//! env's namespaces, the user's files) is tests/it/teardown_safety. SIGKILL at every
 //! step followed by a rerun is tests/it/reliability/kills.rs.
 
 use std::time::Duration;
@@ -120,10 +121,13 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
     );
 }
 
-/// A LoadBalancer Service in `default` whose finalizer nobody releases, as when a cloud
-/// controller cannot delete the load balancer.
+/// The env's namespace the stuck load balancer is in.
+const APP_NAMESPACE: &str = "ingress-nginx";
+
+/// A LoadBalancer Service in an app's namespace whose finalizer nobody releases, as when a
+/// cloud controller cannot delete the load balancer.
 async fn stuck_load_balancer(sandbox: &Sandbox, name: &str) {
-    let services: Api<Service> = Api::namespaced(sandbox.cluster.client(), "default");
+    let services: Api<Service> = Api::namespaced(sandbox.cluster.client(), APP_NAMESPACE);
     let service: Service = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -138,7 +142,7 @@ async fn stuck_load_balancer(sandbox: &Sandbox, name: &str) {
 }
 
 async fn release(sandbox: &Sandbox, name: &str) {
-    let services: Api<Service> = Api::namespaced(sandbox.cluster.client(), "default");
+    let services: Api<Service> = Api::namespaced(sandbox.cluster.client(), APP_NAMESPACE);
     let patch = serde_json::json!({"metadata": {"finalizers": null}});
     services
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -192,7 +196,7 @@ async fn a_typed_confirmation_guards_teardown_and_a_stuck_load_balancer_stops_it
     // get time enough to go on a busy machine; the rest of the test waits only for it).
     let (code, shown) = teardown_typing(&sandbox, "dev", &["--timeout", "20s"]).await;
     assert_eq!(code, 1, "{shown}");
-    assert!(shown.contains("Service default/held"), "{shown}");
+    assert!(shown.contains("Service ingress-nginx/held"), "{shown}");
 
     let stuck = sandbox
         .run(&["teardown", ENV, "--yes", "--timeout", "3s"])
@@ -227,8 +231,9 @@ async fn a_typed_confirmation_guards_teardown_and_a_stuck_load_balancer_stops_it
         .await;
     assert_eq!(forced.code, 0, "{}", forced.output());
     let result = result_event(&forced.stdout);
+    // The load balancer, and the namespace it holds up.
     let leftovers = &result["result"]["leftovers"];
-    assert_eq!(leftovers.as_array().map(Vec::len), Some(1), "{leftovers}");
+    assert_eq!(leftovers.as_array().map(Vec::len), Some(2), "{leftovers}");
     assert_eq!(
         leftovers[0]["finalizers"],
         serde_json::json!(["example.test/hold"])

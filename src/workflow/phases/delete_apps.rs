@@ -1,17 +1,21 @@
 //! suspend-sync and delete-apps (teardown): the root Kustomization suspended so Flux does not
 //! recreate what goes, then the profile's Kustomizations and HelmReleases deleted in reverse
 //! `dependsOn` order, each wave watched until gone — Flux's finalizers run the Helm uninstalls
-//! and prune what each applied.
+//! and prune what each applied. With `--force`, an app still deleting at the deadline has its
+//! finalizers removed, is reported, and the teardown goes on.
 
 use std::time::Duration;
 
 use kube::Client;
 
 use super::leftovers_error;
+use crate::cluster::ObjectName;
 use crate::cluster::teardown::{
-    Doomed, app_namespaces, delete_and_wait, deletion_waves, flux_apps, suspend_root,
+    Doomed, app_namespaces, delete_and_wait, deletion_waves, flux_apps,
+    remove_finalizers_of_leftovers, suspend_root,
 };
 use crate::error::Result;
+use crate::report::Reporter;
 use crate::workflow::Outcome;
 
 pub async fn suspend(client: &Client) -> Result<(Outcome, ())> {
@@ -28,40 +32,72 @@ pub async fn suspend(client: &Client) -> Result<(Outcome, ())> {
 /// is there after a round is deleted again.
 const ROUNDS: usize = 3;
 
-/// Returns what was deleted, as `Kind namespace/name`, and the namespaces the apps applied,
-/// for delete-cloud-resources to wait for once what holds them up is gone.
+/// What delete-apps did.
+#[derive(Debug, Default)]
+pub struct DeletedApps {
+    /// As `Kind namespace/name`.
+    pub deleted: Vec<String>,
+    /// The namespaces the apps applied, for delete-cloud-resources to wait for once what holds
+    /// them up is gone.
+    pub namespaces: Vec<Doomed>,
+    /// Apps still deleting at the deadline whose finalizers `--force` removed.
+    pub finalizers_removed: Vec<ObjectName>,
+}
+
 pub async fn run(
     client: &Client,
     timeout: Duration,
-) -> Result<(Outcome, (Vec<String>, Vec<Doomed>))> {
-    let mut deleted = Vec::new();
-    let mut namespaces: Vec<Doomed> = Vec::new();
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<(Outcome, DeletedApps)> {
+    let mut done = DeletedApps::default();
     for _ in 0..ROUNDS {
         let apps = flux_apps(client).await?;
         if apps.is_empty() {
             break;
         }
         for namespace in app_namespaces(client).await? {
-            if !namespaces.iter().any(|n| n.object == namespace.object) {
-                namespaces.push(namespace);
+            if !done.namespaces.iter().any(|n| n.object == namespace.object) {
+                done.namespaces.push(namespace);
             }
         }
         for wave in deletion_waves(apps) {
-            let leftovers = delete_and_wait(client, &wave, timeout).await?;
+            let mut leftovers = delete_and_wait(client, &wave, timeout).await?;
+            if force && !leftovers.is_empty() {
+                for leftover in &leftovers {
+                    reporter.warning(format!(
+                        "{} was still deleting after {timeout:?}: removing its finalizers ({}) (--force)",
+                        leftover.object,
+                        leftover.finalizers.join(", ")
+                    ));
+                }
+                let forced = remove_finalizers_of_leftovers(client, &wave, &leftovers, timeout);
+                let (still, stripped) = forced.await?;
+                done.finalizers_removed.extend(stripped);
+                leftovers = still;
+            }
             if !leftovers.is_empty() {
                 return Err(leftovers_error("Flux apps", &leftovers));
             }
             for app in wave.iter().map(|app| app.object.to_string()) {
-                if !deleted.contains(&app) {
-                    deleted.push(app);
+                if !done.deleted.contains(&app) {
+                    done.deleted.push(app);
                 }
             }
         }
     }
-    if deleted.is_empty() {
-        let outcome = Outcome::UpToDate("no Flux apps left".to_owned());
-        return Ok((outcome, (deleted, namespaces)));
+    if done.deleted.is_empty() {
+        return Ok((Outcome::UpToDate("no Flux apps left".to_owned()), done));
     }
-    let summary = format!("deleted {} Kustomizations and HelmReleases", deleted.len());
-    Ok((Outcome::Done(summary), (deleted, namespaces)))
+    let mut summary = format!(
+        "deleted {} Kustomizations and HelmReleases",
+        done.deleted.len()
+    );
+    if !done.finalizers_removed.is_empty() {
+        summary.push_str(&format!(
+            ", removed the finalizers of {} still deleting (--force)",
+            done.finalizers_removed.len()
+        ));
+    }
+    Ok((Outcome::Done(summary), done))
 }

@@ -1,25 +1,38 @@
-//! flux-uninstall (teardown): the controllers, then (by hand, once the controllers are gone)
-//! the finalizers of the Flux objects left, the objects, the CRDs, Flux's cluster RBAC and the
-//! `flux-system` namespace.
+//! flux-uninstall (teardown): what the env installed of Flux, by the manifest it applied
+//! (`installed`: the committed components, object by object), removed — the controllers, then
+//! (by hand, once the controllers are gone) the finalizers of the Flux objects left, the
+//! objects, the CRDs, Flux's cluster RBAC and the `flux-system` namespace — and each looked
+//! for again: what is still there is left behind, which stops the teardown unless forced.
 
 use std::time::Duration;
 
 use kube::Client;
 
 use super::leftovers_error;
-use crate::cluster::teardown::uninstall_flux;
+use crate::cluster::teardown::Leftover;
+use crate::cluster::uninstall::{Installed, uninstall_flux};
 use crate::error::Result;
 use crate::report::Reporter;
 use crate::workflow::Outcome;
 
+/// Returns what was left behind (only with `force`).
 pub async fn run(
     client: &Client,
+    installed: &Installed,
     timeout: Duration,
+    force: bool,
     reporter: &dyn Reporter,
-) -> Result<(Outcome, ())> {
-    let done = uninstall_flux(client, timeout).await?;
-    if !done.leftovers.is_empty() {
+) -> Result<(Outcome, Vec<Leftover>)> {
+    let done = uninstall_flux(client, installed, timeout).await?;
+    if !done.leftovers.is_empty() && !force {
         return Err(leftovers_error("Flux objects", &done.leftovers));
+    }
+    for leftover in &done.leftovers {
+        reporter.warning(format!(
+            "left behind (--force): {} (finalizers: {})",
+            leftover.object,
+            leftover.finalizers.join(", ")
+        ));
     }
     if !done.finalizers_removed.is_empty() {
         let objects: Vec<String> = done
@@ -33,13 +46,14 @@ pub async fn run(
         ));
     }
     let outcome = if done.deleted == 0 {
-        Outcome::UpToDate("Flux is not installed".to_owned())
+        Outcome::UpToDate(format!("nothing of {} is installed", installed.origin))
     } else {
         Outcome::Done(format!(
-            "deleted {} Flux objects ({} finalizers removed by hand)",
+            "deleted {} Flux objects ({} finalizers removed by hand), {} left behind",
             done.deleted,
-            done.finalizers_removed.len()
+            done.finalizers_removed.len(),
+            done.leftovers.len()
         ))
     };
-    Ok((outcome, ()))
+    Ok((outcome, done.leftovers))
 }

@@ -20,6 +20,7 @@ pub mod preflight;
 pub mod rebuild_preflight;
 pub mod remove_from_git;
 pub mod repository_plan;
+pub mod scope;
 pub mod summary;
 pub mod sync;
 pub mod terraform_apply;

@@ -50,6 +50,7 @@ impl Command {
             ],
             Command::Teardown => &[
                 "observe",
+                "scope",
                 "suspend-sync",
                 "delete-apps",
                 "delete-cloud-resources",

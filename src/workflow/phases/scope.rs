@@ -1,0 +1,271 @@
+//! scope (teardown): what the teardown will delete, read before anything is — the Flux apps,
+//! the env's namespaces (those its Kustomizations applied) and the LoadBalancer Services and
+//! PVCs in them, the objects of the Flux install manifest the env applied, the tool's files in
+//! `clusters/<env>/` — and what it leaves alone (such objects elsewhere, the user's files).
+//! Then the typed confirmation, naming all of it, unless `--yes`.
+
+use kube::Client;
+
+use super::remove_from_git::{GitScope, survey};
+use crate::cluster::flux::resolve_components;
+use crate::cluster::teardown::{ClusterScope, read_scope};
+use crate::cluster::uninstall::Installed;
+use crate::cluster::{FLUX_NAMESPACE, ObjectName};
+use crate::config::{EnvConfig, FluxInstall};
+use crate::error::{Error, Result};
+use crate::gitops::Workspace;
+use crate::render::{COMPONENTS_FILE, INSTANCE_FILE, OPERATOR_FILE, cluster_dir};
+use crate::report::Reporter;
+use crate::workflow::Outcome;
+use crate::workflow::phases::preflight::components_source;
+
+/// What the teardown will act on.
+pub struct Scope {
+    /// `None`: the cluster is not reachable.
+    pub cluster: Option<ClusterScope>,
+    /// What the env installed of Flux (when the cluster is reachable).
+    pub flux: Option<Installed>,
+    pub git: GitScope,
+    pub has_state: bool,
+}
+
+/// What the teardown will act on, as far as it can see.
+pub struct Seen<'a> {
+    /// `None`: the cluster is not reachable.
+    pub client: Option<&'a Client>,
+    pub workspace: &'a Workspace,
+    /// Terraform manages resources of the env.
+    pub has_state: bool,
+}
+
+pub async fn run(
+    seen: Seen<'_>,
+    env: &EnvConfig,
+    assume_yes: bool,
+    reporter: &dyn Reporter,
+) -> Result<(Outcome, Scope)> {
+    let Seen {
+        client,
+        workspace,
+        has_state,
+    } = seen;
+    let git = survey(workspace, env)?;
+    let (cluster, flux) = match client {
+        Some(client) => (
+            Some(read_scope(client).await?),
+            Some(installed_flux(workspace, env, reporter).await?),
+        ),
+        None => (None, None),
+    };
+    let scope = Scope {
+        cluster,
+        flux,
+        git,
+        has_state,
+    };
+    let described = describe(&scope, &cluster_dir(&env.repository.path, &env.name));
+    if !assume_yes {
+        // Typing the name, not y/N: a teardown cannot be undone, and a reflexive "y" on the
+        // wrong env is the mistake this guards against.
+        let question = format!(
+            "Tear down env {}:\n{}\nType the env name to confirm:",
+            env.name,
+            described.join("\n")
+        );
+        let typed = reporter.ask(&question).unwrap_or_default();
+        if typed != env.name {
+            return Err(Error::bad_input(format!(
+                "teardown not confirmed: \"{typed}\" is not the env name {}; nothing was changed",
+                env.name
+            ))
+            .with_hint("type the env name exactly, or pass --yes"));
+        }
+    }
+    let summary: Vec<String> = described
+        .iter()
+        .map(|line| line.trim_start_matches("  ").to_owned())
+        .collect();
+    Ok((Outcome::Done(summary.join(" · ")), scope))
+}
+
+/// The manifest the env applied: the copies create-env committed (it commits before it
+/// installs Flux) — Flux's components, or the operator's manifest and the FluxInstance — else
+/// the components the config names. Without either, only the `flux-system` Namespace is known
+/// to be the env's.
+async fn installed_flux(
+    workspace: &Workspace,
+    env: &EnvConfig,
+    reporter: &dyn Reporter,
+) -> Result<Installed> {
+    let dir = cluster_dir(&env.repository.path, &env.name);
+    let files: &[&str] = match env.flux.install {
+        FluxInstall::Components => &[COMPONENTS_FILE],
+        FluxInstall::Operator => &[INSTANCE_FILE, OPERATOR_FILE],
+    };
+    let mut committed = Vec::new();
+    for file in files {
+        let path = format!("{dir}/{file}");
+        if let Some(yaml) = workspace.read_file(&path)? {
+            committed.push((path, String::from_utf8_lossy(&yaml).into_owned()));
+        }
+    }
+    if !committed.is_empty() {
+        let origin: Vec<&str> = committed.iter().map(|(path, _)| path.as_str()).collect();
+        let yaml: Vec<&str> = committed.iter().map(|(_, yaml)| yaml.as_str()).collect();
+        return Ok(Installed::from_manifest(
+            &yaml.join("\n---\n"),
+            origin.join(" and "),
+        )?);
+    }
+    let resolved = match env.flux.install {
+        FluxInstall::Components => {
+            let source = components_source(None, env, None)?;
+            resolve_components(&source, &env.flux_version)
+                .await
+                .map(|components| (components.yaml, components.origin.to_string()))
+                .map_err(|err| err.to_string())
+        }
+        FluxInstall::Operator => Err("create-env commits them before it installs".to_owned()),
+    };
+    match resolved {
+        Ok((yaml, origin)) => Ok(Installed::from_manifest(&yaml, origin)?),
+        Err(err) => {
+            reporter.warning(format!(
+                "no Flux install manifest in {dir}/ and none readable from the config ({err}): only Namespace {FLUX_NAMESPACE} is removed of Flux"
+            ));
+            Ok(Installed::from_manifest("", "no Flux install manifest")?)
+        }
+    }
+}
+
+/// One line per part, each starting with two spaces.
+fn describe(scope: &Scope, dir: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    match &scope.cluster {
+        None => lines.push("  cluster: not reachable, nothing to delete from it".to_owned()),
+        Some(cluster) => {
+            let mut counted = count(&cluster.apps);
+            counted.extend(count(&cluster.cloud_owners));
+            let namespaces: Vec<&str> = cluster.namespaces.iter().map(String::as_str).collect();
+            lines.push(format!(
+                "  cluster: deletes {} in namespaces {}",
+                if counted.is_empty() {
+                    "no Flux apps, LoadBalancer Services or PVCs".to_owned()
+                } else {
+                    counted.join(", ")
+                },
+                if namespaces.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    namespaces.join(", ")
+                }
+            ));
+            if let Some(flux) = &scope.flux {
+                lines.push(format!(
+                    "  flux: uninstalls the {} objects of {}",
+                    flux.len(),
+                    flux.origin
+                ));
+            }
+            if !cluster.left_alone.is_empty() {
+                let alone: Vec<String> =
+                    cluster.left_alone.iter().map(ToString::to_string).collect();
+                lines.push(format!(
+                    "  left alone (not the env's): {}",
+                    alone.join(", ")
+                ));
+            }
+        }
+    }
+    if scope.has_state {
+        lines.push("  terraform: destroys the env's resources".to_owned());
+    }
+    lines.push(match scope.git.tool_files.len() {
+        0 => format!("  git: no file of the tool's in {dir}/"),
+        n => format!("  git: removes the tool's {n} files of {dir}/"),
+    });
+    if !scope.git.kept.is_empty() {
+        lines.push(format!(
+            "  kept in Git (the user's): {}",
+            scope.git.kept.join(", ")
+        ));
+    }
+    lines
+}
+
+/// `6 Kustomizations, 3 HelmReleases`: per kind, in first-seen order.
+fn count(objects: &[ObjectName]) -> Vec<String> {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for object in objects {
+        let kind = match object.kind.as_str() {
+            "Service" => "LoadBalancer Service",
+            other => other,
+        };
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(kind, n)| format!("{n} {kind}{}", if n == 1 { "" } else { "s" }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_per_kind_and_load_balancers_say_so() {
+        let objects = [
+            ObjectName::namespaced("Kustomization", "flux-system", "a"),
+            ObjectName::namespaced("HelmRelease", "x", "b"),
+            ObjectName::namespaced("Kustomization", "flux-system", "c"),
+            ObjectName::namespaced("Service", "x", "lb"),
+        ];
+        assert_eq!(
+            count(&objects),
+            [
+                "2 Kustomizations",
+                "1 HelmRelease",
+                "1 LoadBalancer Service"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_description_names_what_goes_and_what_stays() {
+        let scope = Scope {
+            cluster: Some(ClusterScope {
+                apps: vec![ObjectName::namespaced("HelmRelease", "web", "web")],
+                namespaces: ["flux-system".to_owned(), "web".to_owned()].into(),
+                cloud_owners: vec![ObjectName::namespaced("PersistentVolumeClaim", "web", "d")],
+                left_alone: vec![ObjectName::namespaced("Service", "other", "edge")],
+            }),
+            flux: Some(
+                Installed::from_manifest(
+                    "kind: Namespace\napiVersion: v1\nmetadata: {name: flux-system}\n",
+                    "gotk.yaml",
+                )
+                .unwrap(),
+            ),
+            git: GitScope {
+                tool_files: vec!["clusters/dev/profile.yaml".to_owned()],
+                kept: vec!["clusters/dev/notes/".to_owned()],
+            },
+            has_state: true,
+        };
+        assert_eq!(
+            describe(&scope, "clusters/dev"),
+            [
+                "  cluster: deletes 1 HelmRelease, 1 PersistentVolumeClaim in namespaces flux-system, web",
+                "  flux: uninstalls the 1 objects of gotk.yaml",
+                "  left alone (not the env's): Service other/edge",
+                "  terraform: destroys the env's resources",
+                "  git: removes the tool's 1 files of clusters/dev/",
+                "  kept in Git (the user's): clusters/dev/notes/",
+            ]
+        );
+    }
+}
