@@ -36,12 +36,8 @@ impl Installed {
         })
     }
 
-    pub fn len(&self) -> usize {
+    pub fn object_count(&self) -> usize {
         self.objects.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 }
 

@@ -13,8 +13,8 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{ENV, Run, Sandbox};
+use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
 
 /// The env's namespaces are gone (not even terminating) once `run`, a teardown, ended.
 async fn assert_namespaces_gone(sandbox: &Sandbox, case: &str, run: &Run) {
@@ -77,6 +77,7 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
             "$1[what helm left]",
         ),
         (r"\d+ removed", "[n] removed"),
+        FLUX_UNINSTALL_FILTER,
     ]);
     insta::with_settings!({filters => filters}, {
         insta::assert_snapshot!("teardown_text", down.stdout);

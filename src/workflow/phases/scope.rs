@@ -163,7 +163,7 @@ fn describe(scope: &Scope, dir: &str) -> Vec<String> {
             if let Some(flux) = &scope.flux {
                 lines.push(format!(
                     "  flux: uninstalls the {} objects of {}",
-                    flux.len(),
+                    flux.object_count(),
                     flux.origin
                 ));
             }

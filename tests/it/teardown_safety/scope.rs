@@ -12,8 +12,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{ENV, Run, Sandbox};
+use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 const BYSTANDER: &str = "bystander";
@@ -154,6 +154,7 @@ fn snapshot(name: &str, run: &Run) {
         "deleted [n] LoadBalancer Services/PVCs",
     ));
     filters.push((r"\d+ removed", "[n] removed"));
+    filters.push(FLUX_UNINSTALL_FILTER);
     insta::with_settings!({filters => filters, snapshot_suffix => name}, {
         match run.stdout.lines().last().map(serde_json::from_str::<serde_json::Value>) {
             Some(Ok(event)) => {
