@@ -39,7 +39,11 @@ fn walk(workspace: &Workspace, dir: &str, relative: &str, scope: &mut GitScope) 
         let full = format!("{dir}/{path}");
         if !is_dir && tool.contains(&path.as_str()) && tool_wrote(workspace, &path, &full)? {
             scope.tool_files.push(full);
-        } else if is_dir && tool.iter().any(|file| file.starts_with(&format!("{path}/"))) {
+        } else if is_dir
+            && tool
+                .iter()
+                .any(|file| file.starts_with(&format!("{path}/")))
+        {
             walk(workspace, dir, &format!("{path}/"), scope)?;
         } else if is_dir {
             scope.kept.push(format!("{full}/"));
