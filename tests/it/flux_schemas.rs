@@ -226,9 +226,12 @@ async fn a_typo_an_unknown_enum_or_a_bad_duration_is_refused_and_defaults_appear
     let status = dry_run_apply(&client, &scratch.name, typo)
         .await
         .expect_err("a typo is refused");
-    assert_eq!(status.code, 400, "{}", status.message);
+    // kube-apiserver 1.32 answers a Strict apply's unknown field with a 500, not a 400.
+    assert_eq!(status.code, 500, "{}", status.message);
     assert!(
-        status.message.contains(r#"unknown field "spec.prunee""#),
+        status
+            .message
+            .ends_with(".spec.prunee: field not declared in schema"),
         "{}",
         status.message
     );
