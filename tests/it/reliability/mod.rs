@@ -128,6 +128,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// Kinds whose objects come and go on their own, whoever runs.
 const TRANSIENT_KINDS: [&str; 2] = ["Event", "Lease"];
 
+/// The controller-manager publishes this ConfigMap in every namespace on its own, whenever a
+/// namespace appears: it follows the namespaces, not what a run wrote.
+const PUBLISHED_IN_EVERY_NAMESPACE: (&str, &str) = ("ConfigMap", "kube-root-ca.crt");
+
 /// Every object of the cluster as `Kind namespace/name` with its labels and its data keys
 /// (ConfigMaps, Secrets); values that change between equal runs (uids, versions, times, the
 /// secrets' contents) are left out.
@@ -165,6 +169,11 @@ async fn listing(client: &kube::Client) -> BTreeSet<String> {
                 .unwrap_or_else(|err| panic!("listing {}: {err}", resource.kind))
                 .items;
             for object in items {
+                if (resource.kind.as_str(), object.name_any().as_str())
+                    == PUBLISHED_IN_EVERY_NAMESPACE
+                {
+                    continue;
+                }
                 let data: BTreeSet<String> = ["data", "stringData", "binaryData"]
                     .iter()
                     .filter_map(|field| object.data.get(field)?.as_object())
