@@ -349,7 +349,7 @@ impl Loader<'_> {
             return Ok(());
         };
         let path = Path::new(text);
-        if text.is_empty() || path.is_absolute() || !self.dir.join(path).exists() {
+        if text.is_empty() || path.is_absolute() || !self.dir.join(path).is_file() {
             return Ok(());
         }
         Err(self.error_with_hint(
