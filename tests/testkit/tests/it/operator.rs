@@ -27,7 +27,8 @@ use testkit::git::GitServer;
 
 use crate::support::cluster::{self, Cluster};
 
-const WAIT: Duration = Duration::from_secs(30);
+// Generous: the operator installs every stand-in controller first, slow on a busy 2-core machine.
+const WAIT: Duration = Duration::from_secs(90);
 const REPO: &str = "fleet";
 const APP_NAMESPACE: &str = "operator-app";
 
