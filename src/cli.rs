@@ -219,9 +219,15 @@ pub struct TeardownArgs {
     #[arg(long)]
     pub yes: bool,
 
-    /// Go on when objects that own cloud resources are not gone in time (they are listed).
+    /// Go on when objects that own cloud resources are not gone in time, or when the cluster
+    /// does not answer within --timeout (what is left behind is listed).
     #[arg(long)]
     pub force: bool,
+
+    /// Leave the cluster as it is (e.g. it belongs to another env): only destroy this env's
+    /// Terraform resources and remove clusters/<env>/ from Git.
+    #[arg(long)]
+    pub leave_cluster: bool,
 
     /// Keep clusters/<env>/ in the GitOps repository.
     #[arg(long)]
@@ -233,7 +239,8 @@ pub struct TeardownArgs {
     #[arg(long)]
     pub via_branch: bool,
 
-    /// How long each deletion may take, e.g. 5m, 90s (1s to 24h).
+    /// How long each deletion may take, and how long an unanswering cluster is retried, e.g.
+    /// 5m, 90s (1s to 24h).
     #[arg(long, default_value = "5m", value_parser = parse_run_timeout)]
     pub timeout: Duration,
 }

@@ -128,9 +128,30 @@ impl Diagnose for ClusterError {
     }
 }
 
+/// A client whose cluster answered, with where it points and which Terraform output its
+/// credentials came from (for messages when the cluster later refuses them).
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    pub endpoint: String,
+    pub output: &'static str,
+}
+
+impl Connection {
+    /// The cluster refused a request of these credentials (401, 403): the user's to fix.
+    pub fn rejected(&self, code: u16, message: String) -> ClusterError {
+        ClusterError::Rejected {
+            endpoint: self.endpoint.clone(),
+            output: self.output,
+            code,
+            message,
+        }
+    }
+}
+
 /// Connects to the cluster `access` describes and checks it answers `/version`, retrying
 /// connection failures within `budget`.
-pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Client, ClusterError> {
+pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Connection, ClusterError> {
     super::install_crypto_provider();
     let output = credentials_output(access);
     let config = client_config(access).await?;
@@ -156,7 +177,11 @@ pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Client,
     {
         Ok(version) => {
             tracing::debug!(endpoint, version = %version.git_version, "connected");
-            Ok(client)
+            Ok(Connection {
+                client,
+                endpoint,
+                output,
+            })
         }
         Err(RetryFailure::Permanent(failure)) => Err(failure.into_error(endpoint, output)),
         Err(RetryFailure::Exhausted { last, attempts }) => Err(ClusterError::Unreachable {

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 pub use apply::{AppliedObject, ApplyError, ApplyOptions, ApplyOutcome, ApplySummary, Takeover};
 pub use bootstrap::{BootstrapInputs, GitReadCredentials, SopsAgeKey};
-pub use client::{ClusterError, connect};
+pub use client::{ClusterError, Connection, connect};
 pub use flux::{Components, ComponentsOrigin, ComponentsSource, FluxError};
 pub use install::Installation;
 pub use ownership::{Owner, Ownership, OwnershipError};

@@ -110,6 +110,13 @@ pub enum Ownership {
 pub enum OwnershipError {
     #[error("failed to read {object} to learn whose cluster it is: {message}")]
     Read { object: ObjectName, message: String },
+    /// The credentials were rejected (401) or may not read the record (403).
+    #[error("the cluster refused to let these credentials read {object} (HTTP {code}): {message}")]
+    Refused {
+        object: ObjectName,
+        code: u16,
+        message: String,
+    },
     #[error(
         "the cluster belongs to {owner}: env {env} would overwrite its config, its sops-age key and its Flux sync, so nothing was written"
     )]
@@ -124,7 +131,8 @@ pub enum OwnershipError {
     },
 }
 
-fn list(objects: &[WrittenBy]) -> String {
+/// The objects, as a message names them.
+pub fn list(objects: &[WrittenBy]) -> String {
     let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
     names.join(" and ")
 }
@@ -133,15 +141,15 @@ impl Diagnose for OwnershipError {
     fn exit_status(&self) -> ExitStatus {
         match self {
             OwnershipError::Read { .. } => ExitStatus::Failure,
-            OwnershipError::OtherEnv { .. } | OwnershipError::Foreign { .. } => {
-                ExitStatus::BadInput
-            }
+            OwnershipError::Refused { .. }
+            | OwnershipError::OtherEnv { .. }
+            | OwnershipError::Foreign { .. } => ExitStatus::BadInput,
         }
     }
 
     fn hint(&self) -> Option<String> {
         match self {
-            OwnershipError::Read { .. } => None,
+            OwnershipError::Read { .. } | OwnershipError::Refused { .. } => None,
             OwnershipError::OtherEnv { env, owner } => Some(format!(
                 "tear the other env down first (`gitops-bootstrap teardown {}` with its config), or point env {env}'s Terraform at another cluster",
                 owner.env
@@ -159,10 +167,7 @@ pub async fn observe(client: &Client, wanted: &Owner) -> Result<Ownership, Owner
     let namespace = Api::<Namespace>::all(client.clone())
         .get_opt(FLUX_NAMESPACE)
         .await
-        .map_err(|err| OwnershipError::Read {
-            object: namespace_name,
-            message: api_message(&err),
-        })?;
+        .map_err(|err| read_error(namespace_name, &err))?;
     if let Some(owner) = namespace
         .as_ref()
         .and_then(|ns| Owner::recorded_on(&ns.metadata))
@@ -188,12 +193,7 @@ pub async fn observe(client: &Client, wanted: &Owner) -> Result<Ownership, Owner
             Ok(None) => {}
             // A cluster without Flux's CRDs has no such kind at all.
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(err) => {
-                return Err(OwnershipError::Read {
-                    object,
-                    message: api_message(&err),
-                });
-            }
+            Err(err) => return Err(read_error(object, &err)),
         }
     }
     Ok(if objects.is_empty() {
@@ -201,6 +201,22 @@ pub async fn observe(client: &Client, wanted: &Owner) -> Result<Ownership, Owner
     } else {
         Ownership::Foreign { objects }
     })
+}
+
+/// A failure to read `object`: credentials the cluster refuses are told apart, since they are
+/// the user's to fix and never mean "nothing there".
+fn read_error(object: ObjectName, err: &kube::Error) -> OwnershipError {
+    match err {
+        kube::Error::Api(status) if matches!(status.code, 401 | 403) => OwnershipError::Refused {
+            object,
+            code: status.code,
+            message: status.message.clone(),
+        },
+        other => OwnershipError::Read {
+            object,
+            message: api_message(other),
+        },
+    }
 }
 
 /// The objects `flux bootstrap` (and our sync step) leave in `flux-system`, and the

@@ -26,6 +26,7 @@ pub async fn run(
         // Without --yes, the scope step asks for the env name once it knows what will go.
         assume_yes: args.yes,
         force: args.force,
+        leave_cluster: args.leave_cluster,
         keep_repo: args.keep_repo,
         via_branch: args.via_branch || env.repository.mode == RepositoryMode::PullRequest,
         timeout: args.timeout,

@@ -247,6 +247,14 @@ pub fn read_output_line(program: &Path, dir: &Path, name: &str, path: &[String])
     format!("{command} | jq -r '{filter}'")
 }
 
+/// `state pull -no-color`: the env's state as its own backend and selected workspace hold it
+/// (empty when there is none); stdout holds sensitive outputs.
+pub fn state_pull(program: &Path, root: &EnvRoot) -> TfCommand {
+    TfCommand::new(program, "state", StdoutMode::Capture)
+        .in_root(root)
+        .args(["pull", "-no-color"])
+}
+
 /// `destroy -auto-approve -input=false -no-color -json [-var-file=...]`.
 pub fn destroy(program: &Path, root: &EnvRoot) -> TfCommand {
     TfCommand::new(program, "destroy", StdoutMode::JsonEvents)
@@ -455,6 +463,13 @@ mod tests {
 
         let command = output_json(program, &fx.root);
         assert_eq!(argv(&command), ["output", "-no-color", "-json"]);
+        assert_clean(&command);
+
+        let command = state_pull(program, &fx.root);
+        assert_eq!(argv(&command), ["state", "pull", "-no-color"]);
+        assert_eq!(command.dir(), Some(fx.root.dir()));
+        assert_eq!(command.stdout_mode(), StdoutMode::Capture);
+        assert!(command.secret_env().is_empty());
         assert_clean(&command);
 
         let command = destroy(program, &fx.root);

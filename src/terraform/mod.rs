@@ -193,6 +193,17 @@ impl Terraform {
         Outputs::parse(&raw)
     }
 
+    /// What the env's state holds, read by Terraform through the root's own backend and
+    /// selected workspace (`state pull`): never a guessed file path.
+    pub async fn state(&self, root: &EnvRoot, cancel: &CancellationToken) -> Result<StateInfo> {
+        let command = command::state_pull(&self.path, root);
+        let pulled = self.run(&command, &mut |_| {}, cancel).await?;
+        StateInfo::parse(&pulled.stdout).map_err(|reason| TerraformError::ParseOutput {
+            command: "state pull",
+            reason,
+        })
+    }
+
     /// `destroy -auto-approve`, reporting progress through `on_event`.
     pub async fn destroy(
         &self,

@@ -1,5 +1,6 @@
-//! What a local state file holds, without its values: whether it exists, how many resources
-//! it tracks, and which outputs are sensitive (`doctor` warns when CI keeps such state).
+//! What a state holds, without its values: whether it exists, how many resources it tracks,
+//! and which outputs are sensitive. Read from `terraform state pull` (the root's own backend
+//! and workspace), or from a local state file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,8 +32,18 @@ impl StateInfo {
             }
             Err(err) => return Err(read_error(err.to_string())),
         };
-        let state: RawState = serde_json::from_str(secrecy::ExposeSecret::expose_secret(&text))
-            .map_err(|err| read_error(json_error_position(&err)))?;
+        StateInfo::parse(&text).map_err(read_error)
+    }
+
+    /// Parses a state document; empty text is "no state" (what `state pull` prints then).
+    /// The error is a position, never a quote of the (secret) text.
+    pub fn parse(text: &secrecy::SecretString) -> Result<StateInfo, String> {
+        let text = secrecy::ExposeSecret::expose_secret(text);
+        if text.trim().is_empty() {
+            return Ok(StateInfo::default());
+        }
+        let state: RawState =
+            serde_json::from_str(text).map_err(|err| json_error_position(&err))?;
         Ok(StateInfo {
             exists: true,
             resources: state.resources.len(),
@@ -86,5 +97,8 @@ mod tests {
         std::fs::write(&path, r#"{"outputs": {"kubeconfig": "canary"}}"#).unwrap();
         let err = StateInfo::read(&path).unwrap_err().to_string();
         assert!(!err.contains("canary"), "{err}");
+
+        let pulled_nothing = secrecy::SecretString::from("\n".to_owned());
+        assert_eq!(StateInfo::parse(&pulled_nothing), Ok(StateInfo::default()));
     }
 }

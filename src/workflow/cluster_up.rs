@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::Steps;
 use super::phases::connect::Connected;
 use super::phases::terraform_apply::ApplyPolicy;
-use super::phases::{config_and_secrets, connect, detect, terraform_apply};
+use super::phases::{config_and_secrets, connect, reach, terraform_apply};
 use crate::cluster::{BootstrapInputs, GitReadCredentials, SopsAgeKey};
 use crate::config::{Config, EnvConfig};
 use crate::contract::Contract;
@@ -33,6 +33,8 @@ pub struct ClusterUp {
     pub client: Client,
     /// The cluster is being taken over from another tool.
     pub adopting: bool,
+    /// Its `kube-system` uid: the cluster's identity across runs.
+    pub uid: Option<String>,
 }
 
 /// Runs the steps terraform, connect and config-and-secrets; records the cluster's uid.
@@ -53,10 +55,11 @@ pub async fn apply_connect_and_configure(
         cancel,
     );
     let contract = steps.step("terraform", terraform).await?;
-    let owner = connect::owner(env);
+    let owner = reach::owner(env);
     let connect = connect::run(&contract, &owner, target.adopt);
     let Connected { client, adopting } = steps.step("connect", connect).await?;
-    steps.record().cluster_uid = detect::cluster_uid(&client).await;
+    let uid = reach::cluster_uid(&client).await;
+    steps.record().cluster_uid.clone_from(&uid);
     let age_key = SopsAgeKey {
         env_name: env.name.clone(),
         identity: target.age_key.identity.clone(),
@@ -75,5 +78,6 @@ pub async fn apply_connect_and_configure(
         contract,
         client,
         adopting,
+        uid,
     })
 }

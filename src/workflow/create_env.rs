@@ -105,6 +105,7 @@ async fn drive(
         contract,
         client,
         adopting,
+        ..
     } = cluster.await?;
 
     let cluster_dir = ClusterDirInputs {

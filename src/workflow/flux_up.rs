@@ -53,11 +53,15 @@ pub async fn install_sync_and_wait(
         target.adopting,
     );
     steps.step("sync", sync).await?;
+    let pushed = wait_for_apps::Pushed {
+        workspace: target.workspace,
+        commit: target.commit,
+    };
     let wait = wait_for_apps::run(
         client,
-        target.install,
-        target.workspace,
-        target.commit,
+        Some(target.install),
+        Some(pushed),
+        "wait-for-apps",
         deadline.saturating_duration_since(Instant::now()),
         reporter,
         cancel,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cluster_up::{ClusterTarget, ClusterUp, apply_connect_and_configure};
 use super::flux_up::{FluxTarget, install_sync_and_wait};
-use super::phases::detect::Situation;
+use super::phases::detect::{Detected, Situation};
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{detect, rebuild_preflight};
 use super::{EnvPaths, Outcome, Steps};
@@ -125,7 +125,7 @@ async fn drive(
     steps.record().age_recipient = Some(prepared.age_key.recipient.clone());
 
     let detect = detect::run(&prepared.terraform, config, env, recorded_uid, cancel);
-    let situation = steps.step("detect", detect).await?;
+    let detected: Detected = steps.step("detect", detect).await?;
     // A rebuild never adopts: the cluster is the env's own, or a new one.
     let target = ClusterTarget {
         terraform: &prepared.terraform,
@@ -138,7 +138,8 @@ async fn drive(
         adopt: false,
     };
     let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
-    let ClusterUp { client, .. } = cluster.await?;
+    let ClusterUp { client, uid, .. } = cluster.await?;
+    let situation = detected.unwrap_or_else(|| Situation::of_uid(uid.as_deref(), recorded_uid));
     let flux = FluxTarget {
         install: &prepared.flux.install,
         sync_manifest: &prepared.flux.sync_manifest,

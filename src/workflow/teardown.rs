@@ -3,25 +3,31 @@
 //! made), then what owns cloud resources in the env's namespaces, then Flux (by the manifest
 //! the env applied), then Terraform's resources, then the tool's files in `clusters/<env>/` and
 //! the local state. The age key stays, and so does what is not the env's (listed).
-//! Each step observes first, so a rerun after a kill finishes the job and a run on a removed
-//! env has nothing to do; a cluster that is gone goes straight to `terraform destroy`.
+//! The first step checks all the run needs and asks [`reach`](super::phases::reach) whose
+//! cluster it is: only the env's own is read and emptied; another env's stops the run before
+//! any deletion (or, with `--leave-cluster`, is left as it is); refused credentials stop it; a
+//! cluster Terraform shows gone goes straight to `terraform destroy`. Each step observes first,
+//! so a rerun after a kill finishes the job and a run on a removed env has nothing to do.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::Client;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::phases::reach::{Cleared, OwnCluster};
+use super::phases::remove_from_git::{GitScope, Removed};
+use super::phases::scope::{ClusterPlan, ClusterRead, Scope};
 use super::phases::{
-    await_merge, cloud_resources, delete_apps, flux_uninstall, observe, remove_from_git, scope,
-    skipped, terraform_destroy,
+    await_merge, cloud_resources, delete_apps, flux_uninstall, lock, observe, remove_from_git,
+    scope, skipped, terraform_destroy,
 };
 use super::{EnvPaths, Outcome, Steps};
 use crate::cluster::ObjectName;
 use crate::cluster::teardown::Leftover;
 use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
+use crate::gitops::Workspace;
 use crate::keys::KeyStore;
 use crate::record::{RunRecord, StepRecord};
 use crate::report::Reporter;
@@ -31,8 +37,10 @@ use crate::report::Reporter;
 pub struct TeardownOptions {
     /// `--yes`: no typed confirmation.
     pub assume_yes: bool,
-    /// Leave leftovers behind instead of stopping.
+    /// Leave leftovers behind instead of stopping, and go on when the cluster never answers.
     pub force: bool,
+    /// Leave the cluster as it is (another env's, say): only Terraform and Git are torn down.
+    pub leave_cluster: bool,
     /// Keep `clusters/<env>/` in Git.
     pub keep_repo: bool,
     /// Pull-request mode: propose the removal on the proposal branch and wait for the merge.
@@ -102,6 +110,10 @@ pub async fn run(
     options: &TeardownOptions,
 ) -> Result<TeardownResult> {
     let paths = EnvPaths::new(config, &env.name);
+    // Before the run record: a teardown refused by the lock leaves the running command's
+    // record alone.
+    let lock = lock::acquire(env, &paths)?;
+    lock::announce_takeover(&lock, env, reporter);
     let mut steps = Steps::new(
         reporter,
         cancel.clone(),
@@ -128,55 +140,12 @@ pub async fn run(
             ))
         })?;
     }
+    drop(lock);
     Ok(result)
 }
 
-/// suspend-sync, delete-apps, delete-cloud-resources and flux-uninstall: within what the
-/// scope step read, and skipped when the cluster is not reachable.
-async fn clear_cluster(
-    steps: &mut Steps<'_>,
-    reporter: &dyn Reporter,
-    options: &TeardownOptions,
-    client: Option<&Client>,
-    scope: &scope::Scope,
-    result: &mut TeardownResult,
-) -> Result<()> {
-    const GONE: &str = "the cluster is not reachable: nothing to remove from it";
-    let (Some(client), Some(cluster), Some(flux)) = (client, &scope.cluster, &scope.flux) else {
-        steps.step::<()>("suspend-sync", skipped(GONE)).await?;
-        steps.step::<()>("delete-apps", skipped(GONE)).await?;
-        steps
-            .step::<()>("delete-cloud-resources", skipped(GONE))
-            .await?;
-        steps.step::<()>("flux-uninstall", skipped(GONE)).await?;
-        return Ok(());
-    };
-    steps
-        .step("suspend-sync", delete_apps::suspend(client))
-        .await?;
-    let apps = delete_apps::run(client, options.timeout, options.force, reporter);
-    let apps = steps.step("delete-apps", apps).await?;
-    result.removed.extend(apps.deleted);
-    result.finalizers_removed = apps.finalizers_removed;
-    let owners = cloud_resources::run(
-        client,
-        options.timeout,
-        options.force,
-        reporter,
-        &apps.namespaces,
-        &cluster.namespaces,
-    );
-    let cloud = steps.step("delete-cloud-resources", owners).await?;
-    result.removed.extend(cloud.removed);
-    result.leftovers.extend(cloud.leftovers);
-    result.left_alone = cloud.left_alone;
-    let uninstall = flux_uninstall::run(client, flux, options.timeout, options.force, reporter);
-    let left = steps.step("flux-uninstall", uninstall).await?;
-    result.leftovers.extend(left);
-    Ok(())
-}
-
-/// The steps, in order.
+/// The steps, in order: the cluster is read and emptied only when observe proved it the env's
+/// own, and Terraform destroys only once the cluster is cleared.
 async fn drive(
     steps: &mut Steps<'_>,
     reporter: &dyn Reporter,
@@ -186,27 +155,24 @@ async fn drive(
     paths: &EnvPaths,
     options: &TeardownOptions,
 ) -> Result<TeardownResult> {
-    let binary = options.terraform_binary.as_deref();
-    let proposing = options.via_branch && !options.keep_repo;
-    let observe = observe::run(reporter, config, env, paths, binary, proposing, cancel);
+    let observe = observe::run(config, env, paths, options, cancel);
     let observed = steps.step("observe", observe).await?;
-    let client = observed.client.as_ref();
     let seen = scope::Seen {
-        client,
-        workspace: &observed.workspace,
+        cluster: observed.cluster,
+        workspace: observed.repository.as_ref().map(|(workspace, _)| workspace),
         has_state: observed.has_state,
     };
     let scoping = scope::run(seen, env, options.assume_yes, reporter);
-    let scope = steps.step("scope", scoping).await?;
+    let Scope { cluster, git, .. } = steps.step("scope", scoping).await?;
     let mut result = TeardownResult {
         env: env.name.clone(),
         ..TeardownResult::default()
     };
-
-    clear_cluster(steps, reporter, options, client, &scope, &mut result).await?;
+    let cleared = clear_cluster(steps, reporter, options, env, cluster, &mut result).await?;
 
     // Confirmed at the scope step (or --yes): the destroy is part of what was confirmed.
     let destroy = terraform_destroy::run(
+        &cleared,
         &observed.terraform,
         &observed.root,
         env,
@@ -217,29 +183,25 @@ async fn drive(
     result
         .removed
         .extend(steps.step("terraform-destroy", destroy).await?);
+    let git = git.unwrap_or_default();
+    let removal = remove_from_git(
+        steps,
+        observed.repository,
+        git,
+        env,
+        options,
+        reporter,
+        cancel,
+    );
+    let removed = removal.await?;
+    result.removed.extend(removed.files);
+    result.kept_in_git = removed.kept;
 
-    if options.keep_repo || !observed.in_git {
-        let reason = if options.keep_repo {
-            "kept (--keep-repo)"
-        } else {
-            "nothing in Git"
-        };
-        steps.step::<()>("remove-from-git", skipped(reason)).await?;
-    } else if options.via_branch {
-        let removal = remove_from_git::propose(observed.workspace, env, reporter);
-        let proposed = steps.step("remove-from-git", removal).await?;
-        let merge = await_merge::run(proposed, options.timeout, reporter, cancel);
-        steps.step("await-merge", merge).await?;
-        result.removed.extend(scope.git.tool_files);
-        result.kept_in_git = scope.git.kept;
-    } else {
-        let removal = remove_from_git::run(observed.workspace, env);
-        let removed = steps.step("remove-from-git", removal).await?;
-        result.removed.extend(removed.files);
-        result.kept_in_git = removed.kept;
-    }
-
-    let age_key_file = KeyStore::from_env().locate(&env.name).ok();
+    // Named only when there is one: a never-created env has no key to keep.
+    let age_key_file = KeyStore::from_env()
+        .locate(&env.name)
+        .ok()
+        .filter(|key| key.exists());
     if let Some(key) = &age_key_file {
         reporter.notice(format!(
             "the age key of env {} is kept at {}: a rebuild would need it; delete it yourself once nothing encrypted for it matters",
@@ -258,4 +220,110 @@ async fn drive(
     steps.step("summary", summary).await?;
     result.age_key_file = age_key_file;
     Ok(result)
+}
+
+/// The steps that delete from the cluster, in order.
+const CLUSTER_STEPS: [&str; 4] = [
+    "suspend-sync",
+    "delete-apps",
+    "delete-cloud-resources",
+    "flux-uninstall",
+];
+
+/// suspend-sync, delete-apps, delete-cloud-resources and flux-uninstall: on the env's own
+/// cluster, within what the scope step read there; else skipped, with the reason.
+async fn clear_cluster(
+    steps: &mut Steps<'_>,
+    reporter: &dyn Reporter,
+    options: &TeardownOptions,
+    env: &EnvConfig,
+    cluster: ClusterPlan,
+    result: &mut TeardownResult,
+) -> Result<Cleared> {
+    match cluster {
+        ClusterPlan::Empty { own, read } => {
+            empty_cluster(steps, reporter, *own, &read, options, result).await
+        }
+        ClusterPlan::Skip { reason, cleared } => {
+            if options.force || options.leave_cluster {
+                reporter.warning(format!("env {}: {reason}", env.name));
+            }
+            for step in CLUSTER_STEPS {
+                steps.step::<()>(step, skipped(&reason)).await?;
+            }
+            Ok(cleared)
+        }
+    }
+}
+
+/// Suspends the sync, deletes the apps, what owns cloud resources in the env's namespaces and
+/// what the env installed of Flux; returns the cluster, cleared.
+async fn empty_cluster(
+    steps: &mut Steps<'_>,
+    reporter: &dyn Reporter,
+    own: OwnCluster,
+    read: &ClusterRead,
+    options: &TeardownOptions,
+    result: &mut TeardownResult,
+) -> Result<Cleared> {
+    steps
+        .step("suspend-sync", delete_apps::suspend(&own))
+        .await?;
+    let apps = delete_apps::run(&own, options.timeout, options.force, reporter);
+    let apps = steps.step("delete-apps", apps).await?;
+    result.removed.extend(apps.deleted);
+    result.finalizers_removed = apps.finalizers_removed;
+    let owners = cloud_resources::run(
+        &own,
+        options.timeout,
+        options.force,
+        reporter,
+        &apps.namespaces,
+        &read.objects.namespaces,
+    );
+    let cloud = steps.step("delete-cloud-resources", owners).await?;
+    result.removed.extend(cloud.removed);
+    result.leftovers.extend(cloud.leftovers);
+    result.left_alone = cloud.left_alone;
+    let uninstall = flux_uninstall::run(own, &read.flux, options.timeout, options.force, reporter);
+    let (left, cleared) = steps.step("flux-uninstall", uninstall).await?;
+    result.leftovers.extend(left);
+    Ok(cleared)
+}
+
+/// remove-from-git (and await-merge in pull-request mode): the tool's files go, the user's stay.
+async fn remove_from_git(
+    steps: &mut Steps<'_>,
+    repository: Option<(Workspace, bool)>,
+    scope: GitScope,
+    env: &EnvConfig,
+    options: &TeardownOptions,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<Removed> {
+    let workspace = match repository {
+        None => {
+            return steps
+                .step("remove-from-git", skipped("kept (--keep-repo)"))
+                .await;
+        }
+        Some((_, false)) => {
+            return steps
+                .step("remove-from-git", skipped("nothing in Git"))
+                .await;
+        }
+        Some((workspace, true)) => workspace,
+    };
+    if options.via_branch {
+        let removal = remove_from_git::propose(workspace, env, reporter);
+        let proposed = steps.step("remove-from-git", removal).await?;
+        let merge = await_merge::run(proposed, options.timeout, reporter, cancel);
+        steps.step("await-merge", merge).await?;
+        return Ok(Removed {
+            files: scope.tool_files,
+            kept: scope.kept,
+        });
+    }
+    let removal = remove_from_git::run(workspace, env);
+    steps.step("remove-from-git", removal).await
 }

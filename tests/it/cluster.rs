@@ -44,13 +44,14 @@ async fn connects_with_a_kubeconfig_and_with_endpoint_and_token() {
         .await
         .unwrap();
     let kubeconfig = ClusterAccess::Kubeconfig(SecretString::from(cluster.kubeconfig_yaml()));
-    let client = connect(&kubeconfig, WAIT).await.unwrap();
+    let client = connect(&kubeconfig, WAIT).await.unwrap().client;
     client.apiserver_version().await.unwrap();
 
     let token = cluster.server().unwrap().token().to_owned();
     let client = connect(&endpoint_access(&cluster, &token), WAIT)
         .await
-        .unwrap();
+        .unwrap()
+        .client;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     namespaces.get("default").await.unwrap();
 }
@@ -77,7 +78,7 @@ async fn connects_with_endpoint_and_a_credential_plugin_that_is_run_again_on_exp
             env: [("PLUGIN_DIR".to_owned(), dir.path().display().to_string())].into(),
         },
     };
-    let client = connect(&access, WAIT).await.unwrap();
+    let client = connect(&access, WAIT).await.unwrap().client;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     namespaces.get("default").await.unwrap();
     namespaces.get("default").await.unwrap();

@@ -7,9 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kube::Client;
-
 use super::leftovers_error;
+use super::reach::OwnCluster;
 use crate::cluster::ObjectName;
 use crate::cluster::teardown::{
     Doomed, Leftover, cloud_owners, delete_and_wait, env_namespaces, flux_applied_namespaces,
@@ -32,13 +31,14 @@ pub struct CloudResources {
 /// them is gone. `scope`: the env's namespaces as read before the apps went (their inventories
 /// went with them).
 pub async fn run(
-    client: &Client,
+    cluster: &OwnCluster,
     timeout: Duration,
     force: bool,
     reporter: &dyn Reporter,
     namespaces: &[Doomed],
     scope: &BTreeSet<String>,
 ) -> Result<(Outcome, CloudResources)> {
+    let client = cluster.client();
     let mut namespaces = namespaces.to_vec();
     for orphan in flux_applied_namespaces(client).await? {
         if !namespaces.iter().any(|n| n.object == orphan.object) {

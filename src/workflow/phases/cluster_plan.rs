@@ -15,10 +15,10 @@ use crate::cluster::dry_run::{PlannedObject, dry_run_objects};
 use crate::config::EnvConfig;
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
-use crate::terraform::{EnvRoot, StateInfo, Terraform};
+use crate::terraform::{EnvRoot, Terraform};
 use crate::workflow::Outcome;
+use crate::workflow::phases::reach::{self, Patience, Reach};
 use crate::workflow::plan::Section;
-use crate::workflow::status::connect_env;
 
 /// Compares; a cluster that could not be read (other than "there is none yet") is also a
 /// warning.
@@ -87,22 +87,22 @@ async fn cluster(
     rendered: Option<&Rendered>,
     cancel: &CancellationToken,
 ) -> Result<ClusterPlan> {
-    if let Some(state) = root.local_state_file()
-        && !StateInfo::read(&state)?.exists
-    {
-        return Err(Error::bad_input(
-            "the env has no cluster yet (no Terraform state): create-env creates every object",
-        ));
+    let found = reach::run(tf, root, env, Patience::Existing, cancel).await?;
+    if let Reach::Gone { why } = &found {
+        return Err(Error::bad_input(format!(
+            "the env has no cluster yet ({why}): create-env creates every object"
+        )));
     }
     let rendered = rendered.ok_or_else(|| {
         Error::failure("the repository could not be read, so the Flux objects are not known")
     })?;
-    let (client, contract) = connect_env(tf, root, env, cancel).await?;
+    let reached = found.readable(&env.name)?;
+    let (client, contract) = (reached.client().clone(), &reached.contract);
     let names = &env.repository.substitution;
     let config = ApplyOptions::new(CONFIG_MANAGER);
     let mut objects = dry_run_objects(
         &client,
-        substitution_objects(&contract, names, env.flux.install),
+        substitution_objects(contract, names, env.flux.install),
         &config,
     )
     .await?;

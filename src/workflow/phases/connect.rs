@@ -1,19 +1,14 @@
-//! connect: a verified client for the env's cluster from the contract's access, retried while
-//! a new API server comes up; then whose cluster it is, before anything is written to it.
-
-use std::time::Duration;
+//! connect (create-env, rebuild): after their apply, [`reach`] with the contract Terraform just
+//! gave, patient with an API server that is only coming up; then whose cluster it is, before
+//! anything is written to it.
 
 use kube::Client;
 
-use crate::cluster::{self, Owner, Ownership, ownership};
-use crate::config::EnvConfig;
+use super::reach::{self, Patience, Reach};
+use crate::cluster::Owner;
 use crate::contract::Contract;
 use crate::error::Result;
-use crate::render::cluster_dir;
 use crate::workflow::Outcome;
-
-/// How long a just-created API server gets to answer.
-const CONNECT_BUDGET: Duration = Duration::from_secs(180);
 
 /// A client for the cluster the env may write to.
 pub struct Connected {
@@ -22,35 +17,24 @@ pub struct Connected {
     pub adopting: bool,
 }
 
-/// The record the env leaves on its cluster: repository, branch and the path Flux syncs.
-pub fn owner(env: &EnvConfig) -> Owner {
-    Owner {
-        env: env.name.clone(),
-        repository: env.repository.url.clone(),
-        branch: env.repository.branch.clone(),
-        path: cluster_dir(&env.repository.path, &env.name),
-    }
-}
-
 /// Connects, then stops (exit 2) on a cluster of another env, and on one another tool
 /// bootstrapped unless `adopt`.
 pub async fn run(contract: &Contract, owner: &Owner, adopt: bool) -> Result<(Outcome, Connected)> {
-    let client = cluster::connect(&contract.access, CONNECT_BUDGET).await?;
-    let found = ownership::observe(&client, owner).await?;
+    let found = reach::cluster(contract.clone(), owner, Patience::NewCluster).await?;
     let whose = match &found {
-        Ownership::Unclaimed => "unclaimed, recorded for this env at config-and-secrets".to_owned(),
-        Ownership::ThisEnv => format!("owned by env {}", owner.env),
-        Ownership::Foreign { objects } => format!(
+        Reach::Unclaimed(_) => "unclaimed, recorded for this env at config-and-secrets".to_owned(),
+        Reach::Ours(_) => format!("owned by env {}", owner.env),
+        Reach::UnownedFlux { objects, .. } => format!(
             "adopting what {} wrote",
-            objects
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" and ")
+            crate::cluster::ownership::list(objects)
         ),
-        Ownership::OtherEnv { .. } => String::new(),
+        _ => String::new(),
     };
-    let adopting = ownership::admit(found, owner, adopt)?;
+    let (reached, adopting) = found.admit(&owner.env, adopt)?;
     let summary = format!("connected to cluster {} ({whose})", contract.cluster_name);
-    Ok((Outcome::Done(summary), Connected { client, adopting }))
+    let connected = Connected {
+        client: reached.connection.client,
+        adopting,
+    };
+    Ok((Outcome::Done(summary), connected))
 }

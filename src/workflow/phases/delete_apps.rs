@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use kube::Client;
-
 use super::leftovers_error;
+use super::reach::OwnCluster;
 use crate::cluster::ObjectName;
 use crate::cluster::teardown::{
     Doomed, app_namespaces, delete_and_wait, deletion_waves, flux_apps,
@@ -18,8 +17,8 @@ use crate::error::Result;
 use crate::report::Reporter;
 use crate::workflow::Outcome;
 
-pub async fn suspend(client: &Client) -> Result<(Outcome, ())> {
-    let outcome = if suspend_root(client).await? {
+pub async fn suspend(cluster: &OwnCluster) -> Result<(Outcome, ())> {
+    let outcome = if suspend_root(cluster.client()).await? {
         Outcome::Done("suspended Kustomization flux-system/flux-system".to_owned())
     } else {
         Outcome::UpToDate("the root Kustomization is suspended or absent".to_owned())
@@ -45,11 +44,12 @@ pub struct DeletedApps {
 }
 
 pub async fn run(
-    client: &Client,
+    cluster: &OwnCluster,
     timeout: Duration,
     force: bool,
     reporter: &dyn Reporter,
 ) -> Result<(Outcome, DeletedApps)> {
+    let client = cluster.client();
     let mut done = DeletedApps::default();
     for _ in 0..ROUNDS {
         let apps = flux_apps(client).await?;

@@ -1,23 +1,19 @@
-//! detect (rebuild): what happened to the env's cluster — gone (no state, or its API server
-//! does not answer), recreated (the `kube-system` namespace has another uid than the one the
-//! last run recorded), or intact (then the rebuild is a converge, like create-env).
+//! detect (rebuild): what happened to the env's cluster, from [`reach`] before anything is
+//! applied — gone (Terraform shows none, or it does not answer), recreated (the `kube-system`
+//! namespace has another uid than the one the last run recorded), or intact (then the rebuild
+//! is a converge, like create-env). Another env's cluster, or one another tool bootstrapped,
+//! stops the rebuild here (exit 2). When the cluster refuses the credentials of the last apply
+//! (a cluster recreated with new ones), which it is is known only once the apply gave new
+//! credentials: the driver settles it after connect.
 
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, Client};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster;
+use super::reach::{self, Patience, Reach};
 use crate::config::{Config, EnvConfig};
-use crate::contract::Contract;
 use crate::error::Result;
-use crate::terraform::{StateInfo, Terraform};
+use crate::terraform::Terraform;
 use crate::workflow::{Outcome, terraform};
-
-/// A cluster that exists answers quickly; one that does not is given up on after this.
-const REACH_BUDGET: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,13 +32,18 @@ impl Situation {
             Situation::Intact => "cluster intact",
         }
     }
+
+    /// A cluster that answers: recreated when its uid is not the one recorded.
+    pub fn of_uid(now: Option<&str>, recorded: Option<&str>) -> Situation {
+        match (now, recorded) {
+            (Some(now), Some(before)) if now != before => Situation::Recreated,
+            _ => Situation::Intact,
+        }
+    }
 }
 
-/// The uid of the `kube-system` namespace: a cluster's identity across runs.
-pub async fn cluster_uid(client: &Client) -> Option<String> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces.get_opt("kube-system").await.ok()??.metadata.uid
-}
+/// `None` when the situation is known only after the apply (the last credentials refused).
+pub type Detected = Option<Situation>;
 
 /// `recorded_uid` is the cluster uid of the env's last run, when it recorded one.
 pub async fn run(
@@ -51,40 +52,41 @@ pub async fn run(
     env: &EnvConfig,
     recorded_uid: Option<&str>,
     cancel: &CancellationToken,
-) -> Result<(Outcome, Situation)> {
+) -> Result<(Outcome, Detected)> {
     let root = terraform::init_root(tf, config, env, cancel).await?;
-    let has_state = match root.local_state_file() {
-        Some(state) => StateInfo::read(&state)?.exists,
-        None => true,
-    };
-    let client = match has_state {
-        true => match tf.outputs(&root, cancel).await {
-            Ok(outputs) => match Contract::from_outputs(&outputs, &env.outputs) {
-                Ok(contract) => cluster::connect(&contract.access, REACH_BUDGET).await.ok(),
-                Err(_) => None,
-            },
-            Err(_) => None,
-        },
-        false => None,
-    };
-    let (situation, text) = match &client {
-        None => (
-            Situation::Gone,
-            "the cluster is gone: it will be created".to_owned(),
+    let found = reach::run(tf, &root, env, Patience::Existing, cancel).await?;
+    let (detected, text) = match found {
+        Reach::Gone { why } => (
+            Some(Situation::Gone),
+            format!("the cluster is gone ({why}): it will be created"),
         ),
-        Some(client) => {
-            let uid = cluster_uid(client).await;
-            match (uid.as_deref(), recorded_uid) {
-                (Some(now), Some(before)) if now != before => (
-                    Situation::Recreated,
-                    format!("the cluster was recreated (kube-system uid {now}, recorded {before})"),
-                ),
-                _ => (
-                    Situation::Intact,
-                    "the cluster is intact: converging it".to_owned(),
-                ),
-            }
+        Reach::Unreachable(_) => (
+            Some(Situation::Gone),
+            format!(
+                "the cluster does not answer within {}s: it will be created",
+                Patience::Existing.budget().as_secs()
+            ),
+        ),
+        Reach::Unauthorised(err) => (
+            None,
+            format!(
+                "the cluster refuses the credentials of the last apply ({}): whether it was recreated is known once Terraform gives new ones",
+                err.message()
+            ),
+        ),
+        found => {
+            // A rebuild never adopts: the cluster is the env's own, or a new one.
+            let (reached, _) = found.admit(&env.name, false)?;
+            let uid = reach::cluster_uid(reached.client()).await;
+            let situation = Situation::of_uid(uid.as_deref(), recorded_uid);
+            let text = match (situation, uid, recorded_uid) {
+                (Situation::Recreated, Some(now), Some(before)) => {
+                    format!("the cluster was recreated (kube-system uid {now}, recorded {before})")
+                }
+                _ => "the cluster is intact: converging it".to_owned(),
+            };
+            (Some(situation), text)
         }
     };
-    Ok((Outcome::Done(text), situation))
+    Ok((Outcome::Done(text), detected))
 }

@@ -12,7 +12,8 @@ use crate::config::EnvConfig;
 use crate::error::Result;
 use crate::terraform::{EnvRoot, Terraform};
 use crate::workflow::Outcome;
-use crate::workflow::status::{connect_env, root_kustomization};
+use crate::workflow::phases::reach::{self, Patience};
+use crate::workflow::status::root_kustomization;
 
 pub async fn run(
     tf: &Terraform,
@@ -21,9 +22,10 @@ pub async fn run(
     tip: &str,
     cancel: &CancellationToken,
 ) -> Result<(Outcome, FluxDrift)> {
-    let (client, _) = connect_env(tf, root, env, cancel).await?;
+    let found = reach::run(tf, root, env, Patience::Existing, cancel).await?;
+    let reached = found.readable(&env.name)?;
     let own = own_objects(&env.repository.substitution);
-    let drift = flux_drift(&client, &repository_of_root(), tip, &own).await?;
+    let drift = flux_drift(reached.client(), &repository_of_root(), tip, &own).await?;
     let outcome = if drift.is_clean() {
         Outcome::UpToDate("Flux is at the tip and nothing changed".to_owned())
     } else {

@@ -2,28 +2,29 @@
 //! (`installed`: the committed components, object by object), removed — the controllers, then
 //! (by hand, once the controllers are gone) the finalizers of the Flux objects left, the
 //! objects, the CRDs, Flux's cluster RBAC and the `flux-system` namespace — and each looked
-//! for again: what is still there is left behind, which stops the teardown unless forced.
+//! for again: what is still there is left behind, which stops the teardown unless forced. It
+//! is the last step that deletes from the cluster: it gives the cluster up, cleared, for
+//! `terraform-destroy`.
 
 use std::time::Duration;
 
-use kube::Client;
-
 use super::leftovers_error;
+use super::reach::{Cleared, OwnCluster};
 use crate::cluster::teardown::Leftover;
 use crate::cluster::uninstall::{Installed, uninstall_flux};
 use crate::error::Result;
 use crate::report::Reporter;
 use crate::workflow::Outcome;
 
-/// Returns what was left behind (only with `force`).
+/// Returns what was left behind (only with `force`) and the cluster, cleared.
 pub async fn run(
-    client: &Client,
+    cluster: OwnCluster,
     installed: &Installed,
     timeout: Duration,
     force: bool,
     reporter: &dyn Reporter,
-) -> Result<(Outcome, Vec<Leftover>)> {
-    let done = uninstall_flux(client, installed, timeout).await?;
+) -> Result<(Outcome, (Vec<Leftover>, Cleared))> {
+    let done = uninstall_flux(cluster.client(), installed, timeout).await?;
     if !done.leftovers.is_empty() && !force {
         return Err(leftovers_error("Flux objects", &done.leftovers));
     }
@@ -55,5 +56,5 @@ pub async fn run(
             done.leftovers.len()
         ))
     };
-    Ok((outcome, done.leftovers))
+    Ok((outcome, (done.leftovers, cluster.emptied())))
 }

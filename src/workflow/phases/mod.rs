@@ -17,6 +17,7 @@ pub mod flux_uninstall;
 pub mod lock;
 pub mod observe;
 pub mod preflight;
+pub mod reach;
 pub mod rebuild_preflight;
 pub mod remove_from_git;
 pub mod repository_plan;

@@ -181,12 +181,13 @@ pub async fn resolve_install(
     }
 }
 
-/// Checks push access, clones, checks the profile, and reads what is committed for the env.
-async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, CommittedEnv)> {
-    let spec = push_spec(input.env)?;
-    let repo_dir = input.paths.repo();
-    let credentials = push_credentials_source(input.env);
-    let workspace = blocking(move || {
+/// The env's working clone, once the server granted push rights: a refused credential stops
+/// the run before anything changes, naming where the credential comes from.
+pub async fn open_with_push_rights(env: &EnvConfig, paths: &EnvPaths) -> Result<Workspace> {
+    let spec = push_spec(env)?;
+    let repo_dir = paths.repo();
+    let credentials = push_credentials_source(env);
+    blocking(move || {
         check_push_access(&spec).map_err(|err| match err {
             GitError::AuthFailed { .. } | GitError::AccessDenied { .. } => Error::from(err)
                 .with_hint(format!(
@@ -197,7 +198,12 @@ async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed
         })?;
         Ok(Workspace::open_or_clone(&repo_dir, spec)?)
     })
-    .await?;
+    .await
+}
+
+/// Checks push access, clones, checks the profile, and reads what is committed for the env.
+async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, CommittedEnv)> {
+    let workspace = open_with_push_rights(input.env, input.paths).await?;
     let dir = cluster_dir(&input.env.repository.path, &input.env.name);
     let committed = CommittedEnv::read(dir, |path| workspace.read_file(path))?;
     check_profile(input, &workspace, committed.profile())?;

@@ -2,10 +2,10 @@
 //! the env's namespaces (those its Kustomizations applied) and the LoadBalancer Services and
 //! PVCs in them, the objects of the Flux install manifest the env applied, the tool's files in
 //! `clusters/<env>/` — and what it leaves alone (such objects elsewhere, the user's files).
-//! Then the typed confirmation, naming all of it, unless `--yes`.
+//! It reads the cluster only when observe proved it the env's own; it reads Git only when the
+//! run removes the env from it. Then the typed confirmation, naming all of it, unless `--yes`.
 
-use kube::Client;
-
+use super::reach::{Cleared, OwnCluster, TeardownTarget};
 use super::remove_from_git::{GitScope, survey};
 use crate::cluster::flux::resolve_components;
 use crate::cluster::teardown::{ClusterScope, read_scope};
@@ -21,19 +21,35 @@ use crate::workflow::phases::preflight::components_source;
 
 /// What the teardown will act on.
 pub struct Scope {
-    /// `None`: the cluster is not reachable.
-    pub cluster: Option<ClusterScope>,
-    /// What the env installed of Flux (when the cluster is reachable).
-    pub flux: Option<Installed>,
-    pub git: GitScope,
+    pub cluster: ClusterPlan,
+    /// `None` with `--keep-repo`.
+    pub git: Option<GitScope>,
     pub has_state: bool,
 }
 
-/// What the teardown will act on, as far as it can see.
+/// What the teardown does with the cluster.
+pub enum ClusterPlan {
+    /// The env's own cluster, emptied of what was read on it.
+    Empty {
+        own: Box<OwnCluster>,
+        read: ClusterRead,
+    },
+    /// Left as it is: nothing of the env is there, or on purpose.
+    Skip { reason: String, cleared: Cleared },
+}
+
+/// What was read on the env's own cluster.
+pub struct ClusterRead {
+    pub objects: ClusterScope,
+    /// What the env installed of Flux.
+    pub flux: Installed,
+}
+
+/// What observe found.
 pub struct Seen<'a> {
-    /// `None`: the cluster is not reachable.
-    pub client: Option<&'a Client>,
-    pub workspace: &'a Workspace,
+    pub cluster: TeardownTarget,
+    /// `None` with `--keep-repo`: the Git server is not needed.
+    pub workspace: Option<&'a Workspace>,
     /// Terraform manages resources of the env.
     pub has_state: bool,
 }
@@ -45,25 +61,28 @@ pub async fn run(
     reporter: &dyn Reporter,
 ) -> Result<(Outcome, Scope)> {
     let Seen {
-        client,
+        cluster,
         workspace,
         has_state,
     } = seen;
-    let git = survey(workspace, env)?;
-    let (cluster, flux) = match client {
-        Some(client) => (
-            Some(read_scope(client).await?),
-            Some(installed_flux(workspace, env, reporter).await?),
-        ),
-        None => (None, None),
+    let git = workspace
+        .map(|workspace| survey(workspace, env))
+        .transpose()?;
+    let cluster = match cluster {
+        TeardownTarget::Empty(own) => {
+            let objects = read_scope(own.client()).await?;
+            let flux = installed_flux(workspace, env, reporter).await?;
+            let read = ClusterRead { objects, flux };
+            ClusterPlan::Empty { own, read }
+        }
+        TeardownTarget::Skip { reason, cleared } => ClusterPlan::Skip { reason, cleared },
     };
-    let scope = Scope {
-        cluster,
-        flux,
-        git,
-        has_state,
+    let on_cluster = match &cluster {
+        ClusterPlan::Empty { read, .. } => Ok(read),
+        ClusterPlan::Skip { reason, .. } => Err(reason.as_str()),
     };
-    let described = describe(&scope, &cluster_dir(&env.repository.path, &env.name));
+    let dir = cluster_dir(&env.repository.path, &env.name);
+    let described = describe(on_cluster, git.as_ref(), has_state, &dir);
     if !assume_yes {
         // Typing the name, not y/N: a teardown cannot be undone, and a reflexive "y" on the
         // wrong env is the mistake this guards against.
@@ -85,15 +104,20 @@ pub async fn run(
         .iter()
         .map(|line| line.trim_start_matches("  ").to_owned())
         .collect();
+    let scope = Scope {
+        cluster,
+        git,
+        has_state,
+    };
     Ok((Outcome::Done(summary.join(" · ")), scope))
 }
 
 /// The manifest the env applied: the copies create-env committed (it commits before it
 /// installs Flux) — Flux's components, or the operator's manifest and the FluxInstance — else
-/// the components the config names. Without either, only the `flux-system` Namespace is known
-/// to be the env's.
+/// the components the config names (with `--keep-repo`, which reads no Git, only those).
+/// Without either, only the `flux-system` Namespace is known to be the env's.
 async fn installed_flux(
-    workspace: &Workspace,
+    workspace: Option<&Workspace>,
     env: &EnvConfig,
     reporter: &dyn Reporter,
 ) -> Result<Installed> {
@@ -105,6 +129,7 @@ async fn installed_flux(
     let mut committed = Vec::new();
     for file in files {
         let path = format!("{dir}/{file}");
+        let Some(workspace) = workspace else { break };
         if let Some(yaml) = workspace.read_file(&path)? {
             committed.push((path, String::from_utf8_lossy(&yaml).into_owned()));
         }
@@ -138,15 +163,21 @@ async fn installed_flux(
     }
 }
 
-/// One line per part, each starting with two spaces.
-fn describe(scope: &Scope, dir: &str) -> Vec<String> {
+/// One line per part, each starting with two spaces. `cluster`: what was read on the env's
+/// own cluster, or why it is left as it is.
+fn describe(
+    cluster: std::result::Result<&ClusterRead, &str>,
+    git: Option<&GitScope>,
+    has_state: bool,
+    dir: &str,
+) -> Vec<String> {
     let mut lines = Vec::new();
-    match &scope.cluster {
-        None => lines.push("  cluster: not reachable, nothing to delete from it".to_owned()),
-        Some(cluster) => {
-            let mut counted = count(&cluster.apps);
-            counted.extend(count(&cluster.cloud_owners));
-            let namespaces: Vec<&str> = cluster.namespaces.iter().map(String::as_str).collect();
+    match cluster {
+        Err(reason) => lines.push(format!("  cluster: {reason}")),
+        Ok(ClusterRead { objects, flux }) => {
+            let mut counted = count(&objects.apps);
+            counted.extend(count(&objects.cloud_owners));
+            let namespaces: Vec<&str> = objects.namespaces.iter().map(String::as_str).collect();
             lines.push(format!(
                 "  cluster: deletes {} in namespaces {}",
                 if counted.is_empty() {
@@ -160,16 +191,14 @@ fn describe(scope: &Scope, dir: &str) -> Vec<String> {
                     namespaces.join(", ")
                 }
             ));
-            if let Some(flux) = &scope.flux {
-                lines.push(format!(
-                    "  flux: uninstalls the {} objects of {}",
-                    flux.object_count(),
-                    flux.origin
-                ));
-            }
-            if !cluster.left_alone.is_empty() {
+            lines.push(format!(
+                "  flux: uninstalls the {} objects of {}",
+                flux.object_count(),
+                flux.origin
+            ));
+            if !objects.left_alone.is_empty() {
                 let alone: Vec<String> =
-                    cluster.left_alone.iter().map(ToString::to_string).collect();
+                    objects.left_alone.iter().map(ToString::to_string).collect();
                 lines.push(format!(
                     "  left alone (not the env's): {}",
                     alone.join(", ")
@@ -177,17 +206,21 @@ fn describe(scope: &Scope, dir: &str) -> Vec<String> {
             }
         }
     }
-    if scope.has_state {
+    if has_state {
         lines.push("  terraform: destroys the env's resources".to_owned());
     }
-    lines.push(match scope.git.tool_files.len() {
+    let Some(git) = git else {
+        lines.push(format!("  git: {dir}/ kept (--keep-repo)"));
+        return lines;
+    };
+    lines.push(match git.tool_files.len() {
         0 => format!("  git: no file of the tool's in {dir}/"),
         n => format!("  git: removes the tool's {n} files of {dir}/"),
     });
-    if !scope.git.kept.is_empty() {
+    if !git.kept.is_empty() {
         lines.push(format!(
             "  kept in Git (the user's): {}",
-            scope.git.kept.join(", ")
+            git.kept.join(", ")
         ));
     }
     lines
@@ -236,28 +269,25 @@ mod tests {
 
     #[test]
     fn the_description_names_what_goes_and_what_stays() {
-        let scope = Scope {
-            cluster: Some(ClusterScope {
+        let read = ClusterRead {
+            objects: ClusterScope {
                 apps: vec![ObjectName::namespaced("HelmRelease", "web", "web")],
                 namespaces: ["flux-system".to_owned(), "web".to_owned()].into(),
                 cloud_owners: vec![ObjectName::namespaced("PersistentVolumeClaim", "web", "d")],
                 left_alone: vec![ObjectName::namespaced("Service", "other", "edge")],
-            }),
-            flux: Some(
-                Installed::from_manifest(
-                    "kind: Namespace\napiVersion: v1\nmetadata: {name: flux-system}\n",
-                    "gotk.yaml",
-                )
-                .unwrap(),
-            ),
-            git: GitScope {
-                tool_files: vec!["clusters/dev/profile.yaml".to_owned()],
-                kept: vec!["clusters/dev/notes/".to_owned()],
             },
-            has_state: true,
+            flux: Installed::from_manifest(
+                "kind: Namespace\napiVersion: v1\nmetadata: {name: flux-system}\n",
+                "gotk.yaml",
+            )
+            .unwrap(),
+        };
+        let git = GitScope {
+            tool_files: vec!["clusters/dev/profile.yaml".to_owned()],
+            kept: vec!["clusters/dev/notes/".to_owned()],
         };
         assert_eq!(
-            describe(&scope, "clusters/dev"),
+            describe(Ok(&read), Some(&git), true, "clusters/dev"),
             [
                 "  cluster: deletes 1 HelmRelease, 1 PersistentVolumeClaim in namespaces flux-system, web",
                 "  flux: uninstalls the 1 objects of gotk.yaml",
@@ -265,6 +295,23 @@ mod tests {
                 "  terraform: destroys the env's resources",
                 "  git: removes the tool's 1 files of clusters/dev/",
                 "  kept in Git (the user's): clusters/dev/notes/",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cluster_left_as_it_is_and_a_kept_repository_say_why() {
+        assert_eq!(
+            describe(
+                Err("the cluster is left as it is (--leave-cluster)"),
+                None,
+                true,
+                "clusters/dev"
+            ),
+            [
+                "  cluster: the cluster is left as it is (--leave-cluster)",
+                "  terraform: destroys the env's resources",
+                "  git: clusters/dev/ kept (--keep-repo)",
             ]
         );
     }

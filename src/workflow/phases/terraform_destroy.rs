@@ -1,17 +1,20 @@
 //! terraform-destroy (teardown): a destroy plan, shown and confirmed like create-env's apply
 //! (`--yes` skips the question), then applied with live progress. Nothing to destroy is
-//! "up to date".
+//! "up to date". It runs only on a [`Cleared`] cluster: emptied of the env, gone, or left as it
+//! is on purpose.
 
 use tokio_util::sync::CancellationToken;
 
+use super::reach::Cleared;
 use crate::config::EnvConfig;
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 use crate::terraform::{EnvRoot, PlanMode, Terraform};
 use crate::workflow::{Outcome, terraform};
 
-/// Returns the addresses destroyed.
+/// Returns the addresses destroyed. `_cleared` is the proof the cluster was dealt with first.
 pub async fn run(
+    _cleared: &Cleared,
     tf: &Terraform,
     root: &EnvRoot,
     env: &EnvConfig,

@@ -10,7 +10,7 @@ use crate::config::{Config, EnvConfig};
 use crate::error::Result;
 use crate::terraform::{EnvRoot, PlanMode, Terraform};
 use crate::workflow::Outcome;
-use crate::workflow::status::created_env;
+use crate::workflow::status::reach_env;
 
 /// Terraform's part: resources changed outside Terraform, and outputs that would change.
 #[derive(Debug, Clone, Serialize)]
@@ -32,7 +32,9 @@ pub async fn run(
     terraform_binary: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<(Outcome, (Terraform, EnvRoot, TerraformDrift))> {
-    let (tf, root) = created_env(config, env, terraform_binary, cancel).await?;
+    let (tf, root, found) = reach_env(config, env, terraform_binary, cancel).await?;
+    // The same refusal status gives an env never created.
+    found.created(&env.name)?;
     let summary = tf
         .plan(&root, PlanMode::RefreshOnly, cancel)
         .await?

@@ -16,21 +16,36 @@ use crate::report::Reporter;
 use crate::report::short_sha;
 use crate::workflow::Outcome;
 
-/// `workspace` is the clone holding `commit`, used to recognise commits pushed after it.
+/// The revision waited for: the commit a run just pushed, with the clone holding it (a commit
+/// pushed after it counts as it applied); or none (`status --wait`): whatever the GitRepository
+/// has fetched, looked at again after each change.
+pub struct Pushed<'a> {
+    pub workspace: Workspace,
+    pub commit: &'a str,
+}
+
+/// Waits until `install` (when given) is ready, then every object under the root
+/// Kustomization (at `pushed`, when given); progress is reported under `step`.
+#[allow(clippy::too_many_arguments)] // the wait's inputs, each its own concern
 pub async fn run(
     client: &Client,
-    install: &Installation,
-    workspace: Workspace,
-    commit: &str,
+    install: Option<&Installation>,
+    pushed: Option<Pushed<'_>>,
+    step: &'static str,
     timeout: Duration,
     reporter: &dyn Reporter,
     cancel: &CancellationToken,
 ) -> Result<(Outcome, Snapshot)> {
+    let commit = pushed.as_ref().map(|pushed| pushed.commit.to_owned());
+    let is_descendant = match pushed {
+        Some(Pushed { workspace, commit }) => descends_from(workspace, commit.to_owned()),
+        None => Box::new(|_: &str| false),
+    };
     let target = WaitTarget {
         root: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE),
         git_repository: ObjectName::namespaced("GitRepository", FLUX_NAMESPACE, FLUX_NAMESPACE),
-        revision_sha: Some(commit.to_owned()),
-        is_descendant: descends_from(workspace, commit.to_owned()),
+        revision_sha: commit.clone(),
+        is_descendant,
     };
     let mut last_line = String::new();
     let on_progress = |snapshot: &Snapshot| {
@@ -38,7 +53,7 @@ pub async fn run(
         // Snapshots also change in details a progress line does not show.
         if line != last_line {
             reporter.counted_progress(
-                "wait-for-apps",
+                step,
                 line.clone(),
                 snapshot.ready as u64,
                 snapshot.total as u64,
@@ -48,7 +63,9 @@ pub async fn run(
     };
     let started = tokio::time::Instant::now();
     let waited = async {
-        install.await_ready(client, timeout).await?;
+        if let Some(install) = install {
+            install.await_ready(client, timeout).await?;
+        }
         let left = timeout.saturating_sub(started.elapsed());
         Ok::<_, Error>(watch_apps(client, target, left, on_progress).await?)
     };
@@ -59,12 +76,10 @@ pub async fn run(
                 .with_hint("rerun the same command: nothing is redone, the wait picks up"));
         }
     };
-    let summary = format!(
-        "{}/{} Ready at {}",
-        snapshot.ready,
-        snapshot.total,
-        short_sha(commit)
-    );
+    let mut summary = format!("{}/{} Ready", snapshot.ready, snapshot.total);
+    if let Some(commit) = &commit {
+        summary.push_str(&format!(" at {}", short_sha(commit)));
+    }
     Ok((Outcome::Done(summary), snapshot))
 }
 
@@ -81,7 +96,7 @@ fn descends_from(workspace: Workspace, pushed: String) -> Box<dyn Fn(&str) -> bo
 }
 
 /// What the wait is on, briefly: the first few objects not Ready and why.
-pub(crate) fn progress_line(snapshot: &Snapshot) -> String {
+fn progress_line(snapshot: &Snapshot) -> String {
     let waiting: Vec<String> = snapshot
         .rows
         .iter()
