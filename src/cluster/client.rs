@@ -108,6 +108,9 @@ impl Diagnose for ClusterError {
 
     fn hint(&self) -> Option<String> {
         match self {
+            ClusterError::Rejected { output, code: 403, .. } => Some(format!(
+                "the credentials in `{output}` are known to the cluster but may not read it: give them the rights to manage the cluster (e.g. cluster-admin), or output credentials that have them"
+            )),
             ClusterError::Rejected { output, .. } => Some(format!(
                 "the token or certificate in `{output}` is wrong or expired: check the Terraform module's output (`terraform output {output}` after a refresh), or the output mapping in the config"
             )),

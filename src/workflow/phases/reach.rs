@@ -260,12 +260,12 @@ pub async fn run(
     let state = tf.state(root, cancel).await?;
     if !state.exists {
         return Ok(Reach::Gone {
-            why: "Terraform has no state for it".to_owned(),
+            why: "no Terraform state".to_owned(),
         });
     }
     if state.resources == 0 {
         return Ok(Reach::Gone {
-            why: "its Terraform state holds no resources".to_owned(),
+            why: "no resources in its Terraform state".to_owned(),
         });
     }
     let contract = Contract::from_outputs(&tf.outputs(root, cancel).await?, &env.outputs)?;

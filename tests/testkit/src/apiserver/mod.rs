@@ -77,6 +77,8 @@ impl Default for ServerOptions {
 pub(crate) struct Shared {
     store: Mutex<store::Store>,
     token: String,
+    /// Authenticated, but authorised for discovery only.
+    no_rbac_token: String,
     faults: Mutex<FaultOptions>,
     counters: Mutex<BTreeMap<(String, String), u64>>,
     audit: audit::Audit,
@@ -139,6 +141,7 @@ impl ApiServer {
             token: options
                 .token
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            no_rbac_token: uuid::Uuid::new_v4().simple().to_string(),
             faults: Mutex::new(options.faults),
             counters: Mutex::new(BTreeMap::new()),
             audit: audit::Audit::default(),
@@ -176,6 +179,13 @@ impl ApiServer {
 
     pub fn kubeconfig_yaml(&self) -> String {
         kubeconfig_yaml(&self.url, &self.ca_pem, &self.shared.token)
+    }
+
+    /// A token the server authenticates but authorises for discovery (`/version`, `/api`,
+    /// `/apis`, `/openapi`) only: anything else is 403 Forbidden, as for a service account
+    /// without RBAC bindings on a real API server.
+    pub fn no_rbac_token(&self) -> &str {
+        &self.shared.no_rbac_token
     }
 
     /// Writes the kubeconfig to `path`, readable by the owner only.
@@ -312,6 +322,18 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 
 async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if authorized(&parts.headers, &shared.no_rbac_token) {
+        return match discovery_document(&shared, parts.uri.path()) {
+            Some(Ok(document)) => json_response(StatusCode::OK, &document),
+            Some(Err(error)) => error.into_response(),
+            None => ApiError::forbidden(format!(
+                "User \"system:serviceaccount:default:no-rbac\" cannot {} {}",
+                parts.method.as_str().to_lowercase(),
+                parts.uri.path()
+            ))
+            .into_response(),
+        };
+    }
     if !authorized(&parts.headers, &shared.token) {
         return ApiError::unauthorized().into_response();
     }

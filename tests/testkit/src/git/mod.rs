@@ -214,6 +214,12 @@ impl GitServer {
         self.commit_files(repo, branch, &files, message)
     }
 
+    /// Stops serving, as a Git server that is down: clients get connection refused, while
+    /// the test still reads the repositories ([`GitServer::log`], …).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     /// The shas of `branch`'s history, newest first.
     pub fn log(&self, repo: &str, branch: &str) -> anyhow::Result<Vec<String>> {
         repo::log(&self.shared.repo_path(repo), branch)
