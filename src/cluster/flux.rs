@@ -245,8 +245,8 @@ const REQUIRED_CRDS: [&str; 2] = [
 const REQUIRED_CONTROLLERS: [&str; 2] = ["source-controller", "kustomize-controller"];
 
 /// Parses the manifest and checks it holds Flux: before anything is committed or applied, so
-/// a wrong file never replaces the good copy in Git.
-fn check_components(yaml: &str, origin: &ComponentsOrigin) -> Result<(), FluxError> {
+/// a wrong file never replaces the good copy in Git (and rebuild reads no garbage back).
+pub fn check_components(yaml: &str, origin: &ComponentsOrigin) -> Result<(), FluxError> {
     let required = REQUIRED_CRDS
         .iter()
         .map(|crd| ("CustomResourceDefinition", *crd))

@@ -263,6 +263,34 @@ impl Workspace {
         }
     }
 
+    /// The newest commit of the branch whose tree has `rel`, with its subject: where a path
+    /// that is gone from the tip was last seen. `None` when no commit ever had it.
+    pub fn last_commit_with(&self, rel: &str) -> Result<Option<(String, String)>, GitError> {
+        let Some(tip) = self.tip else {
+            return Ok(None);
+        };
+        let walk_error = |e| self.local("walk the branch history", e);
+        let mut walk = self.repo.revwalk().map_err(walk_error)?;
+        walk.push(tip).map_err(walk_error)?;
+        let path = Path::new(rel.trim_start_matches('/'));
+        for oid in walk {
+            let commit = self
+                .repo
+                .find_commit(oid.map_err(walk_error)?)
+                .map_err(walk_error)?;
+            if commit.tree().map_err(walk_error)?.get_path(path).is_ok() {
+                let subject = commit
+                    .summary()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(Some((commit.id().to_string(), subject)));
+            }
+        }
+        Ok(None)
+    }
+
     fn tip_tree(&self) -> Result<Option<git2::Tree<'_>>, GitError> {
         let Some(tip) = self.tip else {
             return Ok(None);

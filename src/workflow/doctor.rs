@@ -8,9 +8,10 @@ use serde::Serialize;
 use crate::config::{Config, EnvConfig, PushCredentials};
 use crate::error::{Diagnose, Error};
 use crate::gitops::check_access;
+use crate::keys::KeyStore;
 use crate::lint::{Kustomize, LintError};
 use crate::terraform::{ModuleInterface, Terraform};
-use crate::workflow::git::{blocking, profile_exists, push_spec};
+use crate::workflow::git::{blocking, branch_facts, push_spec};
 use crate::workflow::terraform::check_module_contract;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -166,7 +167,17 @@ async fn env_checks(env: &EnvConfig) -> Vec<Check> {
     let reachable = repository.status == CheckStatus::Ok;
     checks.push(repository);
     if reachable {
-        checks.push(profile_check(env, name("profile")).await);
+        match branch_facts(env).await {
+            Ok(facts) => {
+                checks.push(profile_check(env, name("profile"), facts.profile_exists));
+                checks.extend(age_key_check(
+                    env,
+                    name("age key"),
+                    facts.committed_recipient,
+                ));
+            }
+            Err(err) => checks.push(Check::failed(name("profile"), &err)),
+        }
     }
     if let Ok(module) = &module {
         let sensitive: Vec<&str> = module
@@ -190,25 +201,39 @@ async fn env_checks(env: &EnvConfig) -> Vec<Check> {
 }
 
 /// The env's profile must be on its branch (checked once the repository answered).
-async fn profile_check(env: &EnvConfig, name: String) -> Check {
+fn profile_check(env: &EnvConfig, name: String, exists: bool) -> Check {
     let repo = &env.repository;
     let dir = format!("{}/{}", repo.profiles_dir, env.profile);
-    match profile_exists(env).await {
-        Ok(true) => Check::ok(name, format!("{dir}/ is on branch {}", repo.branch)),
-        Ok(false) => Check::failed(
-            name,
-            &Error::bad_input(format!(
-                "profile {} does not exist: no {dir}/ on branch {} of {}",
-                env.profile, repo.branch, repo.url
-            ))
-            .with_hint(format!(
-                "push {dir}/, pick another profile in [envs.{}], or set profiles_dir to where \
-                 the repository keeps its profiles",
-                env.name
-            )),
-        ),
-        Err(err) => Check::failed(name, &err),
+    if exists {
+        return Check::ok(name, format!("{dir}/ is on branch {}", repo.branch));
     }
+    Check::failed(
+        name,
+        &Error::bad_input(format!(
+            "profile {} does not exist: no {dir}/ on branch {} of {}",
+            env.profile, repo.branch, repo.url
+        ))
+        .with_hint(format!(
+            "push {dir}/, pick another profile in [envs.{}], or set profiles_dir to where \
+             the repository keeps its profiles",
+            env.name
+        )),
+    )
+}
+
+/// An env whose recipient is committed needs its age key here, matching it (what rebuild and
+/// create-env require); none is checked before the env was created.
+fn age_key_check(env: &EnvConfig, name: String, recipient: Option<String>) -> Option<Check> {
+    let recipient = recipient?;
+    Some(
+        match KeyStore::from_env().settle(&env.name, Some(&recipient)) {
+            Ok(key) => Check::ok(
+                name,
+                format!("{} matches the recipient in .sops.yaml", key.path.display()),
+            ),
+            Err(err) => Check::failed(name, &err.into()),
+        },
+    )
 }
 
 /// The repository is checked only when the push credentials are available here.

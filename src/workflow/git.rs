@@ -7,6 +7,7 @@ use crate::cluster::GitReadCredentials;
 use crate::config::{EnvConfig, PushCredentials, RepositoryConfig};
 use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, GitCredentials, GitError, RepoSpec, Workspace, check_access};
+use crate::render;
 
 /// Runs blocking git2 work on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(
@@ -17,17 +18,34 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|err| Error::failure(format!("a Git operation stopped unexpectedly: {err}")))?
 }
 
-/// Whether the env's profile directory is on its branch, read from a throwaway clone: for
-/// commands that hold no env lock and must not touch the env's own clone (doctor).
-pub async fn profile_exists(env: &EnvConfig) -> Result<bool> {
+/// What the env's branch holds that doctor checks: whether its profile directory is there,
+/// and the age recipient committed in `clusters/<env>/.sops.yaml`. Read from a throwaway clone:
+/// doctor holds no env lock and must not touch the env's own clone.
+pub struct BranchFacts {
+    pub profile_exists: bool,
+    pub committed_recipient: Option<String>,
+}
+
+pub async fn branch_facts(env: &EnvConfig) -> Result<BranchFacts> {
     let spec = push_spec(env)?;
-    let rel = spec.prefixed(&format!("{}/{}", env.repository.profiles_dir, env.profile));
+    let profile = spec.prefixed(&format!("{}/{}", env.repository.profiles_dir, env.profile));
+    let sops = format!(
+        "{}/{}",
+        render::cluster_dir(&env.repository.path, &env.name),
+        render::SOPS_FILE
+    );
     blocking(move || {
         let dir = tempfile::tempdir().map_err(|err| {
             Error::failure(format!("failed to create a temporary directory: {err}"))
         })?;
         let workspace = Workspace::open_or_clone(dir.path(), spec)?;
-        Ok(workspace.path_exists(&rel)?)
+        let committed_recipient = workspace
+            .read_file(&sops)?
+            .and_then(|bytes| render::sops_recipient(&String::from_utf8_lossy(&bytes)));
+        Ok(BranchFacts {
+            profile_exists: workspace.path_exists(&profile)?,
+            committed_recipient,
+        })
     })
     .await
 }

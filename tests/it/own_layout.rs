@@ -103,40 +103,10 @@ async fn a_repository_with_its_own_layout_comes_up_with_configuration_alone() {
     assert_eq!(sandbox.log(), log, "a rerun makes no commit");
 }
 
-/// The env on an existing root (a copy of tests/fixtures/eks-root), its outputs mapped.
-const EKS_ROOT_OUTPUTS: &str = r#"
-[envs.dev.outputs]
-cluster_ca_certificate = "cluster_certificate_authority_data"
-cluster_config = { vpc_id = "vpc_id", node_count = "eks_managed_node_groups.default.desired_size", spot = "eks_managed_node_groups.default.spot" }
-"#;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_root_runs_in_place_with_its_own_backend_and_addresses() {
     let sandbox = Sandbox::start().await;
-    let root = sandbox.path("infra/prod");
-    std::fs::create_dir_all(&root).unwrap();
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eks-root");
-    std::fs::copy(fixture.join("main.tf"), root.join("main.tf")).unwrap();
-    let module_line = format!(
-        "module = \"{}/terraform/existing\"",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let config = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace(&module_line, "root = \"infra/prod\"")
-        .replace(
-            "cluster_config = { base_domain = \"sandbox.example.test\" }\n",
-            "",
-        )
-        .replace(
-            "[envs.dev.secret_variables]\ncluster_secrets = \"SANDBOX_CLUSTER_SECRETS\"\n",
-            "",
-        );
-    std::fs::write(
-        sandbox.path("gitops-bootstrap.toml"),
-        format!("{config}{EKS_ROOT_OUTPUTS}"),
-    )
-    .unwrap();
+    let root = sandbox.write_eks_root_config("infra/prod");
 
     let run = sandbox.run(&["create-env", ENV, "--yes"]).await;
     assert_eq!(run.code, 0, "{}", run.output());

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::cluster::flux::manifest_version;
+use crate::cluster::flux::{check_components, manifest_version};
 use crate::cluster::flux_operator::{self, OperatorManifest};
 use crate::cluster::{Components, ComponentsOrigin, Installation};
 use crate::config::{Config, EnvConfig, FluxInstall, GitTransport};
@@ -31,6 +31,22 @@ pub struct Restore {
     pub sync_manifest: String,
 }
 
+/// What to do when the env's directory is not on the branch: restore it from the last commit
+/// that had it, or (never committed) create the env.
+fn restore_hint(workspace: &Workspace, env: &EnvConfig, dir: &str) -> Result<String> {
+    Ok(match workspace.last_commit_with(dir)? {
+        Some((commit, subject)) => format!(
+            "{dir}/ was last on the branch at {} (\"{subject}\"), before a later commit removed it: restore it from there (`git checkout {} -- {dir}`, commit and push), then rerun",
+            short_sha(&commit),
+            short_sha(&commit)
+        ),
+        None => format!(
+            "no commit of the branch ever had {dir}/: rebuild restores an env created by create-env; run `gitops-bootstrap create-env {}` for a new one",
+            env.name
+        ),
+    })
+}
+
 pub async fn run(
     reporter: &dyn Reporter,
     config: &Config,
@@ -48,7 +64,8 @@ pub async fn run(
     let commit = workspace
         .head()
         .ok_or_else(|| Error::failure("the repository clone has no commit"))?;
-    let (restore, recipient) = restore(env, &committed, commit)?;
+    let missing = restore_hint(&workspace, env, &committed.dir)?;
+    let (restore, recipient) = restore(env, &committed, commit, &missing)?;
     // The committed recipient decides: its key or nothing, never a new one.
     let age_key = KeyStore::from_env().settle(&env.name, Some(&recipient))?;
 
@@ -80,7 +97,13 @@ pub async fn run(
 }
 
 /// Every file a restore needs, and the recipient its `.sops.yaml` names.
-fn restore(env: &EnvConfig, committed: &CommittedEnv, commit: String) -> Result<(Restore, String)> {
+/// `missing_hint` says what to do when a file is not there.
+fn restore(
+    env: &EnvConfig,
+    committed: &CommittedEnv,
+    commit: String,
+    missing_hint: &str,
+) -> Result<(Restore, String)> {
     let dir = &committed.dir;
     let required = |rel: &str, text: Option<&String>| -> Result<String> {
         text.cloned().ok_or_else(|| {
@@ -91,10 +114,7 @@ fn restore(env: &EnvConfig, committed: &CommittedEnv, commit: String) -> Result<
                 env.repository.branch,
                 env.repository.url
             ))
-            .with_hint(format!(
-                "rebuild restores an env created by create-env; run `gitops-bootstrap create-env {}` for a new one",
-                env.name
-            ))
+            .with_hint(missing_hint.to_owned())
         })
     };
     required(render::SOPS_FILE, committed.sops.as_ref())?;
@@ -116,6 +136,8 @@ fn restore(env: &EnvConfig, committed: &CommittedEnv, commit: String) -> Result<
                     ))
                 })?
                 .to_owned();
+            // Garbage must stop the rebuild here, not at flux-install after a full apply.
+            check_components(&yaml, &ComponentsOrigin::Committed)?;
             let components = Components {
                 yaml,
                 version: version.clone(),

@@ -190,6 +190,42 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
         std::fs::write(self.path("gitops-bootstrap.toml"), toml).expect("writing the config");
     }
 
+    /// Writes the config of env `dev` on an existing root (a copy of tests/fixtures/eks-root at
+    /// `dir` in the sandbox: its own backend `path`, its own addresses, outputs named like the
+    /// public EKS module's and mapped), run in place; returns the root's path.
+    pub fn write_eks_root_config(&self, dir: &str) -> PathBuf {
+        let root = self.path(dir);
+        std::fs::create_dir_all(&root).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eks-root");
+        std::fs::copy(fixture.join("main.tf"), root.join("main.tf")).unwrap();
+        let module_line = format!(
+            "module = \"{}/terraform/existing\"",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let config = self
+            .config_toml(self.cluster.kubeconfig_path(), &self.repo_url())
+            .replace(&module_line, &format!("root = \"{dir}\""))
+            .replace(
+                "cluster_config = { base_domain = \"sandbox.example.test\" }\n",
+                "",
+            )
+            .replace(
+                "[envs.dev.secret_variables]\ncluster_secrets = \"SANDBOX_CLUSTER_SECRETS\"\n",
+                "",
+            );
+        let outputs = r#"
+[envs.dev.outputs]
+cluster_ca_certificate = "cluster_certificate_authority_data"
+cluster_config = { vpc_id = "vpc_id", node_count = "eks_managed_node_groups.default.desired_size", spot = "eks_managed_node_groups.default.spot" }
+"#;
+        std::fs::write(
+            self.path("gitops-bootstrap.toml"),
+            format!("{config}{outputs}"),
+        )
+        .expect("writing the config");
+        root
+    }
+
     /// Runs `gitops-bootstrap <args>` in the sandbox dir with the sandbox's credentials.
     pub async fn run(&self, args: &[&str]) -> Run {
         self.run_with_env(args, &[]).await

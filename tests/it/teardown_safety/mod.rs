@@ -77,8 +77,8 @@ pub async fn check(sandbox: &Sandbox, case: &Case<'_>) -> Run {
 }
 
 /// The shared output filters, and what varies in a teardown from run to run: how many connection
-/// attempts fit a budget, and whether helm's uninstall already released a load balancer.
-fn filters() -> Vec<(&'static str, &'static str)> {
+/// attempts fit a budget, whether helm's uninstall already released a load balancer, pids.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
     let mut filters = OUTPUT_FILTERS.to_vec();
     filters.extend([
         (r"\(\d+ attempts\)", "([n] attempts)"),
@@ -87,6 +87,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
             "$1[what helm left]",
         ),
         (r"\d+ removed", "[n] removed"),
+        (r"pid \d+", "pid [n]"),
+        (r"\([0-9a-f]{7}\)", "([short-sha])"),
     ]);
     filters
 }

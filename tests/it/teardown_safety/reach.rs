@@ -186,3 +186,167 @@ async fn push_rights_are_checked_first_and_keep_repo_needs_no_git_server() {
         "kept in Git"
     );
 }
+
+/// An existing root with its own backend `path`, run in a workspace that is not `default`: its
+/// state is where Terraform says, not where a path would be guessed. status, plan and rebuild
+/// see the env's intact cluster; teardown empties it before it destroys.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_roots_own_backend_and_workspace_are_asked_of_terraform() {
+    let sandbox = Sandbox::start_isolated().await;
+    let root = sandbox.write_eks_root_config("infra/prod");
+    for args in [&["init", "-input=false"][..], &["workspace", "new", "blue"]] {
+        let made = std::process::Command::new("terraform")
+            .args(args)
+            .current_dir(&root)
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+    }
+    let created = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let state = root.join("terraform.tfstate.d/blue/terraform.tfstate");
+    assert!(state.exists(), "the workspace's state");
+
+    for (name, args) in [
+        ("own_root_status", &["status", ENV][..]),
+        ("own_root_plan", &["plan", ENV]),
+    ] {
+        let case = Case {
+            name,
+            args,
+            env: &[],
+            code: 0,
+            unchanged: Unchanged::all(vec![state.clone()]),
+        };
+        check(&sandbox, &case).await;
+    }
+    let rebuild = Case {
+        name: "own_root_rebuild",
+        args: &["rebuild", ENV, "--yes"],
+        env: &[],
+        code: 0,
+        unchanged: Unchanged {
+            cluster: false,
+            git: true,
+            states: Vec::new(),
+        },
+    };
+    check(&sandbox, &rebuild).await;
+    let teardown = Case {
+        name: "own_root_teardown",
+        args: &["teardown", ENV, "--yes"],
+        env: &[],
+        code: 0,
+        unchanged: Unchanged::default(),
+    };
+    check(&sandbox, &teardown).await;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(sandbox.cluster.client());
+    assert!(
+        namespaces.get_opt("flux-system").await.unwrap().is_none(),
+        "Flux is gone with its record"
+    );
+}
+
+/// Issue 19 item 10, on an env that was never created: its teardown names no age key that does
+/// not exist, and a teardown refused by the env's lock leaves the running command's run
+/// record as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_never_created_env_and_a_held_lock_are_told_as_they_are() {
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let never = Case {
+        name: "never_created_teardown",
+        args: &["teardown", ENV, "--yes"],
+        env: &[],
+        code: 0,
+        unchanged: Unchanged::all(Vec::new()),
+    };
+    check(&sandbox, &never).await;
+
+    // A rebuild holds the lock and has written its record.
+    let env_dir = sandbox.path(".gitops-bootstrap/dev");
+    let _held = gitops_bootstrap::lock::EnvLock::acquire(ENV, &env_dir.join("lock")).unwrap();
+    let record = r#"{"env":"dev","command":"rebuild","status":"running"}"#;
+    std::fs::write(env_dir.join("run.json"), record).unwrap();
+    let locked = Case {
+        name: "locked_teardown",
+        args: &["teardown", ENV, "--yes"],
+        env: &[],
+        code: 1,
+        unchanged: Unchanged::all(vec![env_dir.join("run.json")]),
+    };
+    check(&sandbox, &locked).await;
+}
+
+/// Runs `git` as a user with push access, failing the test when it fails.
+fn git(sandbox: &Sandbox, dir: &Path, args: &[&str]) {
+    let output = sandbox.git_cli(dir).args(args).output().unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+}
+
+/// What a rebuild needs is checked before anything changes: doctor names an age key that does
+/// not match the committed recipient; rebuild stops in preflight on committed Flux components
+/// that are garbage, and on a cluster directory a later commit removed it names the last
+/// commit that had it.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_and_doctor_check_what_a_rebuild_needs_before_anything_changes() {
+    let sandbox = Sandbox::start_isolated().await;
+    sandbox.write_config();
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let state = generated_state(&sandbox, ENV);
+
+    let key = sandbox.path("xdg/gitops-bootstrap/age/dev.agekey");
+    let moved = sandbox.path("dev.agekey.moved");
+    std::fs::rename(&key, &moved).unwrap();
+    let doctor = sandbox.run(&["doctor", ENV]).await;
+    std::fs::rename(&moved, &key).unwrap();
+    assert_eq!(doctor.code, 1, "{}", doctor.output());
+    let age_line: Vec<&str> = doctor
+        .stdout
+        .lines()
+        .filter(|line| line.contains("age key"))
+        .collect();
+    insta::with_settings!({filters => super::filters()}, {
+        insta::assert_snapshot!("doctor_age_key_missing", age_line.join("\n"));
+    });
+
+    let components = "clusters/dev/flux-system/gotk-components.yaml";
+    sandbox.commit_file(
+        components,
+        "# Flux version: v2.4.0\nnot: [flux\n",
+        "a broken copy",
+    );
+    let garbage = Case {
+        name: "rebuild_garbage_components",
+        args: &["rebuild", ENV, "--yes"],
+        env: &[],
+        code: 2,
+        unchanged: Unchanged::all(vec![state.clone()]),
+    };
+    check(&sandbox, &garbage).await;
+
+    let clone = sandbox.path("clone");
+    git(
+        &sandbox,
+        sandbox.dir.path(),
+        &["clone", "--quiet", &sandbox.repo_url(), "clone"],
+    );
+    git(&sandbox, &clone, &["rm", "-r", "--quiet", "clusters/dev"]);
+    git(
+        &sandbox,
+        &clone,
+        &["commit", "--quiet", "-m", "remove dev by mistake"],
+    );
+    git(&sandbox, &clone, &["push", "--quiet", "origin", "HEAD"]);
+    let removed = Case {
+        name: "rebuild_removed_cluster_dir",
+        args: &["rebuild", ENV, "--yes"],
+        env: &[],
+        code: 2,
+        unchanged: Unchanged::all(vec![state]),
+    };
+    check(&sandbox, &removed).await;
+}
