@@ -309,3 +309,104 @@ pub async fn cluster_uid(client: &Client) -> Option<String> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.get_opt("kube-system").await.ok()??.metadata.uid
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ExitStatus;
+
+    fn other_env() -> Reach {
+        Reach::OtherEnv {
+            owner: Owner {
+                env: "prod".to_owned(),
+                repository: "https://git.example.test/fleet.git".to_owned(),
+                branch: "main".to_owned(),
+                path: "clusters/prod".to_owned(),
+            },
+        }
+    }
+
+    fn gone() -> Reach {
+        Reach::Gone {
+            why: "no Terraform state".to_owned(),
+        }
+    }
+
+    /// What teardown does with each state that needs no live cluster to build: skip (with the
+    /// reason) or stop with an exit status and the flag that would let it go on.
+    #[test]
+    fn teardown_empties_only_its_own_cluster_and_never_reads_not_seeing_as_gone() {
+        let refused = || Reach::Unauthorised(Error::bad_input("HTTP 401"));
+        let silent = || Reach::Unreachable(Error::new(ExitStatus::TimedOut, "no answer"));
+        // Ok: skipped, saying this; Err: stopped with this status, saying this.
+        type Expected = Result<&'static str, (ExitStatus, &'static str)>;
+        let cases: [(&str, Reach, bool, bool, Expected); 7] = [
+            ("gone", gone(), false, false, Ok("no cluster to empty")),
+            (
+                "other env",
+                other_env(),
+                false,
+                false,
+                Err((ExitStatus::BadInput, "--leave-cluster")),
+            ),
+            (
+                "other env, left",
+                other_env(),
+                true,
+                false,
+                Ok("--leave-cluster"),
+            ),
+            (
+                "refused",
+                refused(),
+                false,
+                true,
+                Err((ExitStatus::BadInput, "nothing was torn down")),
+            ),
+            (
+                "refused, left",
+                refused(),
+                true,
+                false,
+                Ok("--leave-cluster"),
+            ),
+            (
+                "silent",
+                silent(),
+                false,
+                false,
+                Err((ExitStatus::Failure, "--force")),
+            ),
+            ("silent, forced", silent(), false, true, Ok("(--force)")),
+        ];
+        for (name, reach, leave, force, expected) in cases {
+            match (reach.for_teardown("dev", leave, force), expected) {
+                (Ok(TeardownTarget::Skip { reason, .. }), Ok(said)) => {
+                    assert!(reason.contains(said), "{name}: {reason}");
+                }
+                (Err(err), Err((status, hint))) => {
+                    assert_eq!(err.status(), status, "{name}: {err}");
+                    let told = format!("{} {}", err.message(), err.hint().unwrap_or_default());
+                    assert!(told.contains(hint), "{name}: {told}");
+                }
+                (Ok(TeardownTarget::Empty(_)), _) => panic!("{name}: emptied a cluster"),
+                (Ok(_), Err(_)) => panic!("{name}: went on"),
+                (Err(err), Ok(_)) => panic!("{name}: stopped: {err}"),
+            }
+        }
+    }
+
+    #[test]
+    fn read_only_commands_refuse_an_env_never_created_and_another_envs_cluster() {
+        let err = gone().readable("dev").err().unwrap();
+        assert_eq!(
+            err.message(),
+            "env dev has not been created yet: no Terraform state"
+        );
+        assert!(gone().created("dev").is_err());
+        assert!(other_env().created("dev").is_ok());
+        let err = other_env().readable("dev").err().unwrap();
+        assert_eq!(err.status(), ExitStatus::BadInput);
+        assert!(err.message().contains("belongs to env prod"), "{err}");
+    }
+}

@@ -89,6 +89,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\d+ removed", "[n] removed"),
         (r"pid \d+", "pid [n]"),
         (r"\([0-9a-f]{7}\)", "([short-sha])"),
+        (r"checkout [0-9a-f]{7}\b", "checkout [short-sha]"),
     ]);
     filters
 }
