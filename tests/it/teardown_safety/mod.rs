@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, ResourceExt as _};
 
-use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{Run, Sandbox};
+use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
 
 /// What a case must leave as it found it.
 #[derive(Debug, Clone, Default)]
@@ -77,7 +77,8 @@ pub async fn check(sandbox: &Sandbox, case: &Case<'_>) -> Run {
 }
 
 /// The shared output filters, and what varies in a teardown from run to run: how many connection
-/// attempts fit a budget, whether helm's uninstall already released a load balancer, pids.
+/// attempts fit a budget, whether helm's uninstall already released a load balancer, how far
+/// Flux's stand-ins pruned the apps before flux-uninstall, pids.
 pub fn filters() -> Vec<(&'static str, &'static str)> {
     let mut filters = OUTPUT_FILTERS.to_vec();
     filters.extend([
@@ -87,6 +88,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
             "$1[what helm left]",
         ),
         (r"\d+ removed", "[n] removed"),
+        FLUX_UNINSTALL_FILTER,
         (r"pid \d+", "pid [n]"),
         (r"\([0-9a-f]{7}\)", "([short-sha])"),
         (r"checkout [0-9a-f]{7}\b", "checkout [short-sha]"),
