@@ -100,13 +100,7 @@ fn error_report(run: &Run) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_env_on_the_first_envs_cluster_stops_before_any_write() {
     let sandbox = Sandbox::start().await;
-    let kubeconfig = sandbox.cluster.kubeconfig_path();
-    let config = [
-        sandbox.env_toml(ENV, "sandbox", kubeconfig, &sandbox.repo_url()),
-        sandbox.env_toml("second", "sandbox", kubeconfig, &sandbox.repo_url()),
-    ]
-    .join("\n");
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    sandbox.write_config_sharing_the_cluster("second");
     let first = sandbox.run(&["create-env", ENV, "--yes"]).await;
     assert_eq!(first.code, 0, "{}", first.output());
     let before = first_env_state(&sandbox).await;

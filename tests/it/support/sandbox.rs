@@ -190,6 +190,18 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
         std::fs::write(self.path("gitops-bootstrap.toml"), toml).expect("writing the config");
     }
 
+    /// Writes the config of env `dev` and env `other`, both given the sandbox's one cluster
+    /// (`other` misconfigured with `dev`'s kubeconfig).
+    pub fn write_config_sharing_the_cluster(&self, other: &str) {
+        let kubeconfig = self.cluster.kubeconfig_path();
+        let toml = [
+            self.env_toml(ENV, "sandbox", kubeconfig, &self.repo_url()),
+            self.env_toml(other, "sandbox", kubeconfig, &self.repo_url()),
+        ]
+        .join("\n");
+        std::fs::write(self.path("gitops-bootstrap.toml"), toml).expect("writing the config");
+    }
+
     /// Writes the config of env `dev` on an existing root (a copy of tests/fixtures/eks-root at
     /// `dir` in the sandbox: its own backend `path`, its own addresses, outputs named like the
     /// public EKS module's and mapped), run in place; returns the root's path.

@@ -15,13 +15,7 @@ const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 #[tokio::test(flavor = "multi_thread")]
 async fn another_envs_cluster_is_never_torn_down_nor_reported_as_this_envs() {
     let sandbox = Sandbox::start_isolated().await;
-    let kubeconfig = sandbox.cluster.kubeconfig_path();
-    let config = [
-        sandbox.env_toml(ENV, "sandbox", kubeconfig, &sandbox.repo_url()),
-        sandbox.env_toml("second", "sandbox", kubeconfig, &sandbox.repo_url()),
-    ]
-    .join("\n");
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    sandbox.write_config_sharing_the_cluster("second");
     let first = sandbox.run(&CREATE).await;
     assert_eq!(first.code, 0, "{}", first.output());
     let second = sandbox.run(&["create-env", "second", "--yes"]).await;
