@@ -55,7 +55,6 @@ fn instance_api(sandbox: &Sandbox) -> Api<DynamicObject> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the stand-in operator writes no status for the rendered FluxInstance in the sandbox (observed none after 120 s); under investigation"]
 async fn operator_mode_comes_up_reruns_without_a_commit_and_tears_down() {
     let sandbox = operator_sandbox().await;
     let seeded = sandbox.log().len();
@@ -176,7 +175,6 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the stand-in operator writes no status for the rendered FluxInstance in the sandbox (observed none after 120 s); under investigation"]
 async fn what_operator_mode_writes_passes_strict_validation() {
     let sandbox = operator_sandbox().await;
     let run = sandbox.run(&CREATE).await;
@@ -243,7 +241,6 @@ async fn app_uids(sandbox: &Sandbox) -> std::collections::BTreeMap<String, Strin
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the stand-in operator writes no status for the rendered FluxInstance in the sandbox (observed none after 120 s); under investigation"]
 async fn an_env_migrates_to_the_operator_and_back_keeping_every_app_object() {
     let sandbox = operator_sandbox().await;
     let operator_toml = std::fs::read_to_string(sandbox.path("gitops-bootstrap.toml")).unwrap();

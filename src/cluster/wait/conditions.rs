@@ -164,8 +164,11 @@ pub fn flux_readiness(object: Option<&DynamicObject>) -> Readiness {
             let last = Readiness::progressing(&ready.reason, ready.message);
             not_reconciled(generation, observed, Some(&last))
         }
+        // A current Ready=True counts unless the status has its own observedGeneration
+        // lagging (kustomize-controller's); the Flux Operator's FluxInstance has none.
         Some(ready)
-            if ready.status == "True" && (generation.is_none() || observed == generation) =>
+            if ready.status == "True"
+                && (generation.is_none() || observed.is_none() || observed == generation) =>
         {
             Readiness::Ready
         }
@@ -357,6 +360,19 @@ mod tests {
         let stale = flux_readiness(Some(&flux("Kustomization", 3, 2, READY)));
         assert!(matches!(stale, Readiness::Progressing { .. }), "{stale}");
         assert!(stale.message().contains("generation 3"));
+    }
+
+    #[test]
+    fn a_flux_instance_is_judged_by_its_conditions_observed_generation() {
+        // The operator's FluxInstance status has no observedGeneration of its own.
+        let instance = |condition_generation: i64| {
+            object(&format!(
+                "apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata: {{name: flux, namespace: flux-system, generation: 2}}\nstatus:\n  conditions:\n  - {{type: Ready, status: \"True\", reason: ReconciliationSucceeded, message: ok, observedGeneration: {condition_generation}}}\n"
+            ))
+        };
+        assert_eq!(flux_readiness(Some(&instance(2))), Readiness::Ready);
+        let stale = flux_readiness(Some(&instance(1)));
+        assert!(matches!(stale, Readiness::Progressing { .. }), "{stale}");
     }
 
     #[test]
