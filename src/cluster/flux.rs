@@ -503,6 +503,12 @@ pub async fn request_generated_sync(
     })
 }
 
+/// Whether Flux's root sync Kustomization (`flux-system`) is on the cluster.
+pub async fn has_sync_kustomization(client: &Client) -> Result<bool, FluxError> {
+    let object = ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE);
+    Ok(read_flux_object(client, &object).await?.is_some())
+}
+
 /// The kinds of the sync objects, both named after the namespace.
 const SYNC_OBJECT_KINDS: [&str; 2] = ["GitRepository", "Kustomization"];
 

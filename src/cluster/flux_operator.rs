@@ -363,6 +363,26 @@ async fn adopted_by_flux(client: &Client) -> Result<bool, OperatorError> {
         .is_some_and(|instance| instance.labels().contains_key(FLUX_OWNER_LABEL)))
 }
 
+/// Stops the operator reconciling the FluxInstance (`fluxcd.controlplane.io/reconcile:
+/// disabled`): deleted so, the operator drops its finalizer and leaves Flux installed.
+pub async fn disable(client: &Client) -> Result<(), OperatorError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &instance_resource());
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {RECONCILE_ANNOTATION: "disabled"}}});
+    let params = kube::api::PatchParams {
+        field_manager: Some(CONFIG_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    api.patch(INSTANCE_NAME, &params, &kube::api::Patch::Merge(&patch))
+        .await
+        .map_err(|err| OperatorError::Observe {
+            object: ObjectName::namespaced("FluxInstance", FLUX_NAMESPACE, INSTANCE_NAME),
+            message: super::api_message(&err),
+        })?;
+    Ok(())
+}
+
 /// The FluxInstance as the cluster has it (`None` without one, or without the operator's CRD).
 pub async fn read_instance(client: &Client) -> Result<Option<DynamicObject>, OperatorError> {
     read(client, &instance_resource(), "FluxInstance").await

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use kube::Client;
+use kube::{Client, ResourceExt as _};
 
 use super::ApplySummary;
-use super::flux::{self, Components, SyncSummary};
+use super::apply::{self, ApplyOptions, CONFIG_MANAGER};
+use super::flux::{self, Components, FluxError, SyncSummary};
 use super::flux_operator::{self, OperatorManifest};
 use super::wait::conditions::WantedRevision;
 use crate::config::FluxInstall;
@@ -82,6 +83,59 @@ impl Installation {
             }
             Installation::Operator { .. } => flux::request_generated_sync(client, wanted).await?,
         })
+    }
+
+    /// Whether Flux must change hands before the commit that drops the other install
+    /// method's files is pushed (the order of the operator's migration guide): Flux,
+    /// reconciling that commit, prunes what still carries its labels — Flux itself, or the
+    /// FluxInstance whose finalizer would uninstall Flux. Operator: a classic install runs (a
+    /// `flux-system` Kustomization, no FluxInstance). Components: a FluxInstance reconciles.
+    pub async fn needs_hand_over(&self, client: &Client) -> Result<bool, Error> {
+        let instance = flux_operator::read_instance(client).await?;
+        Ok(match self {
+            Installation::Operator { .. } => {
+                instance.is_none() && flux::has_sync_kustomization(client).await?
+            }
+            Installation::Components(_) => instance.is_some_and(|i| {
+                i.annotations()
+                    .get(flux_operator::RECONCILE_ANNOTATION)
+                    .is_none_or(|value| value != "disabled")
+            }),
+        })
+    }
+
+    /// Hands Flux over (see [`Self::needs_hand_over`]). Operator: installs the operator and
+    /// `sync_manifest`, the FluxInstance about to be committed, and waits until it is Ready —
+    /// the operator has taken the classic install over and relabelled it. Components: the
+    /// FluxInstance stops reconciling, so the operator keeps Flux when Flux prunes it, and
+    /// `sync_manifest` (gotk-sync.yaml) takes the sync objects over from the operator.
+    pub async fn hand_over(
+        &self,
+        client: &Client,
+        sync_manifest: &str,
+        timeout: Duration,
+        adopting: bool,
+    ) -> Result<&'static str, Error> {
+        match self {
+            Installation::Operator { .. } => {
+                self.install(client, sync_manifest, timeout, adopting)
+                    .await?;
+                self.await_ready(client, timeout).await?;
+                Ok("the Flux Operator took the classic install over")
+            }
+            Installation::Components(_) => {
+                flux_operator::disable(client).await?;
+                // The operator generated the sync objects; taken over now, the sync step's
+                // apply meets no conflict with it.
+                let options = ApplyOptions::new(CONFIG_MANAGER).adopting();
+                apply::apply_yaml(client, sync_manifest, &options)
+                    .await
+                    .map_err(FluxError::Sync)?;
+                Ok(
+                    "the FluxInstance stopped reconciling (Flux stays when it goes), its sync objects taken over",
+                )
+            }
+        }
     }
 
     /// What must be Ready before the apps are waited for: the FluxInstance (operator).

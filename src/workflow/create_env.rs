@@ -12,7 +12,7 @@ use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::commit::ClusterDirInputs;
 use super::phases::preflight::PreflightInputs;
 use super::phases::terraform_apply::ApplyPolicy;
-use super::phases::{await_merge, commit, preflight, summary};
+use super::phases::{await_merge, commit, hand_over, preflight, summary};
 use super::{EnvPaths, Steps};
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
@@ -114,6 +114,13 @@ async fn drive(
         install: &prepared.flux,
         age_recipient: &prepared.age_key.recipient,
     };
+    // A step of its own only in the run that changes the install method.
+    if prepared.flux.needs_hand_over(&client).await? {
+        let planned = commit::planned_sync_manifest(&cluster_dir)?;
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let handing = hand_over::run(&client, &prepared.flux, &planned, deadline, adopting);
+        steps.step("hand-over", handing).await?;
+    }
     let committed = if options.via_branch {
         let proposing = commit::propose(prepared.workspace, cluster_dir, reporter);
         let (proposed, sync_manifest) = steps.step("commit", proposing).await?;

@@ -115,13 +115,7 @@ pub async fn propose(
 /// flux-install applies and the commit message.
 fn rendering(input: &ClusterDirInputs<'_>) -> Result<(RenderInput, String, String, String)> {
     let render_input = render_input(input);
-    let sync_manifest = match input.install {
-        Installation::Operator {
-            own_instance: Some(own),
-            ..
-        } => own.clone(),
-        _ => sync_manifest(&render_input)?,
-    };
+    let sync_manifest = sync_manifest_of(input, &render_input)?;
     let message = format!(
         "gitops-bootstrap: create-env {} (profile {})",
         input.env.name, input.profile
@@ -132,6 +126,23 @@ fn rendering(input: &ClusterDirInputs<'_>) -> Result<(RenderInput, String, Strin
         input.install.manifest().0.to_owned(),
         message,
     ))
+}
+
+/// The sync manifest the commit holds: the repository's own FluxInstance, else the rendered
+/// gotk-sync.yaml or FluxInstance.
+fn sync_manifest_of(input: &ClusterDirInputs<'_>, render_input: &RenderInput) -> Result<String> {
+    match input.install {
+        Installation::Operator {
+            own_instance: Some(own),
+            ..
+        } => Ok(own.clone()),
+        _ => sync_manifest(render_input),
+    }
+}
+
+/// The sync manifest the commit step will commit, for the hand-over before it.
+pub fn planned_sync_manifest(input: &ClusterDirInputs<'_>) -> Result<String> {
+    sync_manifest_of(input, &render_input(input))
 }
 
 /// What the env's directory is rendered from; what it already holds is read from the tip.

@@ -14,6 +14,7 @@ pub mod detect;
 pub mod flux_drift;
 pub mod flux_install;
 pub mod flux_uninstall;
+pub mod hand_over;
 pub mod lock;
 pub mod observe;
 pub mod preflight;

@@ -253,8 +253,13 @@ async fn delete_owned(
 
 /// What the operator does when its FluxInstance is deleted: the controllers' Deployments
 /// first (they stop), then everything else the inventory lists, then the finalizers of the
-/// Flux objects left behind, since no controller is left to honour them.
+/// Flux objects left behind, since no controller is left to honour them;
+/// a FluxInstance whose reconciliation is disabled is let go with Flux left installed, as the
+/// operator does (how Flux is handed back to a classic install).
 async fn uninstall(ctx: &Context, instance: &FluxInstance) -> Result<(), runtime::ReconcileError> {
+    if annotation(instance, RECONCILE_ANNOTATION) == Some("disabled") {
+        return Ok(());
+    }
     let Some(inventory) = instance.status.as_ref().and_then(|s| s.inventory.clone()) else {
         return Ok(());
     };
