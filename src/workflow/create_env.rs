@@ -59,6 +59,23 @@ pub async fn run(
     outcome
 }
 
+/// The hand-over step, only in the run that changes the install method: before the commit.
+async fn hand_over_if_changed(
+    steps: &mut Steps<'_>,
+    client: &kube::Client,
+    cluster_dir: &ClusterDirInputs<'_>,
+    timeout: Duration,
+    adopting: bool,
+) -> Result<()> {
+    if !cluster_dir.install.needs_hand_over(client).await? {
+        return Ok(());
+    }
+    let planned = commit::planned_sync_manifest(cluster_dir)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let handing = hand_over::run(client, cluster_dir.install, &planned, deadline, adopting);
+    steps.step("hand-over", handing).await
+}
+
 /// The steps, in order, each handing its typed result to the ones after it.
 async fn drive(
     steps: &mut Steps<'_>,
@@ -114,13 +131,7 @@ async fn drive(
         install: &prepared.flux,
         age_recipient: &prepared.age_key.recipient,
     };
-    // A step of its own only in the run that changes the install method.
-    if prepared.flux.needs_hand_over(&client).await? {
-        let planned = commit::planned_sync_manifest(&cluster_dir)?;
-        let deadline = tokio::time::Instant::now() + options.timeout;
-        let handing = hand_over::run(&client, &prepared.flux, &planned, deadline, adopting);
-        steps.step("hand-over", handing).await?;
-    }
+    hand_over_if_changed(steps, &client, &cluster_dir, options.timeout, adopting).await?;
     let committed = if options.via_branch {
         let proposing = commit::propose(prepared.workspace, cluster_dir, reporter);
         let (proposed, sync_manifest) = steps.step("commit", proposing).await?;
