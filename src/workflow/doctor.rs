@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::{Config, EnvConfig, PushCredentials};
 use crate::error::{Diagnose, Error};
 use crate::gitops::check_access;
-use crate::keys::KeyStore;
+use crate::keys::{KeyOwner, KeyStore};
 use crate::lint::{Kustomize, LintError};
 use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, branch_facts, push_spec};
@@ -226,7 +226,8 @@ fn profile_check(env: &EnvConfig, name: String, exists: bool) -> Check {
 fn age_key_check(env: &EnvConfig, name: String, recipient: Option<String>) -> Option<Check> {
     let recipient = recipient?;
     Some(
-        match KeyStore::from_env().settle(&env.name, Some(&recipient)) {
+        // Read only: a key of the former layout is named where it is, not copied.
+        match KeyStore::from_env().committed(&KeyOwner::of(env), &recipient) {
             Ok(key) => Check::ok(
                 name,
                 format!("{} matches the recipient in .sops.yaml", key.path.display()),

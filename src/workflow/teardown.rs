@@ -28,7 +28,7 @@ use crate::cluster::teardown::Leftover;
 use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
 use crate::gitops::Workspace;
-use crate::keys::KeyStore;
+use crate::keys::{KeyOwner, KeyStore};
 use crate::record::{RunRecord, StepRecord};
 use crate::report::Reporter;
 
@@ -198,10 +198,7 @@ async fn drive(
     result.kept_in_git = removed.kept;
 
     // Named only when there is one: a never-created env has no key to keep.
-    let age_key_file = KeyStore::from_env()
-        .locate(&env.name)
-        .ok()
-        .filter(|key| key.exists());
+    let age_key_file = KeyStore::from_env().existing(&KeyOwner::of(env));
     if let Some(key) = &age_key_file {
         reporter.notice(format!(
             "the age key of env {} is kept at {}: a rebuild would need it; delete it yourself once nothing encrypted for it matters",

@@ -232,10 +232,7 @@ async fn an_env_whose_age_key_is_absent_stops_with_exit_2() {
     assert_eq!(run.code, 2, "{}", run.output());
     assert!(run.stderr.contains(&recipient), "{}", run.stderr);
     assert_nothing_changed(&sandbox, &seeded).await;
-    assert!(
-        !sandbox.path("xdg/gitops-bootstrap/age/dev.agekey").exists(),
-        "no new key made"
-    );
+    assert!(!sandbox.age_key_file().exists(), "no new key made");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,6 +3,7 @@
 mod support;
 
 mod access;
+mod age_keys;
 mod ci_examples;
 mod cli;
 mod cluster;

@@ -88,7 +88,7 @@ async fn a_missing_or_wrong_age_key_stops_rebuild_before_any_change() {
         .chars()
         .take_while(char::is_ascii_alphanumeric)
         .collect();
-    let key = sandbox.path("xdg/gitops-bootstrap/age/dev.agekey");
+    let key = sandbox.age_key_file();
     std::fs::rename(&key, sandbox.path("backup.agekey")).unwrap();
     let record_before =
         std::fs::read_to_string(sandbox.path(".gitops-bootstrap/dev/run.json")).unwrap();

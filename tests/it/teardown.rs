@@ -101,10 +101,7 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
         !sandbox.path(".gitops-bootstrap/dev").exists(),
         "the local state (and Terraform's) is gone"
     );
-    assert!(
-        sandbox.path("xdg/gitops-bootstrap/age/dev.agekey").exists(),
-        "the age key is kept"
-    );
+    assert!(sandbox.age_key_file().exists(), "the age key is kept");
 
     let again = sandbox
         .run(&["teardown", ENV, "--yes", "--output", "json"])

@@ -10,7 +10,7 @@ use crate::cluster::{GitReadCredentials, Installation, flux_operator};
 use crate::config::{Config, EnvConfig, FluxInstall, GitTransport, PushCredentials};
 use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, GitError, Workspace, check_push_access, generate_deploy_key};
-use crate::keys::{AgeKey, KeyStore};
+use crate::keys::{AgeKey, KeyOrigin, KeyOwner, KeyStore};
 use crate::lock::EnvLock;
 use crate::render::{self, CommittedEnv, CommittedFlux, cluster_dir};
 use crate::report::Reporter;
@@ -92,17 +92,14 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Instal
     // Inputs that would fail later, checked before any key is written.
     terraform::secret_variables(input.env)?;
     let keys = settle_keys(&input, recipient.as_deref()).await?;
-    let recipient = &keys.age_key.recipient;
-    // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
-    facts.push(format!(
-        "age key {}…",
-        recipient.get(..12).unwrap_or(recipient)
-    ));
+    facts.push(age_key_fact(&keys.age_key));
     let summary = facts.join(" · ");
-    let outcome = if keys.generated.is_empty() {
-        Outcome::UpToDate(summary)
-    } else {
+    let outcome = if !keys.generated.is_empty() {
         Outcome::Done(format!("{summary} (new {})", keys.generated.join(", ")))
+    } else if keys.age_key.origin != KeyOrigin::Committed {
+        Outcome::Done(summary)
+    } else {
+        Outcome::UpToDate(summary)
     };
     let prepared = Prepared {
         lock,
@@ -210,6 +207,26 @@ async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, Committed
     Ok((workspace, committed))
 }
 
+/// The age key and how this run came by it: a key not matched to a committed recipient is
+/// never passed off as up to date.
+fn age_key_fact(key: &AgeKey) -> String {
+    // The whole recipient is in the summary and in .sops.yaml; a prefix identifies it here.
+    let recipient = key.recipient.get(..12).unwrap_or(&key.recipient);
+    let path = key.path.display();
+    match &key.origin {
+        KeyOrigin::Committed => format!("age key {recipient}…"),
+        KeyOrigin::Generated => format!("age key {recipient}… generated at {path}"),
+        KeyOrigin::Reused => {
+            format!("age key {recipient}… reused from {path} (made before; no commit names it yet)")
+        }
+        KeyOrigin::Adopted { from } => format!(
+            "age key {recipient}… taken over from {} (it matches the committed recipient) into \
+             {path}",
+            from.display()
+        ),
+    }
+}
+
 struct Keys {
     age_key: AgeKey,
     deploy_key: Option<DeployKey>,
@@ -225,8 +242,9 @@ async fn settle_keys(
     committed_recipient: Option<&str>,
 ) -> Result<Keys> {
     let key_store = KeyStore::from_env();
+    let owner = KeyOwner::of(input.env);
     let committed_key = match committed_recipient {
-        Some(recipient) => Some(key_store.settle(&input.env.name, Some(recipient))?),
+        Some(recipient) => Some(key_store.settle(&owner, Some(recipient))?),
         None => None,
     };
     let mut generated = Vec::new();
@@ -243,11 +261,8 @@ async fn settle_keys(
     check_read_access(input.env, &read_credentials).await?;
     let age_key = match committed_key {
         Some(key) => key,
-        None => key_store.settle(&input.env.name, None)?,
+        None => key_store.settle(&owner, None)?,
     };
-    if age_key.generated {
-        generated.push("age key");
-    }
     Ok(Keys {
         age_key,
         deploy_key,

@@ -11,7 +11,7 @@ use crate::cluster::{Components, ComponentsOrigin, Installation};
 use crate::config::{Config, EnvConfig, FluxInstall, GitTransport};
 use crate::error::{Error, Result};
 use crate::gitops::Workspace;
-use crate::keys::KeyStore;
+use crate::keys::{KeyOwner, KeyStore};
 use crate::render::{self, CommittedEnv, cluster_dir};
 use crate::report::{Reporter, short_sha};
 use crate::workflow::git::{blocking, push_spec, read_credentials};
@@ -67,7 +67,7 @@ pub async fn run(
     let missing = restore_hint(&workspace, env, &committed.dir)?;
     let (restore, recipient) = restore(env, &committed, commit, &missing)?;
     // The committed recipient decides: its key or nothing, never a new one.
-    let age_key = KeyStore::from_env().settle(&env.name, Some(&recipient))?;
+    let age_key = KeyStore::from_env().settle(&KeyOwner::of(env), Some(&recipient))?;
 
     let deploy_key = if env.repository.transport() == GitTransport::Ssh {
         Some(settle_deploy_key(reporter, env, paths).await?.0)

@@ -488,7 +488,7 @@ async fn a_file_that_is_not_flux_is_refused_in_preflight_and_nothing_is_committe
 }
 
 fn age_key(sandbox: &Sandbox) -> std::path::PathBuf {
-    sandbox.path("xdg/gitops-bootstrap/age/dev.agekey")
+    sandbox.age_key_file()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -237,8 +237,8 @@ fn replace_in(path: &std::path::Path, from: &str, to: &str) {
     std::fs::write(path, text.replace(from, to)).unwrap();
 }
 
-fn age_key(sandbox: &Sandbox) -> std::path::PathBuf {
-    sandbox.path("xdg/gitops-bootstrap/age/dev.agekey")
+fn age_key(sandbox: &Sandbox, repo: &str) -> std::path::PathBuf {
+    sandbox.age_key_file_for(&sandbox.git.url(repo))
 }
 
 /// Commits `.sops.yaml` naming a new recipient to the case's repository; its identity.
@@ -261,8 +261,8 @@ fn committed_recipient(sandbox: &Sandbox, repo: &str) -> String {
     identity.to_string().expose_secret().to_owned()
 }
 
-fn write_key(sandbox: &Sandbox, identity: &str, mode: u32) {
-    let path = age_key(sandbox);
+fn write_key(sandbox: &Sandbox, repo: &str, identity: &str, mode: u32) {
+    let path = age_key(sandbox, repo);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, format!("{identity}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -342,12 +342,12 @@ fn prepare(sandbox: &Sandbox, n: usize, repo: &str, broken: Break) -> Prepared {
             committed_recipient(sandbox, repo);
             let other = age::x25519::Identity::generate();
             use secrecy::ExposeSecret as _;
-            write_key(sandbox, other.to_string().expose_secret(), 0o600);
+            write_key(sandbox, repo, other.to_string().expose_secret(), 0o600);
         }
-        Break::UnreadableAgeKey => std::fs::create_dir_all(age_key(sandbox)).unwrap(),
+        Break::UnreadableAgeKey => std::fs::create_dir_all(age_key(sandbox, repo)).unwrap(),
         Break::OpenAgeKey => {
             let identity = committed_recipient(sandbox, repo);
-            write_key(sandbox, &identity, 0o644);
+            write_key(sandbox, repo, &identity, 0o644);
         }
     }
     let mut config = sandbox.config_toml(&kubeconfig, &repo_url);

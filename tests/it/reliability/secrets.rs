@@ -110,7 +110,7 @@ async fn canaries_stay_out_of_every_output_log_commit_record_and_child_argv() {
         .as_str()
         .expect("the test cluster's kubeconfig has a token")
         .to_owned();
-    let age_key_file = sandbox.path("xdg/gitops-bootstrap/age/dev.agekey");
+    let age_key_file = sandbox.age_key_file();
     let age_identity = std::fs::read_to_string(&age_key_file)
         .unwrap()
         .lines()

@@ -139,6 +139,20 @@ impl Sandbox {
         self.git.url(REPO)
     }
 
+    /// Where runs in the sandbox keep the age key of env `dev` of the sandbox's repository:
+    /// under the sandbox's XDG config dir, in the repository's own directory.
+    pub fn age_key_file(&self) -> PathBuf {
+        self.age_key_file_for(&self.repo_url())
+    }
+
+    /// Where runs in the sandbox keep the age key of env `dev` of the repository at `url`.
+    pub fn age_key_file_for(&self, url: &str) -> PathBuf {
+        let owner = gitops_bootstrap::keys::KeyOwner::new(ENV, url, "");
+        self.path("xdg/gitops-bootstrap/age")
+            .join(owner.repository)
+            .join("dev.agekey")
+    }
+
     /// The config file for env `dev`, pointing at `kubeconfig` and `repo_url`.
     pub fn config_toml(&self, kubeconfig: &Path, repo_url: &str) -> String {
         self.env_toml(ENV, "sandbox", kubeconfig, repo_url)
