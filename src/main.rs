@@ -146,7 +146,10 @@ fn abandon(reporter: &StepTracker<Box<dyn Reporter>>, stop: Stop) -> Error {
     let (summary, how) = match stop {
         Stop::Overdue => (
             "interrupted",
-            format!("it did not stop within {STOP_GRACE:?} and was abandoned"),
+            format!(
+                "it did not stop within {} and was abandoned",
+                gitops_bootstrap::report::duration(STOP_GRACE)
+            ),
         ),
         Stop::Forced => (
             "interrupted twice",

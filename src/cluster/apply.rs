@@ -153,12 +153,16 @@ pub enum ApplyError {
         message: String,
         unanswered: bool,
     },
-    #[error("CustomResourceDefinition {name} was not Established within {timeout:?}")]
+    #[error(
+        "CustomResourceDefinition {name} was not Established within {}",
+        crate::report::duration(*timeout)
+    )]
     CrdNotEstablished { name: String, timeout: Duration },
     #[error("failed to watch CustomResourceDefinition {name}: {message}")]
     CrdWatch { name: String, message: String },
     #[error(
-        "discovery did not serve {api_version} {kind} within {timeout:?} of its CRD being Established"
+        "discovery did not serve {api_version} {kind} within {} of its CRD being Established",
+        crate::report::duration(*timeout)
     )]
     KindNotServed {
         api_version: String,

@@ -31,7 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request the API server took and did not answer within [`REQUEST_TIMEOUT`].
 #[derive(Debug, thiserror::Error)]
-#[error("the API server at {endpoint} did not answer within {}s", timeout.as_secs())]
+#[error("the API server at {endpoint} did not answer within {}", crate::report::duration(*timeout))]
 pub struct NoAnswer {
     pub endpoint: String,
     pub timeout: Duration,
@@ -82,7 +82,8 @@ pub enum ClusterError {
     #[error("failed to reach the cluster at {endpoint}: {message}")]
     Request { endpoint: String, message: String },
     #[error(
-        "the cluster at {endpoint} did not answer within {budget:?} ({attempts} attempts); last error: {message}"
+        "the cluster at {endpoint} did not answer within {} ({attempts} attempts); last error: {message}",
+        crate::report::duration(*budget)
     )]
     Unreachable {
         endpoint: String,
@@ -167,7 +168,8 @@ pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Connect
         match tokio::time::timeout(ATTEMPT_TIMEOUT, client.apiserver_version()).await {
             Ok(answer) => answer.map_err(Failure::from),
             Err(_) => Err(Failure::Transient(format!(
-                "no answer within {ATTEMPT_TIMEOUT:?}"
+                "no answer within {}",
+                crate::report::duration(ATTEMPT_TIMEOUT)
             ))),
         }
     };

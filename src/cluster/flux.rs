@@ -56,7 +56,11 @@ pub enum FluxError {
     NotComponents { origin: String, reason: String },
     #[error("failed to install the Flux components: {0}")]
     Install(#[source] ApplyError),
-    #[error("the Flux controllers were not Available within {timeout:?}: {}", not_available.join("; "))]
+    #[error(
+        "the Flux controllers were not Available within {}: {}",
+        crate::report::duration(*timeout),
+        not_available.join("; ")
+    )]
     ControllersNotAvailable {
         timeout: Duration,
         not_available: Vec<String>,

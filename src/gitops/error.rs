@@ -23,7 +23,10 @@ pub enum GitError {
     NotFound { url: String, detail: String },
     #[error("repository {url} is unreachable: {detail}")]
     Unreachable { url: String, detail: String },
-    #[error("the Git server of {url} did not answer within {after:?} (waiting for {waiting_for})")]
+    #[error(
+        "the Git server of {url} did not answer within {} (waiting for {waiting_for})",
+        crate::report::duration(*after)
+    )]
     TimedOut {
         url: String,
         waiting_for: &'static str,

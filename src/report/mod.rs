@@ -15,6 +15,19 @@ pub use human::HumanReporter;
 pub use json::JsonReporter;
 pub use tracker::StepTracker;
 
+/// A budget or bound as a person gave it (`5s`, `2m`, `1h 30m`): whole seconds, rounded up, so
+/// the time left of a `--timeout 2m` a few milliseconds into the run still reads `2m`, never
+/// `119.667310467s`. Below a second it stays exact (`500ms`).
+pub fn duration(d: std::time::Duration) -> String {
+    let shown = if d >= std::time::Duration::from_secs(1) {
+        std::time::Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+    } else {
+        d
+    };
+    jiff::SignedDuration::try_from(shown)
+        .map_or_else(|_| format!("{shown:?}"), |d| format!("{d:#}"))
+}
+
 /// How a step ended. `UpToDate` means it observed the desired state and changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +177,22 @@ pub fn short_sha(sha: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_given() {
+        use std::time::Duration;
+        let cases = [
+            (Duration::from_nanos(4_999_991_918), "5s"),
+            (Duration::from_nanos(119_667_310_467), "2m"),
+            (Duration::from_secs(90), "1m 30s"),
+            (Duration::from_secs(5400), "1h 30m"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_secs(30), "30s"),
+        ];
+        for (given, shown) in cases {
+            assert_eq!(duration(given), shown, "{given:?}");
+        }
+    }
 
     #[test]
     fn events_serialize_with_stable_names() {

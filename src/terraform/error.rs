@@ -98,8 +98,8 @@ pub enum TerraformError {
     Interrupted { command: &'static str, forced: bool },
 
     #[error(
-        "terraform {command} printed nothing for {}s and was stopped{}",
-        idle.as_secs(),
+        "terraform {command} printed nothing for {} and was stopped{}",
+        crate::report::duration(*idle),
         if *.forced { " (killed after the grace period)" } else { "" }
     )]
     Silent {

@@ -59,7 +59,10 @@ impl<'r> Steps<'r> {
                 result = work => result,
                 () = overdue_after_interrupt(&cancel) => Err(Error::new(
                     ExitStatus::Interrupted,
-                    format!("interrupted: it did not stop within {STOP_GRACE:?} and was abandoned"),
+                    format!(
+                        "interrupted: it did not stop within {} and was abandoned",
+                        crate::report::duration(STOP_GRACE)
+                    ),
                 )
                 .with_hint("rerun the same command: every step picks up where it stopped")),
             }

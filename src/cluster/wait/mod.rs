@@ -98,7 +98,8 @@ pub enum WaitError {
         chain: BlockingChain,
     },
     #[error(
-        "the runtime apps were not Ready within {timeout:?}:\n{}",
+        "the runtime apps were not Ready within {}:\n{}",
+        crate::report::duration(*timeout),
         not_ready_table(not_ready)
     )]
     TimedOut {
@@ -120,9 +121,9 @@ pub enum WaitError {
     #[error("the watch of the Flux objects ended unexpectedly")]
     WatchEnded,
     #[error(
-        "the API server stopped answering: nothing for the last {}s of the {}s wait ({message}); the apps when it was last heard:\n{}",
-        silent_for.as_secs(),
-        timeout.as_secs(),
+        "the API server stopped answering: nothing for the last {} of the {} wait ({message}); the apps when it was last heard:\n{}",
+        crate::report::duration(*silent_for),
+        crate::report::duration(*timeout),
         not_ready_table(not_ready)
     )]
     Unanswered {
@@ -296,8 +297,8 @@ async fn last_check(client: &Client, root: &ObjectName) -> Result<(), String> {
         Ok(Ok(_) | Err(kube::Error::Api(_))) => Ok(()),
         Ok(Err(err)) => Err(format!("reading namespace {namespace}: {err}")),
         Err(_) => Err(format!(
-            "reading namespace {namespace}: no answer within {}s",
-            LAST_CHECK.as_secs()
+            "reading namespace {namespace}: no answer within {}",
+            crate::report::duration(LAST_CHECK)
         )),
     }
 }

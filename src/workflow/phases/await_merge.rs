@@ -82,10 +82,10 @@ pub async fn run(
             return Err(Error::new(
                 ExitStatus::TimedOut,
                 format!(
-                    "{} ({}) is not on {branch} after {}s",
+                    "{} ({}) is not on {branch} after {}",
                     short_sha(&proposed.commit),
                     proposed.branch,
-                    timeout.as_secs()
+                    crate::report::duration(timeout)
                 ),
             )
             .with_hint(format!(
