@@ -5,19 +5,19 @@
 //! afterwards goes through one retry layer (429/5xx, [`super::retry::TransientRetry`]) and has
 //! a deadline for its answer, so nothing waits on a silent API server for ever.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use kube::config::{
-    AuthInfo, Cluster, Context, ExecConfig, ExecInteractiveMode, KubeConfigOptions, Kubeconfig,
-    NamedAuthInfo, NamedCluster, NamedContext,
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
+    NamedContext,
 };
 use kube::{Client, Config};
 use secrecy::ExposeSecret as _;
 
+use super::exec_auth::{ExecAuthLayer, ExecToken};
 use super::retry::{RetryFailure, TransientRetry, retry};
-use crate::contract::{ClusterAccess, ExecCredential};
+use crate::contract::ClusterAccess;
 use crate::error::{Diagnose, ExitStatus};
 
 /// Longest single attempt at `/version`; the budget bounds the whole.
@@ -160,7 +160,11 @@ pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Connect
     let output = credentials_output(access);
     let config = client_config(access).await?;
     let endpoint = config.cluster_url.to_string();
-    let client = client_for(config).map_err(|source| ClusterError::Client {
+    let exec = match access {
+        ClusterAccess::EndpointExec { exec, .. } => Some(ExecToken::new(exec)),
+        _ => None,
+    };
+    let client = client_for(config, exec).map_err(|source| ClusterError::Client {
         endpoint: endpoint.clone(),
         source,
     })?;
@@ -199,9 +203,10 @@ pub async fn connect(access: &ClusterAccess, budget: Duration) -> Result<Connect
 }
 
 /// kube's client with the tool's retries instead of kube's own (which has no jitter, waits up
-/// to 1000 s, and leaves 500s alone), a deadline per request, and the tool's user agent (how
-/// an API server's audit log, and the test cluster's fault injection, tell it apart).
-fn client_for(mut config: Config) -> Result<Client, kube::Error> {
+/// to 1000 s, and leaves 500s alone), a deadline per request, the tool's user agent (how an
+/// API server's audit log, and the test cluster's fault injection, tell it apart) and, for a
+/// credential plugin, its token kept until shortly before it expires.
+fn client_for(mut config: Config, exec: Option<ExecToken>) -> Result<Client, kube::Error> {
     config.default_retry = false;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     let agent = format!("gitops-bootstrap/{}", env!("CARGO_PKG_VERSION"));
@@ -226,6 +231,7 @@ fn client_for(mut config: Config) -> Result<Client, kube::Error> {
     Ok(kube::client::ClientBuilder::try_from(config)?
         // The retry layer sends a request again: the boxed stack below it must be cloneable.
         .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&ExecAuthLayer(exec))
         .with_layer(&tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT))
         .with_layer(&tower::util::MapErrLayer::new(name_the_silence))
         .with_layer(&tower::retry::RetryLayer::new(TransientRetry::default()))
@@ -277,8 +283,9 @@ pub async fn client_config(access: &ClusterAccess) -> Result<Config, ClusterErro
             which::which(&exec.command).map_err(|_| ClusterError::ExecPluginMissing {
                 command: exec.command.clone(),
             })?;
+            // No auth here: `ExecAuthLayer` runs the plugin and keeps its token.
             (
-                endpoint_kubeconfig(endpoint, ca_certificate_pem, exec_auth(exec))?,
+                endpoint_kubeconfig(endpoint, ca_certificate_pem, AuthInfo::default())?,
                 "cluster_endpoint",
             )
         }
@@ -302,32 +309,6 @@ fn kubeconfig_reason(err: &kube::config::KubeconfigError) -> String {
             "it is not a valid kubeconfig YAML document".to_owned()
         }
         other => other.to_string(),
-    }
-}
-
-/// A credential plugin as kubectl runs it: kube runs it again once its token expires, and
-/// never lets it prompt.
-fn exec_auth(exec: &ExecCredential) -> AuthInfo {
-    let env = exec
-        .env
-        .iter()
-        .map(|(name, value)| {
-            HashMap::from([
-                ("name".to_owned(), name.clone()),
-                ("value".to_owned(), value.clone()),
-            ])
-        })
-        .collect();
-    AuthInfo {
-        exec: Some(ExecConfig {
-            api_version: Some("client.authentication.k8s.io/v1beta1".to_owned()),
-            command: Some(exec.command.clone()),
-            args: Some(exec.args.clone()),
-            env: Some(env),
-            interactive_mode: Some(ExecInteractiveMode::Never),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod drift;
 pub mod dry_run;
+mod exec_auth;
 pub mod flux;
 pub mod flux_operator;
 pub mod install;
