@@ -257,6 +257,7 @@ mod tests {
             network: [("network_vpc_id".to_owned(), "vpc-1".to_owned())].into(),
             cluster_config: [("region".to_owned(), "eu-west-1".to_owned())].into(),
             cluster_secrets: [("db_password".to_owned(), SecretString::from(CANARY))].into(),
+            ca_certificate_base64: false,
         }
     }
 

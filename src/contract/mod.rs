@@ -74,6 +74,9 @@ pub struct Contract {
     pub cluster_config: BTreeMap<String, String>,
     #[serde(serialize_with = "redacted_map")]
     pub cluster_secrets: BTreeMap<String, SecretString>,
+    /// The `cluster_ca_certificate` output gave base64 of the PEM (a kubectl hint decodes it).
+    #[serde(skip)]
+    pub ca_certificate_base64: bool,
 }
 
 /// How the tool reaches the cluster's API server.
@@ -153,6 +156,13 @@ impl Contract {
         let contract_version = reader.contract_version()?;
         let cluster_name = reader.required_string(ContractField::ClusterName, CONFIG_MAP)?;
         let access = reader.access()?;
+        let ca_certificate_base64 = match access {
+            ClusterAccess::Kubeconfig(_) => false,
+            ClusterAccess::Endpoint { .. } | ClusterAccess::EndpointExec { .. } => !reader
+                .required_string(ContractField::ClusterCaCertificate, CONNECTION)?
+                .trim()
+                .starts_with(PEM_CERTIFICATE),
+        };
         let network = match reader.find(ContractField::Network, CONFIG_MAP)? {
             Some(found) => flatten::flatten_network(&found, mapping)?,
             None => BTreeMap::new(),
@@ -170,6 +180,7 @@ impl Contract {
             network,
             cluster_config,
             cluster_secrets,
+            ca_certificate_base64,
         };
         crate::config::check_cluster_name(&contract.cluster_name).map_err(|reason| {
             ContractError::InvalidClusterName {

@@ -262,6 +262,10 @@ fn an_eks_style_module_is_read_through_the_mapping() {
     assert_eq!(endpoint, "https://abc.eks.amazonaws.com");
     assert_eq!(ca_certificate_pem, &format!("{PEM}\n"));
     assert_eq!(token.expose_secret(), CANARY);
+    assert!(
+        contract.ca_certificate_base64,
+        "EKS gives base64 of the PEM"
+    );
 }
 
 #[test]
@@ -305,6 +309,7 @@ fn a_pem_ca_is_taken_as_is() {
         panic!("expected endpoint access");
     };
     assert_eq!(ca_certificate_pem, &format!("{PEM}\n"));
+    assert!(!contract.ca_certificate_base64);
 }
 
 #[test]

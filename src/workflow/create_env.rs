@@ -179,6 +179,7 @@ async fn drive(
                 paths.terraform()
             },
             &contract.access,
+            contract.ca_certificate_base64,
         ),
         apps,
     };

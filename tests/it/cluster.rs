@@ -255,6 +255,7 @@ fn contract(kubeconfig: &str) -> Contract {
         network: [("network_vpc_id".to_owned(), "vpc-1".to_owned())].into(),
         cluster_config: [("domain".to_owned(), "dev.example.org".to_owned())].into(),
         cluster_secrets: [("dns_token".to_owned(), SecretString::from("s3cret"))].into(),
+        ca_certificate_base64: false,
     }
 }
 

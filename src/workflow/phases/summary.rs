@@ -62,6 +62,7 @@ pub fn kubectl_access(
     flavor: Flavor,
     terraform_dir: &Path,
     access: &ClusterAccess,
+    ca_base64: bool,
 ) -> String {
     let read = |field| {
         let source = outputs.source(field);
@@ -72,23 +73,27 @@ pub fn kubectl_access(
             &source.path,
         )
     };
+    // kubectl takes the CA as a PEM file: an output of base64 is decoded on the way.
+    let ca_file = format!(
+        "{}{} > ca.pem",
+        read(ContractField::ClusterCaCertificate),
+        if ca_base64 { " | base64 -d" } else { "" }
+    );
     match access {
         ClusterAccess::Kubeconfig(_) => format!(
             "`{} > kubeconfig` writes a kubeconfig (then `kubectl --kubeconfig kubeconfig …`)",
             read(ContractField::Kubeconfig)
         ),
         ClusterAccess::Endpoint { endpoint, .. } => format!(
-            "server {endpoint} with the CA from `{}` and the token from `{}` \
+            "server {endpoint} with the CA written by `{ca_file}` and the token from `{}` \
              (`kubectl --server {endpoint} --certificate-authority ca.pem --token \"$({})\" …`)",
-            read(ContractField::ClusterCaCertificate),
             read(ContractField::ClusterToken),
             read(ContractField::ClusterToken)
         ),
         ClusterAccess::EndpointExec { endpoint, exec, .. } => format!(
-            "server {endpoint} with the CA from `{}` and credentials from the plugin `{}` \
-             (`kubectl config set-credentials {} --exec-api-version \
+            "server {endpoint} with the CA written by `{ca_file}` and credentials from the \
+             plugin `{}` (`kubectl config set-credentials {} --exec-api-version \
              client.authentication.k8s.io/v1beta1 --exec-command {}{}`)",
-            read(ContractField::ClusterCaCertificate),
             exec.command_line(),
             env,
             exec.command,
@@ -160,11 +165,12 @@ mod tests {
              cluster_token = \"eks_token\"",
         )
         .unwrap();
+        // EKS gives its CA as base64.
         let hints = [
-            kubectl_access("dev", &defaults, Flavor::Terraform, dir, &kubeconfig),
-            kubectl_access("dev", &defaults, Flavor::Terraform, dir, &token),
-            kubectl_access("dev", &eks, Flavor::Terraform, dir, &token),
-            kubectl_access("dev", &eks, Flavor::Terraform, dir, &exec),
+            kubectl_access("dev", &defaults, Flavor::Terraform, dir, &kubeconfig, false),
+            kubectl_access("dev", &defaults, Flavor::Terraform, dir, &token, false),
+            kubectl_access("dev", &eks, Flavor::Terraform, dir, &token, true),
+            kubectl_access("dev", &eks, Flavor::Terraform, dir, &exec, true),
         ]
         .join("\n");
         assert!(!hints.contains("secret-"), "{hints}");
