@@ -320,14 +320,16 @@ pub fn preflight(
     let applied = |finding: &&Finding| {
         summary.applied.contains(&finding.file) || finding.file.starts_with(&env_dir)
     };
-    let line = |finding: &Finding| {
+    // Each finding with what to change: create-env's output is all a user of it may read.
+    let line = |finding: &Finding, indent: &str| {
         format!(
-            "{}:{}:{}: [{}] {}",
+            "{}:{}:{}: [{}] {}\n{indent}  fix: {}",
             finding.file,
             finding.line,
             finding.column,
             finding.rule.id(),
-            finding.message
+            finding.message,
+            finding.fix
         )
     };
     let (blocking, reported): (Vec<&Finding>, Vec<&Finding>) = summary
@@ -340,10 +342,10 @@ pub fn preflight(
         } else {
             " (not applied by this env)"
         };
-        reporter.warning(format!("lint{scope}: {}", line(finding)));
+        reporter.warning(format!("lint{scope}: {}", line(finding, "")));
     }
     if !blocking.is_empty() {
-        let lines: Vec<String> = blocking.iter().map(|finding| line(finding)).collect();
+        let lines: Vec<String> = blocking.iter().map(|finding| line(finding, "  ")).collect();
         return Err(Error::bad_input(format!(
             "profile {profile} does not lint: {} error(s) in what env {} applies, nothing was created\n  {}",
             blocking.len(),
@@ -351,7 +353,7 @@ pub fn preflight(
             lines.join("\n  ")
         ))
         .with_hint(format!(
-            "fix them in the repository (`gitops-bootstrap lint --env {}` shows each with its fix), or rerun with --skip-lint",
+            "make each fix in the repository and push it (`gitops-bootstrap lint --env {}` checks a working copy first), or rerun with --skip-lint",
             env.name
         )));
     }
