@@ -19,38 +19,58 @@ const TOOL_ENTRIES: [&str; 4] = [
     ".sops.yaml",
 ];
 
-/// The objects create-env owns in `flux-system`, by kind and name, with what they are.
-fn reserved(target: &LintTarget) -> Vec<(&'static str, String, &'static str)> {
+/// One of the objects create-env owns in `flux-system`: its kind and name, what it is, and
+/// what a user's object of that name should become.
+struct Reserved {
+    kind: &'static str,
+    name: String,
+    what: &'static str,
+    fix: &'static str,
+}
+
+/// The objects create-env owns in `flux-system`.
+fn reserved(target: &LintTarget) -> Vec<Reserved> {
+    let sync = "rename it: create-env commits its own in clusters/<env>/flux-system/";
     vec![
-        (
-            "ConfigMap",
-            target.substitution.config_map.clone(),
-            "the ConfigMap create-env writes the env's cluster_config into",
-        ),
-        (
-            "Secret",
-            target.substitution.secret.clone(),
-            "the Secret create-env writes the env's cluster_secrets into",
-        ),
-        (
-            "GitRepository",
-            FLUX_NAMESPACE.to_owned(),
-            "the sync source create-env commits in clusters/<env>/flux-system/",
-        ),
-        (
-            "Kustomization",
-            FLUX_NAMESPACE.to_owned(),
-            "the sync Kustomization create-env commits in clusters/<env>/flux-system/",
-        ),
-        (
-            "Kustomization",
-            "profile".to_owned(),
-            "the Kustomization create-env commits to apply the env's profile",
-        ),
+        Reserved {
+            kind: "ConfigMap",
+            name: target.substitution.config_map.clone(),
+            what: "the ConfigMap create-env writes the env's cluster_config into",
+            fix: "rename it (pointing any substituteFrom meant for it at the new name), or have \
+                  the env's module output its keys in cluster_config, which create-env writes into \
+                  this ConfigMap",
+        },
+        Reserved {
+            kind: "Secret",
+            name: target.substitution.secret.clone(),
+            what: "the Secret create-env writes the env's cluster_secrets into",
+            fix: "rename it (pointing any substituteFrom meant for it at the new name), or have \
+                  the env's module output its keys in cluster_secrets, which create-env writes into \
+                  this Secret",
+        },
+        Reserved {
+            kind: "GitRepository",
+            name: FLUX_NAMESPACE.to_owned(),
+            what: "the sync source create-env commits in clusters/<env>/flux-system/",
+            fix: sync,
+        },
+        Reserved {
+            kind: "Kustomization",
+            name: FLUX_NAMESPACE.to_owned(),
+            what: "the sync Kustomization create-env commits in clusters/<env>/flux-system/",
+            fix: sync,
+        },
+        Reserved {
+            kind: "Kustomization",
+            name: "profile".to_owned(),
+            what: "the Kustomization create-env commits to apply the env's profile",
+            fix: "rename it, or leave the env's profile to create-env's clusters/<env>/profile.yaml \
+                  and remove this one",
+        },
     ]
 }
 
-fn reserved_name(target: &LintTarget, object: &Value) -> Option<&'static str> {
+fn reserved_name(target: &LintTarget, object: &Value) -> Option<Reserved> {
     let kind = text_at(object, &["kind"]);
     let name = text_at(object, &["metadata", "name"]);
     let flux_kind = kind == "Kustomization" || kind == "GitRepository";
@@ -61,20 +81,20 @@ fn reserved_name(target: &LintTarget, object: &Value) -> Option<&'static str> {
     }
     reserved(target)
         .into_iter()
-        .find(|(reserved_kind, reserved_name, _)| *reserved_kind == kind && reserved_name == name)
-        .map(|(_, _, what)| what)
+        .find(|reserved| reserved.kind == kind && reserved.name == name)
 }
 
-fn bootstrap_name(at: super::source::Location, object: &Value, what: &str) -> Finding {
+fn bootstrap_name(at: super::source::Location, object: &Value, reserved: &Reserved) -> Finding {
     Finding::new(
         at,
         Rule::BootstrapName,
         format!(
-            "{} {FLUX_NAMESPACE}/{} has the name of {what}: the two would be merged into one object",
+            "{} {FLUX_NAMESPACE}/{} has the name of {}: the two would be merged into one object",
             text_at(object, &["kind"]),
-            text_at(object, &["metadata", "name"])
+            text_at(object, &["metadata", "name"]),
+            reserved.what
         ),
-        "rename it; the tool owns this name",
+        reserved.fix,
     )
 }
 
@@ -83,11 +103,11 @@ pub fn in_tree(repo: &Repo, tree: &ProfileTree, target: &LintTarget) -> Vec<Find
     let mut findings = Vec::new();
     for build in &tree.builds {
         for object in &build.objects {
-            let Some(what) = reserved_name(target, &object.value) else {
+            let Some(reserved) = reserved_name(target, &object.value) else {
                 continue;
             };
             if let Some(at) = build.locate(repo, &object.value, Some("name:"), None) {
-                findings.push(bootstrap_name(at, &object.value, what));
+                findings.push(bootstrap_name(at, &object.value, &reserved));
             }
         }
     }
@@ -124,11 +144,11 @@ pub fn in_clusters(repo: &Repo, target: &LintTarget) -> Vec<Finding> {
             let file_dir = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
             for doc in &file.docs {
                 let Some(value) = &doc.value else { continue };
-                if let Some(what) = reserved_name(target, value) {
+                if let Some(reserved) = reserved_name(target, value) {
                     findings.push(bootstrap_name(
                         doc.locate(&file.path, Some("name:"), None),
                         value,
-                        what,
+                        &reserved,
                     ));
                 }
                 if let Some(needle) = applies(value, file_dir, &profile) {
