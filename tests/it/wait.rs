@@ -134,6 +134,12 @@ async fn a_source_that_cannot_be_fetched_is_shown_with_its_cause() {
         .run(&["create-env", ENV, "--yes", "--timeout", "20s"])
         .await;
     assert_eq!(run.code, 3, "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("the runtime apps were not Ready within 20s:\n"),
+        "told against the --timeout given: {}",
+        run.stderr
+    );
     let not_found =
         "failed to fetch https://charts.example.invalid/external-dns/index.yaml : 404 Not Found";
     let table_row = run

@@ -134,6 +134,19 @@ pub enum WaitError {
     },
 }
 
+impl WaitError {
+    /// The error told against `budget`, the whole wait the user gave (`--timeout`), when the
+    /// watch had only what an earlier part of the wait left of it.
+    pub fn against(mut self, budget: Duration) -> Self {
+        if let WaitError::TimedOut { timeout, .. } | WaitError::Unanswered { timeout, .. } =
+            &mut self
+        {
+            *timeout = budget;
+        }
+        self
+    }
+}
+
 impl Diagnose for WaitError {
     fn exit_status(&self) -> ExitStatus {
         match self {
@@ -591,5 +604,35 @@ impl Objects {
 
     fn get(&self, name: &ObjectName) -> Option<&DynamicObject> {
         self.0.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 20 (smaller): `--timeout 20s` is told as 20s, not as the 17.7s its apps watch had.
+    #[test]
+    fn a_timeout_is_told_against_the_budget_given() {
+        let timed_out = WaitError::TimedOut {
+            timeout: Duration::from_millis(17_700),
+            not_ready: Vec::new(),
+        };
+        assert_eq!(
+            timed_out.against(Duration::from_secs(20)).to_string(),
+            "the runtime apps were not Ready within 20s:\n"
+        );
+        let silent = WaitError::Unanswered {
+            timeout: Duration::from_millis(74_200),
+            silent_for: Duration::from_secs(30),
+            message: "reading namespace flux-system: no answer within 5s".to_owned(),
+            not_ready: Vec::new(),
+        };
+        assert_eq!(
+            silent.against(Duration::from_secs(75)).to_string(),
+            "the API server stopped answering: nothing for the last 30s of the 1m 15s wait \
+             (reading namespace flux-system: no answer within 5s); the apps when it was last \
+             heard:\n"
+        );
     }
 }

@@ -67,7 +67,8 @@ pub async fn run(
             install.await_ready(client, timeout).await?;
         }
         let left = timeout.saturating_sub(started.elapsed());
-        Ok::<_, Error>(watch_apps(client, target, left, on_progress).await?)
+        let watched = watch_apps(client, target, left, on_progress).await;
+        Ok::<_, Error>(watched.map_err(|err| err.against(timeout))?)
     };
     let snapshot = tokio::select! {
         waited = waited => waited?,
