@@ -292,7 +292,7 @@ async fn rebuild_and_doctor_check_what_a_rebuild_needs_before_anything_changes()
     assert_eq!(created.code, 0, "{}", created.output());
     let state = generated_state(&sandbox, ENV);
 
-    let key = sandbox.path("xdg/gitops-bootstrap/age/dev.agekey");
+    let key = sandbox.age_key_file();
     let moved = sandbox.path("dev.agekey.moved");
     std::fs::rename(&key, &moved).unwrap();
     let doctor = sandbox.run(&["doctor", ENV]).await;
