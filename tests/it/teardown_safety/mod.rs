@@ -92,6 +92,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
         (r"pid \d+", "pid [n]"),
         (r"\([0-9a-f]{7}\)", "([short-sha])"),
         (r"checkout [0-9a-f]{7}\b", "checkout [short-sha]"),
+        (r"applied [0-9a-f]{7}\b", "applied [short-sha]"),
     ]);
     filters
 }

@@ -62,7 +62,8 @@ fn write_kubeconfig(sandbox: &Sandbox, path: &Path, token: &str) {
 
 /// The env's Terraform outputs carry credentials the cluster refuses: a token it does not know
 /// (401), or one it knows that may read nothing (403). A teardown stops before anything is
-/// deleted, naming where the credentials come from; so does status.
+/// deleted, naming where the credentials come from; so does status. Given good credentials
+/// again, a rebuild does not call the cluster gone: whose it is is settled after its apply.
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_credentials_are_bad_input_and_nothing_is_torn_down() {
     let sandbox = Sandbox::start_isolated().await;
@@ -96,6 +97,19 @@ async fn refused_credentials_are_bad_input_and_nothing_is_torn_down() {
             check(&sandbox, &case).await;
         }
     }
+    write_kubeconfig(&sandbox, &kubeconfig, server.token());
+    let rebuild = Case {
+        name: "new_credentials_rebuild",
+        args: &["rebuild", ENV, "--yes"],
+        env: &[],
+        code: 0,
+        unchanged: Unchanged {
+            cluster: false,
+            git: true,
+            states: Vec::new(),
+        },
+    };
+    check(&sandbox, &rebuild).await;
 }
 
 /// The env's cluster stops answering for good. A teardown retries it within `--timeout`, then
@@ -182,8 +196,8 @@ async fn push_rights_are_checked_first_and_keep_repo_needs_no_git_server() {
 }
 
 /// An existing root with its own backend `path`, run in a workspace that is not `default`: its
-/// state is where Terraform says, not where a path would be guessed. status, plan and rebuild
-/// see the env's intact cluster; teardown empties it before it destroys.
+/// state is where Terraform says, not where a path would be guessed. status, drift, plan and
+/// rebuild see the env's intact cluster; teardown empties it before it destroys.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_roots_own_backend_and_workspace_are_asked_of_terraform() {
     let sandbox = Sandbox::start_isolated().await;
@@ -204,6 +218,7 @@ async fn an_existing_roots_own_backend_and_workspace_are_asked_of_terraform() {
 
     for (name, args) in [
         ("own_root_status", &["status", ENV][..]),
+        ("own_root_drift", &["status", ENV, "--drift"]),
         ("own_root_plan", &["plan", ENV]),
     ] {
         let case = Case {
