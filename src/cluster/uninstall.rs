@@ -71,6 +71,8 @@ pub async fn uninstall_flux(
     let mut done = FluxUninstall::default();
     let present = present(client, installed).await?;
     let mut looked_for: Vec<Doomed> = present.iter().map(|p| p.doomed.clone()).collect();
+    let by_operator = look_up(client, operator_installed(&present), &installed.origin).await?;
+    looked_for.extend(by_operator.into_iter().map(|p| p.doomed));
     let wave = |rank: u8| -> Vec<Doomed> {
         present
             .iter()
@@ -135,10 +137,48 @@ async fn present(client: &Client, installed: &Installed) -> Result<Vec<Present>,
         });
         objects.push(flux_namespace);
     }
+    look_up(client, objects, &installed.origin).await
+}
+
+/// What the Flux Operator installed from a FluxInstance among `present` (its
+/// `status.inventory`): its finalizer deletes them, and whatever it leaves is left behind too,
+/// so they are looked for afterwards like the rest.
+fn operator_installed(present: &[Present]) -> Vec<DynamicObject> {
+    present
+        .iter()
+        .filter(|p| p.doomed.object.kind == "FluxInstance")
+        .filter_map(|p| p.live.data["status"]["inventory"]["entries"].as_array())
+        .flatten()
+        .filter_map(|entry| inventory_object(entry["id"].as_str()?, entry["v"].as_str()?))
+        .collect()
+}
+
+/// An inventory entry (id `<namespace>_<name>_<group>_<kind>`, version `v`) as an object to
+/// look up; Kubernetes names hold no `_`.
+fn inventory_object(id: &str, version: &str) -> Option<DynamicObject> {
+    let [namespace, name, group, kind] = id.split('_').collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    let mut object = DynamicObject::new(name, &resource);
+    object.types = Some(kube::api::TypeMeta {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+    });
+    object.metadata.namespace = (!namespace.is_empty()).then(|| namespace.to_owned());
+    Some(object)
+}
+
+/// Those of `objects` the cluster holds; a kind it does not serve has none.
+async fn look_up(
+    client: &Client,
+    objects: Vec<DynamicObject>,
+    origin: &str,
+) -> Result<Vec<Present>, TeardownError> {
     let resolver = Resolver::discover(client, &[], &objects)
         .await
         .map_err(|err| TeardownError::List {
-            what: format!("the API resources of {}", installed.origin),
+            what: format!("the API resources of {origin}"),
             message: err.to_string(),
         })?;
     let mut present = Vec::new();
