@@ -72,10 +72,15 @@ impl Sandbox {
     /// A sandbox whose repository holds `seed` (committed under the directory's own name)
     /// instead of the shipped `profiles/`.
     pub async fn start_seeded(seed: &Path) -> Sandbox {
+        Sandbox::start_seeded_with(seed, FluxOptions::default()).await
+    }
+
+    /// [`Sandbox::start_seeded`] with Flux's stand-ins run with `flux`.
+    pub async fn start_seeded_with(seed: &Path, flux: FluxOptions) -> Sandbox {
         let cluster = TestCluster::start()
             .await
             .expect("starting the test cluster");
-        Sandbox::seeded(cluster, FluxOptions::default(), seed).await
+        Sandbox::seeded(cluster, flux, seed).await
     }
 
     /// A sandbox with an API server of its own, for tests that act on a whole cluster (a
