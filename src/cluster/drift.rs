@@ -27,7 +27,9 @@ use super::wait::{flux_objects, source_of};
 use super::{ObjectName, WaitError, flux_operator};
 
 /// Managers that apply what Git holds or keep Flux's own bookkeeping (finalizers,
-/// annotations): Flux's controllers, its client-side-apply migration manager, this tool's own.
+/// annotations): Flux's controllers, its client-side-apply migration manager, the Flux
+/// Operator (which installs Flux, the `flux-system` Namespace included, and finalizes the
+/// FluxInstance), this tool's own.
 const APPLIERS: &[&str] = &[
     "kustomize-controller",
     "helm-controller",
@@ -36,6 +38,7 @@ const APPLIERS: &[&str] = &[
     "image-reflector-controller",
     "image-automation-controller",
     "before-first-apply",
+    "flux-operator",
     CONFIG_MANAGER,
     FLUX_MANAGER,
 ];

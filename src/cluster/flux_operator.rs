@@ -357,7 +357,9 @@ pub async fn install(
 /// The label kustomize-controller puts on what it applies.
 const FLUX_OWNER_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 
-async fn adopted_by_flux(client: &Client) -> Result<bool, OperatorError> {
+/// Whether Flux applies the FluxInstance from Git now (as the operator's Terraform bootstrap
+/// hands off): the tool applies it no more.
+pub async fn adopted_by_flux(client: &Client) -> Result<bool, OperatorError> {
     Ok(read_instance(client)
         .await?
         .is_some_and(|instance| instance.labels().contains_key(FLUX_OWNER_LABEL)))

@@ -10,7 +10,8 @@ use kube::api::{
 };
 use testkit::flux::FluxOptions;
 
-use crate::support::sandbox::{ENV, Sandbox};
+use crate::support::sandbox::{ENV, FLUX_VERSION, Sandbox};
+use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
 
 const CREATE: [&str; 7] = [
     "create-env",
@@ -23,14 +24,21 @@ const CREATE: [&str; 7] = [
 ];
 const INSTANCE: &str = "clusters/dev/flux-system/flux-instance.yaml";
 
+fn with_operator() -> FluxOptions {
+    FluxOptions {
+        operator: true,
+        ..FluxOptions::default()
+    }
+}
+
 /// A sandbox whose stand-ins include the Flux Operator, and whose env installs Flux through it
 /// from the operator manifest the testkit writes.
 async fn operator_sandbox() -> Sandbox {
-    let sandbox = Sandbox::start_with(FluxOptions {
-        operator: true,
-        ..FluxOptions::default()
-    })
-    .await;
+    operator_mode(Sandbox::start_with(with_operator()).await)
+}
+
+/// Writes the operator manifest and a config whose env installs Flux through it.
+fn operator_mode(sandbox: Sandbox) -> Sandbox {
     let manifest = sandbox.path("flux-operator.yaml");
     std::fs::write(&manifest, testkit::flux::operator_manifest()).expect("operator manifest");
     let components = sandbox.path("gotk-components.yaml");
@@ -280,4 +288,242 @@ async fn an_env_migrates_to_the_operator_and_back_keeping_every_app_object() {
     assert_eq!(app_uids(&sandbox).await, before, "and back");
     let status = sandbox.run(&["status", ENV]).await;
     assert_eq!(status.code, 0, "{}", status.output());
+}
+
+/// OUTPUT_FILTERS and short shas (drift names the branch tip by one).
+fn filtered(text: &str) -> String {
+    let mut text = text.to_owned();
+    for (pattern, replacement) in OUTPUT_FILTERS {
+        text = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, replacement)
+            .into_owned();
+    }
+    let short = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
+    short.replace_all(&text, "[short-sha]").into_owned()
+}
+
+/// `status --drift` names a FluxInstance someone suspended by hand (and the field they own);
+/// `plan` diffs the FluxInstance a newer `flux_version` would commit; `rebuild` re-applies the
+/// committed FluxInstance and operator manifest — never the newer ones the config names now.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_mode_drifts_plans_and_rebuilds_on_the_committed_instance() {
+    let sandbox = operator_sandbox().await;
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let commits = sandbox.log();
+    let committed = sandbox.committed(INSTANCE).expect("FluxInstance committed");
+
+    let clean = sandbox.run(&["status", ENV, "--drift"]).await;
+    assert_eq!(clean.code, 0, "{}", clean.output());
+    insta::assert_snapshot!("operator_drift_clean", filtered(&clean.stdout));
+    let by_hand = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    let suspend = |value: Option<&str>| serde_json::json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcile": value}}});
+    let instances = instance_api(&sandbox);
+    instances
+        .patch("flux", &by_hand, &Patch::Merge(suspend(Some("disabled"))))
+        .await
+        .expect("suspending the FluxInstance");
+    let drifted = sandbox.run(&["status", ENV, "--drift"]).await;
+    assert_eq!(drifted.code, 1, "{}", drifted.output());
+    insta::assert_snapshot!("operator_drift_suspended", filtered(&drifted.stdout));
+    instances
+        .patch("flux", &by_hand, &Patch::Merge(suspend(None)))
+        .await
+        .expect("resuming the FluxInstance");
+
+    // Newer than what is committed: the config's Flux and the operator manifest on disk.
+    let config = sandbox.path("gitops-bootstrap.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let newer = toml.replace(
+        &format!("flux_version = \"{FLUX_VERSION}\""),
+        "flux_version = \"v2.10.0\"",
+    );
+    assert_ne!(newer, toml);
+    std::fs::write(&config, newer).unwrap();
+    let marker = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: newer-operator-only\n  namespace: flux-system\n";
+    let manifest = format!("{}---\n{marker}", testkit::flux::operator_manifest());
+    std::fs::write(sandbox.path("flux-operator.yaml"), manifest).unwrap();
+
+    let plan = sandbox.run(&["plan", ENV]).await;
+    assert_eq!(plan.code, 0, "{}", plan.output());
+    let cluster = plan.stdout.split("\ncluster:").nth(1).unwrap_or_default();
+    insta::assert_snapshot!(
+        "operator_plan_newer_cluster",
+        filtered(&format!("cluster:{cluster}"))
+    );
+
+    let rebuilt = sandbox.run(&["rebuild", ENV, "--yes"]).await;
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.output());
+    insta::assert_snapshot!("operator_rebuild_intact", filtered(&rebuilt.stdout));
+    assert_eq!(sandbox.log(), commits, "rebuild writes no commit");
+    let live = instances.get("flux").await.expect("FluxInstance");
+    let committed: serde_json::Value = serde_yaml_ng::from_str(&committed).unwrap();
+    assert_eq!(
+        live.data["spec"]["distribution"], committed["spec"]["distribution"],
+        "the committed distribution, not the config's newer one"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    assert!(
+        config_maps
+            .get_opt("newer-operator-only")
+            .await
+            .unwrap()
+            .is_none(),
+        "the committed operator manifest, not the newer one on disk"
+    );
+}
+
+/// The fleet's settings, appended to the sandbox's `[envs.dev.repository]`.
+const FLEET_LAYOUT: &str = "path = \"operator-fleet\"\nprofiles_dir = \"clusters/_profiles\"\n";
+const FLEET_DIR: &str = "operator-fleet/clusters/dev/flux-system";
+
+/// The data of the live `flux-runtime-info`.
+async fn runtime_info(sandbox: &Sandbox) -> std::collections::BTreeMap<String, String> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let runtime = config_maps
+        .get("flux-runtime-info")
+        .await
+        .expect("runtime info");
+    runtime.data.unwrap_or_default()
+}
+
+/// tests/fixtures/operator-fleet: the repository's own FluxInstance, runtime-info and
+/// kustomization.yaml in `clusters/dev/flux-system/`, and a tenants Kustomization substituting
+/// from `flux-runtime-info` — up with configuration alone, Git's keys of `flux-runtime-info`
+/// kept beside the tool's through create-env and its rerun.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_laid_out_for_the_operator_comes_up_with_configuration_alone() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operator-fleet");
+    let sandbox = operator_mode(Sandbox::start_seeded_with(&fixture, with_operator()).await);
+    let instance = format!("{FLEET_DIR}/flux-instance.yaml");
+    sandbox.replace_in_repo(
+        &instance,
+        "https://git.invalid/replaced-by-the-test.git",
+        &sandbox.repo_url(),
+    );
+    let ours: Vec<Option<String>> = [
+        "flux-instance.yaml",
+        "runtime-info.yaml",
+        "kustomization.yaml",
+    ]
+    .iter()
+    .map(|file| sandbox.committed(&format!("{FLEET_DIR}/{file}")))
+    .collect();
+    let config = sandbox.path("gitops-bootstrap.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{toml}{FLEET_LAYOUT}")).unwrap();
+
+    let create = [
+        "create-env",
+        ENV,
+        "--profile",
+        "lab",
+        "--yes",
+        "--timeout",
+        "120s",
+    ];
+    let run = sandbox.run(&create).await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    insta::assert_snapshot!("operator_fleet_created", filtered(&run.stdout));
+    let log = sandbox.log();
+    let kept: Vec<Option<String>> = [
+        "flux-instance.yaml",
+        "runtime-info.yaml",
+        "kustomization.yaml",
+    ]
+    .iter()
+    .map(|file| sandbox.committed(&format!("{FLEET_DIR}/{file}")))
+    .collect();
+    assert_eq!(kept, ours, "the fleet's flux-system/ is its own");
+    assert!(
+        sandbox
+            .committed(&format!("{FLEET_DIR}/flux-operator.yaml"))
+            .is_some()
+    );
+
+    let expected = [
+        ("region", "lab-west"),
+        ("tenant_prefix", "team"),
+        ("cluster_name", "sandbox"),
+        ("base_domain", "sandbox.example.test"),
+    ];
+    let data = runtime_info(&sandbox).await;
+    for (key, value) in expected {
+        assert_eq!(
+            data.get(key).map(String::as_str),
+            Some(value),
+            "{key}: {data:?}"
+        );
+    }
+    // tenants/ is applied by the fleet's own Kustomization, from Git's keys and the tool's.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sandbox.cluster.client());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tenant = loop {
+        if let Some(found) = namespaces.get_opt("team-sandbox").await.unwrap() {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "tenants/ never applied");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(tenant.metadata.labels.unwrap()["region"], "lab-west");
+    assert_eq!(
+        tenant.metadata.annotations.unwrap()["domain"],
+        "sandbox.example.test"
+    );
+
+    let rerun = sandbox.run(&create).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.output());
+    assert_eq!(sandbox.log(), log, "a rerun makes no commit");
+    let data = runtime_info(&sandbox).await;
+    for (key, value) in expected {
+        assert_eq!(
+            data.get(key).map(String::as_str),
+            Some(value),
+            "{key}: {data:?}"
+        );
+    }
+}
+
+/// teardown looks for what the operator installed from the FluxInstance (its inventory), not
+/// only for the operator's own manifest: an object the operator keeps on uninstall
+/// (`fluxcd.controlplane.io/prune: disabled`) is left behind, and teardown says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn teardown_in_operator_mode_looks_for_what_the_operator_installed() {
+    let sandbox = operator_sandbox().await;
+    let created = sandbox.run(&CREATE).await;
+    assert_eq!(created.code, 0, "{}", created.output());
+    let live = instance_api(&sandbox).get("flux").await.unwrap();
+    let role = live.data["status"]["inventory"]["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["id"].as_str())
+        .find_map(|id| {
+            id.strip_prefix('_')?
+                .strip_suffix("_rbac.authorization.k8s.io_ClusterRole")
+        })
+        .expect("the operator installed a ClusterRole")
+        .to_owned();
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(sandbox.cluster.client());
+    let keep = serde_json::json!({"metadata": {"annotations": {"fluxcd.controlplane.io/prune": "disabled"}}});
+    roles
+        .patch(&role, &PatchParams::default(), &Patch::Merge(&keep))
+        .await
+        .expect("marking the ClusterRole");
+
+    let down = sandbox.run(&["teardown", ENV, "--yes"]).await;
+    assert_eq!(down.code, 1, "{}", down.output());
+    insta::with_settings!({filters => vec![FLUX_UNINSTALL_FILTER]}, {
+        insta::assert_snapshot!("operator_teardown_left_behind", filtered(&down.stderr));
+    });
+    assert!(roles.get_opt(&role).await.unwrap().is_some(), "it is there");
+    roles
+        .delete(&role, &Default::default())
+        .await
+        .expect("cleaning up");
 }

@@ -12,13 +12,17 @@ use crate::cluster::apply::{ApplyOptions, CONFIG_MANAGER, FLUX_MANAGER, parse_do
 use crate::cluster::bootstrap::{GIT_CREDENTIALS, SOPS_AGE, substitution_objects};
 pub use crate::cluster::dry_run::PlannedChange;
 use crate::cluster::dry_run::{PlannedObject, dry_run_objects};
-use crate::config::EnvConfig;
+use crate::cluster::flux_operator;
+use crate::config::{EnvConfig, FluxInstall};
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::terraform::{EnvRoot, Terraform};
 use crate::workflow::Outcome;
 use crate::workflow::phases::reach::{self, Patience, Reach};
 use crate::workflow::plan::Section;
+
+/// The field manager Flux applies what Git holds with.
+const KUSTOMIZE_CONTROLLER: &str = "kustomize-controller";
 
 /// Compares; a cluster that could not be read (other than "there is none yet") is also a
 /// warning.
@@ -109,8 +113,27 @@ async fn cluster(
     let components = parse_documents(&rendered.manifest)?;
     let flux = ApplyOptions::new(FLUX_MANAGER).forced();
     objects.extend(dry_run_objects(&client, components, &flux).await?);
-    let sync = parse_documents(&rendered.sync_manifest)?;
-    objects.extend(dry_run_objects(&client, sync, &config).await?);
+    let mut sync = parse_documents(&rendered.sync_manifest)?;
+    // A FluxInstance Flux adopted reaches the cluster from Git, applied by Flux (forced,
+    // with the labels of the Kustomization applying it).
+    let adopted = env.flux.install == FluxInstall::Operator
+        && flux_operator::adopted_by_flux(&client).await?;
+    let sync_options = match adopted {
+        true => {
+            for object in &mut sync {
+                let labels = object.metadata.labels.get_or_insert_default();
+                for key in [
+                    "kustomize.toolkit.fluxcd.io/name",
+                    "kustomize.toolkit.fluxcd.io/namespace",
+                ] {
+                    labels.insert(key.to_owned(), FLUX_NAMESPACE.to_owned());
+                }
+            }
+            ApplyOptions::new(KUSTOMIZE_CONTROLLER).forced()
+        }
+        false => config,
+    };
+    objects.extend(dry_run_objects(&client, sync, &sync_options).await?);
     Ok(ClusterPlan {
         objects,
         not_compared: vec![
