@@ -8,6 +8,8 @@ use crate::config::{RepositoryMode, check_profile_name};
 use crate::error::{Error, ExitStatus, Result};
 use crate::report::Reporter;
 use crate::workflow::create_env::{self, CreateEnvOptions};
+use crate::workflow::phases::preflight::PreflightOptions;
+use crate::workflow::phases::terraform_apply::ApplyPolicy;
 
 pub async fn run(
     cli: &Cli,
@@ -26,16 +28,20 @@ pub async fn run(
     )?;
 
     let options = CreateEnvOptions {
-        profile,
-        assume_yes: args.yes,
-        allow_replace: args.allow_replace,
-        change_profile: args.change_profile,
-        skip_lint: args.skip_lint,
+        preflight: PreflightOptions {
+            profile,
+            change_profile: args.change_profile,
+            skip_lint: args.skip_lint,
+            flux_manifests: args.flux_manifests.clone(),
+            terraform_binary: args.target.terraform.clone(),
+        },
+        policy: ApplyPolicy {
+            assume_yes: args.yes,
+            allow_replace: args.allow_replace,
+        },
         adopt: args.adopt,
         via_branch: args.via_branch || env.repository.mode == RepositoryMode::PullRequest,
         timeout: args.timeout,
-        flux_manifests: args.flux_manifests.clone(),
-        terraform_binary: args.target.terraform.clone(),
     };
     let result = create_env::run(reporter, cancel, &config, &env, &options).await?;
     let text = result.text();

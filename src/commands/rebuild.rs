@@ -6,6 +6,7 @@ use super::{CommandOutput, load_env, require_confirmable};
 use crate::cli::{Cli, RebuildArgs};
 use crate::error::{ExitStatus, Result};
 use crate::report::Reporter;
+use crate::workflow::phases::terraform_apply::ApplyPolicy;
 use crate::workflow::rebuild::{self, RebuildOptions};
 
 pub async fn run(
@@ -21,8 +22,10 @@ pub async fn run(
         "rebuild applies Terraform changes and nobody can confirm them here",
     )?;
     let options = RebuildOptions {
-        assume_yes: args.yes,
-        allow_replace: args.allow_replace,
+        policy: ApplyPolicy {
+            assume_yes: args.yes,
+            allow_replace: args.allow_replace,
+        },
         timeout: args.timeout,
         terraform_binary: args.target.terraform.clone(),
     };

@@ -3,29 +3,16 @@
 //! Flux needs written into it — three named steps.
 
 use kube::Client;
-use tokio_util::sync::CancellationToken;
 
-use super::Steps;
+use super::EnvRun;
 use super::phases::connect::Connected;
+use super::phases::preflight::Prepared;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{config_and_secrets, connect, reach, terraform_apply};
-use crate::cluster::{BootstrapInputs, GitReadCredentials, SopsAgeKey};
+use crate::cluster::{BootstrapInputs, SopsAgeKey};
 use crate::config::{Config, EnvConfig};
 use crate::contract::Contract;
 use crate::error::Result;
-use crate::keys::AgeKey;
-use crate::report::Reporter;
-use crate::terraform::Terraform;
-
-/// What the cluster is brought up with, as the driver's preflight found it.
-pub struct ClusterTarget<'a> {
-    pub terraform: &'a Terraform,
-    pub policy: ApplyPolicy,
-    pub read_credentials: &'a GitReadCredentials,
-    pub age_key: &'a AgeKey,
-    /// Take over a cluster another tool bootstrapped (`--adopt`).
-    pub adopt: bool,
-}
 
 /// A cluster ready for Flux.
 pub struct ClusterUp {
@@ -37,43 +24,39 @@ pub struct ClusterUp {
     pub uid: Option<String>,
 }
 
-/// Runs the steps terraform, connect and config-and-secrets; records the cluster's uid.
-pub async fn apply_connect_and_configure(
-    steps: &mut Steps<'_>,
+/// Runs the steps terraform, connect and config-and-secrets with what preflight prepared;
+/// records the cluster's uid. `adopt`: take over a cluster another tool bootstrapped.
+pub async fn apply_connect_and_configure<F>(
+    run: &mut EnvRun<'_>,
     config: &Config,
     env: &EnvConfig,
-    target: ClusterTarget<'_>,
-    reporter: &dyn Reporter,
-    cancel: &CancellationToken,
+    prepared: &Prepared<F>,
+    policy: ApplyPolicy,
+    adopt: bool,
 ) -> Result<ClusterUp> {
-    let terraform = terraform_apply::run(
-        target.terraform,
-        config,
-        env,
-        target.policy,
-        reporter,
-        cancel,
-    );
-    let contract = steps.step("terraform", terraform).await?;
+    let (reporter, cancel) = (run.reporter(), run.cancel().clone());
+    let terraform =
+        terraform_apply::run(&prepared.terraform, config, env, policy, reporter, &cancel);
+    let contract = run.step("terraform", terraform).await?;
     let owner = reach::owner(env);
-    let connect = connect::run(&contract, &owner, target.adopt);
-    let Connected { client, adopting } = steps.step("connect", connect).await?;
+    let connect = connect::run(&contract, &owner, adopt);
+    let Connected { client, adopting } = run.step("connect", connect).await?;
     let uid = reach::cluster_uid(&client).await;
-    steps.record().cluster_uid.clone_from(&uid);
+    run.record().cluster_uid.clone_from(&uid);
     let age_key = SopsAgeKey {
         env_name: env.name.clone(),
-        identity: target.age_key.identity.clone(),
+        identity: prepared.age_key.identity.clone(),
     };
     let inputs = BootstrapInputs {
         contract: &contract,
         names: &env.repository.substitution,
-        git: target.read_credentials,
+        git: &prepared.read_credentials,
         age_key: &age_key,
         owner: &owner,
         install: env.flux.install,
     };
     let bootstrap = config_and_secrets::run(&client, inputs);
-    steps.step("config-and-secrets", bootstrap).await?;
+    run.step("config-and-secrets", bootstrap).await?;
     Ok(ClusterUp {
         contract,
         client,

@@ -2,21 +2,20 @@
 //! committed before the cluster took its config and secrets, and Flux is applied only once the
 //! commit it will sync is on the remote.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::cluster_up::{ClusterTarget, ClusterUp, apply_connect_and_configure};
+use super::EnvRun;
+use super::cluster_up::{ClusterUp, apply_connect_and_configure};
 use super::flux_up::{FluxTarget, install_sync_and_wait};
-use super::phases::commit::ClusterDirInputs;
-use super::phases::preflight::PreflightInputs;
+use super::phases::commit::{ClusterDirInputs, Committed};
+use super::phases::preflight::{PreflightInputs, PreflightOptions};
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{await_merge, commit, hand_over, preflight, summary};
-use super::{EnvPaths, Steps};
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
-use crate::record::RunRecord;
+use crate::gitops::Workspace;
 use crate::report::Reporter;
 
 pub use super::phases::summary::CreateEnvResult;
@@ -24,18 +23,13 @@ pub use super::phases::summary::CreateEnvResult;
 /// What the user asked for, validated by the command.
 #[derive(Debug, Clone)]
 pub struct CreateEnvOptions {
-    pub profile: String,
-    pub assume_yes: bool,
-    pub allow_replace: bool,
-    pub change_profile: bool,
-    pub skip_lint: bool,
+    pub preflight: PreflightOptions,
+    pub policy: ApplyPolicy,
     /// Take over a cluster another tool bootstrapped.
     pub adopt: bool,
     /// Pull-request mode: commit to the proposal branch and wait for the merge.
     pub via_branch: bool,
     pub timeout: Duration,
-    pub flux_manifests: Option<String>,
-    pub terraform_binary: Option<PathBuf>,
 }
 
 /// Runs create-env and keeps its run record (`<state_dir>/<env>/run.json`), also on failure.
@@ -46,22 +40,21 @@ pub async fn run(
     env: &EnvConfig,
     options: &CreateEnvOptions,
 ) -> Result<CreateEnvResult> {
-    let paths = EnvPaths::new(config, &env.name);
-    let mut record = RunRecord::start(&env.name, "create-env");
+    let mut run = EnvRun::start(reporter, cancel, config, env, "create-env")?;
     // Kept until connect learns it again, so a run killed before then leaves a record that
     // still names the env's cluster for a later rebuild.
-    record.cluster_uid = RunRecord::load(&paths.record()).and_then(|record| record.cluster_uid);
-    record.profile = Some(options.profile.clone());
-    let mut steps = Steps::new(reporter, cancel.clone(), record);
-    steps.save_start(&paths.record());
-    let outcome = drive(&mut steps, reporter, &cancel, config, env, &paths, options).await;
-    steps.finish(&outcome, &paths.record());
+    let uid = run.previous().and_then(|record| record.cluster_uid.clone());
+    run.record().cluster_uid = uid;
+    run.record().profile = Some(options.preflight.profile.clone());
+    run.save_start();
+    let outcome = drive(&mut run, config, env, options).await;
+    run.finish(&outcome);
     outcome
 }
 
 /// The hand-over step, only in the run that changes the install method: before the commit.
 async fn hand_over_if_changed(
-    steps: &mut Steps<'_>,
+    run: &mut EnvRun<'_>,
     client: &kube::Client,
     cluster_dir: &ClusterDirInputs<'_>,
     timeout: Duration,
@@ -73,51 +66,35 @@ async fn hand_over_if_changed(
     let planned = commit::planned_sync_manifest(cluster_dir)?;
     let deadline = tokio::time::Instant::now() + timeout;
     let handing = hand_over::run(client, cluster_dir.install, &planned, deadline, adopting);
-    steps.step("hand-over", handing).await
+    run.step("hand-over", handing).await
 }
 
 /// The steps, in order, each handing its typed result to the ones after it.
 async fn drive(
-    steps: &mut Steps<'_>,
-    reporter: &dyn Reporter,
-    cancel: &CancellationToken,
+    run: &mut EnvRun<'_>,
     config: &Config,
     env: &EnvConfig,
-    paths: &EnvPaths,
     options: &CreateEnvOptions,
 ) -> Result<CreateEnvResult> {
-    let preflight_inputs = PreflightInputs {
-        reporter,
+    let profile = &options.preflight.profile;
+    let paths = run.paths().clone();
+    let inputs = PreflightInputs {
+        reporter: run.reporter(),
         config,
         env,
-        paths,
-        profile: &options.profile,
-        change_profile: options.change_profile,
-        skip_lint: options.skip_lint,
-        flux_manifests: options.flux_manifests.as_deref(),
-        terraform_binary: options.terraform_binary.as_deref(),
+        paths: &paths,
+        options: &options.preflight,
         via_branch: options.via_branch,
     };
-    let prepared = steps
-        .step("preflight", preflight::run(preflight_inputs))
-        .await?;
-    steps.record().age_recipient = Some(prepared.age_key.recipient.clone());
-    steps.record().deploy_key = prepared
+    let prepared = run.step("preflight", preflight::run(inputs)).await?;
+    run.record().age_recipient = Some(prepared.age_key.recipient.clone());
+    run.record().deploy_key = prepared
         .deploy_key
         .as_ref()
         .map(|k| k.public_openssh.clone());
 
-    let target = ClusterTarget {
-        terraform: &prepared.terraform,
-        policy: ApplyPolicy {
-            assume_yes: options.assume_yes,
-            allow_replace: options.allow_replace,
-        },
-        read_credentials: &prepared.read_credentials,
-        age_key: &prepared.age_key,
-        adopt: options.adopt,
-    };
-    let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
+    let cluster =
+        apply_connect_and_configure(run, config, env, &prepared, options.policy, options.adopt);
     let ClusterUp {
         contract,
         client,
@@ -127,26 +104,13 @@ async fn drive(
 
     let cluster_dir = ClusterDirInputs {
         env,
-        profile: &options.profile,
+        profile,
         install: &prepared.flux,
         age_recipient: &prepared.age_key.recipient,
     };
-    hand_over_if_changed(steps, &client, &cluster_dir, options.timeout, adopting).await?;
-    let committed = if options.via_branch {
-        let proposing = commit::propose(prepared.workspace, cluster_dir, reporter);
-        let (proposed, sync_manifest) = steps.step("commit", proposing).await?;
-        let merge = await_merge::run(proposed, options.timeout, reporter, cancel);
-        let (workspace, head) = steps.step("await-merge", merge).await?;
-        commit::Committed {
-            workspace,
-            head,
-            sync_manifest,
-        }
-    } else {
-        let committing = commit::run(prepared.workspace, cluster_dir, reporter);
-        steps.step("commit", committing).await?
-    };
-    steps.record().commit = Some(committed.head.clone());
+    hand_over_if_changed(run, &client, &cluster_dir, options.timeout, adopting).await?;
+    let committed = commit_or_propose(run, prepared.workspace, cluster_dir, options).await?;
+    run.record().commit = Some(committed.head.clone());
 
     let flux = FluxTarget {
         install: &prepared.flux,
@@ -155,12 +119,19 @@ async fn drive(
         workspace: committed.workspace,
         adopting,
     };
-    let apps =
-        install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;
+    let apps = install_sync_and_wait(run, &client, flux, options.timeout).await?;
 
+    let kubectl_access = summary::kubectl_access(
+        &env.name,
+        &env.outputs,
+        prepared.terraform.flavor(),
+        &paths.terraform_dir(env),
+        &contract.access,
+        contract.ca_certificate_base64,
+    );
     let result = CreateEnvResult {
         env: env.name.clone(),
-        profile: options.profile.clone(),
+        profile: profile.clone(),
         cluster_name: contract.cluster_name.clone(),
         repository: env.repository.url.clone(),
         branch: env.repository.branch.clone(),
@@ -169,22 +140,35 @@ async fn drive(
         age_recipient: prepared.age_key.recipient.clone(),
         age_key_file: prepared.age_key.path.clone(),
         deploy_key: prepared.deploy_key.map(|key| key.public_openssh),
-        kubectl_access: summary::kubectl_access(
-            &env.name,
-            &env.outputs,
-            prepared.terraform.flavor(),
-            &if env.in_place {
-                env.module.clone()
-            } else {
-                paths.terraform()
-            },
-            &contract.access,
-            contract.ca_certificate_base64,
-        ),
+        kubectl_access,
         apps,
     };
-    steps
-        .step("summary", summary::run(reporter, &result))
+    run.step("summary", summary::run(run.reporter(), &result))
         .await?;
     Ok(result)
+}
+
+/// The step commit — in pull-request mode followed by await-merge, whose merged tip is the
+/// commit Flux syncs.
+async fn commit_or_propose(
+    run: &mut EnvRun<'_>,
+    workspace: Workspace,
+    cluster_dir: ClusterDirInputs<'_>,
+    options: &CreateEnvOptions,
+) -> Result<Committed> {
+    let reporter = run.reporter();
+    if !options.via_branch {
+        let committing = commit::run(workspace, cluster_dir, reporter);
+        return run.step("commit", committing).await;
+    }
+    let proposing = commit::propose(workspace, cluster_dir, reporter);
+    let (proposed, sync_manifest) = run.step("commit", proposing).await?;
+    let cancel = run.cancel().clone();
+    let merge = await_merge::run(proposed, options.timeout, reporter, &cancel);
+    let (workspace, head) = run.step("await-merge", merge).await?;
+    Ok(Committed {
+        workspace,
+        head,
+        sync_manifest,
+    })
 }

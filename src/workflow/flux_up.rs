@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use kube::Client;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::Steps;
+use super::EnvRun;
 use super::phases::{flux_install, sync, wait_for_apps};
 use crate::cluster::{Installation, Snapshot};
 use crate::error::Result;
 use crate::gitops::Workspace;
-use crate::report::Reporter;
 
 /// What Flux is brought up with: what to install and the commit to sync.
 pub struct FluxTarget<'a> {
@@ -29,13 +27,12 @@ pub struct FluxTarget<'a> {
 
 /// Runs the steps flux-install, sync and wait-for-apps; returns the apps' last snapshot.
 pub async fn install_sync_and_wait(
-    steps: &mut Steps<'_>,
+    run: &mut EnvRun<'_>,
     client: &Client,
     target: FluxTarget<'_>,
     timeout: Duration,
-    reporter: &dyn Reporter,
-    cancel: &CancellationToken,
 ) -> Result<Snapshot> {
+    let (reporter, cancel) = (run.reporter(), run.cancel().clone());
     let deadline = Instant::now() + timeout;
     let install = flux_install::run(
         client,
@@ -44,7 +41,7 @@ pub async fn install_sync_and_wait(
         deadline,
         target.adopting,
     );
-    steps.step("flux-install", install).await?;
+    run.step("flux-install", install).await?;
     let sync = sync::run(
         client,
         target.install,
@@ -52,7 +49,7 @@ pub async fn install_sync_and_wait(
         target.commit,
         target.adopting,
     );
-    steps.step("sync", sync).await?;
+    run.step("sync", sync).await?;
     let pushed = wait_for_apps::Pushed {
         workspace: target.workspace,
         commit: target.commit,
@@ -64,7 +61,7 @@ pub async fn install_sync_and_wait(
         "wait-for-apps",
         deadline.saturating_duration_since(Instant::now()),
         reporter,
-        cancel,
+        &cancel,
     );
-    steps.step("wait-for-apps", wait).await
+    run.step("wait-for-apps", wait).await
 }

@@ -7,6 +7,7 @@ mod cluster_up;
 pub mod create_env;
 pub mod doctor;
 pub mod drift;
+mod env_run;
 pub mod envs;
 mod flux_up;
 pub mod git;
@@ -22,5 +23,6 @@ pub mod status;
 pub mod teardown;
 pub mod terraform;
 
+pub use env_run::EnvRun;
 pub use paths::EnvPaths;
 pub use runner::{Outcome, Steps, run_step};

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, EnvConfig};
 
 #[derive(Debug, Clone)]
 pub struct EnvPaths {
@@ -23,6 +23,15 @@ impl EnvPaths {
     /// The generated Terraform root module (and its local state).
     pub fn terraform(&self) -> PathBuf {
         self.root.join("terraform")
+    }
+
+    /// Where Terraform runs for `env`: the generated root, or the env's own root in place.
+    pub fn terraform_dir(&self, env: &EnvConfig) -> PathBuf {
+        if env.in_place {
+            env.module.clone()
+        } else {
+            self.terraform()
+        }
     }
 
     /// The tool's working clone of the GitOps repository; disposable.

@@ -11,24 +11,22 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster_up::{ClusterTarget, ClusterUp, apply_connect_and_configure};
+use super::EnvRun;
+use super::cluster_up::{ClusterUp, apply_connect_and_configure};
 use super::flux_up::{FluxTarget, install_sync_and_wait};
 use super::phases::detect::{Detected, Situation};
 use super::phases::terraform_apply::ApplyPolicy;
-use super::phases::{detect, rebuild_preflight};
-use super::{EnvPaths, Outcome, Steps};
+use super::phases::{detect, rebuild_preflight, summary};
 use crate::cluster::Snapshot;
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
-use crate::record::{RunRecord, StepRecord};
-use crate::report::Reporter;
-use crate::report::short_sha;
+use crate::record::StepRecord;
+use crate::report::{Reporter, short_sha};
 
 /// What the user asked for, validated by the command.
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
-    pub assume_yes: bool,
-    pub allow_replace: bool,
+    pub policy: ApplyPolicy,
     pub timeout: Duration,
     pub terraform_binary: Option<PathBuf>,
 }
@@ -75,30 +73,18 @@ pub async fn run(
     options: &RebuildOptions,
 ) -> Result<RebuildResult> {
     let started = Instant::now();
-    let paths = EnvPaths::new(config, &env.name);
-    let recorded_uid = RunRecord::load(&paths.record()).and_then(|record| record.cluster_uid);
-    let mut record = RunRecord::start(&env.name, "rebuild");
+    let mut run = EnvRun::start(reporter, cancel, config, env, "rebuild")?;
     // Kept while the rebuild runs: a rebuild killed before it learns the new cluster's uid
     // must still tell the next one which cluster the env had.
-    record.cluster_uid = recorded_uid.clone();
-    let mut steps = Steps::new(reporter, cancel.clone(), record);
-    steps.save_start(&paths.record());
-    let outcome = drive(
-        &mut steps,
-        reporter,
-        &cancel,
-        config,
-        env,
-        &paths,
-        options,
-        recorded_uid.as_deref(),
-    )
-    .await;
+    let recorded_uid = run.previous().and_then(|record| record.cluster_uid.clone());
+    run.record().cluster_uid = recorded_uid.clone();
+    run.save_start();
+    let outcome = drive(&mut run, config, env, options, recorded_uid.as_deref()).await;
     let rto_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if outcome.is_ok() {
-        steps.record().rto_ms = Some(rto_ms);
+        run.record().rto_ms = Some(rto_ms);
     }
-    let record = steps.finish(&outcome, &paths.record());
+    let record = run.finish(&outcome);
     let mut result = outcome?;
     result.rto_ms = rto_ms;
     result.steps = record.steps;
@@ -106,38 +92,26 @@ pub async fn run(
 }
 
 /// The steps, in order.
-#[allow(clippy::too_many_arguments)] // the driver's inputs, each used by a step
 async fn drive(
-    steps: &mut Steps<'_>,
-    reporter: &dyn Reporter,
-    cancel: &CancellationToken,
+    run: &mut EnvRun<'_>,
     config: &Config,
     env: &EnvConfig,
-    paths: &EnvPaths,
     options: &RebuildOptions,
     recorded_uid: Option<&str>,
 ) -> Result<RebuildResult> {
+    let (reporter, cancel) = (run.reporter(), run.cancel().clone());
     let binary = options.terraform_binary.as_deref();
-    let preflight = rebuild_preflight::run(reporter, config, env, paths, binary);
-    let prepared = steps.step("preflight", preflight).await?;
-    steps.record().profile = Some(prepared.flux.profile.clone());
-    steps.record().commit = Some(prepared.flux.commit.clone());
-    steps.record().age_recipient = Some(prepared.age_key.recipient.clone());
+    let paths = run.paths().clone();
+    let preflight = rebuild_preflight::run(reporter, config, env, &paths, binary);
+    let prepared = run.step("preflight", preflight).await?;
+    run.record().profile = Some(prepared.flux.profile.clone());
+    run.record().commit = Some(prepared.flux.commit.clone());
+    run.record().age_recipient = Some(prepared.age_key.recipient.clone());
 
-    let detect = detect::run(&prepared.terraform, config, env, recorded_uid, cancel);
-    let detected: Detected = steps.step("detect", detect).await?;
+    let detect = detect::run(&prepared.terraform, config, env, recorded_uid, &cancel);
+    let detected: Detected = run.step("detect", detect).await?;
     // A rebuild never adopts: the cluster is the env's own, or a new one.
-    let target = ClusterTarget {
-        terraform: &prepared.terraform,
-        policy: ApplyPolicy {
-            assume_yes: options.assume_yes,
-            allow_replace: options.allow_replace,
-        },
-        read_credentials: &prepared.read_credentials,
-        age_key: &prepared.age_key,
-        adopt: false,
-    };
-    let cluster = apply_connect_and_configure(steps, config, env, target, reporter, cancel);
+    let cluster = apply_connect_and_configure(run, config, env, &prepared, options.policy, false);
     let ClusterUp { client, uid, .. } = cluster.await?;
     let situation = detected.unwrap_or_else(|| Situation::of_uid(uid.as_deref(), recorded_uid));
     let flux = FluxTarget {
@@ -147,19 +121,9 @@ async fn drive(
         workspace: prepared.workspace,
         adopting: false,
     };
-    let apps =
-        install_sync_and_wait(steps, &client, flux, options.timeout, reporter, cancel).await?;
-    let summary = async {
-        let text = format!(
-            "env {} recovered ({}): {}/{} Flux objects Ready",
-            env.name,
-            situation.describe(),
-            apps.ready,
-            apps.total
-        );
-        Ok((Outcome::Done(text), ()))
-    };
-    steps.step("summary", summary).await?;
+    let apps = install_sync_and_wait(run, &client, flux, options.timeout).await?;
+    let summary = summary::rebuilt(&env.name, situation, &apps);
+    run.step("summary", summary).await?;
     Ok(RebuildResult {
         env: env.name.clone(),
         situation,

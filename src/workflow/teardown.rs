@@ -15,21 +15,20 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::EnvRun;
 use super::phases::reach::{Cleared, OwnCluster};
 use super::phases::remove_from_git::{GitScope, Removed};
 use super::phases::scope::{ClusterPlan, ClusterRead, Scope};
 use super::phases::{
-    await_merge, cloud_resources, delete_apps, flux_uninstall, lock, observe, remove_from_git,
-    scope, skipped, terraform_destroy,
+    await_merge, cloud_resources, delete_apps, flux_uninstall, observe, remove_from_git, scope,
+    skipped, summary, suspend_sync, terraform_destroy,
 };
-use super::{EnvPaths, Outcome, Steps};
 use crate::cluster::ObjectName;
 use crate::cluster::teardown::Leftover;
 use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
 use crate::gitops::Workspace;
-use crate::keys::{KeyOwner, KeyStore};
-use crate::record::{RunRecord, StepRecord};
+use crate::record::StepRecord;
 use crate::report::Reporter;
 
 /// What the user asked for, validated by the command.
@@ -109,19 +108,11 @@ pub async fn run(
     env: &EnvConfig,
     options: &TeardownOptions,
 ) -> Result<TeardownResult> {
-    let paths = EnvPaths::new(config, &env.name);
-    // Before the run record: a teardown refused by the lock leaves the running command's
-    // record alone.
-    let lock = lock::acquire(env, &paths)?;
-    lock::announce_takeover(&lock, env, reporter);
-    let mut steps = Steps::new(
-        reporter,
-        cancel.clone(),
-        RunRecord::start(&env.name, "teardown"),
-    );
-    steps.save_start(&paths.record());
-    let outcome = drive(&mut steps, reporter, &cancel, config, env, &paths, options).await;
-    let record = steps.finish(&outcome, &paths.record());
+    let mut run = EnvRun::start(reporter, cancel, config, env, "teardown")?;
+    run.save_start();
+    let paths = run.paths().clone();
+    let outcome = drive(&mut run, config, env, options).await;
+    let record = run.finish(&outcome);
     let mut result = outcome?;
     result.steps = record.steps;
     // The record went with the state; an env removed leaves nothing in the state dir.
@@ -140,36 +131,33 @@ pub async fn run(
             ))
         })?;
     }
-    drop(lock);
     Ok(result)
 }
 
 /// The steps, in order: the cluster is read and emptied only when observe proved it the env's
 /// own, and Terraform destroys only once the cluster is cleared.
 async fn drive(
-    steps: &mut Steps<'_>,
-    reporter: &dyn Reporter,
-    cancel: &CancellationToken,
+    run: &mut EnvRun<'_>,
     config: &Config,
     env: &EnvConfig,
-    paths: &EnvPaths,
     options: &TeardownOptions,
 ) -> Result<TeardownResult> {
-    let observe = observe::run(config, env, paths, options, cancel);
-    let observed = steps.step("observe", observe).await?;
+    let (reporter, cancel) = (run.reporter(), run.cancel().clone());
+    let paths = run.paths().clone();
+    let observe = observe::run(config, env, &paths, options, &cancel);
+    let observed = run.step("observe", observe).await?;
     let seen = scope::Seen {
         cluster: observed.cluster,
         workspace: observed.repository.as_ref().map(|(workspace, _)| workspace),
         has_state: observed.has_state,
     };
     let scoping = scope::run(seen, env, options.assume_yes, reporter);
-    let Scope { cluster, git, .. } = steps.step("scope", scoping).await?;
+    let Scope { cluster, git, .. } = run.step("scope", scoping).await?;
     let mut result = TeardownResult {
         env: env.name.clone(),
         ..TeardownResult::default()
     };
-    let cleared = clear_cluster(steps, reporter, options, env, cluster, &mut result).await?;
-
+    let cleared = clear_cluster(run, options, env, cluster, &mut result).await?;
     // Confirmed at the scope step (or --yes): the destroy is part of what was confirmed.
     let destroy = terraform_destroy::run(
         &cleared,
@@ -178,44 +166,18 @@ async fn drive(
         env,
         true,
         reporter,
-        cancel,
+        &cancel,
     );
     result
         .removed
-        .extend(steps.step("terraform-destroy", destroy).await?);
+        .extend(run.step("terraform-destroy", destroy).await?);
     let git = git.unwrap_or_default();
-    let removal = remove_from_git(
-        steps,
-        observed.repository,
-        git,
-        env,
-        options,
-        reporter,
-        cancel,
-    );
+    let removal = remove_from_repository(run, observed.repository, git, env, options);
     let removed = removal.await?;
     result.removed.extend(removed.files);
     result.kept_in_git = removed.kept;
-
-    // Named only when there is one: a never-created env has no key to keep.
-    let age_key_file = KeyStore::from_env().existing(&KeyOwner::of(env));
-    if let Some(key) = &age_key_file {
-        reporter.notice(format!(
-            "the age key of env {} is kept at {}: a rebuild would need it; delete it yourself once nothing encrypted for it matters",
-            env.name,
-            key.display()
-        ));
-    }
-    let summary = async {
-        let text = format!(
-            "{} removed, {} left behind",
-            result.removed.len(),
-            result.leftovers.len()
-        );
-        Ok((Outcome::Done(text), ()))
-    };
-    steps.step("summary", summary).await?;
-    result.age_key_file = age_key_file;
+    let summary = summary::torn_down(reporter, env, &result.removed, &result.leftovers);
+    result.age_key_file = run.step("summary", summary).await?;
     Ok(result)
 }
 
@@ -230,23 +192,21 @@ const CLUSTER_STEPS: [&str; 4] = [
 /// suspend-sync, delete-apps, delete-cloud-resources and flux-uninstall: on the env's own
 /// cluster, within what the scope step read there; else skipped, with the reason.
 async fn clear_cluster(
-    steps: &mut Steps<'_>,
-    reporter: &dyn Reporter,
+    run: &mut EnvRun<'_>,
     options: &TeardownOptions,
     env: &EnvConfig,
     cluster: ClusterPlan,
     result: &mut TeardownResult,
 ) -> Result<Cleared> {
     match cluster {
-        ClusterPlan::Empty { own, read } => {
-            empty_cluster(steps, reporter, *own, &read, options, result).await
-        }
+        ClusterPlan::Empty { own, read } => empty_cluster(run, *own, &read, options, result).await,
         ClusterPlan::Skip { reason, cleared } => {
             if options.force || options.leave_cluster {
-                reporter.warning(format!("env {}: {reason}", env.name));
+                run.reporter()
+                    .warning(format!("env {}: {reason}", env.name));
             }
             for step in CLUSTER_STEPS {
-                steps.step::<()>(step, skipped(&reason)).await?;
+                run.step::<()>(step, skipped(&reason)).await?;
             }
             Ok(cleared)
         }
@@ -256,18 +216,16 @@ async fn clear_cluster(
 /// Suspends the sync, deletes the apps, what owns cloud resources in the env's namespaces and
 /// what the env installed of Flux; returns the cluster, cleared.
 async fn empty_cluster(
-    steps: &mut Steps<'_>,
-    reporter: &dyn Reporter,
+    run: &mut EnvRun<'_>,
     own: OwnCluster,
     read: &ClusterRead,
     options: &TeardownOptions,
     result: &mut TeardownResult,
 ) -> Result<Cleared> {
-    steps
-        .step("suspend-sync", delete_apps::suspend(&own))
-        .await?;
+    let reporter = run.reporter();
+    run.step("suspend-sync", suspend_sync::run(&own)).await?;
     let apps = delete_apps::run(&own, options.timeout, options.force, reporter);
-    let apps = steps.step("delete-apps", apps).await?;
+    let apps = run.step("delete-apps", apps).await?;
     result.removed.extend(apps.deleted);
     result.finalizers_removed = apps.finalizers_removed;
     let owners = cloud_resources::run(
@@ -278,49 +236,46 @@ async fn empty_cluster(
         &apps.namespaces,
         &read.objects.namespaces,
     );
-    let cloud = steps.step("delete-cloud-resources", owners).await?;
+    let cloud = run.step("delete-cloud-resources", owners).await?;
     result.removed.extend(cloud.removed);
     result.leftovers.extend(cloud.leftovers);
     result.left_alone = cloud.left_alone;
     let uninstall = flux_uninstall::run(own, &read.flux, options.timeout, options.force, reporter);
-    let (left, cleared) = steps.step("flux-uninstall", uninstall).await?;
+    let (left, cleared) = run.step("flux-uninstall", uninstall).await?;
     result.leftovers.extend(left);
     Ok(cleared)
 }
 
 /// remove-from-git (and await-merge in pull-request mode): the tool's files go, the user's stay.
-async fn remove_from_git(
-    steps: &mut Steps<'_>,
+async fn remove_from_repository(
+    run: &mut EnvRun<'_>,
     repository: Option<(Workspace, bool)>,
     scope: GitScope,
     env: &EnvConfig,
     options: &TeardownOptions,
-    reporter: &dyn Reporter,
-    cancel: &CancellationToken,
 ) -> Result<Removed> {
+    let (reporter, cancel) = (run.reporter(), run.cancel().clone());
     let workspace = match repository {
         None => {
-            return steps
+            return run
                 .step("remove-from-git", skipped("kept (--keep-repo)"))
                 .await;
         }
         Some((_, false)) => {
-            return steps
-                .step("remove-from-git", skipped("nothing in Git"))
-                .await;
+            return run.step("remove-from-git", skipped("nothing in Git")).await;
         }
         Some((workspace, true)) => workspace,
     };
     if options.via_branch {
         let removal = remove_from_git::propose(workspace, env, reporter);
-        let proposed = steps.step("remove-from-git", removal).await?;
-        let merge = await_merge::run(proposed, options.timeout, reporter, cancel);
-        steps.step("await-merge", merge).await?;
+        let proposed = run.step("remove-from-git", removal).await?;
+        let merge = await_merge::run(proposed, options.timeout, reporter, &cancel);
+        run.step("await-merge", merge).await?;
         return Ok(Removed {
             files: scope.tool_files,
             kept: scope.kept,
         });
     }
     let removal = remove_from_git::run(workspace, env);
-    steps.step("remove-from-git", removal).await
+    run.step("remove-from-git", removal).await
 }

@@ -1,8 +1,7 @@
-//! suspend-sync and delete-apps (teardown): the root Kustomization suspended so Flux does not
-//! recreate what goes, then the profile's Kustomizations and HelmReleases deleted in reverse
-//! `dependsOn` order, each wave watched until gone — Flux's finalizers run the Helm uninstalls
-//! and prune what each applied. With `--force`, an app still deleting at the deadline has its
-//! finalizers removed, is reported, and the teardown goes on.
+//! delete-apps (teardown): with the sync suspended, the profile's Kustomizations and
+//! HelmReleases deleted in reverse `dependsOn` order, each wave watched until gone — Flux's
+//! finalizers run the Helm uninstalls and prune what each applied. With `--force`, an app still
+//! deleting at the deadline has its finalizers removed, is reported, and the teardown goes on.
 
 use std::time::Duration;
 
@@ -11,20 +10,11 @@ use super::reach::OwnCluster;
 use crate::cluster::ObjectName;
 use crate::cluster::teardown::{
     Doomed, app_namespaces, delete_and_wait, deletion_waves, flux_apps,
-    remove_finalizers_of_leftovers, suspend_root,
+    remove_finalizers_of_leftovers,
 };
 use crate::error::Result;
 use crate::report::Reporter;
 use crate::workflow::Outcome;
-
-pub async fn suspend(cluster: &OwnCluster) -> Result<(Outcome, ())> {
-    let outcome = if suspend_root(cluster.client()).await? {
-        Outcome::Done("suspended Kustomization flux-system/flux-system".to_owned())
-    } else {
-        Outcome::UpToDate("the root Kustomization is suspended or absent".to_owned())
-    };
-    Ok((outcome, ()))
-}
 
 /// How many times the apps are listed and deleted: a parent Kustomization still reconciling
 /// can re-create a child it applied while the child goes (a new uid counts as gone), so what

@@ -24,6 +24,7 @@ pub mod remove_from_git;
 pub mod repository_plan;
 pub mod scope;
 pub mod summary;
+pub mod suspend_sync;
 pub mod sync;
 pub mod terraform_apply;
 pub mod terraform_destroy;

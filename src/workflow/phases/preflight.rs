@@ -1,9 +1,10 @@
-//! preflight: everything that can be checked before the first side effect — the env lock,
-//! Terraform, the repository (reachable with push rights, the profile present, the env not
-//! running another profile), the Flux components, Flux's read credentials and the age key.
+//! preflight: everything that can be checked before the first side effect (the run holds the
+//! env's lock already) — Terraform, the repository (reachable with push rights, the profile
+//! present, the env not running another profile), the Flux components, Flux's read
+//! credentials and the age key.
 //! Keys are generated last, so a failed check leaves nothing behind.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_components};
 use crate::cluster::{GitReadCredentials, Installation, flux_operator};
@@ -11,15 +12,25 @@ use crate::config::{Config, EnvConfig, FluxInstall, GitTransport, PushCredential
 use crate::error::{Error, Result};
 use crate::gitops::{DeployKey, GitError, Workspace, check_push_access, generate_deploy_key};
 use crate::keys::{AgeKey, KeyOrigin, KeyOwner, KeyStore};
-use crate::lock::EnvLock;
 use crate::render::{self, CommittedEnv, CommittedFlux, cluster_dir};
 use crate::report::Reporter;
 use crate::terraform::{ModuleInterface, Terraform};
 use crate::workflow::git::{blocking, check_read_access, push_spec, read_credentials};
 use crate::workflow::lint;
-use crate::workflow::phases::lock;
 use crate::workflow::proposal;
 use crate::workflow::{EnvPaths, Outcome, terraform};
+
+/// What the user asked of create-env that preflight checks.
+#[derive(Debug, Clone)]
+pub struct PreflightOptions {
+    pub profile: String,
+    /// `--change-profile`: the env may be re-pointed to another profile.
+    pub change_profile: bool,
+    /// `--skip-lint`: do not stop on the profile's lint errors (reported as a warning).
+    pub skip_lint: bool,
+    pub flux_manifests: Option<String>,
+    pub terraform_binary: Option<PathBuf>,
+}
 
 /// What create-env's preflight is given.
 pub struct PreflightInputs<'a> {
@@ -27,22 +38,15 @@ pub struct PreflightInputs<'a> {
     pub config: &'a Config,
     pub env: &'a EnvConfig,
     pub paths: &'a EnvPaths,
-    pub profile: &'a str,
-    pub change_profile: bool,
-    /// `--skip-lint`: do not stop on the profile's lint errors (reported as a warning).
-    pub skip_lint: bool,
-    pub flux_manifests: Option<&'a str>,
-    pub terraform_binary: Option<&'a Path>,
+    pub options: &'a PreflightOptions,
     /// Pull-request mode: the proposal branch must hold nothing but the tool's proposals.
     pub via_branch: bool,
 }
 
-/// What the later steps work with, all checked. `F` is where Flux comes from: an
+/// What the later steps work with, all checked (under the env's lock, which the run holds). `F` is where Flux comes from: an
 /// [`Installation`] resolved afresh (create-env), or what the env has committed (rebuild's
 /// [`super::rebuild_preflight::Restore`]).
 pub struct Prepared<F> {
-    /// Held until the run ends.
-    pub lock: EnvLock,
     pub terraform: Terraform,
     pub workspace: Workspace,
     pub read_credentials: GitReadCredentials,
@@ -52,9 +56,8 @@ pub struct Prepared<F> {
 }
 
 pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Installation>)> {
-    let lock = lock::acquire(input.env, input.paths)?;
-    lock::announce_takeover(&lock, input.env, input.reporter);
-    let tf = terraform::discover(input.config, input.terraform_binary).await?;
+    let options = input.options;
+    let tf = terraform::discover(input.config, options.terraform_binary.as_deref()).await?;
     let mut facts = vec![format!("{} {}", tf.flavor(), tf.version())];
     let module = ModuleInterface::read(&input.env.module)?;
     let access = terraform::check_module_contract(input.env, &module)?;
@@ -70,7 +73,7 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Instal
     }
     facts.push(format!(
         "repository reachable ({}) · profile {}",
-        input.env.repository.url, input.profile
+        input.env.repository.url, options.profile
     ));
     // The profile's mistakes cost seconds here, a Terraform apply later.
     facts.push(lint::preflight(
@@ -80,13 +83,14 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Instal
             cache: input.paths.lint_cache(),
         },
         input.env,
-        input.profile,
-        input.skip_lint,
+        &options.profile,
+        options.skip_lint,
         input.reporter,
     )?);
 
     let recipient = committed.recipient();
-    let (install, fact) = resolve_install(input.flux_manifests, input.env, committed.flux).await?;
+    let flag = options.flux_manifests.as_deref();
+    let (install, fact) = resolve_install(flag, input.env, committed.flux).await?;
     facts.push(fact);
 
     // Inputs that would fail later, checked before any key is written.
@@ -102,7 +106,6 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Instal
         Outcome::UpToDate(summary)
     };
     let prepared = Prepared {
-        lock,
         terraform: tf,
         workspace,
         read_credentials: keys.read_credentials,
@@ -298,7 +301,7 @@ fn check_profile(
     committed: Option<String>,
 ) -> Result<()> {
     let repo = &input.env.repository;
-    let profile = input.profile;
+    let profile = input.options.profile.as_str();
     let profile_dir = workspace
         .spec()
         .prefixed(&format!("{}/{profile}", repo.profiles_dir));
@@ -324,7 +327,7 @@ fn check_profile(
         )));
     }
     match committed {
-        Some(current) if current != profile && !input.change_profile => {
+        Some(current) if current != profile && !input.options.change_profile => {
             Err(Error::bad_input(format!(
                 "env {} already runs profile {current}; refusing to re-point it to {profile}",
                 input.env.name

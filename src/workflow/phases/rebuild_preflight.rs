@@ -1,4 +1,4 @@
-//! preflight (rebuild): the env's lock, then what a rebuild restores from — `clusters/<env>/`
+//! preflight (rebuild): what a rebuild restores from — `clusters/<env>/`
 //! on the branch, the age identity matching the recipient committed in its `.sops.yaml` (never
 //! a new key: exit 2 before anything changes), the committed Flux (components or operator) and
 //! sync objects, and Flux's read credentials.
@@ -15,7 +15,6 @@ use crate::keys::{KeyOwner, KeyStore};
 use crate::render::{self, CommittedEnv, cluster_dir};
 use crate::report::{Reporter, short_sha};
 use crate::workflow::git::{blocking, push_spec, read_credentials};
-use crate::workflow::phases::lock;
 use crate::workflow::phases::preflight::{Prepared, settle_deploy_key};
 use crate::workflow::{EnvPaths, Outcome, terraform};
 
@@ -54,8 +53,6 @@ pub async fn run(
     paths: &EnvPaths,
     terraform_binary: Option<&Path>,
 ) -> Result<(Outcome, Prepared<Restore>)> {
-    let lock = lock::acquire(env, paths)?;
-    lock::announce_takeover(&lock, env, reporter);
     let spec = push_spec(env)?;
     let repo_dir = paths.repo();
     let workspace = blocking(move || Ok(Workspace::open_or_clone(&repo_dir, spec)?)).await?;
@@ -85,7 +82,6 @@ pub async fn run(
         recipient.get(..12).unwrap_or(&recipient)
     );
     let prepared = Prepared {
-        lock,
         terraform: tf,
         workspace,
         read_credentials,

@@ -1,17 +1,21 @@
-//! summary: what create-env made and what the operator must do with it (back up the age key,
-//! register the deploy key), as notices and as the command's result.
+//! summary: the last step of create-env, rebuild and teardown — what the run made or removed,
+//! and what the operator must do with it (back up the age key, register the deploy key, the
+//! age key kept after a teardown), as notices and as one line.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::cluster::Snapshot;
-use crate::config::{ContractField, OutputMapping};
+use crate::cluster::teardown::Leftover;
+use crate::config::{ContractField, EnvConfig, OutputMapping};
 use crate::contract::ClusterAccess;
 use crate::error::Result;
+use crate::keys::{KeyOwner, KeyStore};
 use crate::report::{Reporter, short_sha};
 use crate::terraform::{Flavor, command};
 use crate::workflow::Outcome;
+use crate::workflow::phases::detect::Situation;
 
 /// The `result` of create-env.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +54,37 @@ pub async fn run(reporter: &dyn Reporter, result: &CreateEnvResult) -> Result<(O
         result.env, result.profile, result.apps.ready, result.apps.total
     );
     Ok((Outcome::Done(summary), ()))
+}
+
+/// rebuild's: the situation it recovered from and the apps it brought back.
+pub async fn rebuilt(env: &str, situation: Situation, apps: &Snapshot) -> Result<(Outcome, ())> {
+    let text = format!(
+        "env {env} recovered ({}): {}/{} Flux objects Ready",
+        situation.describe(),
+        apps.ready,
+        apps.total
+    );
+    Ok((Outcome::Done(text), ()))
+}
+
+/// teardown's: what went and what stayed; the age key is kept (a rebuild would need it) and
+/// named. Returns where it is, when there is one (a never-created env has no key to keep).
+pub async fn torn_down(
+    reporter: &dyn Reporter,
+    env: &EnvConfig,
+    removed: &[String],
+    leftovers: &[Leftover],
+) -> Result<(Outcome, Option<PathBuf>)> {
+    let age_key_file = KeyStore::from_env().existing(&KeyOwner::of(env));
+    if let Some(key) = &age_key_file {
+        reporter.notice(format!(
+            "the age key of env {} is kept at {}: a rebuild would need it; delete it yourself once nothing encrypted for it matters",
+            env.name,
+            key.display()
+        ));
+    }
+    let text = format!("{} removed, {} left behind", removed.len(), leftovers.len());
+    Ok((Outcome::Done(text), age_key_file))
 }
 
 /// The access hint matches the access the contract gave: a kubeconfig output, an endpoint with
