@@ -1,4 +1,6 @@
-//! One thin driver per command: validate inputs, build the context, run the steps.
+//! One file per command: turn its arguments into validated options, call the workflow that
+//! runs it (`crate::workflow`), and turn the result into the command's output (JSON and text).
+//! Nothing here takes a lock, runs Terraform or reaches a cluster.
 
 mod completions;
 mod config_schema;
