@@ -124,21 +124,8 @@ fn restore(
     let (install, flux_version, sync_manifest) = match env.flux.install {
         FluxInstall::Components => {
             let yaml = required(render::COMPONENTS_FILE, flux.components.as_ref())?;
-            let version = manifest_version(&yaml)
-                .ok_or_else(|| {
-                    Error::bad_input(format!(
-                        "{dir}/{} has no `# Flux version:` first line",
-                        render::COMPONENTS_FILE
-                    ))
-                })?
-                .to_owned();
-            // Garbage must stop the rebuild here, not at flux-install after a full apply.
-            check_components(&yaml, &ComponentsOrigin::Committed)?;
-            let components = Components {
-                yaml,
-                version: version.clone(),
-                origin: ComponentsOrigin::Committed,
-            };
+            let components = committed_components(dir, yaml)?;
+            let version = components.version.clone();
             let sync = required(render::SYNC_FILE, committed.sync_manifest.as_ref())?;
             (Installation::Components(components), version, sync)
         }
@@ -174,4 +161,23 @@ fn restore(
         sync_manifest,
     };
     Ok((restore, recipient))
+}
+
+/// The committed Flux components, checked: garbage must stop the rebuild here, not at
+/// flux-install after a full apply.
+fn committed_components(dir: &str, yaml: String) -> Result<Components> {
+    let version = manifest_version(&yaml)
+        .ok_or_else(|| {
+            Error::bad_input(format!(
+                "{dir}/{} has no `# Flux version:` first line",
+                render::COMPONENTS_FILE
+            ))
+        })?
+        .to_owned();
+    check_components(&yaml, &ComponentsOrigin::Committed)?;
+    Ok(Components {
+        yaml,
+        version,
+        origin: ComponentsOrigin::Committed,
+    })
 }
