@@ -43,9 +43,9 @@ pub struct PreflightInputs<'a> {
     pub via_branch: bool,
 }
 
-/// What the later steps work with, all checked (under the env's lock, which the run holds). `F` is where Flux comes from: an
-/// [`Installation`] resolved afresh (create-env), or what the env has committed (rebuild's
-/// [`super::rebuild_preflight::Restore`]).
+/// What the later steps work with, all checked (under the env's lock, which the run holds).
+/// `F` is where Flux comes from: an [`Installation`] resolved afresh (create-env), or what the
+/// env has committed (rebuild's [`super::rebuild_preflight::Restore`]).
 pub struct Prepared<F> {
     pub terraform: Terraform,
     pub workspace: Workspace,
