@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks a bench results.json has exactly issue 13's keys, every figure a number."""
+"""Checks a bench results.json has exactly issue 13's keys (and issue 21's operator-mode ones), every figure a number."""
 import json
 import sys
 
@@ -15,6 +15,11 @@ SHAPE = {
     "scale": [{"objects": int, "rss_mb": float, "cpu_s": float, "wall_s": float}],
     "components_apply_ms": {"ours": float, "kubectl_ssa": float},
     "overhead_ms": float,
+    "operator": {
+        "overhead_ms": float,
+        "readiness_detection_ms": float,
+        "readiness_detection_p99_ms": float,
+    },
 }
 
 

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use testkit::apiserver::WriteRecord;
 
 use crate::process::{self, Line, millis_between};
-use crate::sandbox::{Bench, Cluster};
+use crate::sandbox::{Bench, Cluster, Method};
 
 /// One create-env: the figures and the cluster with its env, for the waiting benchmarks.
 pub struct Created {
@@ -29,9 +29,11 @@ struct Step {
     duration_ms: f64,
 }
 
-pub async fn create_env(bench: &Bench, env: &str) -> anyhow::Result<Created> {
-    let cluster = bench.cluster(env, true).await?;
-    let config = bench.write_config(env, &cluster)?;
+/// With [`Method::Operator`], flux-install applies the operator and the FluxInstance, and the
+/// operator installing Flux falls in the controllers' reconciling time.
+pub async fn create_env(bench: &Bench, env: &str, method: Method) -> anyhow::Result<Created> {
+    let cluster = bench.cluster(env, Some(method)).await?;
+    let config = bench.write_config(env, &cluster, method)?;
     let args = ["--output", "json", "create-env", env, "--yes"];
     let running = process::spawn(bench.product(&config, &args))?;
     let (lines, finished) = running.finish().await?;
@@ -90,7 +92,7 @@ pub async fn create_env(bench: &Bench, env: &str) -> anyhow::Result<Created> {
         wall - millis_between(finished.started, last)
     ));
     eprintln!(
-        "   create-env {env}: {wall:.0} ms = overhead {overhead_ms:.0} + Terraform {terraform:.0} \
+        "   create-env {env} ({method:?}): {wall:.0} ms = overhead {overhead_ms:.0} + Terraform {terraform:.0} \
          + controllers starting {controllers_starting:.0} + reconciling {reconciling:.0}; \
          steps (ms): {}",
         durations.join(", ")
@@ -133,7 +135,7 @@ fn steps(lines: &[Line]) -> anyhow::Result<BTreeMap<String, Step>> {
 
 /// Wall time of `kubectl apply --server-side -f <components>` on a fresh cluster.
 pub async fn kubectl_apply(bench: &Bench, name: &str) -> anyhow::Result<Duration> {
-    let cluster = bench.cluster(name, false).await?;
+    let cluster = bench.cluster(name, None).await?;
     let mut command = Command::new("kubectl");
     command
         .arg("--kubeconfig")

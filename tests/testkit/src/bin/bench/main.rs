@@ -1,7 +1,8 @@
 //! The benchmarks of gitops-bootstrap against what its users would otherwise run, side by side
 //! in one run on the test cluster: readiness detection (vs a 2-s poller), API requests while
 //! waiting, cost at scale, applying the Flux components (vs `kubectl apply --server-side`) and
-//! create-env's own overhead. Prints a table and writes `<target>/bench/results.json`.
+//! create-env's own overhead; create-env's overhead and readiness detection also with Flux
+//! installed by the Flux Operator (`flux.install = "operator"`). Prints a table and writes `<target>/bench/results.json`.
 //!
 //! `cargo build --release --workspace --bins && cargo run --release -p testkit --bin bench`
 //! (`--smoke`: a quick run with few runs and small trees, to check the bench still works).
@@ -21,8 +22,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 
-use report::{ApiRequests, ComponentsApply, ReadinessDetection, Results, Scale};
-use sandbox::Bench;
+use report::{ApiRequests, ComponentsApply, OperatorMode, ReadinessDetection, Results, Scale};
+use sandbox::{Bench, Method};
 use waiting::Waiting;
 
 #[derive(Parser)]
@@ -97,19 +98,47 @@ async fn main() -> anyhow::Result<()> {
         "== create-env ×{} and kubectl apply --server-side ×{}",
         plan.samples, plan.samples
     );
-    let mut overhead = Vec::new();
+    let (mut overhead, mut operator_overhead) = (Vec::new(), Vec::new());
     let (mut ours_apply, mut kubectl_apply) = (Vec::new(), Vec::new());
-    let mut last = None;
+    let (mut last, mut last_operator) = (None, None);
     for sample in 0..plan.samples {
         let kubectl = install::kubectl_apply(&bench, &format!("kubectl-{sample}")).await?;
         kubectl_apply.push(kubectl.as_secs_f64() * 1000.0);
-        let created = install::create_env(&bench, &format!("bench{sample}")).await?;
+        let env = format!("bench{sample}");
+        let created = install::create_env(&bench, &env, Method::Components).await?;
         overhead.push(created.overhead_ms);
         ours_apply.push(created.apply_ms);
         last = Some(created);
+        let env = format!("op{sample}");
+        let operator = install::create_env(&bench, &env, Method::Operator).await?;
+        operator_overhead.push(operator.overhead_ms);
+        last_operator = Some(operator);
     }
     let mut created = last.context("at least one sample")?;
     created.cluster.stop_flux().await;
+    let mut operator = last_operator.context("at least one operator sample")?;
+    operator.cluster.stop_flux().await;
+    eprintln!(
+        "== readiness detection ×{} (operator mode)",
+        plan.detection_runs
+    );
+    let operator_waiting = Waiting {
+        bench: &bench,
+        cluster: &operator.cluster,
+        config: &operator.config,
+        env: &operator.env,
+    };
+    let operator_detections: Vec<f64> = operator_waiting
+        .detections(
+            plan.detection_objects,
+            plan.detection_runs,
+            poller::INTERVAL,
+            false,
+        )
+        .await?
+        .iter()
+        .map(|d| d.ours_ms)
+        .collect();
     let waiting = Waiting {
         bench: &bench,
         cluster: &created.cluster,
@@ -181,6 +210,11 @@ async fn main() -> anyhow::Result<()> {
             kubectl_ssa: report::median(&kubectl_apply),
         },
         overhead_ms: report::median(&overhead),
+        operator: OperatorMode {
+            overhead_ms: report::median(&operator_overhead),
+            readiness_detection_ms: report::median(&operator_detections),
+            readiness_detection_p99_ms: report::p99(&operator_detections),
+        },
     };
     let path = report::write(&results, &out)?;
     let context = report::Context {

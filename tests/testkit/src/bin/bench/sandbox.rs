@@ -18,12 +18,21 @@ const BRANCH: &str = "main";
 pub const CONTROLLER_AGENT: &str = "gitops-bootstrap-bench-controller";
 pub const POLLER_AGENT: &str = "gitops-bootstrap-bench-poller";
 
+/// How an env's Flux is installed: the classic components, or the Flux Operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Components,
+    Operator,
+}
+
 pub struct Bench {
     dir: tempfile::TempDir,
     git: GitServer,
     product: PathBuf,
     /// The ~1 MB Flux components file both appliers get.
     pub components: PathBuf,
+    /// The stand-in Flux Operator's install manifest, for operator-mode envs.
+    operator: PathBuf,
 }
 
 /// One test cluster; `flux` runs the stand-ins for Flux's controllers and the kubelet.
@@ -76,11 +85,14 @@ impl Bench {
         git.write_ca_file(&dir.path().join("git-ca.pem"))?;
         let components = dir.path().join("gotk-components.yaml");
         std::fs::write(&components, components_yaml)?;
+        let operator = dir.path().join("flux-operator.yaml");
+        std::fs::write(&operator, testkit::flux::operator_manifest())?;
         Ok(Bench {
             dir,
             git,
             product,
             components,
+            operator,
         })
     }
 
@@ -88,18 +100,21 @@ impl Bench {
         self.dir.path().join(name)
     }
 
-    /// A fresh, empty test cluster named `name` (its kubeconfig is `<name>.kubeconfig`).
-    pub async fn cluster(&self, name: &str, flux: bool) -> anyhow::Result<Cluster> {
+    /// A fresh, empty test cluster named `name` (its kubeconfig is `<name>.kubeconfig`), with
+    /// the Flux stand-ins for `flux` (and the stand-in operator for [`Method::Operator`]).
+    pub async fn cluster(&self, name: &str, flux: Option<Method>) -> anyhow::Result<Cluster> {
         let server = ApiServer::start(ServerOptions::default()).await?;
         let kubeconfig = self.path(&format!("{name}.kubeconfig"));
         server.write_kubeconfig(&kubeconfig)?;
-        let flux = if flux {
-            Some(Controllers::start(
+        let flux = match flux {
+            Some(method) => Some(Controllers::start(
                 server.client().await?,
-                FluxOptions::default(),
-            ))
-        } else {
-            None
+                FluxOptions {
+                    operator: method == Method::Operator,
+                    ..FluxOptions::default()
+                },
+            )),
+            None => None,
         };
         Ok(Cluster {
             server,
@@ -109,14 +124,25 @@ impl Bench {
     }
 
     /// Writes `<env>.toml`: env `env` through `terraform/existing` on `cluster`, profile
-    /// `standard`, the bench's repository and components file.
-    pub fn write_config(&self, env: &str, cluster: &Cluster) -> anyhow::Result<PathBuf> {
+    /// `standard`, the bench's repository and Flux installed by `method` (the components
+    /// file, or the operator manifest).
+    pub fn write_config(
+        &self,
+        env: &str,
+        cluster: &Cluster,
+        method: Method,
+    ) -> anyhow::Result<PathBuf> {
+        let (manifests, install) = match method {
+            Method::Components => (&self.components, "components"),
+            Method::Operator => (&self.operator, "operator"),
+        };
         let toml = format!(
             r#"[envs.{env}]
 module = "{module}"
 profile = "standard"
 flux_version = "{FLUX_VERSION}"
-flux_manifests = "{components}"
+flux_manifests = "{manifests}"
+flux = {{ install = "{install}" }}
 
 [envs.{env}.variables]
 cluster_name = "{env}"
@@ -136,7 +162,7 @@ push = {{ method = "token", token_env = "BENCH_GIT_PUSH_TOKEN" }}
 read = {{ token_env = "BENCH_GIT_READ_TOKEN" }}
 "#,
             module = repo_root().join("terraform/existing").display(),
-            components = self.components.display(),
+            manifests = manifests.display(),
             kubeconfig = cluster.kubeconfig.display(),
             url = self.git.url(REPO),
             ca = self.path("git-ca.pem").display(),
