@@ -2,10 +2,7 @@
 //! changes a live object Flux applied, with a field manager of their own, it exits 1 naming
 //! the object, the manager and the field.
 
-use std::time::Duration;
-
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use testkit::flux::FluxOptions;
 
 use crate::support::sandbox::{ENV, Sandbox};
 
@@ -17,13 +14,9 @@ fn filtered(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_clean_after_create_env_and_names_a_manual_change() {
-    // Flux's stand-ins re-apply at Flux's own pace (not every 2 s), so a manual change stays
-    // until the test has looked at it, as it would between two reconciliations.
-    let sandbox = Sandbox::start_with(FluxOptions {
-        max_interval: Duration::from_secs(600),
-        ..FluxOptions::default()
-    })
-    .await;
+    // Flux's stand-ins re-apply on the objects' own intervals, so a manual change stays until
+    // the test has looked at it, as it would between two reconciliations.
+    let sandbox = Sandbox::start().await;
     sandbox.write_config();
     let create = sandbox.run(&["create-env", ENV, "--yes"]).await;
     assert_eq!(create.code, 0, "{}", create.output());

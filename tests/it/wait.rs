@@ -4,25 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::flux::FluxOptions;
-
 use crate::support::sandbox::{ENV, Run, Sandbox};
 
-/// Flux looks at its Git source again only every minute (its usual interval) unless asked:
-/// a fix pushed is not seen before create-env asks for a reconcile.
-async fn sandbox_at_flux_pace() -> Sandbox {
-    Sandbox::start_with(FluxOptions {
-        max_interval: Duration::from_secs(60),
-        ..FluxOptions::default()
-    })
-    .await
-}
+// The stand-ins look at the Git source again only on its interval (a minute) unless asked, as
+// Flux does: a fix pushed is not seen before create-env asks for a reconcile.
 
 /// A HelmRelease failed for good; the user pushes the fix and reruns at once. The rerun must
 /// wait for Flux to apply the fix instead of reporting the old failure.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_after_fixing_a_failed_release_waits_for_the_fix() {
-    let sandbox = sandbox_at_flux_pace().await;
+    let sandbox = Sandbox::start().await;
     sandbox.write_config();
     let release = "profiles/apps/cert-manager/release.yaml";
     sandbox.replace_in_repo(release, "version: v1.17.2", "version: v0.0.0-missing");
@@ -65,7 +56,7 @@ async fn a_rerun_after_fixing_a_failed_release_waits_for_the_fix() {
 /// before the fix until Flux attempts the new one.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_after_fixing_a_broken_build_waits_for_the_fix() {
-    let sandbox = sandbox_at_flux_pace().await;
+    let sandbox = Sandbox::start().await;
     sandbox.write_config();
     let kustomization = "profiles/apps/cert-manager/kustomization.yaml";
     sandbox.replace_in_repo(

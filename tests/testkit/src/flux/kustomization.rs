@@ -1,10 +1,13 @@
 //! kustomize-controller's Kustomization: dependsOn, build, server-side apply with field
-//! manager `kustomize-controller`, prune by inventory, wait/healthChecks, finalizer.
+//! manager `kustomize-controller`, prune by inventory, wait/healthChecks, finalizer. Applied
+//! again on its `interval`, a change of spec or source revision, a reconcile request, or (from
+//! Flux 2.7 on) a change of a labelled ConfigMap or Secret it reads (`config_watch`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -13,6 +16,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use super::build::{self, Failure, failure};
+use super::config_watch;
 use super::conditions::{
     self, format_duration, mark_failed, mark_progressing, mark_ready, parse_duration,
 };
@@ -38,7 +42,8 @@ pub async fn run(ctx: Arc<Context>) {
     }
 }
 
-/// The controller, once installed, with the watches that trigger dependants.
+/// The controller, once installed, with the watches that trigger dependants and readers of
+/// watched config.
 async fn configured(ctx: &Arc<Context>) -> Controller<Kustomization> {
     let controller = runtime::installed_controller::<Kustomization>(
         ctx,
@@ -49,6 +54,8 @@ async fn configured(ctx: &Arc<Context>) -> Controller<Kustomization> {
     // A new source revision, or a dependency turning Ready, triggers the dependants at once.
     let by_source = controller.store();
     let by_dependency = controller.store();
+    let (by_config_map, by_secret) = (controller.store(), controller.store());
+    let labelled = || watcher::Config::default().labels(&config_watch::selector());
     controller
         .watches(
             Api::<GitRepository>::all(ctx.client.clone()),
@@ -83,6 +90,16 @@ async fn configured(ctx: &Arc<Context>) -> Controller<Kustomization> {
                     .map(|ks| ObjectRef::from_obj(&*ks))
                     .collect::<Vec<_>>()
             },
+        )
+        .watches(
+            Api::<ConfigMap>::all(ctx.client.clone()),
+            labelled(),
+            move |cm| config_watch::readers(&by_config_map, &cm),
+        )
+        .watches(
+            Api::<Secret>::all(ctx.client.clone()),
+            labelled(),
+            move |secret| config_watch::readers(&by_secret, &secret),
         )
 }
 
@@ -126,7 +143,10 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
         .artifacts
         .get(&source_namespace(&ks), &ks.spec.source_ref.name);
     let revision = artifact.as_ref().map(|a| a.revision.clone());
-    let attempt = match ctx.begin(&*ks, revision.as_deref()) {
+    // A watched config change makes an attempt due as a new revision does.
+    let watched = config_watch::watched_versions(&ctx.client, &ks).await;
+    let due_on = format!("{}{watched}", revision.as_deref().unwrap_or_default());
+    let attempt = match ctx.begin(&*ks, Some(&due_on)) {
         Ok(attempt) => attempt,
         Err(not_due) => return Ok(not_due),
     };

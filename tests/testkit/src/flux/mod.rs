@@ -6,6 +6,7 @@
 mod artifacts;
 mod build;
 pub mod conditions;
+pub mod config_watch;
 mod decrypt;
 pub mod distribution;
 mod gitrepository;
@@ -33,7 +34,9 @@ pub use types::{GitRepository, HelmRelease, HelmRepository, Kustomization};
 use crate::charts::Charts;
 use crate::kubelet::{Kubelet, KubeletOptions};
 
-/// Timings of the stand-ins: short by default so tests take seconds.
+/// Timings of the stand-ins: short by default so tests take seconds. A Ready object is
+/// reconciled again on its own `spec.interval`, as Flux does: a test that needs that sooner
+/// sets a short interval in its fixtures.
 #[derive(Clone, Debug)]
 pub struct FluxOptions {
     /// How long a Deployment takes to become Available.
@@ -44,8 +47,6 @@ pub struct FluxOptions {
     pub helm_retry_interval: Duration,
     /// Pause before looking again at an object that is not Ready (waiting, failed).
     pub retry_interval: Duration,
-    /// Cap on `spec.interval` between reconciliations of a Ready object.
-    pub max_interval: Duration,
     /// How often a controller checks whether its CRDs and Deployment are installed.
     pub install_poll: Duration,
     /// Wait for the components manifest (CRDs established, own Deployment Available) before
@@ -68,7 +69,6 @@ impl Default for FluxOptions {
             load_balancer_release_delay: Duration::from_secs(1),
             helm_retry_interval: Duration::from_secs(1),
             retry_interval: Duration::from_millis(300),
-            max_interval: Duration::from_secs(2),
             install_poll: Duration::from_millis(200),
             require_install: true,
             run_kubelet: true,

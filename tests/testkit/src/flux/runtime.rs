@@ -25,6 +25,8 @@ use super::manifest::FLUX_NAMESPACE;
 
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
 pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+/// The interval of an object whose spec has none (HelmRepository's is optional).
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct Context {
     pub client: Client,
@@ -106,12 +108,11 @@ impl Context {
             .remove(key);
     }
 
-    /// `spec.interval`, capped for tests.
+    /// `spec.interval`: the pause before a Ready object is reconciled again.
     pub fn interval(&self, spec_interval: Option<&str>) -> Duration {
         spec_interval
             .and_then(parse_duration)
-            .unwrap_or(self.opts.max_interval)
-            .min(self.opts.max_interval)
+            .unwrap_or(DEFAULT_INTERVAL)
     }
 }
 

@@ -47,10 +47,15 @@ async fn env() -> Env {
 }
 
 async fn env_with(opts: FluxOptions) -> Env {
+    env_at("v2.5.1", opts).await
+}
+
+/// A cluster with the components of Flux `version` installed.
+async fn env_at(version: &str, opts: FluxOptions) -> Env {
     let cluster = cluster::start().await;
     let client = cluster.client();
     let controllers = Controllers::start(client.clone(), opts);
-    apply_manifest(&client, &components_manifest("v2.5.1"), "gitops-bootstrap")
+    apply_manifest(&client, &components_manifest(version), "gitops-bootstrap")
         .await
         .expect("install Flux");
     let git = GitServer::start().await.expect("git server");
@@ -416,6 +421,102 @@ async fn kustomization_substitutes_from_config_map_and_secret() {
         "{ids:?}"
     );
     assert!(ids.contains(&"_apps__Namespace".to_owned()), "{ids:?}");
+}
+
+/// Kustomizations `watched` and `unwatched` substitute `${setting}` from ConfigMaps of the same
+/// names (only `watched` labelled `reconcile.fluxcd.io/watch: Enabled`) into ConfigMap `out-<name>`,
+/// with a one-hour interval; both settings change once both are applied. Whether each took the
+/// change before a reconcile request.
+async fn applied_without_a_request(version: &str) -> (bool, bool) {
+    let env = env_at(version, FluxOptions::default()).await;
+    let out = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: out-${name}\n  namespace: apps\ndata:\n  setting: ${setting}\n";
+    let files = [("apps/ns.yaml", NAMESPACE_YAML), ("apps/out.yaml", out)];
+    env.git.commit_files(REPO, "main", &files, "init").unwrap();
+    good_git_repository(&env).await;
+    let config_maps = flux_api::<ConfigMap>(&env.client);
+    let kustomizations = flux_api::<Kustomization>(&env.client);
+    for name in ["watched", "unwatched"] {
+        let labels = (name == "watched")
+            .then(|| [("reconcile.fluxcd.io/watch".to_owned(), "Enabled".to_owned())].into());
+        let config = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels,
+                ..Default::default()
+            },
+            data: Some([("setting".to_owned(), "first".to_owned())].into()),
+            ..Default::default()
+        };
+        config_maps
+            .create(&PostParams::default(), &config)
+            .await
+            .unwrap();
+        let ks = kustomization(name, "./apps", |s| {
+            s.interval = "1h".into();
+            s.post_build = Some(PostBuild {
+                substitute: Some([("name".to_owned(), name.to_owned())].into()),
+                substitute_from: vec![SubstituteReference {
+                    kind: "ConfigMap".into(),
+                    name: name.into(),
+                    optional: false,
+                }],
+            });
+        });
+        create_kustomization(&env, ks).await;
+        until_ready(&kustomizations, name).await;
+    }
+    let second = json!({"data": {"setting": "second"}});
+    for name in ["watched", "unwatched"] {
+        config_maps
+            .patch(name, &PatchParams::default(), &Patch::Merge(&second))
+            .await
+            .unwrap();
+    }
+    let applied: Api<ConfigMap> = Api::namespaced(env.client.clone(), "apps");
+    let setting = |name: &'static str| {
+        let applied = applied.clone();
+        async move {
+            let out = applied.get(&format!("out-{name}")).await.unwrap();
+            out.data.unwrap_or_default()["setting"].clone()
+        }
+    };
+    // A watch reacts within a few reconcile passes; give it several seconds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let took = (
+        setting("watched").await == "second",
+        setting("unwatched").await == "second",
+    );
+    // A reconcile request applies the change everywhere.
+    for name in ["watched", "unwatched"] {
+        let request =
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}});
+        kustomizations
+            .patch(name, &PatchParams::default(), &Patch::Merge(&request))
+            .await
+            .unwrap();
+        until(
+            &applied,
+            &format!("out-{name}"),
+            "at the second setting",
+            |cm| cm.data.as_ref().is_some_and(|d| d["setting"] == "second"),
+        )
+        .await;
+    }
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_labelled_config_map_is_applied_at_once_from_flux_2_7_on() {
+    assert_eq!(
+        applied_without_a_request("v2.7.0").await,
+        (true, false),
+        "Flux 2.7 re-applies on a change of the labelled ConfigMap only"
+    );
+    assert_eq!(
+        applied_without_a_request("v2.6.3").await,
+        (false, false),
+        "Flux 2.6 re-applies only on its interval or a request"
+    );
 }
 
 /// The Kustomization named `name` on `./secrets`, decrypting with Secret `key` when given.
