@@ -24,6 +24,27 @@ pub const SOPS_AGE: &str = "sops-age";
 /// The ConfigMap of runtime values Flux Operator fleets substitute from.
 pub const RUNTIME_INFO: &str = "flux-runtime-info";
 
+/// The label with which kustomize-controller (from Flux 2.7 on) watches a ConfigMap or Secret
+/// and reconciles at once the Kustomizations substituting from it when it changes.
+pub const WATCH_LABEL: &str = "reconcile.fluxcd.io/watch";
+const WATCH_ENABLED: &str = "Enabled";
+/// The first Flux minor (v2.<minor>) whose controllers honour [`WATCH_LABEL`].
+const WATCHED_SINCE_MINOR: u32 = 7;
+
+/// The labels of an object Flux substitutes from (the contract's ConfigMap and Secret, the
+/// operator's runtime info), for the env's Flux version: [`WATCH_LABEL`] where that version
+/// honours it, so a change the tool writes — or anyone else does — reaches the apps at once
+/// rather than at their next interval. On an older Flux nothing: a label it ignores would
+/// only promise what does not happen.
+pub fn substitution_labels(flux_version: &str) -> BTreeMap<String, String> {
+    let watched =
+        crate::config::flux_minor(flux_version).is_some_and(|minor| minor >= WATCHED_SINCE_MINOR);
+    watched
+        .then(|| (WATCH_LABEL.to_owned(), WATCH_ENABLED.to_owned()))
+        .into_iter()
+        .collect()
+}
+
 /// How Flux's source-controller reads the repository. Debug shows no secret value.
 #[derive(Debug, Clone)]
 pub enum GitReadCredentials {
@@ -62,6 +83,8 @@ pub struct BootstrapInputs<'a> {
     pub owner: &'a Owner,
     /// How Flux is installed: with the operator the contract also lands in `flux-runtime-info`.
     pub install: FluxInstall,
+    /// The env's Flux version, which decides the labels of the contract's objects.
+    pub flux_version: &'a str,
 }
 
 /// Applies the Namespace, ConfigMap and Secrets with field manager `gitops-bootstrap`. They are
@@ -108,6 +131,7 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
         inputs.contract,
         inputs.names,
         inputs.install,
+        inputs.flux_version,
     ));
     objects.extend([
         secret(GIT_CREDENTIALS, git_secret_data(inputs.git)),
@@ -116,8 +140,13 @@ fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
     objects
 }
 
-/// The ConfigMap and Secret that receive the output contract (`plan` dry-runs these too).
-pub fn contract_objects(contract: &Contract, names: &SubstitutionConfig) -> Vec<DynamicObject> {
+/// The ConfigMap and Secret that receive the output contract (`plan` dry-runs these too),
+/// labelled for `flux_version` ([`substitution_labels`]).
+pub fn contract_objects(
+    contract: &Contract,
+    names: &SubstitutionConfig,
+    flux_version: &str,
+) -> Vec<DynamicObject> {
     let config = object(json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -129,7 +158,15 @@ pub fn contract_objects(contract: &Contract, names: &SubstitutionConfig) -> Vec<
         .iter()
         .map(|(key, value)| (key.clone(), value.expose_secret().as_bytes().to_vec()))
         .collect();
-    vec![config, secret(&names.secret, cluster_secrets)]
+    let mut objects = vec![config, secret(&names.secret, cluster_secrets)];
+    let labels = substitution_labels(flux_version);
+    // No labels at all rather than an empty map, which would be a field of its own.
+    if !labels.is_empty() {
+        for object in &mut objects {
+            object.metadata.labels = Some(labels.clone());
+        }
+    }
+    objects
 }
 
 /// The contract's objects for the env's install method (`plan` dry-runs these too). With the
@@ -142,8 +179,9 @@ pub fn substitution_objects(
     contract: &Contract,
     names: &SubstitutionConfig,
     install: FluxInstall,
+    flux_version: &str,
 ) -> Vec<DynamicObject> {
-    let mut objects = contract_objects(contract, names);
+    let mut objects = contract_objects(contract, names, flux_version);
     if install == FluxInstall::Operator && names.config_map != RUNTIME_INFO {
         let mut runtime_info = objects[0].clone();
         runtime_info.metadata.name = Some(RUNTIME_INFO.to_owned());
@@ -152,7 +190,7 @@ pub fn substitution_objects(
     for object in &mut objects {
         let is_config_map = object.types.as_ref().is_some_and(|t| t.kind == "ConfigMap");
         if is_config_map && object.metadata.name.as_deref() == Some(RUNTIME_INFO) {
-            let (labels, annotations) = runtime_info_metadata();
+            let (labels, annotations) = runtime_info_metadata(flux_version);
             object
                 .metadata
                 .labels
@@ -168,21 +206,23 @@ pub fn substitution_objects(
     objects
 }
 
-/// What marks `flux-runtime-info` as Flux's runtime info: labels `toolkit.fluxcd.io/runtime`
-/// and `reconcile.fluxcd.io/watch` (a change reconciles its readers at once), annotation
+/// What marks `flux-runtime-info` as Flux's runtime info: label `toolkit.fluxcd.io/runtime`
+/// and the labels of every object Flux substitutes from ([`substitution_labels`]: a change
+/// reconciles its readers at once where the Flux version watches), annotation
 /// `kustomize.toolkit.fluxcd.io/ssa: Merge` (Git and the tool share it).
-fn runtime_info_metadata() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+fn runtime_info_metadata(
+    flux_version: &str,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let pairs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect()
     };
+    let mut labels = pairs(&[("toolkit.fluxcd.io/runtime", "true")]);
+    labels.extend(substitution_labels(flux_version));
     (
-        pairs(&[
-            ("toolkit.fluxcd.io/runtime", "true"),
-            ("reconcile.fluxcd.io/watch", "Enabled"),
-        ]),
+        labels,
         pairs(&[("kustomize.toolkit.fluxcd.io/ssa", "Merge")]),
     )
 }
@@ -242,6 +282,7 @@ fn object(value: serde_json::Value) -> DynamicObject {
 
 #[cfg(test)]
 mod tests {
+    use kube::ResourceExt as _;
     use secrecy::SecretString;
 
     use super::*;
@@ -317,6 +358,7 @@ mod tests {
             age_key: &age_key,
             owner: &owner(),
             install: FluxInstall::Components,
+            flux_version: "v2.4.0",
         });
         let git_secret = decoded(find(&objects, GIT_CREDENTIALS, "Secret"));
         assert_eq!(
@@ -340,7 +382,7 @@ mod tests {
         let contract = contract();
         let names = SubstitutionConfig::default();
         let config_maps = |install, names: &SubstitutionConfig| -> Vec<DynamicObject> {
-            substitution_objects(&contract, names, install)
+            substitution_objects(&contract, names, install, "v2.10.0")
                 .into_iter()
                 .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "ConfigMap"))
                 .collect()
@@ -363,6 +405,20 @@ mod tests {
         let only = config_maps(FluxInstall::Components, &instead);
         assert_eq!(only.len(), 1);
         assert!(only[0].metadata.annotations.is_some());
+    }
+
+    #[test]
+    fn the_contract_objects_are_watched_from_flux_2_7_on() {
+        let contract = contract();
+        let names = SubstitutionConfig::default();
+        for (version, watched) in [("v2.4.0", false), ("v2.6.5", false), ("v2.7.0", true)] {
+            for object in contract_objects(&contract, &names, version) {
+                let label = object.labels().get(WATCH_LABEL).cloned();
+                assert_eq!(label.is_some(), watched, "{version}: {:?}", object.metadata);
+                assert!(label.is_none_or(|value| value == "Enabled"));
+            }
+        }
+        assert!(substitution_labels("v2.10.0").contains_key(WATCH_LABEL));
     }
 
     #[test]
@@ -405,6 +461,7 @@ mod tests {
             age_key: &age,
             owner: &owner(),
             install: FluxInstall::Components,
+            flux_version: "v2.4.0",
         };
         for text in [
             format!("{https:?}"),

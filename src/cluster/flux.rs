@@ -585,7 +585,7 @@ async fn read_with(
     }
 }
 
-async fn request_reconcile(
+pub(crate) async fn request_reconcile(
     client: &Client,
     resource: &ApiResource,
     object: &ObjectName,

@@ -14,6 +14,7 @@ pub mod flux_operator;
 pub mod install;
 pub mod ownership;
 mod retry;
+pub mod substituted;
 pub mod teardown;
 pub mod uninstall;
 pub mod wait;

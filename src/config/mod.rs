@@ -17,7 +17,9 @@ mod tests;
 
 pub use error::{ConfigError, Location, Position};
 pub use load::DEFAULT_FILE;
-pub use names::{GitTransport, check_cluster_name, check_dns_label, check_profile_name};
+pub use names::{
+    GitTransport, check_cluster_name, check_dns_label, check_profile_name, flux_minor,
+};
 pub use outputs::{ContractField, OutputMapping, OutputRef};
 pub use types::{
     BackendConfig, Config, DEFAULT_FLUX_VERSION, DEFAULT_PROFILES_DIR, EnvConfig, FluxConfig,

@@ -144,6 +144,14 @@ pub fn check_flux_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The minor of a Flux release `v2.<minor>.<patch>` (the `v` optional); `None` when not
+/// that shape.
+pub fn flux_minor(version: &str) -> Option<u32> {
+    let mut parts = version.trim_start_matches('v').split('.');
+    (parts.next()? == "2").then_some(())?;
+    parts.next()?.parse().ok()
+}
+
 /// How the tool talks to a Git repository, from the URL's scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GitTransport {
@@ -325,6 +333,14 @@ mod tests {
         assert!(check_terraform_identifier("node-count").is_ok());
         assert!(check_terraform_identifier("1x").is_err());
         assert!(check_terraform_identifier("a b").is_err());
+    }
+
+    #[test]
+    fn flux_versions_give_their_minor() {
+        assert_eq!(flux_minor("v2.4.0"), Some(4));
+        assert_eq!(flux_minor("2.2.1"), Some(2));
+        assert_eq!(flux_minor("v3.0.0"), None);
+        assert_eq!(flux_minor("latest"), None);
     }
 
     #[test]

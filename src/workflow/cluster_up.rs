@@ -9,6 +9,7 @@ use super::phases::connect::Connected;
 use super::phases::preflight::Prepared;
 use super::phases::terraform_apply::ApplyPolicy;
 use super::phases::{config_and_secrets, connect, reach, terraform_apply};
+use crate::cluster::substituted::ConfigReconcile;
 use crate::cluster::{BootstrapInputs, SopsAgeKey};
 use crate::config::{Config, EnvConfig};
 use crate::contract::Contract;
@@ -22,6 +23,8 @@ pub struct ClusterUp {
     pub adopting: bool,
     /// Its `kube-system` uid: the cluster's identity across runs.
     pub uid: Option<String>,
+    /// The reconcile requested of the Kustomizations substituting from changed config.
+    pub config_reconcile: ConfigReconcile,
 }
 
 /// Runs the steps terraform, connect and config-and-secrets with what preflight prepared;
@@ -54,13 +57,15 @@ pub async fn apply_connect_and_configure<F>(
         age_key: &age_key,
         owner: &owner,
         install: env.flux.install,
+        flux_version: &env.flux_version,
     };
     let bootstrap = config_and_secrets::run(&client, inputs);
-    run.step("config-and-secrets", bootstrap).await?;
+    let config_reconcile = run.step("config-and-secrets", bootstrap).await?;
     Ok(ClusterUp {
         contract,
         client,
         adopting,
         uid,
+        config_reconcile,
     })
 }

@@ -99,6 +99,7 @@ async fn drive(
         contract,
         client,
         adopting,
+        config_reconcile,
         ..
     } = cluster.await?;
 
@@ -118,6 +119,7 @@ async fn drive(
         commit: &committed.head,
         workspace: committed.workspace,
         adopting,
+        config_reconcile,
     };
     let apps = install_sync_and_wait(run, &client, flux, options.timeout).await?;
 

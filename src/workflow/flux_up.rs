@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::EnvRun;
 use super::phases::{flux_install, sync, wait_for_apps};
+use crate::cluster::substituted::ConfigReconcile;
 use crate::cluster::{Installation, Snapshot};
 use crate::error::Result;
 use crate::gitops::Workspace;
@@ -23,6 +24,8 @@ pub struct FluxTarget<'a> {
     pub workspace: Workspace,
     /// The cluster was bootstrapped by another tool and is taken over (`--adopt`).
     pub adopting: bool,
+    /// The Kustomizations asked to apply changed config, each Ready only once it did.
+    pub config_reconcile: ConfigReconcile,
 }
 
 /// Runs the steps flux-install, sync and wait-for-apps; returns the apps' last snapshot.
@@ -53,6 +56,7 @@ pub async fn install_sync_and_wait(
     let pushed = wait_for_apps::Pushed {
         workspace: target.workspace,
         commit: target.commit,
+        config_reconcile: target.config_reconcile,
     };
     let wait = wait_for_apps::run(
         client,

@@ -112,7 +112,12 @@ async fn drive(
     let detected: Detected = run.step("detect", detect).await?;
     // A rebuild never adopts: the cluster is the env's own, or a new one.
     let cluster = apply_connect_and_configure(run, config, env, &prepared, options.policy, false);
-    let ClusterUp { client, uid, .. } = cluster.await?;
+    let ClusterUp {
+        client,
+        uid,
+        config_reconcile,
+        ..
+    } = cluster.await?;
     let situation = detected.unwrap_or_else(|| Situation::of_uid(uid.as_deref(), recorded_uid));
     let flux = FluxTarget {
         install: &prepared.flux.install,
@@ -120,6 +125,7 @@ async fn drive(
         commit: &prepared.flux.commit,
         workspace: prepared.workspace,
         adopting: false,
+        config_reconcile,
     };
     let apps = install_sync_and_wait(run, &client, flux, options.timeout).await?;
     let summary = summary::rebuilt(&env.name, situation, &apps);

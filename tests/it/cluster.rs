@@ -282,6 +282,7 @@ async fn apply_bootstrap(
                 path: "clusters/dev".to_owned(),
             },
             install: FluxInstall::Components,
+            flux_version: FLUX_VERSION,
         },
     )
     .await
@@ -448,6 +449,7 @@ fn target(sha: &str) -> WaitTarget {
         git_repository: ObjectName::namespaced("GitRepository", "flux-system", "flux-system"),
         revision_sha: Some(sha.to_owned()),
         is_descendant: Box::new(|_| false),
+        config_reconcile: Default::default(),
     }
 }
 

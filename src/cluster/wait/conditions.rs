@@ -218,6 +218,48 @@ fn not_reconciled(
     Readiness::progressing("Progressing", message)
 }
 
+/// Why a Kustomization the run asked to apply changed config is not counted yet.
+pub const RECONCILE_REQUESTED: &str = "ReconcileRequested";
+
+/// Whether a Flux object handled the reconcile requested at `requested_at`: its
+/// `status.lastHandledReconcileAt` is that request, or a later one (someone asked again after
+/// the run; Flux handles the last request, so ours with it).
+pub fn handled_request(object: Option<&DynamicObject>, requested_at: &str) -> bool {
+    let Some(handled) = object.and_then(|o| o.data["status"]["lastHandledReconcileAt"].as_str())
+    else {
+        return false;
+    };
+    let instant = |text: &str| text.parse::<jiff::Timestamp>().ok();
+    handled == requested_at
+        || instant(handled)
+            .zip(instant(requested_at))
+            .is_some_and(|(handled, requested)| handled >= requested)
+}
+
+/// A Kustomization the run asked to apply the new `sources` (`cluster-config`): its own
+/// readiness once it handled the request, else waiting, with its last result — a failure of
+/// the old config (a Secret that was missing) does not end the wait the run is fixing.
+pub fn after_request(
+    name: &str,
+    object: Option<&DynamicObject>,
+    requested_at: &str,
+    sources: &str,
+    readiness: Readiness,
+) -> Readiness {
+    if handled_request(object, requested_at) {
+        return readiness;
+    }
+    let mut message = format!("waiting for {name} to apply the new {sources}");
+    if !readiness.is_ready() && !readiness.message().is_empty() {
+        message.push_str(&format!(
+            "; last result: {}: {}",
+            readiness.reason(),
+            readiness.message()
+        ));
+    }
+    Readiness::progressing(RECONCILE_REQUESTED, message)
+}
+
 /// A failure from before Flux reached the wanted commit: waiting, with the old result shown.
 pub fn outdated(wanted_sha: &str, previous: &Readiness) -> Readiness {
     Readiness::progressing(

@@ -8,11 +8,13 @@ use kube::ResourceExt as _;
 use kube::api::DynamicObject;
 
 use super::conditions::{
-    self, Readiness, WantedRevision, applied_readiness, has_applied, outdated, source_readiness,
+    self, Readiness, WantedRevision, after_request, applied_readiness, handled_request,
+    has_applied, outdated, source_readiness,
 };
 use super::tree::{BlockingChain, ChainLink, Node, Tree};
 use super::{NotReady, Objects, Row, Snapshot, WaitError};
 use crate::cluster::ObjectName;
+use crate::cluster::substituted::ConfigReconcile;
 use crate::report::short_sha;
 
 /// Why an absent dependency is final.
@@ -40,11 +42,13 @@ pub fn source_of(kustomization: &DynamicObject) -> Option<ObjectName> {
     ))
 }
 
-/// How each object is judged against the revision waited for (if any).
+/// How each object is judged against the revision waited for (if any) and the reconcile the
+/// run requested of Kustomizations substituting from config it changed.
 pub(super) struct Rules<'a> {
     pub objects: &'a Objects,
     pub source: &'a ObjectName,
     pub wanted: Option<&'a WantedRevision<'a>>,
+    pub requested: &'a ConfigReconcile,
 }
 
 impl Rules<'_> {
@@ -53,15 +57,33 @@ impl Rules<'_> {
     }
 
     /// One object by its conditions; with a wanted revision, the source and the
-    /// Kustomizations reading it must be at that revision.
+    /// Kustomizations reading it must be at that revision; a Kustomization asked to apply
+    /// changed config must have handled that request.
     fn readiness(&self, name: &ObjectName, object: Option<&DynamicObject>) -> Readiness {
-        match (self.wanted, object) {
+        let readiness = match (self.wanted, object) {
             (Some(wanted), _) if name == self.source => source_readiness(object, wanted),
             (Some(wanted), Some(ks)) if name.kind == "Kustomization" && self.reads_source(ks) => {
                 applied_readiness(object, wanted)
             }
             _ => conditions::flux_readiness(object),
+        };
+        match self.requested.awaited(name) {
+            Some(sources) => after_request(
+                &name.name,
+                object,
+                &self.requested.requested_at,
+                &sources,
+                readiness,
+            ),
+            None => readiness,
         }
+    }
+
+    /// Whether `name` has no pending request of the run's: what it contains is current only
+    /// once it applied the changed config.
+    fn handled(&self, name: &ObjectName, object: Option<&DynamicObject>) -> bool {
+        !self.requested.kustomizations.contains_key(name)
+            || handled_request(object, &self.requested.requested_at)
     }
 
     /// One object as the tree holds it, before the rules that look at the whole tree.
@@ -71,7 +93,7 @@ impl Rules<'_> {
             let wanted = self
                 .wanted
                 .filter(|_| object.is_some_and(|o| self.reads_source(o)));
-            has_applied(object, wanted)
+            has_applied(object, wanted) && self.handled(name, object)
         };
         let exists = |other: &ObjectName| self.objects.get(other).is_some();
         Node::read(name, object, self.readiness(name, object), applied, exists)
@@ -325,6 +347,10 @@ status:
     }
 
     fn judged(objects: &Objects) -> Judged {
+        judged_with(objects, &ConfigReconcile::default())
+    }
+
+    fn judged_with(objects: &Objects, requested: &ConfigReconcile) -> Judged {
         let none = |_: &str| false;
         let wanted = WantedRevision {
             sha: NEW,
@@ -335,6 +361,7 @@ status:
             objects,
             source: &source,
             wanted: Some(&wanted),
+            requested,
         };
         judge(
             &rules,
@@ -378,6 +405,57 @@ status:
                 .starts_with("HelmRelease apps/a will not become Ready: RetriesExceeded"),
             "{failure}"
         );
+    }
+
+    #[test]
+    fn a_failure_before_the_runs_reconcile_request_was_handled_does_not_end_the_wait() {
+        const REQUESTED: &str = "2026-12-07T12:00:00.5Z";
+        let build_failed = |handled: &str| {
+            format!(
+                "  conditions: [{{type: Ready, status: \"False\", reason: BuildFailed, message: 'secrets \"cluster-secrets\" not found', observedGeneration: 1}}]\n  lastAttemptedRevision: main@sha1:{NEW}\n  lastAppliedRevision: main@sha1:{OLD}\n  lastHandledReconcileAt: {handled}"
+            )
+        };
+        let apps = ObjectName::namespaced("Kustomization", "flux-system", "apps");
+        let requested = ConfigReconcile {
+            requested_at: REQUESTED.to_owned(),
+            kustomizations: [(apps, vec!["cluster-secrets".to_owned()])].into(),
+        };
+        // Without the request, the failure is current: the wait ends.
+        let failed = objects(&build_failed("before"), B_READS_CHARTS);
+        assert!(judged(&failed).failure().is_some());
+
+        let pending = judged_with(&failed, &requested);
+        assert!(pending.failure().is_none(), "{:?}", pending.failure());
+        let ks = readiness(&pending, "Kustomization", "apps");
+        assert_eq!(ks.reason(), conditions::RECONCILE_REQUESTED);
+        assert_eq!(
+            ks.message(),
+            "waiting for apps to apply the new cluster-secrets; last result: BuildFailed: secrets \"cluster-secrets\" not found"
+        );
+        // What it applied is of the old config: a stalled release under it waits too.
+        assert_eq!(
+            readiness(&pending, "HelmRelease", "a").reason(),
+            "OlderRevision"
+        );
+
+        // Handled (that request, or a later one): its own result counts again.
+        for handled in [REQUESTED, "2026-12-07T12:00:01Z"] {
+            let current = judged_with(&objects(&build_failed(handled), B_READS_CHARTS), &requested);
+            let failure = current
+                .failure()
+                .expect("a failure after the request ends the wait");
+            assert!(
+                failure.to_string().starts_with(
+                    "Kustomization flux-system/apps will not become Ready: BuildFailed"
+                ),
+                "{failure}"
+            );
+        }
+        let earlier = judged_with(
+            &objects(&build_failed("2026-12-07T11:59:59Z"), B_READS_CHARTS),
+            &requested,
+        );
+        assert!(earlier.failure().is_none());
     }
 
     #[test]

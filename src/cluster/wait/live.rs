@@ -177,6 +177,7 @@ mod tests {
     use super::super::conditions::WantedRevision;
     use super::super::{Objects, fetched_sha};
     use super::*;
+    use crate::cluster::substituted::ConfigReconcile;
 
     const NEW: &str = "2222222222222222222222222222222222222222";
     const OLD: &str = "1111111111111111111111111111111111111111";
@@ -353,6 +354,7 @@ mod tests {
             objects,
             source: &source,
             wanted: wanted.as_ref(),
+            requested: &ConfigReconcile::default(),
         };
         match live {
             Some(live) => {
@@ -415,6 +417,7 @@ mod tests {
             objects: &objects,
             source: &source,
             wanted: Some(&wanted),
+            requested: &ConfigReconcile::default(),
         };
         let live = LiveJudgement::new(&rules, &name(ROOT));
         assert!(live.in_place);

@@ -26,6 +26,7 @@ pub use conditions::{Readiness, WantedRevision};
 pub use tree::{BlockingChain, ChainLink, Edge, Tree};
 
 use super::ObjectName;
+use super::substituted::ConfigReconcile;
 use crate::error::{Diagnose, ExitStatus};
 pub use judge::source_of;
 use judge::{Rules, judge};
@@ -43,6 +44,9 @@ pub struct WaitTarget {
     pub revision_sha: Option<String>,
     /// Whether a commit is newer than (descends from) the pushed one; a newer revision counts.
     pub is_descendant: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The Kustomizations this run asked to apply config it changed: each counts only once it
+    /// handled that request (empty when the run changed no config, or wrote nothing).
+    pub config_reconcile: ConfigReconcile,
 }
 
 impl fmt::Debug for WaitTarget {
@@ -51,6 +55,7 @@ impl fmt::Debug for WaitTarget {
             .field("root", &self.root)
             .field("git_repository", &self.git_repository)
             .field("revision_sha", &self.revision_sha)
+            .field("config_reconcile", &self.config_reconcile)
             .finish_non_exhaustive()
     }
 }
@@ -455,6 +460,7 @@ fn judge_batch(
         objects,
         source: &target.git_repository,
         wanted: wanted.as_ref(),
+        requested: &target.config_reconcile,
     };
     let progressed = match judgement.as_mut() {
         Some(live) if batch.relisted => live.rejudge(&rules),
@@ -498,6 +504,7 @@ pub async fn readiness_tree(client: &Client, root: &ObjectName) -> Result<Snapsh
         objects: &objects,
         source: &source,
         wanted: wanted.as_ref(),
+        requested: &ConfigReconcile::default(),
     };
     Ok(judge(&rules, root).snapshot)
 }

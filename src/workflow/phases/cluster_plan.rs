@@ -106,7 +106,7 @@ async fn cluster(
     let config = ApplyOptions::new(CONFIG_MANAGER);
     let mut objects = dry_run_objects(
         &client,
-        substitution_objects(contract, names, env.flux.install),
+        substitution_objects(contract, names, env.flux.install, &env.flux_version),
         &config,
     )
     .await?;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::substituted::ConfigReconcile;
+use crate::cluster::wait::conditions::RECONCILE_REQUESTED;
 use crate::cluster::wait::wait_for_apps as watch_apps;
 use crate::cluster::{FLUX_NAMESPACE, Installation, ObjectName, Snapshot, WaitTarget};
 use crate::error::{Error, ExitStatus, Result};
@@ -16,12 +18,14 @@ use crate::report::Reporter;
 use crate::report::short_sha;
 use crate::workflow::Outcome;
 
-/// The revision waited for: the commit a run just pushed, with the clone holding it (a commit
-/// pushed after it counts as it applied); or none (`status --wait`): whatever the GitRepository
-/// has fetched, looked at again after each change.
+/// What a run wrote and waits for: the commit it just pushed, with the clone holding it (a
+/// commit pushed after it counts as it applied), and the Kustomizations it asked to apply the
+/// config it changed. None (`status --wait`): whatever the GitRepository has fetched, looked
+/// at again after each change.
 pub struct Pushed<'a> {
     pub workspace: Workspace,
     pub commit: &'a str,
+    pub config_reconcile: ConfigReconcile,
 }
 
 /// Waits until `install` (when given) is ready, then every object under the root
@@ -37,15 +41,26 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<(Outcome, Snapshot)> {
     let commit = pushed.as_ref().map(|pushed| pushed.commit.to_owned());
-    let is_descendant = match pushed {
-        Some(Pushed { workspace, commit }) => descends_from(workspace, commit.to_owned()),
-        None => Box::new(|_: &str| false),
+    let (is_descendant, config_reconcile) = match pushed {
+        Some(Pushed {
+            workspace,
+            commit,
+            config_reconcile,
+        }) => (
+            descends_from(workspace, commit.to_owned()),
+            config_reconcile,
+        ),
+        None => (
+            Box::new(|_: &str| false) as Box<dyn Fn(&str) -> bool + Send + Sync>,
+            ConfigReconcile::default(),
+        ),
     };
     let target = WaitTarget {
         root: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE),
         git_repository: ObjectName::namespaced("GitRepository", FLUX_NAMESPACE, FLUX_NAMESPACE),
         revision_sha: commit.clone(),
         is_descendant,
+        config_reconcile,
     };
     let mut last_line = String::new();
     let on_progress = |snapshot: &Snapshot| {
@@ -96,18 +111,82 @@ fn descends_from(workspace: Workspace, pushed: String) -> Box<dyn Fn(&str) -> bo
     })
 }
 
-/// What the wait is on, briefly: the first few objects not Ready and why.
+/// What the wait is on, briefly: the first few objects not Ready and why — for a
+/// Kustomization asked to apply changed config, what it is to apply.
 fn progress_line(snapshot: &Snapshot) -> String {
-    let waiting: Vec<String> = snapshot
+    let mut applying = Vec::new();
+    let mut waiting = Vec::new();
+    for row in snapshot
         .rows
         .iter()
         .filter(|row| !row.readiness.is_ready())
         .take(3)
-        .map(|row| format!("{} ({})", row.object.name, row.readiness.reason()))
-        .collect();
-    if waiting.is_empty() {
+    {
+        // "waiting for external-dns to apply the new cluster-config; last result: …"
+        let to_apply = (row.readiness.reason() == RECONCILE_REQUESTED)
+            .then(|| row.readiness.message().strip_prefix("waiting for "))
+            .flatten();
+        match to_apply {
+            Some(message) => applying.push(message.split(';').next().unwrap_or(message)),
+            None => waiting.push(format!("{} ({})", row.object.name, row.readiness.reason())),
+        }
+    }
+    let mut parts = Vec::new();
+    if !applying.is_empty() {
+        parts.push(format!("for {}", applying.join(", ")));
+    }
+    if !waiting.is_empty() {
+        parts.push(format!("on {}", waiting.join(", ")));
+    }
+    if parts.is_empty() {
         "all Ready".to_owned()
     } else {
-        format!("waiting on {}", waiting.join(", "))
+        format!("waiting {}", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::wait::Row;
+    use crate::cluster::{ObjectName, Readiness};
+
+    fn row(name: &str, reason: &str, message: &str) -> Row {
+        Row {
+            object: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, name),
+            readiness: Readiness::Progressing {
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+            },
+            waiting_on: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_progress_line_says_which_kustomization_is_to_apply_which_config() {
+        let snapshot = |rows: Vec<Row>| Snapshot {
+            root: ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE),
+            ready: 0,
+            total: rows.len(),
+            rows,
+        };
+        let external_dns = row(
+            "external-dns",
+            RECONCILE_REQUESTED,
+            "waiting for external-dns to apply the new cluster-config; last result: Progressing: x",
+        );
+        let cert_manager = row("cert-manager", "DependencyNotReady", "waiting");
+        assert_eq!(
+            progress_line(&snapshot(vec![external_dns.clone()])),
+            "waiting for external-dns to apply the new cluster-config"
+        );
+        assert_eq!(
+            progress_line(&snapshot(vec![cert_manager.clone(), external_dns])),
+            "waiting for external-dns to apply the new cluster-config; on cert-manager (DependencyNotReady)"
+        );
+        assert_eq!(
+            progress_line(&snapshot(vec![cert_manager])),
+            "waiting on cert-manager (DependencyNotReady)"
+        );
     }
 }

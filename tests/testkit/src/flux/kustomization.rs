@@ -16,10 +16,10 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use super::build::{self, Failure, failure};
-use super::config_watch;
 use super::conditions::{
     self, format_duration, mark_failed, mark_progressing, mark_ready, parse_duration,
 };
+use super::config_watch;
 use super::decrypt;
 use super::objects::{self, ObjectId};
 use super::runtime::{self, Context, ReconcileResult};
