@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::apply::{CONFIG_MANAGER, FLUX_MANAGER};
+use super::substituted::substitution_sources;
 use super::wait::conditions::revision_sha;
 use super::wait::tree::parse_inventory_id;
 use super::wait::{flux_objects, source_of};
@@ -64,6 +65,8 @@ pub struct FluxDrift {
     /// suspended one is in `suspended`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceNotReady>,
+    /// Kustomizations whose substituted config changed after they last applied.
+    pub stale_config: Vec<StaleConfig>,
 }
 
 /// A FluxInstance that is not Ready, in the operator's words.
@@ -81,7 +84,20 @@ impl FluxDrift {
             && self.changed.is_empty()
             && self.missing.is_empty()
             && self.instance.is_none()
+            && self.stale_config.is_empty()
     }
+}
+
+/// A Kustomization that has not applied the current data of a ConfigMap or Secret it
+/// substitutes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleConfig {
+    pub kustomization: ObjectName,
+    pub source: ObjectName,
+    /// When the source's data was last written (RFC 3339).
+    pub changed_at: String,
+    /// The latest sign of the Kustomization applying, if any (RFC 3339).
+    pub applied_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,25 +129,7 @@ pub async fn flux_drift(
 ) -> Result<FluxDrift, WaitError> {
     let objects = flux_objects(client).await?;
     let mut drift = FluxDrift::default();
-    for (name, object) in &objects {
-        if object.data["spec"]["suspend"].as_bool() == Some(true) {
-            drift.suspended.push(name.clone());
-        }
-        let revision = if name == repository {
-            object.data["status"]["artifact"]["revision"].as_str()
-        } else if name.kind == "Kustomization" && source_of(object).as_ref() == Some(repository) {
-            object.data["status"]["lastAppliedRevision"].as_str()
-        } else {
-            continue;
-        };
-        let revision = revision.map(|r| revision_sha(r).to_owned());
-        if revision.as_deref() != Some(tip) {
-            drift.behind.push(Behind {
-                object: name.clone(),
-                revision,
-            });
-        }
-    }
+    behind_and_suspended(&objects, repository, tip, &mut drift);
     let discovery =
         Discovery::new(client.clone())
             .run()
@@ -152,6 +150,8 @@ pub async fn flux_drift(
         .buffer_unordered(PARALLEL_READS)
         .collect::<Vec<_>>()
         .await;
+    // The latest write of each Kustomization's manager to what it applied.
+    let mut applied_at: BTreeMap<ObjectName, jiff::Timestamp> = BTreeMap::new();
     for (object, owner, live) in reads {
         let live = live.map_err(|err| WaitError::List {
             kind: object.kind.clone(),
@@ -160,6 +160,11 @@ pub async fn flux_drift(
         match live {
             None => drift.missing.push(object),
             Some(live) => {
+                let written = written_at(&live, |manager| manager == KUSTOMIZE_MANAGER);
+                if let (Some(owner), Some(at)) = (&owner, written) {
+                    let latest = applied_at.entry(owner.clone()).or_insert(at);
+                    *latest = (*latest).max(at);
+                }
                 for (manager, fields) in foreign_fields(&live) {
                     drift.changed.push(ChangedObject {
                         object: object.clone(),
@@ -176,6 +181,7 @@ pub async fn flux_drift(
         .changed
         .sort_by(|a, b| (&a.object, &a.manager).cmp(&(&b.object, &b.manager)));
     drift.missing.sort();
+    drift.stale_config = stale_config(client, &objects, &applied_at).await?;
     Ok(drift)
 }
 
@@ -246,6 +252,151 @@ fn to_read(
         (object.clone(), None, api)
     }));
     inventory
+}
+
+const KUSTOMIZE_MANAGER: &str = "kustomize-controller";
+
+/// The Kustomizations whose substitution sources were written after their last apply
+/// (`applied_at` holds kustomize-controller's latest write to each one's objects).
+async fn stale_config(
+    client: &Client,
+    objects: &BTreeMap<ObjectName, DynamicObject>,
+    applied_at: &BTreeMap<ObjectName, jiff::Timestamp>,
+) -> Result<Vec<StaleConfig>, WaitError> {
+    let mut written: BTreeMap<ObjectName, Option<jiff::Timestamp>> = BTreeMap::new();
+    let mut stale = Vec::new();
+    for (name, kustomization) in objects.iter().filter(|(n, _)| n.kind == "Kustomization") {
+        let applied = last_applied(kustomization)
+            .into_iter()
+            .chain(applied_at.get(name).copied())
+            .max();
+        for source in substitution_sources(kustomization) {
+            if !written.contains_key(&source) {
+                let at = data_written_at(client, &source).await?;
+                written.insert(source.clone(), at);
+            }
+            let Some(changed) = written[&source] else {
+                continue;
+            };
+            if applied.is_none_or(|applied| changed > applied) {
+                stale.push(StaleConfig {
+                    kustomization: name.clone(),
+                    source,
+                    changed_at: changed.to_string(),
+                    applied_at: applied.map(|at| at.to_string()),
+                });
+            }
+        }
+    }
+    Ok(stale)
+}
+
+/// The signs on a Kustomization itself that it applied: its Ready transition to True, and a
+/// reconcile request it handled while Ready (handled by applying, after it was made).
+fn last_applied(kustomization: &DynamicObject) -> Option<jiff::Timestamp> {
+    let status = &kustomization.data["status"];
+    let ready = status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
+    let transition = ready["lastTransitionTime"].as_str().and_then(timestamp);
+    let handled = status["lastHandledReconcileAt"]
+        .as_str()
+        .and_then(timestamp);
+    transition.into_iter().chain(handled).max()
+}
+
+fn timestamp(text: &str) -> Option<jiff::Timestamp> {
+    text.parse().ok()
+}
+
+/// When a ConfigMap's or Secret's data was last written: the latest time of a managedFields
+/// entry owning it. `None` when the object is absent (a build fails on that, not drift).
+async fn data_written_at(
+    client: &Client,
+    source: &ObjectName,
+) -> Result<Option<jiff::Timestamp>, WaitError> {
+    let namespace = source.namespace.as_deref().unwrap_or_default();
+    let live = match source.kind.as_str() {
+        "ConfigMap" => {
+            let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                Api::namespaced(client.clone(), namespace);
+            api.get_opt(&source.name)
+                .await
+                .map(|o| o.map(|o| o.metadata))
+        }
+        "Secret" => {
+            let api: Api<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(client.clone(), namespace);
+            api.get_opt(&source.name)
+                .await
+                .map(|o| o.map(|o| o.metadata))
+        }
+        _ => return Ok(None),
+    };
+    let metadata = live.map_err(|err| WaitError::List {
+        kind: source.kind.clone(),
+        message: super::api_message(&err),
+    })?;
+    Ok(metadata.and_then(|metadata| data_written(&metadata)))
+}
+
+/// The latest time of the managedFields entries that own `data` (or `stringData`,
+/// `binaryData`).
+fn data_written(metadata: &kube::api::ObjectMeta) -> Option<jiff::Timestamp> {
+    metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            let fields = entry.fields_v1.as_ref().map(|f| &f.0);
+            ["f:data", "f:stringData", "f:binaryData"]
+                .iter()
+                .any(|key| fields.is_some_and(|f| f.get(key).is_some()))
+        })
+        .filter_map(|entry| entry.time.as_ref())
+        .map(|time| time.0)
+        .max()
+}
+
+/// The latest time a manager `counts` wrote the object (not a subresource).
+fn written_at(object: &DynamicObject, counts: impl Fn(&str) -> bool) -> Option<jiff::Timestamp> {
+    object
+        .managed_fields()
+        .iter()
+        .filter(|entry| entry.manager.as_deref().is_some_and(&counts))
+        .filter(|entry| entry.subresource.as_deref().is_none_or(str::is_empty))
+        .filter_map(|entry| entry.time.as_ref())
+        .map(|time| time.0)
+        .max()
+}
+
+/// The Flux objects of `repository` not at `tip`, and every suspended Flux object.
+fn behind_and_suspended(
+    objects: &BTreeMap<ObjectName, DynamicObject>,
+    repository: &ObjectName,
+    tip: &str,
+    drift: &mut FluxDrift,
+) {
+    for (name, object) in objects {
+        if object.data["spec"]["suspend"].as_bool() == Some(true) {
+            drift.suspended.push(name.clone());
+        }
+        let revision = if name == repository {
+            object.data["status"]["artifact"]["revision"].as_str()
+        } else if name.kind == "Kustomization" && source_of(object).as_ref() == Some(repository) {
+            object.data["status"]["lastAppliedRevision"].as_str()
+        } else {
+            continue;
+        };
+        let revision = revision.map(|r| revision_sha(r).to_owned());
+        if revision.as_deref() != Some(tip) {
+            drift.behind.push(Behind {
+                object: name.clone(),
+                revision,
+            });
+        }
+    }
 }
 
 /// The objects a Kustomization's inventory lists, with the Kustomization and their API group.
@@ -352,6 +503,50 @@ mod tests {
             "metadata": {"name": "web", "namespace": "apps", "managedFields": managed},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn config_data_is_written_when_an_entry_owning_it_last_changed() {
+        let config: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cluster-config", "namespace": "flux-system", "managedFields": [
+                {"manager": "gitops-bootstrap", "operation": "Apply", "time": "2026-12-07T12:00:00Z",
+                 "fieldsV1": {"f:data": {"f:dns_domain": {}}}},
+                {"manager": "kubectl-label", "operation": "Update", "time": "2026-12-07T12:05:00Z",
+                 "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}}},
+            ]},
+        }))
+        .unwrap();
+        let written = data_written(&config.metadata).unwrap();
+        assert_eq!(written.to_string(), "2026-12-07T12:00:00Z");
+        let any = written_at(&config, |_| true).unwrap();
+        assert_eq!(any.to_string(), "2026-12-07T12:05:00Z");
+    }
+
+    #[test]
+    fn a_kustomization_applied_when_it_turned_ready_or_handled_a_request_while_ready() {
+        let ks = |status: &str, handled: &str| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": "apps", "namespace": "flux-system"},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": status,
+                        "lastTransitionTime": "2026-12-07T12:00:00Z"}],
+                    "lastHandledReconcileAt": handled,
+                },
+            }))
+            .unwrap()
+        };
+        let at = |ks: &DynamicObject| last_applied(ks).map(|t| t.to_string());
+        assert_eq!(
+            at(&ks("True", "2026-12-07T12:10:00.5Z")).as_deref(),
+            Some("2026-12-07T12:10:00.5Z")
+        );
+        assert_eq!(
+            at(&ks("True", "a request that is no time")).as_deref(),
+            Some("2026-12-07T12:00:00Z")
+        );
+        assert_eq!(at(&ks("False", "2026-12-07T12:10:00Z")), None);
     }
 
     #[test]

@@ -100,6 +100,16 @@ fn drift_text(drift: &Drift) -> String {
     for object in &flux.missing {
         text.push_str(&format!("\n  ✘ live: {object} was deleted"));
     }
+    for stale in &flux.stale_config {
+        let applied = stale
+            .applied_at
+            .as_deref()
+            .map_or("never".to_owned(), |at| format!("last at {at}"));
+        text.push_str(&format!(
+            "\n  ✘ flux: {} has not applied {} as changed at {} (applied {applied})",
+            stale.kustomization, stale.source, stale.changed_at
+        ));
+    }
     text
 }
 

@@ -64,3 +64,35 @@ async fn drift_is_clean_after_create_env_and_names_a_manual_change() {
         "{result}"
     );
 }
+
+/// Someone changes `cluster-config` after Flux applied it: the Kustomizations substituting
+/// from it (the profile's apps keep their 10-minute interval) have not applied it, and
+/// `status --drift` says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_names_the_kustomizations_that_have_not_applied_changed_config() {
+    let sandbox = Sandbox::start().await;
+    sandbox.write_config();
+    let create = sandbox.run(&["create-env", ENV, "--yes"]).await;
+    assert_eq!(create.code, 0, "{}", create.output());
+    // managedFields keep whole seconds: the change must be a later second than the apply.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sandbox.cluster.client(), "flux-system");
+    config_maps
+        .patch(
+            "cluster-config",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(serde_json::json!({"data": {"dns_domain": "changed.example"}})),
+        )
+        .await
+        .expect("a manual change");
+
+    let drifted = sandbox.run(&["status", ENV, "--drift"]).await;
+    assert_eq!(drifted.code, 1, "{}", drifted.output());
+    let times = regex::Regex::new(r"\d{4}-\d\d-\d\dT[0-9:.]+Z").unwrap();
+    let text = times.replace_all(&drifted.stdout, "<time>").into_owned();
+    insta::assert_snapshot!("stale_config_text", filtered(&text));
+}

@@ -8,6 +8,7 @@ mod ci_examples;
 mod cli;
 mod cluster;
 mod config;
+mod config_change;
 mod create_env;
 mod drift;
 mod fleet;

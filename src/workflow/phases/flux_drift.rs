@@ -30,11 +30,12 @@ pub async fn run(
         Outcome::UpToDate("Flux is at the tip and nothing changed".to_owned())
     } else {
         Outcome::Done(format!(
-            "{} behind, {} suspended, {} changed, {} missing",
+            "{} behind, {} suspended, {} changed, {} missing, {} with changed config",
             drift.behind.len(),
             drift.suspended.len(),
             drift.changed.len(),
-            drift.missing.len()
+            drift.missing.len(),
+            drift.stale_config.len()
         ))
     };
     Ok((outcome, drift))
