@@ -339,6 +339,7 @@ mod tests {
     fn flux_versions_give_their_minor() {
         assert_eq!(flux_minor("v2.4.0"), Some(4));
         assert_eq!(flux_minor("2.2.1"), Some(2));
+        assert_eq!(flux_minor("v2.10.1"), Some(10));
         assert_eq!(flux_minor("v3.0.0"), None);
         assert_eq!(flux_minor("latest"), None);
     }

@@ -5,11 +5,10 @@
 use super::flux_apis::{self, NEWEST_MINOR};
 use super::source::{Repo, api_group, text_at};
 use super::{Finding, Rule};
+use crate::config::flux_minor;
 
 pub fn check(repo: &Repo, flux_version: Option<&str>) -> Vec<Finding> {
-    let minor = flux_version
-        .and_then(flux_apis::minor)
-        .unwrap_or(NEWEST_MINOR);
+    let minor = flux_version.and_then(flux_minor).unwrap_or(NEWEST_MINOR);
     let shown = match flux_version {
         Some(version) => format!("Flux {version}"),
         None => format!("Flux 2.{NEWEST_MINOR} (the newest lint knows)"),

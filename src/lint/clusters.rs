@@ -9,6 +9,7 @@ use super::LintTarget;
 use super::build::{Applier, Kustomize, ProfileTree, join, kustomization_file};
 use super::flux_apis;
 use super::source::Repo;
+use crate::config::flux_minor;
 
 /// A configured env, as the lint's caller knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +36,7 @@ impl Cluster {
     pub fn minors(&self) -> impl Iterator<Item = u32> + '_ {
         self.versions
             .iter()
-            .map(|version| flux_apis::minor(version).unwrap_or(flux_apis::NEWEST_MINOR))
+            .map(|version| flux_minor(version).unwrap_or(flux_apis::NEWEST_MINOR))
     }
 }
 
@@ -133,7 +134,7 @@ fn pinned_version(repo: &Repo, dir: &str) -> Option<String> {
         .find_map(|value| {
             value["metadata"]["labels"]["app.kubernetes.io/version"]
                 .as_str()
-                .filter(|version| flux_apis::minor(version).is_some())
+                .filter(|version| flux_minor(version).is_some())
                 .map(str::to_owned)
         })
 }

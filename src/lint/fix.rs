@@ -15,6 +15,7 @@ use super::convert;
 use super::flux_apis;
 use super::source::{Doc, Repo, SourceFile, api_group, text_at};
 use super::{LintError, LintTarget};
+use crate::config::flux_minor;
 
 /// A retired API version `--fix` left as it is, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,7 +71,7 @@ impl Appliers {
             let version = target.flux_version.clone();
             let minor = version
                 .as_deref()
-                .and_then(flux_apis::minor)
+                .and_then(flux_minor)
                 .unwrap_or(flux_apis::NEWEST_MINOR);
             let names =
                 version.unwrap_or_else(|| format!("v2.{minor}, the newest Flux lint knows"));

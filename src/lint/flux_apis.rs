@@ -157,13 +157,6 @@ pub fn versions(group: &str, kind: &str) -> Option<&'static [Served]> {
         .map(|entry| entry.versions)
 }
 
-/// The minor of `v2.<minor>.<patch>`; `None` when not that shape.
-pub fn minor(flux_version: &str) -> Option<u32> {
-    let mut parts = flux_version.trim_start_matches('v').split('.');
-    (parts.next()? == "2").then_some(())?;
-    parts.next()?.parse().ok()
-}
-
 /// The version of a kind to write for clusters on `minors`: the newest every one of them serves
 /// and none deprecates, else the newest they all serve; `None` when they share none.
 pub fn best_version(group: &str, kind: &str, minors: &[u32]) -> Option<&'static str> {
@@ -241,12 +234,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn flux_versions_give_their_minor() {
-        assert_eq!(minor("v2.4.0"), Some(4));
-        assert_eq!(minor("2.10.1"), Some(10));
-        assert_eq!(minor("v3.0.0"), None);
     }
 }
