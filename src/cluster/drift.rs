@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 
 use futures::{StreamExt as _, stream};
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::Discovery;
 use kube::{Client, ResourceExt as _};
 use serde::Serialize;
@@ -316,24 +317,17 @@ async fn data_written_at(
     client: &Client,
     source: &ObjectName,
 ) -> Result<Option<jiff::Timestamp>, WaitError> {
-    let namespace = source.namespace.as_deref().unwrap_or_default();
-    let live = match source.kind.as_str() {
-        "ConfigMap" => {
-            let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
-                Api::namespaced(client.clone(), namespace);
-            api.get_opt(&source.name)
-                .await
-                .map(|o| o.map(|o| o.metadata))
-        }
-        "Secret" => {
-            let api: Api<k8s_openapi::api::core::v1::Secret> =
-                Api::namespaced(client.clone(), namespace);
-            api.get_opt(&source.name)
-                .await
-                .map(|o| o.map(|o| o.metadata))
-        }
+    let resource = match source.kind.as_str() {
+        "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
+        "Secret" => ApiResource::erase::<Secret>(&()),
         _ => return Ok(None),
     };
+    let namespace = source.namespace.as_deref().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let live = api
+        .get_opt(&source.name)
+        .await
+        .map(|o| o.map(|o| o.metadata));
     let metadata = live.map_err(|err| WaitError::List {
         kind: source.kind.clone(),
         message: super::api_message(&err),
