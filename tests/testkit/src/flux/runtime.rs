@@ -58,8 +58,11 @@ impl Context {
     ) -> Result<Attempt, Action> {
         let key = key_of(object);
         let requested_at = requested_at(object);
+        // The uid too: an object deleted and created again under its name is a new object,
+        // which Flux reconciles at once, whatever the old one's interval.
         let fingerprint = format!(
-            "{:?}/{:?}/{:?}",
+            "{:?}/{:?}/{:?}/{:?}",
+            object.meta().uid,
             object.meta().generation,
             requested_at,
             source_revision
@@ -120,7 +123,7 @@ impl Context {
 pub struct Attempt {
     /// `namespace/name`, the key of the object's pacing and waits.
     pub key: String,
-    /// Generation, reconcile request and source revision: a change makes an attempt due.
+    /// Uid, generation, reconcile request and source revision: a change makes an attempt due.
     pub fingerprint: String,
     /// The value of `reconcile.fluxcd.io/requestedAt`, if any.
     pub requested_at: Option<String>,

@@ -655,6 +655,29 @@ async fn kustomization_prunes_objects_dropped_from_git() {
     );
 }
 
+/// A Kustomization deleted and created again under its name (a teardown, then a create-env at
+/// the same commit) is a new object: reconciled at once, not at the old one's interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kustomization_created_again_is_reconciled_at_once_whatever_its_interval() {
+    let env = env().await;
+    let files = [
+        ("apps/ns.yaml", NAMESPACE_YAML),
+        ("apps/kustomization.yaml", "resources:\n- ns.yaml\n"),
+    ];
+    env.git.commit_files(REPO, "main", &files, "init").unwrap();
+    good_git_repository(&env).await;
+    let api = flux_api::<Kustomization>(&env.client);
+    let every_hour = || kustomization("apps", "./apps", |spec| spec.interval = "1h".into());
+    create_kustomization(&env, every_hour()).await;
+    let first = until_ready(&api, "apps").await;
+    api.delete("apps", &DeleteParams::default()).await.unwrap();
+    until_gone(&api, "apps").await;
+
+    create_kustomization(&env, every_hour()).await;
+    let second = until_ready(&api, "apps").await;
+    assert_ne!(first.metadata.uid, second.metadata.uid);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_deployment_fails_the_health_check() {
     let env = env().await;
