@@ -3,21 +3,26 @@
 //! interval in the stand-ins (Flux v2.4, which watches no labelled config), so only the run's
 //! own reconcile request brings the new values before its wait ends. A run that changes
 //! nothing requests nothing; a run recreating a deleted `cluster-secrets` is not failed by
-//! Flux's old `not found`. The product binary, real Terraform and Git, the test cluster.
+//! Flux's old `not found`. On a Flux that watches labelled config (v2.7 on) the contract's
+//! objects carry the label, so a change of them by anyone reaches the apps at once. The
+//! product binary, real Terraform and Git, the test cluster.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
 use crate::support::OUTPUT_FILTERS;
-use crate::support::sandbox::{ENV, Run, Sandbox};
+use crate::support::sandbox::{ENV, FLUX_VERSION, Run, Sandbox};
 
 const CONFIG: &str = r#"cluster_config = { base_domain = "sandbox.example.test" }"#;
 const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 const CREATE_JSON: [&str; 5] = ["--output", "json", "create-env", ENV, "--yes"];
+const WATCH_LABEL: &str = "reconcile.fluxcd.io/watch";
+/// A Flux whose kustomize-controller watches labelled ConfigMaps and Secrets.
+const WATCHING_FLUX: &str = "v2.10.0";
 
 /// Writes the sandbox's config with `dns_domain` (external-dns's domain filter) in
 /// `cluster_config`.
@@ -54,6 +59,25 @@ async fn external_dns_values(sandbox: &Sandbox) -> serde_json::Value {
     );
     let release = releases.get("external-dns").await.expect("the release");
     release.data["spec"]["values"].clone()
+}
+
+/// The watch label of `cluster-config` and of `cluster-secrets` as the cluster holds them.
+async fn watch_labels(sandbox: &Sandbox) -> [Option<String>; 2] {
+    let config_maps: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let secrets: Api<Secret> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let config = config_maps
+        .get("cluster-config")
+        .await
+        .expect("cluster-config");
+    let secret = secrets
+        .get("cluster-secrets")
+        .await
+        .expect("cluster-secrets");
+    [config.metadata, secret.metadata].map(|metadata| {
+        metadata
+            .labels
+            .and_then(|labels| labels.get(WATCH_LABEL).cloned())
+    })
 }
 
 fn kustomizations(sandbox: &Sandbox) -> Api<DynamicObject> {
@@ -122,6 +146,8 @@ async fn a_changed_cluster_config_is_in_the_release_before_create_env_says_ready
         values["domainFilters"],
         serde_json::json!(["first.example"])
     );
+    // Flux v2.4 watches no labelled config: the tool puts no label on it.
+    assert_eq!(watch_labels(&sandbox).await, [None, None]);
     let before = requests(&sandbox).await;
 
     write_config_with_domain(&sandbox, "second.example");
@@ -254,4 +280,53 @@ async fn a_run_recreating_a_deleted_cluster_secrets_waits_for_flux_to_build_agai
             run.output()
         );
     }
+}
+
+/// From Flux v2.7 on, `cluster-config` and `cluster-secrets` carry the watch label: a hand
+/// edit of `cluster-config`, with no reconcile request from anyone, is in the release well
+/// within the apps' 10-minute interval.
+#[tokio::test(flavor = "multi_thread")]
+async fn from_flux_2_7_on_a_change_of_the_contracts_objects_reaches_the_apps_at_once() {
+    let sandbox = Sandbox::start().await;
+    write_config_with_domain(&sandbox, "first.example");
+    let config = sandbox.path("gitops-bootstrap.toml");
+    let toml = std::fs::read_to_string(&config).expect("reading the config");
+    let pinned = format!("flux_version = \"{FLUX_VERSION}\"");
+    assert!(toml.contains(&pinned), "{toml}");
+    let watching = toml.replace(&pinned, &format!("flux_version = \"{WATCHING_FLUX}\""));
+    std::fs::write(&config, watching).expect("writing the config");
+    std::fs::write(
+        sandbox.path("gotk-components.yaml"),
+        testkit::flux::components_manifest(WATCHING_FLUX),
+    )
+    .expect("writing the Flux components");
+    succeeded(&sandbox.run(&["create-env", ENV, "--yes"]).await);
+    let enabled = Some("Enabled".to_owned());
+    assert_eq!(watch_labels(&sandbox).await, [enabled.clone(), enabled]);
+    let before = requests(&sandbox).await;
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(sandbox.cluster.client(), "flux-system");
+    let by_hand = PatchParams {
+        field_manager: Some("kubectl-edit".to_owned()),
+        ..PatchParams::default()
+    };
+    let edit = serde_json::json!({"data": {"dns_domain": "edited.example"}});
+    config_maps
+        .patch("cluster-config", &by_hand, &Patch::Merge(&edit))
+        .await
+        .expect("a hand edit");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let values = external_dns_values(&sandbox).await;
+        if values["domainFilters"] == serde_json::json!(["edited.example"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never applied: {values}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        requests(&sandbox).await,
+        before,
+        "nobody requested a reconcile"
+    );
 }
