@@ -102,7 +102,8 @@ async fn operator_mode_comes_up_reruns_without_a_commit_and_tears_down() {
     assert_eq!(runtime.data.as_ref().unwrap()["cluster_name"], "sandbox");
     let labels = runtime.metadata.labels.unwrap();
     assert_eq!(labels["toolkit.fluxcd.io/runtime"], "true");
-    assert_eq!(labels["reconcile.fluxcd.io/watch"], "Enabled");
+    // Flux v2.4 watches no labelled config: no watch label (config_change:: has v2.10's).
+    assert_eq!(labels.get("reconcile.fluxcd.io/watch"), None);
     let annotations = runtime.metadata.annotations.unwrap();
     assert_eq!(annotations["kustomize.toolkit.fluxcd.io/ssa"], "Merge");
 
