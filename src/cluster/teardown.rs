@@ -160,6 +160,58 @@ pub async fn suspend_root(client: &Client) -> Result<bool, TeardownError> {
     }
 }
 
+/// How the root's pass under way when it was suspended ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootPass {
+    /// None was under way.
+    Idle,
+    /// One was, and ended after this long.
+    Ended(Duration),
+    /// One was still under way at the bound.
+    StillRunning(Duration),
+}
+
+/// Suspending stops the root's next pass, not one under way: that pass may still apply the
+/// apps delete-apps is about to delete. kustomize-controller marks `Ready` `Unknown` (reason
+/// `Progressing`) when a pass starts and `True` or `False` when it ends, so this waits for
+/// the mark to go, up to `bound` (a controller that died mid-pass never clears it).
+pub async fn await_root_pass(client: &Client, bound: Duration) -> Result<RootPass, TeardownError> {
+    let resource = flux_resource("Kustomization").expect("a Flux kind");
+    let api = api(client, &resource, Some(FLUX_NAMESPACE));
+    let current = api
+        .get_opt(FLUX_NAMESPACE)
+        .await
+        .map_err(|err| TeardownError::List {
+            what: "the root Kustomization".to_owned(),
+            message: api_message(&err),
+        })?;
+    if !current.as_ref().is_some_and(pass_under_way) {
+        return Ok(RootPass::Idle);
+    }
+    let started = std::time::Instant::now();
+    let ended = |root: Option<&DynamicObject>| !root.is_some_and(pass_under_way);
+    match tokio::time::timeout(bound, await_condition(api, FLUX_NAMESPACE, ended)).await {
+        Ok(Ok(_)) => Ok(RootPass::Ended(started.elapsed())),
+        Ok(Err(err)) => Err(TeardownError::List {
+            what: "the root Kustomization".to_owned(),
+            message: err.to_string(),
+        }),
+        Err(_) => Ok(RootPass::StillRunning(bound)),
+    }
+}
+
+fn pass_under_way(kustomization: &DynamicObject) -> bool {
+    kustomization.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|condition| {
+            condition["type"] == "Ready"
+                && condition["status"] == "Unknown"
+                && condition["reason"] == "Progressing"
+        })
+}
+
 /// The Kustomizations (but the root) and HelmReleases of the cluster.
 pub async fn flux_apps(client: &Client) -> Result<Vec<Doomed>, TeardownError> {
     let root = ObjectName::namespaced("Kustomization", FLUX_NAMESPACE, FLUX_NAMESPACE);
@@ -467,6 +519,31 @@ pub(super) async fn remove_finalizers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root_with_ready(status: &str, reason: &str) -> DynamicObject {
+        let resource = flux_resource("Kustomization").unwrap();
+        let mut root = DynamicObject::new(FLUX_NAMESPACE, &resource).within(FLUX_NAMESPACE);
+        root.data = json!({ "status": { "conditions": [
+            { "type": "Ready", "status": status, "reason": reason, "message": "m" }
+        ] } });
+        root
+    }
+
+    #[test]
+    fn a_pass_is_under_way_only_while_ready_is_unknown_and_progressing() {
+        assert!(pass_under_way(&root_with_ready("Unknown", "Progressing")));
+        assert!(!pass_under_way(&root_with_ready(
+            "True",
+            "ReconciliationSucceeded"
+        )));
+        assert!(!pass_under_way(&root_with_ready("False", "BuildFailed")));
+        // Never reconciled: no pass to wait for.
+        let resource = flux_resource("Kustomization").unwrap();
+        assert!(!pass_under_way(&DynamicObject::new(
+            FLUX_NAMESPACE,
+            &resource
+        )));
+    }
 
     fn app(name: &str, depends_on: &[&str]) -> Doomed {
         Doomed {

@@ -223,7 +223,8 @@ async fn empty_cluster(
     result: &mut TeardownResult,
 ) -> Result<Cleared> {
     let reporter = run.reporter();
-    run.step("suspend-sync", suspend_sync::run(&own)).await?;
+    let suspend = suspend_sync::run(&own, options.timeout, reporter);
+    run.step("suspend-sync", suspend).await?;
     let apps = delete_apps::run(&own, options.timeout, options.force, reporter);
     let apps = run.step("delete-apps", apps).await?;
     result.removed.extend(apps.deleted);

@@ -418,22 +418,7 @@ async fn create_and_teardown(points: &[KillPoint]) -> Tried {
     }
     let sandbox = sandbox().await;
     let created = uninterrupted(&sandbox, Command::CreateEnv).await;
-    let mut torn_down = uninterrupted(&sandbox, Command::Teardown).await;
-    // Seen right after a first create-env: an app's namespace re-applied once teardown had
-    // ended. Left out of the reference (so a killed teardown must not leave it either) and
-    // printed: whether the Flux stand-ins or teardown cause it is open.
-    let reapplied: Vec<String> = torn_down
-        .objects
-        .iter()
-        .filter(|object| {
-            object.starts_with("Namespace ") && object.contains("kustomize.toolkit.fluxcd.io/name")
-        })
-        .cloned()
-        .collect();
-    for object in &reapplied {
-        println!("note: an uninterrupted teardown left {object}");
-        torn_down.objects.remove(object);
-    }
+    let torn_down = uninterrupted(&sandbox, Command::Teardown).await;
     let mut tried = Vec::new();
     for turn in 0..creates.len().max(teardowns.len()) {
         for (points, command, reference) in [

@@ -13,6 +13,8 @@ pub const STALLED: &str = "Stalled";
 pub const HEALTHY: &str = "Healthy";
 
 pub const PROGRESSING: &str = "Progressing";
+/// Ready's message while a pass is under way, as the Flux controllers write it.
+pub const IN_PROGRESS: &str = "Reconciliation in progress";
 
 /// Sets a condition, keeping `lastTransitionTime` when the status did not change.
 pub fn set_condition(

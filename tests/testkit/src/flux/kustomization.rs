@@ -17,7 +17,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::build::{self, Failure, failure};
 use super::conditions::{
-    self, format_duration, mark_failed, mark_progressing, mark_ready, parse_duration,
+    self, IN_PROGRESS, format_duration, mark_failed, mark_progressing, mark_ready, parse_duration,
 };
 use super::config_watch;
 use super::decrypt;
@@ -155,6 +155,11 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
     let generation = ks.metadata.generation;
     let mut status = ks.status.clone().unwrap_or_default();
     status.record_handled(generation, attempt.requested_at.clone());
+    // kustomize-controller shows a pass under way (Ready Unknown, Progressing) before it
+    // applies anything: a reader can tell a suspended Kustomization's last pass has ended.
+    mark_progressing(&mut status.conditions, generation, IN_PROGRESS);
+    runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
+    let under_way = status.clone();
     let outcome = one_pass(
         &ctx,
         &ks,
@@ -186,7 +191,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
         }
     };
     ctx.end(attempt, next, pace);
-    runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
+    runtime::write_status(&api, &ks, MANAGER, Some(&under_way), &status).await?;
     Ok(Action::requeue(next))
 }
 

@@ -16,13 +16,13 @@ use super::build::{Build, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, PRUNE_ANNOTAT
 use super::types::{FluxInstance, FluxInstanceStatus};
 use super::{FINALIZER, MANAGER};
 use crate::flux::conditions::{
-    format_duration, mark_failed, mark_progressing, mark_ready, mark_stalled, parse_duration,
+    IN_PROGRESS, format_duration, mark_failed, mark_progressing, mark_ready, mark_stalled,
+    parse_duration,
 };
 use crate::flux::objects::{self, Health, ObjectId};
 use crate::flux::runtime::{self, Context, ReconcileResult};
 use crate::flux::types::ResourceInventory;
 
-const IN_PROGRESS: &str = "Reconciliation in progress";
 const RECONCILE_ANNOTATION: &str = "fluxcd.controlplane.io/reconcile";
 const EVERY_ANNOTATION: &str = "fluxcd.controlplane.io/reconcileEvery";
 const TIMEOUT_ANNOTATION: &str = "fluxcd.controlplane.io/reconcileTimeout";
