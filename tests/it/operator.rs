@@ -519,7 +519,9 @@ async fn teardown_in_operator_mode_looks_for_what_the_operator_installed() {
 
     let down = sandbox.run(&["teardown", ENV, "--yes"]).await;
     assert_eq!(down.code, 1, "{}", down.output());
-    insta::with_settings!({filters => vec![FLUX_UNINSTALL_FILTER]}, {
+    // Whether helm's uninstall already released the ingress load balancer varies.
+    let released = (r"(✔ delete-cloud-resources: ).*", "$1[what helm left]");
+    insta::with_settings!({filters => vec![released, FLUX_UNINSTALL_FILTER]}, {
         insta::assert_snapshot!("operator_teardown_left_behind", filtered(&down.stderr));
     });
     assert!(roles.get_opt(&role).await.unwrap().is_some(), "it is there");
