@@ -530,3 +530,74 @@ async fn teardown_in_operator_mode_looks_for_what_the_operator_installed() {
         .await
         .expect("cleaning up");
 }
+
+/// A cluster where another bootstrapper (the operator's Terraform module, say) installed the
+/// operator and a FluxInstance is another tool's: create-env refuses it without a change, and
+/// takes the instance over with `--adopt`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flux_instance_another_bootstrapper_left_is_refused_and_adopted_with_adopt() {
+    use gitops_bootstrap::cluster::apply::{self, ApplyOptions};
+
+    let sandbox = operator_sandbox().await;
+    let client = sandbox.cluster.client();
+    let bootstrapper = ApplyOptions::new("flux-operator-bootstrap").forced();
+    apply::apply_yaml(&client, &testkit::flux::operator_manifest(), &bootstrapper)
+        .await
+        .expect("the bootstrapper's operator");
+    let theirs = format!(
+        "apiVersion: fluxcd.controlplane.io/v1
+kind: FluxInstance
+metadata: {{name: flux, namespace: flux-system}}
+spec:
+  distribution: {{version: \"{}\", registry: ghcr.io/fluxcd}}
+  sync: {{kind: GitRepository, url: https://git.example.test/fleet.git, ref: refs/heads/main, path: clusters/production}}
+",
+        FLUX_VERSION.trim_start_matches('v')
+    );
+    apply::apply_yaml(&client, &theirs, &bootstrapper)
+        .await
+        .expect("the bootstrapper's FluxInstance");
+    let before = instance_api(&sandbox).get("flux").await.unwrap();
+    let seeded = sandbox.log();
+
+    let refused = sandbox.run(&CREATE).await;
+    assert_eq!(refused.code, 2, "{}", refused.output());
+    // The operator writes its status and finalizer meanwhile; the spec and who wrote it are
+    // what the tool must leave alone.
+    let after = instance_api(&sandbox).get("flux").await.unwrap();
+    assert_eq!(
+        after.data["spec"], before.data["spec"],
+        "their spec untouched"
+    );
+    let writers: Vec<String> = after
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    assert!(
+        writers.iter().all(|m| !m.starts_with("gitops-bootstrap")),
+        "{writers:?}"
+    );
+    assert_eq!(sandbox.log(), seeded, "nothing committed");
+    let told: Vec<&str> = refused
+        .stderr
+        .lines()
+        .filter(|line| line.contains("error:") || line.trim_start().starts_with("hint:"))
+        .collect();
+    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("operator_foreign_instance_refused", told.join("\n"));
+    });
+
+    let mut adopting = CREATE.to_vec();
+    adopting.push("--adopt");
+    let adopted = sandbox.run(&adopting).await;
+    assert_eq!(adopted.code, 0, "{}", adopted.output());
+    let ours = instance_api(&sandbox).get("flux").await.unwrap();
+    let path = ours.data["spec"]["sync"]["path"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(path.ends_with("clusters/dev"), "the env's sync: {path}");
+    assert_eq!(ours.data["spec"]["sync"]["url"], sandbox.repo_url());
+}
