@@ -321,6 +321,27 @@ async fn rebuild_and_doctor_check_what_a_rebuild_needs_before_anything_changes()
     insta::with_settings!({filters => super::filters()}, {
         insta::assert_snapshot!("doctor_age_key_missing", age_line.join("\n"));
     });
+    // A key of another env in its place: present, but not the committed recipient's.
+    let other = sandbox.path("other.agekey");
+    let generated = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&other)
+        .output()
+        .expect("age-keygen");
+    assert!(generated.status.success(), "{generated:?}");
+    std::fs::rename(&key, &moved).unwrap();
+    std::fs::rename(&other, &key).unwrap();
+    let doctor = sandbox.run(&["doctor", ENV]).await;
+    std::fs::rename(&moved, &key).unwrap();
+    assert_eq!(doctor.code, 1, "{}", doctor.output());
+    let age_line: Vec<&str> = doctor
+        .stdout
+        .lines()
+        .filter(|line| line.contains("age key"))
+        .collect();
+    insta::with_settings!({filters => super::filters()}, {
+        insta::assert_snapshot!("doctor_age_key_another", age_line.join("\n"));
+    });
 
     let components = "clusters/dev/flux-system/gotk-components.yaml";
     sandbox.commit_file(
