@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
-use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{ENV, FLUX_VERSION, Run, Sandbox};
+use crate::support::{OUTPUT_FILTERS, output_filtered};
 
 const CONFIG: &str = r#"cluster_config = { base_domain = "sandbox.example.test" }"#;
 const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
@@ -121,17 +121,6 @@ fn step(run: &Run, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no step {name}: {}", run.stdout))
 }
 
-fn filtered(text: &str) -> String {
-    let mut text = text.to_owned();
-    for (pattern, replacement) in OUTPUT_FILTERS {
-        text = regex::Regex::new(pattern)
-            .unwrap()
-            .replace_all(&text, replacement)
-            .into_owned();
-    }
-    text
-}
-
 fn succeeded(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.output());
 }
@@ -219,7 +208,7 @@ async fn a_changed_cluster_secrets_value_is_in_the_release_before_rebuild_says_r
     assert_eq!(values["txtOwnerId"], "rotated");
     insta::assert_snapshot!(
         "cluster_secrets_changed_rebuild_text",
-        filtered(&rebuilt.stdout)
+        output_filtered(&rebuilt.stdout)
     );
 }
 

@@ -11,7 +11,7 @@ use kube::api::{
 use testkit::flux::FluxOptions;
 
 use crate::support::sandbox::{ENV, FLUX_VERSION, Sandbox};
-use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
+use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS, output_filtered};
 
 const CREATE: [&str; 7] = [
     "create-env",
@@ -293,13 +293,7 @@ async fn an_env_migrates_to_the_operator_and_back_keeping_every_app_object() {
 
 /// OUTPUT_FILTERS and short shas (drift names the branch tip by one).
 fn filtered(text: &str) -> String {
-    let mut text = text.to_owned();
-    for (pattern, replacement) in OUTPUT_FILTERS {
-        text = regex::Regex::new(pattern)
-            .unwrap()
-            .replace_all(&text, replacement)
-            .into_owned();
-    }
+    let text = output_filtered(text);
     let short = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
     short.replace_all(&text, "[short-sha]").into_owned()
 }

@@ -30,6 +30,18 @@ pub const FLUX_UNINSTALL_FILTER: (&str, &str) = (
 );
 
 /// Copies a directory tree (files and directories only), so a test can change a fixture.
+/// `text` with [`OUTPUT_FILTERS`] applied, for a snapshot built from several outputs.
+pub fn output_filtered(text: &str) -> String {
+    OUTPUT_FILTERS
+        .iter()
+        .fold(text.to_owned(), |text, (pattern, replacement)| {
+            regex::Regex::new(pattern)
+                .unwrap()
+                .replace_all(&text, *replacement)
+                .into_owned()
+        })
+}
+
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
