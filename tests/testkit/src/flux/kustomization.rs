@@ -157,9 +157,18 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
     status.record_handled(generation, attempt.requested_at.clone());
     // kustomize-controller shows a pass under way (Ready Unknown, Progressing) before it
     // applies anything: a reader can tell a suspended Kustomization's last pass has ended.
-    mark_progressing(&mut status.conditions, generation, IN_PROGRESS);
-    runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
-    let under_way = status.clone();
+    // Only a pass after a success (or the first) is marked: the stand-in retries a waiting or
+    // failed pass every few hundred milliseconds where Flux waits within one pass or retries
+    // on its retryInterval, so marking those would hide Flux's message most of the time.
+    let fresh_pass = conditions::find(&status.conditions, conditions::READY)
+        .is_none_or(|ready| ready.status == "True");
+    let written = if fresh_pass {
+        mark_progressing(&mut status.conditions, generation, IN_PROGRESS);
+        runtime::write_status(&api, &ks, MANAGER, ks.status.as_ref(), &status).await?;
+        Some(status.clone())
+    } else {
+        ks.status.clone()
+    };
     let outcome = one_pass(
         &ctx,
         &ks,
@@ -191,7 +200,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> ReconcileResult
         }
     };
     ctx.end(attempt, next, pace);
-    runtime::write_status(&api, &ks, MANAGER, Some(&under_way), &status).await?;
+    runtime::write_status(&api, &ks, MANAGER, written.as_ref(), &status).await?;
     Ok(Action::requeue(next))
 }
 
