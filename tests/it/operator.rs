@@ -11,7 +11,7 @@ use kube::api::{
 use testkit::flux::FluxOptions;
 
 use crate::support::sandbox::{ENV, FLUX_VERSION, Sandbox};
-use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS, output_filtered};
+use crate::support::{FLUX_UNINSTALL_FILTER, snapshot};
 
 const CREATE: [&str; 7] = [
     "create-env",
@@ -291,13 +291,6 @@ async fn an_env_migrates_to_the_operator_and_back_keeping_every_app_object() {
     assert_eq!(status.code, 0, "{}", status.output());
 }
 
-/// OUTPUT_FILTERS and short shas (drift names the branch tip by one).
-fn filtered(text: &str) -> String {
-    let text = output_filtered(text);
-    let short = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
-    short.replace_all(&text, "[short-sha]").into_owned()
-}
-
 /// `status --drift` names a FluxInstance someone suspended by hand (and the field they own);
 /// `plan` diffs the FluxInstance a newer `flux_version` would commit; `rebuild` re-applies the
 /// committed FluxInstance and operator manifest — never the newer ones the config names now.
@@ -311,7 +304,7 @@ async fn operator_mode_drifts_plans_and_rebuilds_on_the_committed_instance() {
 
     let clean = sandbox.run(&["status", ENV, "--drift"]).await;
     assert_eq!(clean.code, 0, "{}", clean.output());
-    insta::assert_snapshot!("operator_drift_clean", filtered(&clean.stdout));
+    snapshot!("operator_drift_clean", &clean.stdout);
     let by_hand = PatchParams {
         field_manager: Some("kubectl-edit".into()),
         ..PatchParams::default()
@@ -324,7 +317,7 @@ async fn operator_mode_drifts_plans_and_rebuilds_on_the_committed_instance() {
         .expect("suspending the FluxInstance");
     let drifted = sandbox.run(&["status", ENV, "--drift"]).await;
     assert_eq!(drifted.code, 1, "{}", drifted.output());
-    insta::assert_snapshot!("operator_drift_suspended", filtered(&drifted.stdout));
+    snapshot!("operator_drift_suspended", &drifted.stdout);
     instances
         .patch("flux", &by_hand, &Patch::Merge(suspend(None)))
         .await
@@ -346,14 +339,11 @@ async fn operator_mode_drifts_plans_and_rebuilds_on_the_committed_instance() {
     let plan = sandbox.run(&["plan", ENV]).await;
     assert_eq!(plan.code, 0, "{}", plan.output());
     let cluster = plan.stdout.split("\ncluster:").nth(1).unwrap_or_default();
-    insta::assert_snapshot!(
-        "operator_plan_newer_cluster",
-        filtered(&format!("cluster:{cluster}"))
-    );
+    snapshot!("operator_plan_newer_cluster", format!("cluster:{cluster}"));
 
     let rebuilt = sandbox.run(&["rebuild", ENV, "--yes"]).await;
     assert_eq!(rebuilt.code, 0, "{}", rebuilt.output());
-    insta::assert_snapshot!("operator_rebuild_intact", filtered(&rebuilt.stdout));
+    snapshot!("operator_rebuild_intact", &rebuilt.stdout);
     assert_eq!(sandbox.log(), commits, "rebuild writes no commit");
     let live = instances.get("flux").await.expect("FluxInstance");
     let committed: serde_json::Value = serde_yaml_ng::from_str(&committed).unwrap();
@@ -424,7 +414,7 @@ async fn a_fleet_laid_out_for_the_operator_comes_up_with_configuration_alone() {
     ];
     let run = sandbox.run(&create).await;
     assert_eq!(run.code, 0, "{}", run.output());
-    insta::assert_snapshot!("operator_fleet_created", filtered(&run.stdout));
+    snapshot!("operator_fleet_created", &run.stdout);
     let log = sandbox.log();
     let kept: Vec<Option<String>> = [
         "flux-instance.yaml",
@@ -515,9 +505,11 @@ async fn teardown_in_operator_mode_looks_for_what_the_operator_installed() {
     assert_eq!(down.code, 1, "{}", down.output());
     // Whether helm's uninstall already released the ingress load balancer varies.
     let released = (r"(✔ delete-cloud-resources: ).*", "$1[what helm left]");
-    insta::with_settings!({filters => vec![released, FLUX_UNINSTALL_FILTER]}, {
-        insta::assert_snapshot!("operator_teardown_left_behind", filtered(&down.stderr));
-    });
+    snapshot!(
+        "operator_teardown_left_behind",
+        &down.stderr,
+        extra = [released, FLUX_UNINSTALL_FILTER]
+    );
     assert!(roles.get_opt(&role).await.unwrap().is_some(), "it is there");
     roles
         .delete(&role, &Default::default())
@@ -580,9 +572,7 @@ spec:
         .lines()
         .filter(|line| line.contains("error:") || line.trim_start().starts_with("hint:"))
         .collect();
-    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_snapshot!("operator_foreign_instance_refused", told.join("\n"));
-    });
+    snapshot!("operator_foreign_instance_refused", told.join("\n"));
 
     let mut adopting = CREATE.to_vec();
     adopting.push("--adopt");

@@ -3,8 +3,10 @@
 pub mod git;
 pub mod sandbox;
 
-/// What changes from run to run in a command's output, for insta's filters: durations, ages,
-/// commits, uids, age recipients, ports, temp paths, the timestamps of progress lines.
+/// What changes from run to run in a command's output, the one filter set of every snapshot:
+/// durations, ages, commits (whole and short), uids, age recipients, ports, temp paths, the
+/// timestamps of progress lines. A test adds to it (through [`snapshot!`]'s `extra`) only
+/// what varies in that test alone, and says why.
 pub const OUTPUT_FILTERS: [(&str, &str); 11] = [
     (r"\s+\d+ ms\b", " [n] ms"),
     (r"(?m)^\d\d:\d\d:\d\d ", ""),
@@ -12,7 +14,6 @@ pub const OUTPUT_FILTERS: [(&str, &str); 11] = [
     (r"age: \d+s", "age: [n]s"),
     (r#""(duration_ms|age_seconds|rto_ms)": \d+"#, r#""$1": [n]"#),
     (r"[0-9a-f]{40}", "[sha]"),
-    (r"\b(at|in|of|pick up) [0-9a-f]{7}\b", "$1 [short-sha]"),
     (
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
         "[uid]",
@@ -20,7 +21,26 @@ pub const OUTPUT_FILTERS: [(&str, &str); 11] = [
     (r"\bage1[0-9a-z]+", "age1[recipient]"),
     (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
     (r"/tmp/\.tmp\w+", "[tmp]"),
+    // Last: a short sha is seven hex digits alone, and may be all decimal digits.
+    (r"\b[0-9a-f]{7}\b", "[short-sha]"),
 ];
+
+/// Pins a command's output (text, or JSON lines) as the insta snapshot `name`, filtered by
+/// [`OUTPUT_FILTERS`]; `extra` filters run first, for what varies in one test only.
+macro_rules! snapshot {
+    ($name:expr, $text:expr $(,)?) => {
+        $crate::support::snapshot!($name, $text, extra = [])
+    };
+    ($name:expr, $text:expr, extra = $extra:expr $(,)?) => {{
+        let extra: Vec<(&str, &str)> = $extra.into_iter().collect();
+        let mut filters = extra;
+        filters.extend($crate::support::OUTPUT_FILTERS);
+        insta::with_settings!({filters => filters}, {
+            insta::assert_snapshot!($name, $text);
+        });
+    }};
+}
+pub(crate) use snapshot;
 
 /// How many Flux objects a teardown's flux-uninstall found (and whose finalizers it removed)
 /// depends on how far Flux's stand-ins got pruning the apps; what it left behind does not.
@@ -29,7 +49,6 @@ pub const FLUX_UNINSTALL_FILTER: (&str, &str) = (
     "deleted [n] Flux objects ([n] finalizers",
 );
 
-/// Copies a directory tree (files and directories only), so a test can change a fixture.
 /// `text` with [`OUTPUT_FILTERS`] applied, for a snapshot built from several outputs.
 pub fn output_filtered(text: &str) -> String {
     OUTPUT_FILTERS
@@ -42,6 +61,7 @@ pub fn output_filtered(text: &str) -> String {
         })
 }
 
+/// Copies a directory tree (files and directories only), so a test can change a fixture.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
