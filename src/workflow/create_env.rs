@@ -64,8 +64,7 @@ async fn hand_over_if_changed(
         return Ok(());
     }
     let planned = commit::planned_sync_manifest(cluster_dir)?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let handing = hand_over::run(client, cluster_dir.install, &planned, deadline, adopting);
+    let handing = hand_over::run(client, cluster_dir.install, &planned, timeout, adopting);
     run.step("hand-over", handing).await
 }
 

@@ -41,7 +41,7 @@ pub async fn install_sync_and_wait(
         client,
         target.install,
         target.sync_manifest,
-        deadline,
+        timeout,
         target.adopting,
     );
     run.step("flux-install", install).await?;

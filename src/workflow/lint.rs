@@ -54,16 +54,8 @@ impl LintSummary {
             ));
         }
         for finding in &self.findings {
-            let severity = severity_name(finding.severity);
-            text.push_str(&format!(
-                "{}:{}:{}: {severity}[{}]: {}\n  fix: {}\n",
-                finding.file,
-                finding.line,
-                finding.column,
-                finding.rule.id(),
-                finding.message,
-                finding.fix
-            ));
+            text.push_str(&finding_text(finding, true, ""));
+            text.push('\n');
         }
         text.push_str(&format!(
             "lint of profile(s) {}: {} error(s), {} warning(s)",
@@ -225,6 +217,21 @@ fn report_findings(findings: &[Finding], reporter: &dyn Reporter) {
     }
 }
 
+/// `file:line:column: error[rule]: message` (or `[rule] message` without the severity), then
+/// the fix on a line of its own, indented by `indent` and two spaces.
+fn finding_text(finding: &Finding, with_severity: bool, indent: &str) -> String {
+    let rule = finding.rule.id();
+    let tag = if with_severity {
+        format!("{}[{rule}]:", severity_name(finding.severity))
+    } else {
+        format!("[{rule}]")
+    };
+    format!(
+        "{}:{}:{}: {tag} {}\n{indent}  fix: {}",
+        finding.file, finding.line, finding.column, finding.message, finding.fix
+    )
+}
+
 fn severity_name(severity: Severity) -> &'static str {
     match severity {
         Severity::Error => "error",
@@ -321,17 +328,8 @@ pub fn preflight(
         summary.applied.contains(&finding.file) || finding.file.starts_with(&env_dir)
     };
     // Each finding with what to change: create-env's output is all a user of it may read.
-    let line = |finding: &Finding, indent: &str| {
-        format!(
-            "{}:{}:{}: [{}] {}\n{indent}  fix: {}",
-            finding.file,
-            finding.line,
-            finding.column,
-            finding.rule.id(),
-            finding.message,
-            finding.fix
-        )
-    };
+    // Its severity goes without saying: a warning, or the error that stops the run.
+    let line = |finding: &Finding, indent: &str| finding_text(finding, false, indent);
     let (blocking, reported): (Vec<&Finding>, Vec<&Finding>) = summary
         .findings
         .iter()

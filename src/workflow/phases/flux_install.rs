@@ -2,7 +2,7 @@
 //! waited for; or, with the Flux Operator, the operator applied and waited for, then the
 //! FluxInstance as committed.
 
-use tokio::time::Instant;
+use std::time::Duration;
 
 use kube::Client;
 
@@ -11,16 +11,15 @@ use crate::cluster::Installation;
 use crate::error::Result;
 use crate::workflow::Outcome;
 
-/// `deadline`: the run's one deadline for waiting on the cluster (`--timeout`, which also
-/// bounds wait-for-apps), so a short timeout is never outlasted by this wait.
+/// `timeout`: what is left of the run's one deadline for waiting on the cluster (`--timeout`,
+/// which also bounds wait-for-apps), so a short timeout is never outlasted by this wait.
 pub async fn run(
     client: &Client,
     install: &Installation,
     sync_manifest: &str,
-    deadline: Instant,
+    timeout: Duration,
     adopting: bool,
 ) -> Result<(Outcome, ())> {
-    let timeout = deadline.saturating_duration_since(Instant::now());
     let summary = install
         .install(client, sync_manifest, timeout, adopting)
         .await?;

@@ -4,23 +4,23 @@
 //! reconciling) — so Flux, reconciling that commit, prunes neither itself nor the FluxInstance
 //! whose finalizer would uninstall it.
 
+use std::time::Duration;
+
 use kube::Client;
-use tokio::time::Instant;
 
 use crate::cluster::Installation;
 use crate::error::Result;
 use crate::workflow::Outcome;
 
 /// Runs only when [`Installation::needs_hand_over`]; `sync_manifest`: the FluxInstance about
-/// to be committed (operator); `deadline`: the run's.
+/// to be committed (operator); `timeout`: the run's (`--timeout`).
 pub async fn run(
     client: &Client,
     install: &Installation,
     sync_manifest: &str,
-    deadline: Instant,
+    timeout: Duration,
     adopting: bool,
 ) -> Result<(Outcome, ())> {
-    let timeout = deadline.saturating_duration_since(Instant::now());
     let done = install
         .hand_over(client, sync_manifest, timeout, adopting)
         .await?;
