@@ -112,12 +112,18 @@ pub fn own_objects(names: &SubstitutionConfig) -> Vec<ObjectName> {
 
 /// The objects, built at the last moment: the Secrets' `data` holds the values.
 fn bootstrap_objects(inputs: BootstrapInputs<'_>) -> Vec<DynamicObject> {
+    // The Flux Operator labels the Namespace it installs into as its own: the record is then
+    // the annotations alone, or each run would take the label back from it and back again.
+    let labels = match inputs.install {
+        FluxInstall::Components => Owner::labels(),
+        FluxInstall::Operator => Default::default(),
+    };
     let namespace = object(json!({
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
             "name": FLUX_NAMESPACE,
-            "labels": Owner::labels(),
+            "labels": labels,
             "annotations": inputs.owner.annotations(),
         },
     }));
@@ -405,6 +411,36 @@ mod tests {
         let only = config_maps(FluxInstall::Components, &instead);
         assert_eq!(only.len(), 1);
         assert!(only[0].metadata.annotations.is_some());
+    }
+
+    #[test]
+    fn the_flux_system_namespace_is_labelled_only_where_no_operator_labels_it() {
+        let contract = contract();
+        let git = GitReadCredentials::Ssh {
+            identity: SecretString::from(CANARY),
+            identity_pub: "ssh-ed25519 AAAA".to_owned(),
+            known_hosts: "example.test ssh-ed25519 AAAA".to_owned(),
+        };
+        let age_key = SopsAgeKey {
+            env_name: "dev".to_owned(),
+            identity: SecretString::from("AGE-SECRET-KEY-1XYZ"),
+        };
+        let labels = |install| {
+            let objects = bootstrap_objects(BootstrapInputs {
+                contract: &contract,
+                names: &SubstitutionConfig::default(),
+                git: &git,
+                age_key: &age_key,
+                owner: &owner(),
+                install,
+                flux_version: "v2.7.0",
+            });
+            let namespace = find(&objects, FLUX_NAMESPACE, "Namespace");
+            assert_eq!(namespace.annotations(), &owner().annotations(), "the record");
+            namespace.labels().clone()
+        };
+        assert_eq!(labels(FluxInstall::Components), Owner::labels());
+        assert_eq!(labels(FluxInstall::Operator), BTreeMap::new());
     }
 
     #[test]

@@ -28,12 +28,15 @@ pub struct ClusterUp {
 }
 
 /// Runs the steps terraform, connect and config-and-secrets with what preflight prepared;
-/// records the cluster's uid. `adopt`: take over a cluster another tool bootstrapped.
+/// records the cluster's uid. `flux_version`: the Flux the env will run (what create-env
+/// commits, what rebuild restores), which labels the config objects. `adopt`: take over a
+/// cluster another tool bootstrapped.
 pub async fn apply_connect_and_configure<F>(
     run: &mut EnvRun<'_>,
     config: &Config,
     env: &EnvConfig,
     prepared: &Prepared<F>,
+    flux_version: &str,
     policy: ApplyPolicy,
     adopt: bool,
 ) -> Result<ClusterUp> {
@@ -57,7 +60,7 @@ pub async fn apply_connect_and_configure<F>(
         age_key: &age_key,
         owner: &owner,
         install: env.flux.install,
-        flux_version: &env.flux_version,
+        flux_version,
     };
     let bootstrap = config_and_secrets::run(&client, inputs);
     let config_reconcile = run.step("config-and-secrets", bootstrap).await?;

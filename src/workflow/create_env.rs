@@ -86,21 +86,18 @@ async fn drive(
         via_branch: options.via_branch,
     };
     let prepared = run.step("preflight", preflight::run(inputs)).await?;
-    run.record().age_recipient = Some(prepared.age_key.recipient.clone());
-    run.record().deploy_key = prepared
-        .deploy_key
-        .as_ref()
-        .map(|k| k.public_openssh.clone());
+    run.record_keys(&prepared);
 
-    let cluster =
-        apply_connect_and_configure(run, config, env, &prepared, options.policy, options.adopt);
-    let ClusterUp {
-        contract,
-        client,
-        adopting,
-        config_reconcile,
-        ..
-    } = cluster.await?;
+    let cluster = apply_connect_and_configure(
+        run,
+        config,
+        env,
+        &prepared,
+        &env.flux_version,
+        options.policy,
+        options.adopt,
+    );
+    let up: ClusterUp = cluster.await?;
 
     let cluster_dir = ClusterDirInputs {
         env,
@@ -108,7 +105,7 @@ async fn drive(
         install: &prepared.flux,
         age_recipient: &prepared.age_key.recipient,
     };
-    hand_over_if_changed(run, &client, &cluster_dir, options.timeout, adopting).await?;
+    hand_over_if_changed(run, &up.client, &cluster_dir, options.timeout, up.adopting).await?;
     let committed = commit_or_propose(run, prepared.workspace, cluster_dir, options).await?;
     run.record().commit = Some(committed.head.clone());
 
@@ -117,23 +114,23 @@ async fn drive(
         sync_manifest: &committed.sync_manifest,
         commit: &committed.head,
         workspace: committed.workspace,
-        adopting,
-        config_reconcile,
+        adopting: up.adopting,
+        config_reconcile: up.config_reconcile,
     };
-    let apps = install_sync_and_wait(run, &client, flux, options.timeout).await?;
+    let apps = install_sync_and_wait(run, &up.client, flux, options.timeout).await?;
 
     let kubectl_access = summary::kubectl_access(
         &env.name,
         &env.outputs,
         prepared.terraform.flavor(),
         &paths.terraform_dir(env),
-        &contract.access,
-        contract.ca_certificate_base64,
+        &up.contract.access,
+        up.contract.ca_certificate_base64,
     );
     let result = CreateEnvResult {
         env: env.name.clone(),
         profile: profile.clone(),
-        cluster_name: contract.cluster_name.clone(),
+        cluster_name: up.contract.cluster_name,
         repository: env.repository.url.clone(),
         branch: env.repository.branch.clone(),
         commit: committed.head,

@@ -8,6 +8,7 @@ use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
 use super::phases::lock;
+use super::phases::preflight::Prepared;
 use super::{EnvPaths, Outcome, Steps};
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
@@ -74,6 +75,16 @@ impl<'r> EnvRun<'r> {
     /// The run record, for facts a driver learns along the way (the commit, the keys).
     pub fn record(&mut self) -> &mut RunRecord {
         self.steps.record()
+    }
+
+    /// Records the keys preflight settled: the age recipient and (ssh) Flux's deploy key.
+    pub fn record_keys<F>(&mut self, prepared: &Prepared<F>) {
+        let record = self.record();
+        record.age_recipient = Some(prepared.age_key.recipient.clone());
+        record.deploy_key = prepared
+            .deploy_key
+            .as_ref()
+            .map(|key| key.public_openssh.clone());
     }
 
     /// The record the env's previous run left (what it learnt of the cluster, say).

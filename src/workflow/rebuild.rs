@@ -106,12 +106,14 @@ async fn drive(
     let prepared = run.step("preflight", preflight).await?;
     run.record().profile = Some(prepared.flux.profile.clone());
     run.record().commit = Some(prepared.flux.commit.clone());
-    run.record().age_recipient = Some(prepared.age_key.recipient.clone());
+    run.record_keys(&prepared);
 
     let detect = detect::run(&prepared.terraform, config, env, recorded_uid, &cancel);
     let detected: Detected = run.step("detect", detect).await?;
     // A rebuild never adopts: the cluster is the env's own, or a new one.
-    let cluster = apply_connect_and_configure(run, config, env, &prepared, options.policy, false);
+    let version = &prepared.flux.flux_version;
+    let cluster =
+        apply_connect_and_configure(run, config, env, &prepared, version, options.policy, false);
     let ClusterUp {
         client,
         uid,
