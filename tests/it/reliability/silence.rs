@@ -9,6 +9,7 @@ use testkit::apiserver::{Admin, FaultOptions};
 
 use super::faults::fault_injection;
 use crate::support::sandbox::{ENV, Sandbox};
+use crate::support::snapshot;
 
 /// The NDJSON lines of a run up to (and including) the one holding `needle`.
 async fn follow_until(
@@ -158,8 +159,7 @@ async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout
         error["message"].as_str().unwrap(),
         error["hint"].as_str().unwrap_or_default()
     );
-    let mut filters = crate::support::OUTPUT_FILTERS.to_vec();
-    filters.extend([
+    let extra = [
         // Durations as report::duration prints them: 45s, 1m 15s.
         (
             r"the last (?:\d+[hms] ?)+ of the (?:\d+[hms] ?)+ wait",
@@ -176,10 +176,8 @@ async fn an_api_server_that_stops_answering_mid_wait_ends_the_run_at_its_timeout
             r"(?s)(when it was last heard:\n).*?(\nhint:)",
             "$1[not Ready yet]$2",
         ),
-    ]);
-    insta::with_settings!({filters => filters}, {
-        insta::assert_snapshot!("silent_api_server_mid_wait", shown);
-    });
+    ];
+    snapshot!("silent_api_server_mid_wait", shown, extra = extra);
     eprintln!("a silent API server ended the run after {took:?} (--timeout 75s):\n{shown}");
 }
 
@@ -221,9 +219,7 @@ async fn a_terraform_that_prints_nothing_is_stopped_after_the_idle_bound_naming_
         .skip_while(|line| !line.contains("✘ error:"))
         .map(|line| format!("{line}\n"))
         .collect();
-    insta::with_settings!({filters => crate::support::OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_snapshot!("silent_terraform", error);
-    });
+    snapshot!("silent_terraform", error);
     eprintln!("a silent Terraform ended the run after {took:?} (--terraform-idle-timeout 3s)");
 }
 
@@ -246,17 +242,16 @@ async fn a_cluster_request_without_an_answer_fails_after_its_deadline_naming_the
     assert!(took < Duration::from_secs(60), "took {took:?}");
     // Whether the step's reads or writes were under way when the server fell silent, and
     // which object's request timed out first, varies.
-    let mut filters = crate::support::OUTPUT_FILTERS.to_vec();
-    filters.extend([(
+    let extra = [(
         r"step [a-z-]+ failed: failed to \w+ [^:]+:",
         "step [step] failed: failed to [read or apply] [object]:",
-    )]);
-    insta::with_settings!({filters => filters}, {
-        insta::assert_snapshot!(
-            "unanswered_request",
-            format!("{}\nhint: {}", error["message"].as_str().unwrap(), error["hint"].as_str().unwrap_or_default())
-        );
-    });
+    )];
+    let shown = format!(
+        "{}\nhint: {}",
+        error["message"].as_str().unwrap(),
+        error["hint"].as_str().unwrap_or_default()
+    );
+    snapshot!("unanswered_request", shown, extra = extra);
     assert_eq!(sandbox.log(), seeded, "nothing was committed: {error}");
     eprintln!("an unanswered request ended the run after {took:?}");
 }
@@ -302,7 +297,5 @@ push = {{ method = "ssh_key", key_file = "{0}", known_hosts = "{0}" }}"#,
         .skip_while(|line| !line.contains("✘ error:"))
         .map(|line| format!("{line}\n"))
         .collect();
-    insta::with_settings!({filters => crate::support::OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_snapshot!("ssh_stalls_after_greeting", error);
-    });
+    snapshot!("ssh_stalls_after_greeting", error);
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::{Case, Unchanged, check, generated_state};
 use crate::support::sandbox::{ENV, Sandbox};
+use crate::support::snapshot;
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 
@@ -318,9 +319,7 @@ async fn rebuild_and_doctor_check_what_a_rebuild_needs_before_anything_changes()
         .lines()
         .filter(|line| line.contains("age key"))
         .collect();
-    insta::with_settings!({filters => super::filters()}, {
-        insta::assert_snapshot!("doctor_age_key_missing", age_line.join("\n"));
-    });
+    snapshot!("doctor_age_key_missing", age_line.join("\n"));
     // A key of another env in its place: present, but not the committed recipient's.
     let other = sandbox.path("other.agekey");
     let generated = std::process::Command::new("age-keygen")
@@ -339,9 +338,7 @@ async fn rebuild_and_doctor_check_what_a_rebuild_needs_before_anything_changes()
         .lines()
         .filter(|line| line.contains("age key"))
         .collect();
-    insta::with_settings!({filters => super::filters()}, {
-        insta::assert_snapshot!("doctor_age_key_another", age_line.join("\n"));
-    });
+    snapshot!("doctor_age_key_another", age_line.join("\n"));
 
     let components = "clusters/dev/flux-system/gotk-components.yaml";
     sandbox.commit_file(

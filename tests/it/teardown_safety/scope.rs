@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::support::sandbox::{ENV, Run, Sandbox};
-use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
+use crate::support::{FLUX_UNINSTALL_FILTER, snapshot};
 
 const CREATE: [&str; 5] = ["create-env", ENV, "--profile", "standard", "--yes"];
 const BYSTANDER: &str = "bystander";
@@ -152,48 +152,54 @@ async fn check(case: Case) {
     verify(&sandbox, case.arrange, before, commits, &run).await;
 }
 
-/// [`OUTPUT_FILTERS`] and the branch tip's short sha, which `status` and create-env print bare.
-fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = OUTPUT_FILTERS.to_vec();
-    filters.push((r"\b[0-9a-f]{7}\b", "[short-sha]"));
-    filters
-}
-
 /// Text, or the `result` event of a JSON run, filtered of what varies.
 fn snapshot(case: &Case, run: &Run) {
-    let mut filters = filters();
-    // Whether helm's uninstall already released the ingress load balancer varies.
-    filters.push((
-        r"deleted \d+ LoadBalancer Services/PVCs",
-        "deleted [n] LoadBalancer Services/PVCs",
-    ));
-    filters.push((r"\d+ removed", "[n] removed"));
-    filters.push(FLUX_UNINSTALL_FILTER);
+    let mut extra = vec![
+        // Whether helm's uninstall already released the ingress load balancer varies, and how
+        // far Flux's stand-ins pruned the apps before flux-uninstall.
+        (
+            r"deleted \d+ LoadBalancer Services/PVCs",
+            "deleted [n] LoadBalancer Services/PVCs",
+        ),
+        (r"\d+ removed", "[n] removed"),
+        FLUX_UNINSTALL_FILTER,
+    ];
     if case.varying.contains(&"Kustomization") {
-        filters.push((
-            r"cluster: deletes [^·]* in namespaces [^·]*·",
-            "cluster: deletes [the apps left] ·",
-        ));
-        filters.push((r"deleted \d+ Kustomizations", "deleted [n] Kustomizations"));
+        extra.extend([
+            (
+                r"cluster: deletes [^·]* in namespaces [^·]*·",
+                "cluster: deletes [the apps left] ·",
+            ),
+            (r"deleted \d+ Kustomizations", "deleted [n] Kustomizations"),
+        ]);
     }
     if case.varying.contains(&"Namespace") {
-        filters.push((
+        extra.push((
             r#""outcome": "(?:up_to_date|done)",(\s*)"summary": "(?:no LoadBalancer Services or PVCs|deleted \[n\] LoadBalancer Services/PVCs, \d+ app namespaces gone);"#,
             r#""outcome": "[the apps left]",$1"summary": "[their cloud resources and namespaces];"#,
         ));
     }
-    insta::with_settings!({filters => filters, snapshot_suffix => case.name}, {
-        match run.stdout.lines().last().map(serde_json::from_str::<serde_json::Value>) {
-            Some(Ok(event)) => {
-                let mut result = event;
-                if let Some(removed) = result["result"]["removed"].as_array_mut() {
-                    let varies = |r: &str| case.varying.iter().any(|kind| r.starts_with(&format!("{kind} ")));
-                    removed.retain(|r| !r.as_str().is_some_and(varies));
-                }
-                insta::assert_json_snapshot!("teardown_safety_scope", result);
+    let shown = match run
+        .stdout
+        .lines()
+        .last()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        Some(Ok(mut result)) => {
+            if let Some(removed) = result["result"]["removed"].as_array_mut() {
+                let varies = |r: &str| {
+                    case.varying
+                        .iter()
+                        .any(|kind| r.starts_with(&format!("{kind} ")))
+                };
+                removed.retain(|r| !r.as_str().is_some_and(varies));
             }
-            _ => insta::assert_snapshot!("teardown_safety_scope", run.stdout),
+            serde_json::to_string_pretty(&result).unwrap()
         }
+        _ => run.stdout.clone(),
+    };
+    insta::with_settings!({snapshot_suffix => case.name}, {
+        snapshot!("teardown_safety_scope", shown, extra = extra);
     });
 }
 
@@ -234,9 +240,7 @@ async fn arrange(sandbox: &Sandbox, arrange: Arrange) -> Before {
             let question = &question[..question.find("confirm:").expect(&prompt) + 8];
             let refusal = &prompt[prompt.find("teardown not confirmed").expect(&prompt)..];
             let refusal = &refusal[..refusal.find("changed").expect(&prompt) + 7];
-            insta::with_settings!({filters => filters()}, {
-                insta::assert_snapshot!("teardown_safety_prompt", format!("{question}\n{refusal}"));
-            });
+            snapshot!("teardown_safety_prompt", format!("{question}\n{refusal}"));
             Before::Volume
         }
         Arrange::StuckHelmRelease => {
@@ -327,12 +331,13 @@ async fn verify(sandbox: &Sandbox, arrange: Arrange, before: Before, commits: us
             // The edit is also config the Kustomizations substituting from it have not applied;
             // which of them applied last in the very second of the edit varies (drift:: pins
             // those lines).
-            let mut filters = filters();
-            filters.push((r"\n  ✘ flux: Kustomization \S+ has not applied [^\n]*", ""));
-            insta::with_settings!({filters => filters}, {
-                insta::assert_snapshot!("teardown_safety_edited_drift", drift.stdout);
-                insta::assert_snapshot!("teardown_safety_edited_takeover", step);
-            });
+            let unapplied = [(r"\n  ✘ flux: Kustomization \S+ has not applied [^\n]*", "")];
+            snapshot!(
+                "teardown_safety_edited_drift",
+                drift.stdout,
+                extra = unapplied
+            );
+            snapshot!("teardown_safety_edited_takeover", step);
             let secrets: Api<Secret> = Api::namespaced(client, "flux-system");
             let secret = secrets.get("cluster-secrets").await.unwrap();
             let token = &secret.data.unwrap()["dns_api_token"];
