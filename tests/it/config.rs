@@ -7,6 +7,8 @@ use std::path::Path;
 use gitops_bootstrap::ExitStatus;
 use gitops_bootstrap::config::{self, Config, ConfigError, DEFAULT_FILE};
 
+use crate::support::snapshot;
+
 const CONFIG: &str = r#"
 [repository]
 url = "https://git.example.com/fleet.git"
@@ -54,9 +56,8 @@ fn an_unknown_key_is_reported_with_file_line_and_column() {
     ));
     let err = load(&file).unwrap_err();
     let message = err.to_string();
-    let location = format!("{}:12:1", file.display());
-    assert!(message.contains(&location), "{message}");
-    assert!(message.contains("unknown field `password`"), "{message}");
+    // The file's line:column, and not the value.
+    snapshot!("unknown_key", &message);
     assert!(!message.contains("canary-secret"), "{message}");
     assert_eq!(
         gitops_bootstrap::Error::from(err).status(),
@@ -66,15 +67,18 @@ fn an_unknown_key_is_reported_with_file_line_and_column() {
 
 #[test]
 fn a_missing_module_directory_is_named() {
-    let (dir, file) = project(&CONFIG.replace("terraform/kind", "terraform/eks"));
+    let (_dir, file) = project(&CONFIG.replace("terraform/kind", "terraform/eks"));
     let err = load(&file).unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("`envs.dev.module`"), "{message}");
-    let module = dir.path().join("terraform/eks");
-    assert!(message.contains(&module.display().to_string()), "{message}");
     let err = gitops_bootstrap::Error::from(err);
     assert_eq!(err.status().code(), 2);
-    assert!(err.hint().is_some());
+    snapshot!(
+        "missing_module",
+        format!(
+            "{}\nhint: {}",
+            err.message(),
+            err.hint().unwrap_or_default()
+        )
+    );
 }
 
 #[test]
@@ -82,7 +86,7 @@ fn a_missing_config_file_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let err = gitops_bootstrap::Error::from(load(&dir.path().join(DEFAULT_FILE)).unwrap_err());
     assert_eq!(err.status(), ExitStatus::BadInput);
-    assert!(err.message().contains(DEFAULT_FILE), "{}", err.message());
+    snapshot!("missing_config_file", err.message());
 }
 
 #[test]
