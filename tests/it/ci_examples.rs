@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::snapshot;
+
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The examples under examples/ci/ each install a pinned release of this version, and every
@@ -26,7 +28,10 @@ fn ci_examples_install_a_pinned_release_and_run_real_command_lines() {
         );
         checked.push_str(&check_workflow(&name, &text));
     }
-    insta::assert_snapshot!(checked);
+    snapshot!(
+        "ci_examples_install_a_pinned_release_and_run_real_command_lines",
+        checked
+    );
 }
 
 /// The workflows `init` scaffolds and the YAML blocks of the README hold command lines too.
@@ -52,7 +57,10 @@ fn scaffolded_and_readme_workflows_run_real_command_lines() {
             block,
         ));
     }
-    insta::assert_snapshot!(checked);
+    snapshot!(
+        "scaffolded_and_readme_workflows_run_real_command_lines",
+        checked
+    );
 }
 
 /// Parses `text` as YAML and every `gitops-bootstrap` command line of its scripts with the

@@ -9,6 +9,7 @@ use testkit::cluster::TestCluster;
 use testkit::flux::{Controllers, FluxOptions};
 
 use crate::support::sandbox::{ENV, Sandbox};
+use crate::support::snapshot;
 
 const FLEET_LIMIT: Duration = Duration::from_secs(600);
 
@@ -59,12 +60,16 @@ async fn three_envs_in_parallel_processes_share_one_repository() {
     let log = sandbox.log();
     assert_eq!(log.len(), seeded.len() + 3, "{log:?}");
     assert_eq!(log[3..], seeded[..]);
-    for env in envs {
-        let profile = sandbox
+    let profiles = envs.map(|env| {
+        sandbox
             .committed(&format!("clusters/{env}/profile.yaml"))
-            .unwrap_or_else(|| panic!("clusters/{env}/ committed"));
-        assert!(profile.contains("./profiles/standard"), "{profile}");
-    }
+            .unwrap_or_else(|| panic!("clusters/{env}/ committed"))
+    });
+    assert!(
+        profiles.iter().all(|profile| *profile == profiles[0]),
+        "every env runs profile standard alike: {profiles:#?}"
+    );
+    snapshot!("fleet_profile", &profiles[0]);
 
     // The three runs were under way at the same time: no lock is held across envs.
     let records: Vec<serde_json::Value> = envs

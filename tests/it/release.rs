@@ -6,6 +6,8 @@ use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 
+use crate::support::snapshot;
+
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 fn run(command: &mut Command) -> String {
@@ -87,8 +89,8 @@ fn man_pages_are_generated_for_every_command() {
             .arg(&pages));
         stdout.replace(&pages.display().to_string(), "[DIR]")
     };
-    insta::assert_snapshot!("man_dir_text", man_dir("text"));
-    insta::assert_snapshot!("man_dir_json", man_dir("json"));
+    snapshot!("man_dir_text", man_dir("text"));
+    snapshot!("man_dir_json", man_dir("json"));
 
     let main_page = std::fs::read_to_string(pages.join("gitops-bootstrap.1")).unwrap();
     let stdout_page = run(Command::cargo_bin("gitops-bootstrap").unwrap().arg("man"));
@@ -141,5 +143,8 @@ fn dist_plans_archives_checksums_and_the_installer_for_every_target() {
         })
         .collect();
     artifacts.sort();
-    insta::assert_snapshot!(artifacts.join("\n"));
+    snapshot!(
+        "dist_plans_archives_checksums_and_the_installer_for_every_target",
+        artifacts.join("\n")
+    );
 }

@@ -104,6 +104,31 @@ kubeconfig_path = "{kubeconfig}"
     }
 }
 
+/// What a run's output says went wrong: every line from its `✘ error:` on (the error and its
+/// hint); for a report of checks (doctor), each failed check with its fix; else (a usage
+/// error) all of it.
+fn told(output: &str) -> String {
+    let report: Vec<&str> = output
+        .lines()
+        .skip_while(|line| !line.contains("✘ error:"))
+        .collect();
+    if !report.is_empty() {
+        return report.join("\n");
+    }
+    let mut failed = Vec::new();
+    let mut inside = false;
+    for line in output.lines() {
+        inside = line.starts_with("✘ ") || (inside && line.starts_with("  "));
+        if inside {
+            failed.push(line);
+        }
+    }
+    if failed.is_empty() {
+        return output.trim().to_owned();
+    }
+    failed.join("\n")
+}
+
 /// A TCP port that accepts connections (the kernel completes the handshake for the backlog)
 /// and never answers: a Git host that hangs.
 fn silent_server() -> (TcpListener, u16) {
