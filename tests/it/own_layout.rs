@@ -142,17 +142,13 @@ async fn an_existing_root_runs_in_place_with_its_own_backend_and_addresses() {
     );
 }
 
-/// The warnings of a run's progress (stderr), each with its detail lines.
+/// The warnings of a run's progress (stderr).
 fn warnings(stderr: &str) -> String {
-    let mut shown = Vec::new();
-    let mut inside = false;
-    for line in stderr.lines() {
-        inside = line.contains("⚠ warning:") || (inside && line.starts_with("  "));
-        if inside {
-            shown.push(line);
-        }
-    }
-    shown.join("\n")
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("⚠ warning:"))
+        .collect();
+    warnings.join("\n")
 }
 
 /// The line saying how the terraform step ended.
