@@ -12,7 +12,11 @@ pub const OUTPUT_FILTERS: [(&str, &str); 11] = [
     (r"(?m)^\d\d:\d\d:\d\d ", ""),
     (r"\d+\.\d+s\b", "[n]s"),
     (r"age: \d+s", "age: [n]s"),
-    (r#""(duration_ms|age_seconds|rto_ms)": \d+"#, r#""$1": [n]"#),
+    // Pretty JSON (`": "`) and NDJSON events (`":`) alike.
+    (
+        r#""(duration_ms|age_seconds|rto_ms)":(\s*)\d+"#,
+        r#""$1":$2[n]"#,
+    ),
     (r"[0-9a-f]{40}", "[sha]"),
     (
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
