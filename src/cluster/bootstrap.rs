@@ -436,7 +436,11 @@ mod tests {
                 flux_version: "v2.7.0",
             });
             let namespace = find(&objects, FLUX_NAMESPACE, "Namespace");
-            assert_eq!(namespace.annotations(), &owner().annotations(), "the record");
+            assert_eq!(
+                namespace.annotations(),
+                &owner().annotations(),
+                "the record"
+            );
             namespace.labels().clone()
         };
         assert_eq!(labels(FluxInstall::Components), Owner::labels());
