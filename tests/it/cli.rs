@@ -168,6 +168,49 @@ fn envs_without_a_config_file_says_where_it_looked() {
     );
 }
 
+/// Every command's refusal that needs no cluster, as text (stdout, then stderr) and as JSON
+/// events: what failed, why, and what to do, with the documented exit code.
+#[test]
+fn every_command_fails_alike_as_text_and_json() {
+    let dir = project();
+    let cases: [(&[&str], i32); 12] = [
+        (&["create-env", "dev"], 2),
+        (&["status", "dev"], 2),
+        (&["status", "dev", "--drift"], 2),
+        (&["teardown", "dev"], 2),
+        (&["teardown", "dev", "--yes"], 2),
+        (&["rebuild", "dev"], 2),
+        (&["rebuild", "dev", "--yes"], 2),
+        (&["plan", "Prod"], 2),
+        (&["doctor", "--terraform", "/nonexistent/terraform"], 1),
+        (&["lint", "--profile", "nope"], 2),
+        (&["init", "."], 2),
+        (&["man", "--dir", "gitops-bootstrap.toml"], 1),
+    ];
+    let mut told = Vec::new();
+    for (args, code) in cases {
+        told.push(format!(
+            "## gitops-bootstrap {} (exit {code})",
+            args.join(" ")
+        ));
+        for format in ["text", "json"] {
+            let output = bin(dir.path())
+                .args(["--output", format])
+                .args(args)
+                .output()
+                .unwrap();
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{args:?} {format}: {output:?}"
+            );
+            let (stdout, stderr) = text(&output);
+            told.push(format!("### {format}\n{stdout}{stderr}"));
+        }
+    }
+    snapshot!("every_command_fails", told.join("\n"), extra = MACHINE);
+}
+
 #[test]
 fn config_errors_name_the_key_and_position_and_exit_2() {
     let dir = project();
@@ -197,17 +240,6 @@ fn config_errors_name_the_key_and_position_and_exit_2() {
 }
 
 #[test]
-fn create_env_needs_yes_when_nobody_can_confirm() {
-    let dir = project();
-    let output = bin(dir.path())
-        .args(["create-env", "dev"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    snapshot!("create_env_needs_yes", text(&output).1);
-}
-
-#[test]
 fn doctor_checks_tools_config_module_and_warns_about_ci_state() {
     let dir = project();
     for format in ["text", "json"] {
@@ -233,17 +265,6 @@ fn doctor_warns_with_the_fix_when_kubectl_is_missing() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     snapshot!("doctor_without_kubectl", stdout, extra = MACHINE);
-}
-
-#[test]
-fn doctor_fails_with_the_fix_when_terraform_is_missing() {
-    let dir = project();
-    let output = bin(dir.path())
-        .args(["doctor", "--terraform", "/nonexistent/terraform"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    snapshot!("doctor_without_terraform", text(&output).0, extra = MACHINE);
 }
 
 #[test]

@@ -219,7 +219,12 @@ async fn an_existing_roots_own_backend_and_workspace_are_asked_of_terraform() {
 
     for (name, args) in [
         ("own_root_status", &["status", ENV][..]),
+        ("own_root_status_json", &["--output", "json", "status", ENV]),
         ("own_root_drift", &["status", ENV, "--drift"]),
+        (
+            "own_root_drift_json",
+            &["--output", "json", "status", ENV, "--drift"],
+        ),
         ("own_root_plan", &["plan", ENV]),
     ] {
         let case = Case {
