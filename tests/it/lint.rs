@@ -40,6 +40,12 @@ fn shipped_profiles_lint_clean() {
     let output = bin(repo.path()).arg("lint").output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     snapshot!("shipped_profiles", stdout(&output));
+    let output = bin(repo.path())
+        .args(["--output", "json", "lint"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    snapshot!("shipped_profiles_json", stdout(&output));
 
     // The apps the profiles' Kustomizations apply are linted too, not only the profiles.
     let release = repo.path().join("profiles/apps/external-dns/release.yaml");
