@@ -8,6 +8,7 @@ use std::time::Duration;
 use testkit::apiserver::{Admin, FaultOptions};
 
 use super::faults::fault_injection;
+use super::told;
 use crate::support::sandbox::{ENV, Sandbox};
 use crate::support::snapshot;
 
@@ -213,13 +214,7 @@ async fn a_terraform_that_prints_nothing_is_stopped_after_the_idle_bound_naming_
         !terraform.join(".terraform.tfstate.lock.info").exists(),
         "Terraform released its state lock"
     );
-    let error: String = run
-        .stderr
-        .lines()
-        .skip_while(|line| !line.contains("✘ error:"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    snapshot!("silent_terraform", error);
+    snapshot!("silent_terraform", told(&run.stderr));
     eprintln!("a silent Terraform ended the run after {took:?} (--terraform-idle-timeout 3s)");
 }
 
@@ -292,10 +287,5 @@ push = {{ method = "ssh_key", key_file = "{0}", known_hosts = "{0}" }}"#,
         .await;
     assert!(took < Duration::from_secs(20), "took {took:?}: {output}");
     assert_eq!(code, 3, "a timeout exits 3: {output}");
-    let error: String = output
-        .lines()
-        .skip_while(|line| !line.contains("✘ error:"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    snapshot!("ssh_stalls_after_greeting", error);
+    snapshot!("ssh_stalls_after_greeting", told(&output));
 }
