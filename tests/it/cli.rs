@@ -45,10 +45,9 @@ kubeconfig_path = "{kubeconfig}"
     dir
 }
 
-/// What doctor, preflight and the shipped modules' paths tell of this machine: the tools'
-/// versions and where they are installed, where the repository is checked out.
-pub(crate) const MACHINE: [(&str, &str); 3] = [
-    (r"Terraform \d+\.\d+\.\d+(?:-\w+)?", "Terraform [version]"),
+/// What doctor, preflight and the shipped modules' paths tell of this machine:
+/// where the tools are installed, where the repository is checked out.
+pub(crate) const MACHINE: [(&str, &str); 2] = [
     (r#"[^\s"]*/bin/(terraform|git|kubectl)\b"#, "[bin]/$1"),
     (env!("CARGO_MANIFEST_DIR"), "[checkout]"),
 ];

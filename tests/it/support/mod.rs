@@ -5,9 +5,13 @@ pub mod sandbox;
 
 /// What changes from run to run in a command's output, the one filter set of every snapshot:
 /// durations, ages, commits (whole and short), uids, age recipients, ports, temp paths, the
-/// timestamps of progress lines. A test adds to it (through [`snapshot!`]'s `extra`) only
+/// timestamps of progress lines, the Terraform version the machine has. A test adds to it (through [`snapshot!`]'s `extra`) only
 /// what varies in that test alone, and says why.
-pub const OUTPUT_FILTERS: [(&str, &str); 11] = [
+pub const OUTPUT_FILTERS: [(&str, &str); 12] = [
+    (
+        r"\b(Terraform|OpenTofu) \d+\.\d+\.\d+(?:-\w+)?",
+        "$1 [version]",
+    ),
     (r"\s+\d+ ms\b", " [n] ms"),
     (r"(?m)^\d\d:\d\d:\d\d ", ""),
     (r"\d+\.\d+s\b", "[n]s"),
