@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -125,7 +126,9 @@ pub async fn serve_https(
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(router.clone());
+                // The peer's address for handlers that tell connections apart.
+                let router = router.clone().layer(axum::Extension(ConnectInfo(peer)));
+                let service = TowerToHyperService::new(router);
                 connections.spawn(async move {
                     let Ok(tls_stream) = acceptor.accept(stream).await else {
                         tracing::debug!(%peer, "TLS handshake failed");

@@ -1,18 +1,19 @@
 //! Smart HTTP: token authentication in front of git's own `git http-backend`, run as a CGI
 //! program per request, so clients talk to the real protocol implementation.
 
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
-use super::Shared;
+use super::{GitRequest, Shared};
 
 /// What a request's credentials allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,17 +22,50 @@ enum Access {
     Push,
 }
 
+impl Access {
+    fn token(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Push => "push",
+        }
+    }
+}
+
 pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(shared)
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response {
-    match serve(&shared, request).await {
+    let mut record = GitRequest {
+        peer: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0),
+        method: request.method().to_string(),
+        what: what_of(request.uri()),
+        token: access_of(&shared, request.headers()).map(Access::token),
+        status: 0,
+    };
+    let response = match serve(&shared, request).await {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(error = %format!("{err:#}"), "git request failed");
             (StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}\n")).into_response()
         }
+    };
+    record.status = response.status().as_u16();
+    shared.requests.lock().expect("request log").push(record);
+    response
+}
+
+/// The request's path after the repository, with the service asked for: `info/refs?service=
+/// git-upload-pack`, `git-upload-pack`, …
+fn what_of(uri: &axum::http::Uri) -> String {
+    let path = uri.path().trim_start_matches('/');
+    let rest = path.split_once('/').map_or("", |(_, rest)| rest);
+    match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
     }
 }
 

@@ -33,6 +33,20 @@ pub struct RepoHandle {
     pub path: PathBuf,
 }
 
+/// One request the HTTPS server answered: tests count a client's round trips and connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRequest {
+    /// The client's address; one per connection.
+    pub peer: Option<SocketAddr>,
+    pub method: String,
+    /// The path after the repository, with its query: `info/refs?service=git-upload-pack`,
+    /// `git-upload-pack`, `git-receive-pack`, …
+    pub what: String,
+    /// The token it carried, `"push"` or `"read"`; `None` without a known one.
+    pub token: Option<&'static str>,
+    pub status: u16,
+}
+
 /// State the request handlers share with the test's handle.
 pub(crate) struct Shared {
     root: PathBuf,
@@ -40,6 +54,8 @@ pub(crate) struct Shared {
     read_token: String,
     /// Repo name → branch that the next push advertisement of that repo moves first.
     races: Mutex<HashMap<String, String>>,
+    /// Every request answered, in order.
+    requests: Mutex<Vec<GitRequest>>,
 }
 
 impl Shared {
@@ -92,6 +108,7 @@ impl GitServer {
             push_token: format!("push-{}", uuid::Uuid::new_v4().simple()),
             read_token: format!("read-{}", uuid::Uuid::new_v4().simple()),
             races: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
         });
         let shutdown = CancellationToken::new();
         tokio::spawn(serve_https(
@@ -218,6 +235,11 @@ impl GitServer {
     /// the test still reads the repositories ([`GitServer::log`], …).
     pub fn stop(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Every request answered so far, in order (all repositories).
+    pub fn requests(&self) -> Vec<GitRequest> {
+        self.shared.requests.lock().expect("request log").clone()
     }
 
     /// The shas of `branch`'s history, newest first.
