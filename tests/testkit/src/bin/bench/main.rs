@@ -38,6 +38,10 @@ struct Args {
     /// Where results.json goes (default: <target dir>/bench).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How many create-envs of each install method (default: 5, 1 with --smoke); the
+    /// overheads are their medians.
+    #[arg(long)]
+    samples: Option<usize>,
 }
 
 /// How much of everything: the figures, or a smoke run's.
@@ -83,7 +87,8 @@ const WATCH_CUT: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let plan = Plan::new(args.smoke);
+    let mut plan = Plan::new(args.smoke);
+    plan.samples = args.samples.unwrap_or(plan.samples).max(1);
     let here = std::env::current_exe()?;
     let bin_dir = here.parent().context("the bench binary has a directory")?;
     let product = args
