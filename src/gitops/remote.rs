@@ -36,31 +36,96 @@ pub fn check_push_access(spec: &RepoSpec) -> Result<RemoteInfo, GitError> {
 
 fn list_refs(spec: &RepoSpec, direction: Direction) -> Result<RemoteInfo, GitError> {
     let url = url::validate(spec)?;
-    deadline::await_ssh_greeting(&url)?;
     let observed = Observed::default();
-    let callbacks = credentials::callbacks(spec, &url, &observed)?;
     let mut remote = Remote::create_detached(url.text.as_str())
         .map_err(|err| credentials::classify(err, "connect to", &url, &observed))?;
+    let (branch_head, default_branch) = advertised(&mut remote, spec, &url, direction)?;
+    Ok(RemoteInfo {
+        default_branch,
+        branch_head: branch_head.map(|oid| oid.to_string()),
+    })
+}
+
+/// Connects `remote` for `direction` and reads what the server advertises: the tip of the
+/// spec's branch and the branch its HEAD names. The session ends with the call; the transport
+/// (and its HTTP connection) stays with `remote`.
+fn advertised(
+    remote: &mut Remote<'_>,
+    spec: &RepoSpec,
+    url: &RemoteUrl,
+    direction: Direction,
+) -> Result<(Option<Oid>, Option<String>), GitError> {
+    deadline::await_ssh_greeting(url)?;
+    let observed = Observed::default();
+    let callbacks = credentials::callbacks(spec, url, &observed)?;
     let connection = remote
         .connect_auth(direction, Some(callbacks), None)
-        .map_err(|err| credentials::classify(err, "connect to", &url, &observed))?;
+        .map_err(|err| credentials::classify(err, "connect to", url, &observed))?;
     let branch_ref = format!("refs/heads/{}", spec.branch);
     let heads = connection
         .list()
-        .map_err(|err| credentials::classify(err, "list the refs of", &url, &observed))?;
+        .map_err(|err| credentials::classify(err, "list the refs of", url, &observed))?;
     let branch_head = heads
         .iter()
         .find(|head| head.name() == branch_ref)
-        .map(|head| head.oid().to_string());
+        .map(|head| head.oid());
     let default_branch = connection.default_branch().ok().and_then(|name| {
         name.as_str()
             .ok()
             .map(|name| name.trim_start_matches("refs/heads/").to_string())
     });
-    Ok(RemoteInfo {
-        default_branch,
-        branch_head,
-    })
+    Ok((branch_head, default_branch))
+}
+
+/// Whether [`push_rights_and_tip`] fetches when the clone has the advertised tip already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// Only what the clone lacks: a clone at the tip is not fetched.
+    Missing,
+    /// Always, so the credential is seen to read (upload-pack) as well as push.
+    Always,
+}
+
+/// Proves the spec's credential may push (the receive-pack advertisement, as
+/// [`check_push_access`]) and brings `refs/remotes/origin/<branch>` to the advertised tip,
+/// fetching only when the clone lacks that commit (or `fetch` is [`Fetch::Always`]). Returns the
+/// tip, `None` when the remote has no such branch.
+///
+/// Both go through one `Remote`, so libgit2 keeps its HTTP connection between them. They
+/// cannot share one session: pushing and fetching are distinct services (receive-pack and
+/// upload-pack), each with its own advertisement.
+pub(super) fn push_rights_and_tip(
+    repo: &Repository,
+    spec: &RepoSpec,
+    url: &RemoteUrl,
+    fetch: Fetch,
+) -> Result<Option<Oid>, GitError> {
+    let observed = Observed::default();
+    let mut remote = repo
+        .find_remote(ORIGIN)
+        .map_err(|err| credentials::classify(err, "connect to", url, &observed))?;
+    let (tip, _) = advertised(&mut remote, spec, url, Direction::Push)?;
+    let have = tip.is_some_and(|oid| repo.find_commit(oid).is_ok());
+    if fetch == Fetch::Always || (tip.is_some() && !have) {
+        return fetch_over(&mut remote, repo, spec, url, &spec.branch);
+    }
+    // What the fetch would have done: the tracking ref at the tip, or gone with the branch.
+    let tracking = tracking_ref(&spec.branch);
+    let recorded = match tip {
+        Some(oid) => repo
+            .reference(&tracking, oid, true, "gitops-bootstrap: advertised tip")
+            .map(drop),
+        None => match repo.find_reference(&tracking) {
+            Ok(mut reference) => reference.delete(),
+            Err(_) => Ok(()),
+        },
+    };
+    recorded.map_err(|source| GitError::Local {
+        op: "record the advertised tip",
+        dir: repo.path().to_path_buf(),
+        source,
+    })?;
+    Ok(tip)
 }
 
 /// Fetches the spec's branch into `refs/remotes/origin/<branch>` (dropping it when the branch
@@ -80,6 +145,20 @@ pub(super) fn fetch_named(
     url: &RemoteUrl,
     branch: &str,
 ) -> Result<Option<Oid>, GitError> {
+    let observed = Observed::default();
+    let mut remote = repo
+        .find_remote(ORIGIN)
+        .map_err(|err| credentials::classify(err, "fetch", url, &observed))?;
+    fetch_over(&mut remote, repo, spec, url, branch)
+}
+
+fn fetch_over(
+    remote: &mut Remote<'_>,
+    repo: &Repository,
+    spec: &RepoSpec,
+    url: &RemoteUrl,
+    branch: &str,
+) -> Result<Option<Oid>, GitError> {
     deadline::await_ssh_greeting(url)?;
     let observed = Observed::default();
     let mut options = FetchOptions::new();
@@ -88,9 +167,6 @@ pub(super) fn fetch_named(
         .prune(FetchPrune::On)
         .download_tags(AutotagOption::None);
     let refspec = format!("+refs/heads/{branch}:{}", tracking_ref(branch));
-    let mut remote = repo
-        .find_remote(ORIGIN)
-        .map_err(|err| credentials::classify(err, "fetch", url, &observed))?;
     remote
         .fetch(&[refspec.as_str()], Some(&mut options), None)
         .map_err(|err| credentials::classify(err, "fetch", url, &observed))?;

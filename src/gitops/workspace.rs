@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use git2::build::CheckoutBuilder;
 use git2::{IndexAddOption, Oid, Repository, ResetType, Signature};
 
-use super::remote::{self, ORIGIN, Pushed};
+use super::remote::{self, Fetch, ORIGIN, Pushed};
 use super::retry::{self, Backoff, RetryFailure};
 use super::url::{self, RemoteUrl};
 use super::{GitError, RepoSpec};
@@ -110,36 +110,75 @@ impl Workspace {
     /// it at the spec's URL, fetches and resets it to the remote branch tip.
     pub fn open_or_clone(dir: &Path, spec: RepoSpec) -> Result<Workspace, GitError> {
         let url = url::validate(&spec)?;
-        let local = |op, source| GitError::Local {
-            op,
-            dir: dir.to_path_buf(),
-            source,
-        };
         let repo = if dir.join(".git").exists() {
-            let repo = Repository::open(dir).map_err(|e| local("open the clone", e))?;
-            match repo.find_remote(ORIGIN) {
-                Ok(_) => repo.remote_set_url(ORIGIN, &spec.url),
-                Err(_) => repo.remote(ORIGIN, &spec.url).map(drop),
-            }
-            .map_err(|e| local("set the remote URL", e))?;
-            repo
+            open_clone(dir, &spec)?
         } else {
-            let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
-            if !empty {
-                return Err(GitError::NotAClone {
-                    dir: dir.to_path_buf(),
-                });
-            }
+            check_empty(dir)?;
             std::fs::create_dir_all(dir).map_err(|source| GitError::Io {
                 op: "create",
                 path: dir.to_path_buf(),
                 source,
             })?;
-            let repo = Repository::init(dir).map_err(|e| local("create the clone", e))?;
-            repo.remote(ORIGIN, &spec.url)
-                .map_err(|e| local("add the remote", e))?;
-            repo
+            init_clone(dir, &spec)?
         };
+        let tip = remote::fetch_branch(&repo, &spec, &url)?;
+        Workspace::at_tip(repo, spec, url, dir, tip)
+    }
+
+    /// Like [`Workspace::open_or_clone`], once the server granted the spec's credential push
+    /// rights, over one connection (see [`remote::push_rights_and_tip`]): a clone already at
+    /// the advertised tip is not fetched unless `fetch` says [`Fetch::Always`]. A new clone is
+    /// made beside `dir` and moved into place only then, so a refused credential leaves
+    /// nothing behind.
+    pub fn open_with_push_rights(
+        dir: &Path,
+        spec: RepoSpec,
+        fetch: Fetch,
+    ) -> Result<Workspace, GitError> {
+        let url = url::validate(&spec)?;
+        // A refused credential is told before what is wrong with the directory.
+        if dir.join(".git").exists() {
+            let repo = match open_clone(dir, &spec) {
+                Ok(repo) => repo,
+                Err(err) => {
+                    remote::check_push_access(&spec)?;
+                    return Err(err);
+                }
+            };
+            let tip = remote::push_rights_and_tip(&repo, &spec, &url, fetch)?;
+            return Workspace::at_tip(repo, spec, url, dir, tip);
+        }
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        let io = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| GitError::Io { op, path, source }
+        };
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".clone-")
+            .tempdir_in(parent)
+            .map_err(io("create", parent))?;
+        let repo = init_clone(staging.path(), &spec)?;
+        let tip = remote::push_rights_and_tip(&repo, &spec, &url, fetch)?;
+        drop(repo);
+        check_empty(dir)?;
+        if dir.exists() {
+            std::fs::remove_dir(dir).map_err(io("replace", dir))?;
+        }
+        // Once moved, the staging directory's own cleanup finds nothing left to remove.
+        std::fs::rename(staging.path(), dir).map_err(io("move into place", dir))?;
+        let repo = Repository::open(dir).map_err(local_error(dir, "open the clone"))?;
+        Workspace::at_tip(repo, spec, url, dir, tip)
+    }
+
+    /// The workspace of `repo`, reset to `tip`.
+    fn at_tip(
+        repo: Repository,
+        spec: RepoSpec,
+        url: RemoteUrl,
+        dir: &Path,
+        tip: Option<Oid>,
+    ) -> Result<Workspace, GitError> {
         let mut workspace = Workspace {
             repo,
             spec,
@@ -147,7 +186,7 @@ impl Workspace {
             dir: dir.to_path_buf(),
             tip: None,
         };
-        workspace.refresh()?;
+        workspace.reset_to_tip(tip)?;
         Ok(workspace)
     }
 
@@ -175,6 +214,10 @@ impl Workspace {
     /// Fetches the branch and hard-resets the clone to its tip, dropping local changes.
     pub fn refresh(&mut self) -> Result<(), GitError> {
         let tip = remote::fetch_branch(&self.repo, &self.spec, &self.url)?;
+        self.reset_to_tip(tip)
+    }
+
+    fn reset_to_tip(&mut self, tip: Option<Oid>) -> Result<(), GitError> {
         let branch_ref = format!("refs/heads/{}", self.spec.branch);
         let result = match tip {
             Some(oid) => self.reset_to(&branch_ref, oid),
@@ -487,6 +530,44 @@ impl Workspace {
             dir: self.dir.clone(),
             source,
         }
+    }
+}
+
+/// The clone in `dir`, pointed at the spec's URL.
+fn open_clone(dir: &Path, spec: &RepoSpec) -> Result<Repository, GitError> {
+    let local = |op| local_error(dir, op);
+    let repo = Repository::open(dir).map_err(local("open the clone"))?;
+    match repo.find_remote(ORIGIN) {
+        Ok(_) => repo.remote_set_url(ORIGIN, &spec.url),
+        Err(_) => repo.remote(ORIGIN, &spec.url).map(drop),
+    }
+    .map_err(local("set the remote URL"))?;
+    Ok(repo)
+}
+
+/// A new, empty clone in the existing directory `dir`, its remote the spec's URL.
+fn init_clone(dir: &Path, spec: &RepoSpec) -> Result<Repository, GitError> {
+    let local = |op| local_error(dir, op);
+    let repo = Repository::init(dir).map_err(local("create the clone"))?;
+    repo.remote(ORIGIN, &spec.url)
+        .map_err(local("add the remote"))?;
+    Ok(repo)
+}
+
+fn local_error(dir: &Path, op: &'static str) -> impl FnOnce(git2::Error) -> GitError {
+    let dir = dir.to_path_buf();
+    move |source| GitError::Local { op, dir, source }
+}
+
+/// A clone goes only where nothing else is: `dir` absent or empty.
+fn check_empty(dir: &Path) -> Result<(), GitError> {
+    let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
+    if empty {
+        Ok(())
+    } else {
+        Err(GitError::NotAClone {
+            dir: dir.to_path_buf(),
+        })
     }
 }
 

@@ -1,12 +1,14 @@
 //! The GitOps repository as the workflows see it: the config mapped onto the gitops module's
 //! types, Flux's read credentials, and git2's blocking calls kept off the async threads.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::cluster::GitReadCredentials;
-use crate::config::{EnvConfig, PushCredentials, RepositoryConfig};
+use crate::config::{EnvConfig, GitTransport, PushCredentials, RepositoryConfig};
 use crate::error::{Error, Result};
-use crate::gitops::{DeployKey, GitCredentials, GitError, RepoSpec, Workspace, check_access};
+use crate::gitops::{
+    DeployKey, Fetch, GitCredentials, GitError, RepoSpec, Workspace, check_access,
+};
 use crate::render;
 
 /// Runs blocking git2 work on tokio's blocking pool.
@@ -102,39 +104,84 @@ fn token_from_env(var: &str, env: &str, purpose: &str) -> Result<SecretString> {
     }
 }
 
-/// Checks that Flux's read token can read the repository, so a wrong one stops the run here
-/// rather than failing in Flux a moment after create-env said all was well. An ssh deploy key
-/// is not checked: on a first run it cannot be registered yet.
-pub async fn check_read_access(env: &EnvConfig, read: &GitReadCredentials) -> Result<()> {
-    let GitReadCredentials::Https {
-        username, password, ..
-    } = read
-    else {
-        return Ok(());
-    };
-    let mut spec = push_spec(env)?;
-    spec.credentials = GitCredentials::Token {
-        username: username.clone(),
-        token: password.clone(),
-    };
-    let token_env = env.repository.read.token_env.clone().unwrap_or_default();
-    let url = env.repository.url.clone();
-    blocking(move || match check_access(&spec) {
-        Ok(_) => Ok(()),
-        Err(
-            err @ (GitError::AuthFailed { .. }
-            | GitError::AccessDenied { .. }
-            | GitError::NotFound { .. }),
-        ) => Err(Error::bad_input(format!(
-            "Flux's read token ({token_env}) cannot read {url}: {err}"
-        ))
-        .with_hint(format!(
-            "put a token with read access to the repository in {token_env} (Flux reads with it; \
-             the push token never enters the cluster)"
-        ))),
-        Err(err) => Err(err.into()),
-    })
-    .await
+/// How preflight proves that Flux's read token can read the repository, so a wrong one stops
+/// the run there rather than failing in Flux a moment after create-env said all was well. An
+/// ssh deploy key is not checked: on a first run it cannot be registered yet.
+pub enum ReadCheck {
+    /// The token is the very credential the tool pushes with, over the same URL: the clone's
+    /// fetch with it ([`Fetch::Always`]) proves it reads.
+    SameAsPush,
+    /// A token of its own, checked over its own connection.
+    Separate(GitReadCredentials),
+    /// Nothing to check: ssh, or read credentials that are incomplete (told in their turn).
+    Nothing,
+}
+
+impl ReadCheck {
+    pub fn of(env: &EnvConfig) -> ReadCheck {
+        if env.repository.transport() != GitTransport::Http {
+            return ReadCheck::Nothing;
+        }
+        let Ok(read) = read_credentials(env, None) else {
+            return ReadCheck::Nothing;
+        };
+        let push = push_spec(env).map(|spec| spec.credentials);
+        match (&read, push) {
+            (
+                GitReadCredentials::Https {
+                    username, password, ..
+                },
+                Ok(GitCredentials::Token {
+                    username: push_user,
+                    token,
+                }),
+            ) if *username == push_user && password.expose_secret() == token.expose_secret() => {
+                ReadCheck::SameAsPush
+            }
+            _ => ReadCheck::Separate(read),
+        }
+    }
+
+    /// How the working clone must be fetched for this check.
+    pub fn fetch(&self) -> Fetch {
+        match self {
+            ReadCheck::SameAsPush => Fetch::Always,
+            ReadCheck::Separate(_) | ReadCheck::Nothing => Fetch::Missing,
+        }
+    }
+
+    /// The check of a separate token (the others need none).
+    pub async fn run(self, env: &EnvConfig) -> Result<()> {
+        let ReadCheck::Separate(GitReadCredentials::Https {
+            username, password, ..
+        }) = self
+        else {
+            return Ok(());
+        };
+        let mut spec = push_spec(env)?;
+        spec.credentials = GitCredentials::Token {
+            username,
+            token: password,
+        };
+        let token_env = env.repository.read.token_env.clone().unwrap_or_default();
+        let url = env.repository.url.clone();
+        blocking(move || match check_access(&spec) {
+            Ok(_) => Ok(()),
+            Err(
+                err @ (GitError::AuthFailed { .. }
+                | GitError::AccessDenied { .. }
+                | GitError::NotFound { .. }),
+            ) => Err(Error::bad_input(format!(
+                "Flux's read token ({token_env}) cannot read {url}: {err}"
+            ))
+            .with_hint(format!(
+                "put a token with read access to the repository in {token_env} (Flux reads with \
+                 it; the push token never enters the cluster)"
+            ))),
+            Err(err) => Err(err.into()),
+        })
+        .await
+    }
 }
 
 /// Flux's own read credentials: a separate read token for https, the per-env deploy key for ssh.

@@ -21,6 +21,7 @@ mod operator;
 mod own_layout;
 mod ownership;
 mod plan;
+mod preflight_git;
 mod profiles;
 mod pull_request;
 mod rebuild;

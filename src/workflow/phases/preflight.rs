@@ -10,12 +10,12 @@ use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_component
 use crate::cluster::{GitReadCredentials, Installation, flux_operator};
 use crate::config::{Config, EnvConfig, FluxInstall, GitTransport, PushCredentials};
 use crate::error::{Error, Result};
-use crate::gitops::{DeployKey, GitError, Workspace, check_push_access, generate_deploy_key};
+use crate::gitops::{DeployKey, Fetch, GitError, Workspace, generate_deploy_key};
 use crate::keys::{AgeKey, KeyOrigin, KeyOwner, KeyStore};
 use crate::render::{self, CommittedEnv, CommittedFlux, cluster_dir};
 use crate::report::Reporter;
 use crate::terraform::{ModuleInterface, Terraform};
-use crate::workflow::git::{blocking, check_read_access, push_spec, read_credentials};
+use crate::workflow::git::{ReadCheck, blocking, push_spec, read_credentials};
 use crate::workflow::lint;
 use crate::workflow::proposal;
 use crate::workflow::{EnvPaths, Outcome, terraform};
@@ -67,7 +67,7 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Instal
         access.name()
     ));
 
-    let (mut workspace, committed) = repository(&input).await?;
+    let (mut workspace, committed, read_verdict) = repository(&input).await?;
     if input.via_branch {
         workspace = proposal::check_branch(workspace, input.env, "create-env").await?;
     }
@@ -95,7 +95,7 @@ pub async fn run(input: PreflightInputs<'_>) -> Result<(Outcome, Prepared<Instal
 
     // Inputs that would fail later, checked before any key is written.
     terraform::secret_variables(input.env)?;
-    let keys = settle_keys(&input, recipient.as_deref()).await?;
+    let keys = settle_keys(&input, recipient.as_deref(), read_verdict).await?;
     facts.push(age_key_fact(&keys.age_key));
     let summary = facts.join(" · ");
     let outcome = if !keys.generated.is_empty() {
@@ -181,33 +181,45 @@ pub async fn resolve_install(
     }
 }
 
-/// The env's working clone, once the server granted push rights: a refused credential stops
-/// the run before anything changes, naming where the credential comes from.
-pub async fn open_with_push_rights(env: &EnvConfig, paths: &EnvPaths) -> Result<Workspace> {
+/// The env's working clone, once the server granted push rights (one connection for both,
+/// no fetch when the clone is at the tip already, unless `fetch` says otherwise): a refused
+/// credential stops the run before anything changes, naming where the credential comes from.
+pub async fn open_with_push_rights(
+    env: &EnvConfig,
+    paths: &EnvPaths,
+    fetch: Fetch,
+) -> Result<Workspace> {
     let spec = push_spec(env)?;
     let repo_dir = paths.repo();
     let credentials = push_credentials_source(env);
     blocking(move || {
-        check_push_access(&spec).map_err(|err| match err {
+        Workspace::open_with_push_rights(&repo_dir, spec, fetch).map_err(|err| match err {
             GitError::AuthFailed { .. } | GitError::AccessDenied { .. } => Error::from(err)
                 .with_hint(format!(
                     "the push credentials are {credentials}: put a valid credential with write \
                      access to the repository there (check value, expiry and scopes)"
                 )),
             other => other.into(),
-        })?;
-        Ok(Workspace::open_or_clone(&repo_dir, spec)?)
+        })
     })
     .await
 }
 
 /// Checks push access, clones, checks the profile, and reads what is committed for the env.
-async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, CommittedEnv)> {
-    let workspace = open_with_push_rights(input.env, input.paths).await?;
+/// Flux's read token is checked meanwhile on a connection of its own; its verdict is returned
+/// for its turn in [`settle_keys`].
+async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, CommittedEnv, Result<()>)> {
+    let read_check = ReadCheck::of(input.env);
+    let fetch = read_check.fetch();
+    let (workspace, read_verdict) = tokio::join!(
+        open_with_push_rights(input.env, input.paths, fetch),
+        read_check.run(input.env)
+    );
+    let workspace = workspace?;
     let dir = cluster_dir(&input.env.repository.path, &input.env.name);
     let committed = CommittedEnv::read(dir, |path| workspace.read_file(path))?;
     check_profile(input, &workspace, committed.profile())?;
-    Ok((workspace, committed))
+    Ok((workspace, committed, read_verdict))
 }
 
 /// The age key and how this run came by it: a key not matched to a committed recipient is
@@ -243,6 +255,7 @@ struct Keys {
 async fn settle_keys(
     input: &PreflightInputs<'_>,
     committed_recipient: Option<&str>,
+    read_verdict: Result<()>,
 ) -> Result<Keys> {
     let key_store = KeyStore::from_env();
     let owner = KeyOwner::of(input.env);
@@ -261,7 +274,7 @@ async fn settle_keys(
     }
     let read_credentials = read_credentials(input.env, deploy_key.as_ref())?;
     // Before the age key: a wrong read token must not leave a new key behind.
-    check_read_access(input.env, &read_credentials).await?;
+    read_verdict?;
     let age_key = match committed_key {
         Some(key) => key,
         None => key_store.settle(&owner, None)?,
