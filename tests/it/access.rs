@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use kube::config::Kubeconfig;
 use secrecy::ExposeSecret as _;
+use testkit::env_config::EnvConfig;
 
 use crate::support::sandbox::{ENV, Sandbox};
 use crate::support::snapshot;
@@ -31,24 +32,19 @@ fn exec_access(sandbox: &Sandbox, lifetime: Option<u32>) -> PathBuf {
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/exec-access");
-    let toml = sandbox.config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url());
-    let kubeconfig_line = format!(
-        "kubeconfig_path = \"{}\"",
-        sandbox.cluster.kubeconfig_path().display()
-    );
-    let variables = format!(
-        "endpoint = \"{}\"\nca_certificate = \"{}\"\nplugin_dir = \"{}\"",
-        cluster.server.unwrap(),
+    // The module reaches the cluster through the plugin, not a kubeconfig file.
+    let mut env = EnvConfig {
+        module: Some(module.clone()),
+        ..sandbox.dev_config()
+    }
+    .with_variable("endpoint", cluster.server.unwrap())
+    .with_variable(
+        "ca_certificate",
         cluster.certificate_authority_data.unwrap(),
-        plugin_dir.display()
-    );
-    let toml = toml
-        .replace(
-            &format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR")),
-            &module.display().to_string(),
-        )
-        .replace(&kubeconfig_line, &variables);
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    )
+    .with_variable("plugin_dir", plugin_dir.display().to_string());
+    env.variables.remove("kubeconfig_path");
+    sandbox.write_dev_config(env);
 
     if let Some(seconds) = lifetime {
         std::fs::write(plugin_dir.join("lifetime"), seconds.to_string()).unwrap();

@@ -4,6 +4,8 @@
 //! kubeconfig they name is not there): preflight has settled the key by then, and nothing is
 //! committed or applied to the cluster.
 
+use testkit::env_config::ConfigFile;
+
 use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{BRANCH, ENV, Run, Sandbox};
 
@@ -33,8 +35,8 @@ fn preflight_key(run: &Run) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn env_dev_of_two_repositories_gets_two_keys_and_a_reused_key_is_said_so() {
     let sandbox = Sandbox::start().await;
-    let toml = sandbox.config_toml(std::path::Path::new(NO_KUBECONFIG), &sandbox.repo_url());
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    let no_kubeconfig = std::path::Path::new(NO_KUBECONFIG);
+    sandbox.write_dev_config(sandbox.env_config("sandbox", no_kubeconfig, &sandbox.repo_url()));
     let mut said = Vec::new();
 
     let first = sandbox.run(&CREATE).await;
@@ -59,13 +61,8 @@ async fn env_dev_of_two_repositories_gets_two_keys_and_a_reused_key_is_said_so()
     let other_dir = sandbox.path("other");
     std::fs::create_dir(&other_dir).unwrap();
     let other_config = other_dir.join("gitops-bootstrap.toml");
-    let toml = sandbox.env_toml(
-        ENV,
-        "sandbox",
-        std::path::Path::new(NO_KUBECONFIG),
-        &sandbox.git.url("other"),
-    );
-    std::fs::write(&other_config, toml).unwrap();
+    let other = sandbox.env_config("sandbox", no_kubeconfig, &sandbox.git.url("other"));
+    ConfigFile::of_env(ENV, other).write(&other_config).unwrap();
     let config = other_config.to_str().unwrap();
     let second = sandbox
         .run_with_env(&CREATE, &[("GITOPS_BOOTSTRAP_CONFIG", config)])

@@ -1,7 +1,10 @@
 //! The command line as a new user meets it: help, `config schema`, completions, `doctor`,
 //! `plan`, JSON events and the documented exit codes, through the real binary.
 
+use std::path::Path;
 use std::process::Output;
+
+use testkit::env_config::{ConfigFile, EnvConfig, Push, Repository};
 
 use crate::support::{bin, snapshot};
 
@@ -14,34 +17,33 @@ fn text(output: &Output) -> (String, String) {
 
 /// A project with a config for env `dev` on terraform/existing and a fake kubeconfig.
 fn project() -> tempfile::TempDir {
+    project_with(|_| {})
+}
+
+/// [`project`] with env `dev`'s config changed by `change`.
+fn project_with(change: impl FnOnce(&mut EnvConfig)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("kubeconfig"),
-        "apiVersion: v1\nkind: Config\n",
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").unwrap();
+    let repository = Repository::new(
+        "https://git.example.test/fleet.git",
+        ("Bootstrap Bot", "bot@example.test"),
+        Push::token("CLI_TEST_GIT_TOKEN"),
     )
-    .unwrap();
-    let config = format!(
-        r#"[repository]
-url = "https://git.example.test/fleet.git"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-push = {{ method = "token", token_env = "CLI_TEST_GIT_TOKEN" }}
-read = {{ token_env = "CLI_TEST_GIT_READ_TOKEN" }}
-
-[envs.dev]
-module = "{root}/terraform/existing"
-profile = "standard"
-flux_version = "v2.4.0"
-ci = true
-
-[envs.dev.variables]
-cluster_name = "dev"
-kubeconfig_path = "{kubeconfig}"
-"#,
-        root = env!("CARGO_MANIFEST_DIR"),
-        kubeconfig = dir.path().join("kubeconfig").display()
-    );
-    std::fs::write(dir.path().join("gitops-bootstrap.toml"), config).unwrap();
+    .with_read_token("CLI_TEST_GIT_READ_TOKEN");
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
+    let mut dev = EnvConfig {
+        ci: true,
+        ..EnvConfig::on_module(module, "standard")
+    }
+    .with_flux_version("v2.4.0")
+    .with_variable("cluster_name", "dev")
+    .with_variable("kubeconfig_path", kubeconfig.display().to_string());
+    change(&mut dev);
+    ConfigFile::of_env("dev", dev)
+        .with_repository(repository)
+        .write(&dir.path().join("gitops-bootstrap.toml"))
+        .unwrap();
     dir
 }
 
@@ -327,14 +329,10 @@ async fn doctor_reaches_the_repository_with_the_push_credentials() {
 /// for a module with no outputs. Now the declarations are checked before Terraform runs.
 #[test]
 fn a_mapping_typo_stops_create_env_before_terraform_runs() {
-    let dir = project();
-    let path = dir.path().join("gitops-bootstrap.toml");
-    let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        format!("{config}\n[envs.dev.outputs]\ncluster_name = \"cluster_nam\"\n"),
-    )
-    .unwrap();
+    let dir = project_with(|dev| {
+        dev.outputs
+            .insert("cluster_name".into(), "cluster_nam".into());
+    });
     let output = bin(dir.path())
         .args(["create-env", "dev", "--yes"])
         .output()
@@ -356,23 +354,14 @@ fn a_mapping_typo_stops_create_env_before_terraform_runs() {
 /// `doctor dev` on a project whose env uses a module made of `main_tf`: its exit code and the
 /// module's check with its fix.
 fn doctor_module_check(main_tf: &str) -> (Option<i32>, String) {
-    let dir = project();
+    // The module declares no kubeconfig_path: the env sets none.
+    let dir = project_with(|dev| {
+        dev.module = Some("module".into());
+        dev.variables.remove("kubeconfig_path");
+    });
     let module = dir.path().join("module");
     std::fs::create_dir(&module).unwrap();
     std::fs::write(module.join("main.tf"), main_tf).unwrap();
-    let path = dir.path().join("gitops-bootstrap.toml");
-    let config = std::fs::read_to_string(&path).unwrap();
-    let module_line = format!(
-        "module = \"{}/terraform/existing\"",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::write(
-        &path,
-        config
-            .replace(&module_line, "module = \"module\"")
-            .replace("kubeconfig_path", "# kubeconfig_path"),
-    )
-    .unwrap();
     let output = bin(dir.path()).args(["doctor", "dev"]).output().unwrap();
     let (stdout, _) = text(&output);
     let module_check: String = stdout

@@ -6,22 +6,21 @@ use std::path::Path;
 
 use gitops_bootstrap::ExitStatus;
 use gitops_bootstrap::config::{self, Config, ConfigError, DEFAULT_FILE};
+use testkit::env_config::{ConfigFile, EnvConfig, Push, Repository};
 
 use crate::support::snapshot;
 
-const CONFIG: &str = r#"
-[repository]
-url = "https://git.example.com/fleet.git"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.com"
-push = { method = "token", token_env = "GIT_PUSH_TOKEN" }
-read = { token_env = "GIT_READ_TOKEN" }
-
-[envs.dev]
-module = "terraform/kind"
-profile = "base"
-flux_version = "v2.4.0"
-"#;
+/// Env `dev` on the relative module directory `module`, and a top-level repository.
+fn config(module: &str) -> ConfigFile {
+    let repository = Repository::new(
+        "https://git.example.com/fleet.git",
+        ("Bootstrap Bot", "bot@example.com"),
+        Push::token("GIT_PUSH_TOKEN"),
+    )
+    .with_read_token("GIT_READ_TOKEN");
+    let dev = EnvConfig::on_module(module, "base").with_flux_version("v2.4.0");
+    ConfigFile::of_env("dev", dev).with_repository(repository)
+}
 
 /// A project directory with a module directory and `text` as its config file.
 fn project(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -38,7 +37,7 @@ fn load(file: &Path) -> Result<Config, ConfigError> {
 
 #[test]
 fn paths_resolve_against_the_config_files_directory() {
-    let (dir, file) = project(CONFIG);
+    let (dir, file) = project(&config("terraform/kind").to_toml());
     let config = load(&file).unwrap();
     assert_eq!(config.file, file);
     assert_eq!(config.state_dir, dir.path().join(".gitops-bootstrap"));
@@ -50,10 +49,11 @@ fn paths_resolve_against_the_config_files_directory() {
 
 #[test]
 fn an_unknown_key_is_reported_with_file_line_and_column() {
-    let (_dir, file) = project(&CONFIG.replace(
+    let text = config("terraform/kind").to_toml().replace(
         "profile = \"base\"",
         "profile = \"base\"\npassword = \"canary-secret\"",
-    ));
+    );
+    let (_dir, file) = project(&text);
     let err = load(&file).unwrap_err();
     let message = err.to_string();
     // The file's line:column, and not the value.
@@ -67,7 +67,7 @@ fn an_unknown_key_is_reported_with_file_line_and_column() {
 
 #[test]
 fn a_missing_module_directory_is_named() {
-    let (_dir, file) = project(&CONFIG.replace("terraform/kind", "terraform/eks"));
+    let (_dir, file) = project(&config("terraform/eks").to_toml());
     let err = load(&file).unwrap_err();
     let err = gitops_bootstrap::Error::from(err);
     assert_eq!(err.status().code(), 2);

@@ -17,7 +17,6 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patc
 use crate::support::sandbox::{ENV, FLUX_VERSION, Run, Sandbox};
 use crate::support::{OUTPUT_FILTERS, output_filtered};
 
-const CONFIG: &str = r#"cluster_config = { base_domain = "sandbox.example.test" }"#;
 const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 const CREATE_JSON: [&str; 5] = ["--output", "json", "create-env", ENV, "--yes"];
 const WATCH_LABEL: &str = "reconcile.fluxcd.io/watch";
@@ -27,16 +26,11 @@ const WATCHING_FLUX: &str = "v2.10.0";
 /// Writes the sandbox's config with `dns_domain` (external-dns's domain filter) in
 /// `cluster_config`.
 fn write_config_with_domain(sandbox: &Sandbox, domain: &str) {
-    let toml = sandbox.config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url());
-    assert!(toml.contains(CONFIG), "{toml}");
-    let with_domain = format!(
-        r#"cluster_config = {{ base_domain = "sandbox.example.test", dns_domain = "{domain}" }}"#
+    let env = sandbox.dev_config().with_variable(
+        "cluster_config",
+        serde_json::json!({"base_domain": "sandbox.example.test", "dns_domain": domain}),
     );
-    std::fs::write(
-        sandbox.path("gitops-bootstrap.toml"),
-        toml.replace(CONFIG, &with_domain),
-    )
-    .expect("writing the config");
+    sandbox.write_dev_config(env);
 }
 
 fn flux_api(sandbox: &Sandbox, namespace: &str, group: &str, kind: &str) -> Api<DynamicObject> {

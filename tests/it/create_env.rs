@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
+use testkit::env_config::{EnvConfig, Push, Repository};
 
 use crate::support::sandbox::{BRANCH, ENV, REPO, Sandbox};
 
@@ -342,13 +343,10 @@ async fn ctrl_c_during_terraform_exits_130_and_a_rerun_converges() {
 
     let sandbox = Sandbox::start().await;
     let module = slow_module(&sandbox);
-    let config = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace(
-            &format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR")),
-            module.to_str().unwrap(),
-        );
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    sandbox.write_dev_config(EnvConfig {
+        module: Some(module),
+        ..sandbox.dev_config()
+    });
 
     let mut child = sandbox.command(&CREATE);
     let mut child = child.spawn().unwrap();
@@ -398,15 +396,15 @@ async fn over_ssh_flux_reads_with_a_per_env_deploy_key_once_it_is_registered() {
     let ssh = testkit::git::SshGitServer::start(sandbox.git.repos_dir())
         .await
         .expect("sshd (package openssh-server)");
-    let https = sandbox.config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url());
-    let common = &https[..https.find("[envs.dev.repository]").unwrap()];
-    let config = format!(
-        "{common}[envs.dev.repository]\nurl = \"{url}\"\nbranch = \"{BRANCH}\"\nauthor_name = \"tests\"\nauthor_email = \"tests@example.test\"\npush = {{ method = \"ssh_key\", key_file = \"{key}\", known_hosts = \"{known}\" }}\n",
-        url = ssh.url(REPO),
-        key = ssh.client_key_path().display(),
-        known = ssh.known_hosts_path().display(),
-    );
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    let push = Push::SshKey {
+        key_file: ssh.client_key_path().to_owned(),
+        known_hosts: ssh.known_hosts_path().to_owned(),
+    };
+    let repository = Repository {
+        branch: Some(BRANCH.to_owned()),
+        ..Repository::new(&ssh.url(REPO), ("tests", "tests@example.test"), push)
+    };
+    sandbox.write_dev_config(sandbox.dev_config().with_repository(repository));
 
     // The deploy key is new: Flux cannot read the repository until it is registered.
     let first = sandbox
@@ -454,12 +452,11 @@ async fn a_rerun_that_would_replace_the_cluster_stops_unless_allowed() {
     let log = sandbox.log();
 
     // Another cluster name replaces the adopted cluster's record in terraform/existing.
-    let config = std::fs::read_to_string(sandbox.path("gitops-bootstrap.toml")).unwrap();
-    std::fs::write(
-        sandbox.path("gitops-bootstrap.toml"),
-        config.replace("cluster_name = \"sandbox\"", "cluster_name = \"renamed\""),
-    )
-    .unwrap();
+    sandbox.write_dev_config(
+        sandbox
+            .dev_config()
+            .with_variable("cluster_name", "renamed"),
+    );
     let refused = sandbox.run(&CREATE).await;
     assert_eq!(refused.code, 2, "{}", refused.output());
     assert!(

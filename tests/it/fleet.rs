@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use testkit::apiserver::ServerOptions;
 use testkit::cluster::TestCluster;
+use testkit::env_config::ConfigFile;
 use testkit::flux::{Controllers, FluxOptions};
 
 use crate::support::sandbox::{ENV, Sandbox};
@@ -31,13 +32,16 @@ async fn three_envs_in_parallel_processes_share_one_repository() {
         extra[0].0.kubeconfig_path(),
         extra[1].0.kubeconfig_path(),
     ];
-    let config: String = envs
-        .iter()
-        .zip(kubeconfigs)
-        .map(|(env, kubeconfig)| sandbox.env_toml(env, env, kubeconfig, &sandbox.repo_url()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    let config =
+        envs.iter()
+            .zip(kubeconfigs)
+            .fold(ConfigFile::default(), |config, (env, kubeconfig)| {
+                config.with_env(
+                    env,
+                    sandbox.env_config(env, kubeconfig, &sandbox.repo_url()),
+                )
+            });
+    sandbox.write_config_file(&config);
 
     let [a, b, c] = envs.map(|env| {
         let mut command = sandbox.command(&["create-env", env, "--yes"]);

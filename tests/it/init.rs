@@ -4,6 +4,8 @@
 //! address and the kubeconfig beside its config, init checks every path before writing any (a file in the way, a symlink out of
 //! the directory: nothing written, `--force` or not), and `envs` prints the envs as a table and as GitHub / GitLab CI matrices.
 
+use testkit::env_config::{ConfigFile, EnvConfig};
+
 use crate::support::sandbox::Sandbox;
 use crate::support::{OUTPUT_FILTERS, bin, json_events, stdout};
 
@@ -74,13 +76,18 @@ fn envs_are_a_table_and_ci_matrices() {
     let init = bin(dir.path()).arg("init").output().unwrap();
     assert_eq!(init.status.code(), Some(0));
     let config = dir.path().join("gitops-bootstrap.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    for (env, profile) in [("staging", "standard"), ("prod", "standard")] {
-        text.push_str(&format!(
-            "\n[envs.{env}]\nmodule = \"terraform/existing\"\nprofile = \"{profile}\"\nflux_version = \"v2.4.0\"\nvariables = {{ cluster_name = \"{env}\" }}\npath_variables = {{ kubeconfig_path = \"{env}.kubeconfig\" }}\n"
-        ));
-    }
-    std::fs::write(&config, text).unwrap();
+    // Two more envs after the scaffold's own.
+    let more = ["staging", "prod"]
+        .into_iter()
+        .fold(ConfigFile::default(), |more, env| {
+            let config = EnvConfig::on_module("terraform/existing", "standard")
+                .with_flux_version("v2.4.0")
+                .with_variable("cluster_name", env)
+                .with_path_variable("kubeconfig_path", format!("{env}.kubeconfig"));
+            more.with_env(env, config)
+        });
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n{}", more.to_toml())).unwrap();
 
     let output = bin(dir.path()).arg("envs").output().unwrap();
     assert_eq!(output.status.code(), Some(0));

@@ -7,13 +7,23 @@ use crate::support::sandbox::{ENV, Sandbox};
 use crate::support::{bin, copy_dir, json_events, snapshot, stdout};
 use std::path::{Path, PathBuf};
 
-/// A config for lint tests: a repository (plus `repository` lines) and env `dev` on the
-/// shipped `terraform/existing` module with `env` lines.
-pub(crate) fn lint_config(repository: &str, env: &str) -> String {
-    format!(
-        "[repository]\nurl = \"https://git.example.test/fleet.git\"\nauthor_name = \"Bootstrap Bot\"\nauthor_email = \"bot@example.test\"\n{repository}push = {{ method = \"token\", token_env = \"LINT_TEST_GIT_TOKEN\" }}\nread = {{ token_env = \"LINT_TEST_GIT_READ_TOKEN\" }}\n\n[envs.dev]\nmodule = \"{}/terraform/existing\"\n{env}",
-        env!("CARGO_MANIFEST_DIR")
+use testkit::env_config::{ConfigFile, EnvConfig, Push, Repository};
+
+/// A config for lint tests: a top-level repository and env `dev` running `profile` with Flux
+/// `flux_version` on the shipped `terraform/existing` module, its cluster named `dev` at a
+/// kubeconfig that is not there.
+pub(crate) fn lint_config(profile: &str, flux_version: &str) -> ConfigFile {
+    let repository = Repository::new(
+        "https://git.example.test/fleet.git",
+        ("Bootstrap Bot", "bot@example.test"),
+        Push::token("LINT_TEST_GIT_TOKEN"),
     )
+    .with_read_token("LINT_TEST_GIT_READ_TOKEN");
+    let dev = EnvConfig::on_module(manifest_dir().join("terraform/existing"), profile)
+        .with_flux_version(flux_version)
+        .with_variable("cluster_name", "dev")
+        .with_variable("kubeconfig_path", "/nonexistent/kubeconfig");
+    ConfigFile::of_env("dev", dev).with_repository(repository)
 }
 
 fn manifest_dir() -> PathBuf {
@@ -190,11 +200,13 @@ fn bad_input_exits_2_with_a_hint() {
 #[test]
 fn an_env_lint_knows_its_cluster_config_and_flux_version() {
     let repo = fixture();
-    let config = lint_config(
-        "",
-        "profile = \"main\"\nflux_version = \"v2.2.0\"\n\n[envs.dev.variables]\ncluster_name = \"dev\"\nkubeconfig_path = \"/nonexistent/kubeconfig\"\ncluster_config = { greeting = \"hello\" }\n",
-    );
-    std::fs::write(repo.path().join("gitops-bootstrap.toml"), config).unwrap();
+    let mut config = lint_config("main", "v2.2.0");
+    let greeting = serde_json::json!({"greeting": "hello"});
+    let dev = config.envs.get_mut("dev").unwrap();
+    dev.variables.insert("cluster_config".to_owned(), greeting);
+    config
+        .write(&repo.path().join("gitops-bootstrap.toml"))
+        .unwrap();
     let output = bin(repo.path())
         .args(["lint", "--env", "dev"])
         .output()

@@ -19,8 +19,9 @@ fn fleet() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     copy_dir(&manifest_dir().join("tests/it/fixtures/lint-fleet"), root);
-    let env = "profile = \"web\"\nflux_version = \"v2.8.0\"\n\n[envs.dev.variables]\ncluster_name = \"dev\"\nkubeconfig_path = \"/nonexistent/kubeconfig\"\n";
-    std::fs::write(root.join("gitops-bootstrap.toml"), lint_config("", env)).unwrap();
+    lint_config("web", "v2.8.0")
+        .write(&root.join("gitops-bootstrap.toml"))
+        .unwrap();
     std::fs::write(
         root.join("profiles/web/latin1.yaml"),
         b"# caf\xe9\nkind: ConfigMap\n",
@@ -85,14 +86,13 @@ fn profile_honours_the_configs_profiles_dir() {
         &manifest_dir().join("tests/fixtures/fleet"),
         &repo.path().join("fleet"),
     );
-    std::fs::write(
-        repo.path().join("gitops-bootstrap.toml"),
-        lint_config(
-            "path = \"fleet\"\nprofiles_dir = \"clusters/_profiles\"\n",
-            "profile = \"home\"\nflux_version = \"v2.8.0\"\n",
-        ),
-    )
-    .unwrap();
+    let mut config = lint_config("home", "v2.8.0");
+    let repository = config.repository.as_mut().unwrap();
+    repository.path = Some("fleet".to_owned());
+    repository.profiles_dir = Some("clusters/_profiles".to_owned());
+    config
+        .write(&repo.path().join("gitops-bootstrap.toml"))
+        .unwrap();
     // Found where the config keeps it (no `profile home not found`, exit 2).
     let output = bin(repo.path())
         .args(["lint", "--profile", "home"])

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, ValidationDirective,
 };
+use testkit::env_config::{EnvConfig, Flux};
 use testkit::flux::FluxOptions;
 
 use crate::support::sandbox::{ENV, FLUX_VERSION, Sandbox};
@@ -34,26 +35,22 @@ fn with_operator() -> FluxOptions {
 /// A sandbox whose stand-ins include the Flux Operator, and whose env installs Flux through it
 /// from the operator manifest the testkit writes.
 async fn operator_sandbox() -> Sandbox {
-    operator_mode(Sandbox::start_with(with_operator()).await)
+    let sandbox = Sandbox::start_with(with_operator()).await;
+    sandbox.write_dev_config(operator_env(&sandbox));
+    sandbox
 }
 
-/// Writes the operator manifest and a config whose env installs Flux through it.
-fn operator_mode(sandbox: Sandbox) -> Sandbox {
+/// Writes the operator manifest; env `dev` installing Flux through it.
+fn operator_env(sandbox: &Sandbox) -> EnvConfig {
     let manifest = sandbox.path("flux-operator.yaml");
     std::fs::write(&manifest, testkit::flux::operator_manifest()).expect("operator manifest");
-    let components = sandbox.path("gotk-components.yaml");
-    let toml = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace(
-            &format!("flux_manifests = \"{}\"", components.display()),
-            &format!(
-                "flux_manifests = \"{}\"\nflux = {{ install = \"operator\" }}",
-                manifest.display()
-            ),
-        );
-    assert!(toml.contains("install = \"operator\""), "{toml}");
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).expect("writing the config");
-    sandbox
+    EnvConfig {
+        flux_manifests: Some(manifest.display().to_string()),
+        flux: Some(Flux {
+            install: "operator".to_owned(),
+        }),
+        ..sandbox.dev_config()
+    }
 }
 
 fn instance_api(sandbox: &Sandbox) -> Api<DynamicObject> {
@@ -252,7 +249,6 @@ async fn app_uids(sandbox: &Sandbox) -> std::collections::BTreeMap<String, Strin
 #[tokio::test(flavor = "multi_thread")]
 async fn an_env_migrates_to_the_operator_and_back_keeping_every_app_object() {
     let sandbox = operator_sandbox().await;
-    let operator_toml = std::fs::read_to_string(sandbox.path("gitops-bootstrap.toml")).unwrap();
     sandbox.write_config();
     let classic = sandbox.run(&CREATE).await;
     assert_eq!(classic.code, 0, "{}", classic.output());
@@ -260,7 +256,7 @@ async fn an_env_migrates_to_the_operator_and_back_keeping_every_app_object() {
     assert!(before.len() > 5, "{before:?}");
     let seeded = sandbox.log().len();
 
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), &operator_toml).unwrap();
+    sandbox.write_dev_config(operator_env(&sandbox));
     let migrated = sandbox.run(&CREATE).await;
     assert_eq!(migrated.code, 0, "{}", migrated.output());
     assert_eq!(sandbox.log().len(), seeded + 1, "one commit");
@@ -324,14 +320,7 @@ async fn operator_mode_drifts_plans_and_rebuilds_on_the_committed_instance() {
         .expect("resuming the FluxInstance");
 
     // Newer than what is committed: the config's Flux and the operator manifest on disk.
-    let config = sandbox.path("gitops-bootstrap.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    let newer = toml.replace(
-        &format!("flux_version = \"{FLUX_VERSION}\""),
-        "flux_version = \"v2.10.0\"",
-    );
-    assert_ne!(newer, toml);
-    std::fs::write(&config, newer).unwrap();
+    sandbox.write_dev_config(operator_env(&sandbox).with_flux_version("v2.10.0"));
     let marker = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: newer-operator-only\n  namespace: flux-system\n";
     let manifest = format!("{}---\n{marker}", testkit::flux::operator_manifest());
     std::fs::write(sandbox.path("flux-operator.yaml"), manifest).unwrap();
@@ -362,8 +351,6 @@ async fn operator_mode_drifts_plans_and_rebuilds_on_the_committed_instance() {
     );
 }
 
-/// The fleet's settings, appended to the sandbox's `[envs.dev.repository]`.
-const FLEET_LAYOUT: &str = "path = \"operator-fleet\"\nprofiles_dir = \"clusters/_profiles\"\n";
 const FLEET_DIR: &str = "operator-fleet/clusters/dev/flux-system";
 
 /// The data of the live `flux-runtime-info`.
@@ -384,7 +371,7 @@ async fn runtime_info(sandbox: &Sandbox) -> std::collections::BTreeMap<String, S
 async fn a_fleet_laid_out_for_the_operator_comes_up_with_configuration_alone() {
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operator-fleet");
-    let sandbox = operator_mode(Sandbox::start_seeded_with(&fixture, with_operator()).await);
+    let sandbox = Sandbox::start_seeded_with(&fixture, with_operator()).await;
     let instance = format!("{FLEET_DIR}/flux-instance.yaml");
     sandbox.replace_in_repo(
         &instance,
@@ -399,9 +386,11 @@ async fn a_fleet_laid_out_for_the_operator_comes_up_with_configuration_alone() {
     .iter()
     .map(|file| sandbox.committed(&format!("{FLEET_DIR}/{file}")))
     .collect();
-    let config = sandbox.path("gitops-bootstrap.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{toml}{FLEET_LAYOUT}")).unwrap();
+    // The fleet's layout.
+    let mut env = operator_env(&sandbox);
+    env.repository_mut().path = Some("operator-fleet".to_owned());
+    env.repository_mut().profiles_dir = Some("clusters/_profiles".to_owned());
+    sandbox.write_dev_config(env);
 
     let create = [
         "create-env",

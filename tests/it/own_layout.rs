@@ -8,30 +8,31 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
+use testkit::env_config::{SubstituteSource, Substitution};
+
 use crate::support::sandbox::{ENV, Sandbox};
 use crate::support::snapshot;
-
-/// The fixture's settings, appended to the sandbox's `[envs.dev.repository]`.
-const OWN_LAYOUT: &str = r#"path = "fleet"
-profiles_dir = "clusters/_profiles"
-
-[envs.dev.repository.substitution]
-config_map = "platform-namespace-vars"
-extra = [{ kind = "ConfigMap", name = "home-overrides", optional = true }]
-"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repository_with_its_own_layout_comes_up_with_configuration_alone() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet");
     let sandbox = Sandbox::start_seeded(&fixture).await;
-    let config = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace("profile = \"standard\"", "profile = \"home\"");
-    std::fs::write(
-        sandbox.path("gitops-bootstrap.toml"),
-        format!("{config}{OWN_LAYOUT}"),
-    )
-    .unwrap();
+    // The fixture's settings.
+    let mut env = sandbox.dev_config();
+    env.profile = "home".to_owned();
+    let repository = env.repository_mut();
+    repository.path = Some("fleet".to_owned());
+    repository.profiles_dir = Some("clusters/_profiles".to_owned());
+    repository.substitution = Some(Substitution {
+        config_map: Some("platform-namespace-vars".to_owned()),
+        extra: vec![SubstituteSource {
+            kind: "ConfigMap".to_owned(),
+            name: "home-overrides".to_owned(),
+            optional: true,
+        }],
+        ..Substitution::default()
+    });
+    sandbox.write_dev_config(env);
     let platform_before = sandbox.committed("fleet/clusters/dev/platform/kustomization.yaml");
 
     let run = sandbox.run(&["create-env", ENV, "--yes"]).await;

@@ -534,10 +534,9 @@ async fn inputs_that_would_fail_later_stop_preflight_before_any_key_or_commit() 
         assert_eq!(sandbox.log(), seeded, "{name}: no commit");
     }
 
-    let config = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace("branch = \"main\"", "branch = \"nope\"");
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    let mut env = sandbox.dev_config();
+    env.repository_mut().branch = Some("nope".to_owned());
+    sandbox.write_dev_config(env);
     let run = sandbox.run(CREATE).await;
     assert_eq!(run.code, 2, "{}", run.output());
     // A missing branch is not a missing profile.

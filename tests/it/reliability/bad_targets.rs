@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
+use testkit::env_config::EnvConfig;
 use tokio::io::AsyncBufReadExt as _;
 
 use super::{objects, walk};
@@ -208,7 +209,7 @@ fn cases() -> Vec<Case> {
 
 /// What a case's run is given.
 struct Prepared {
-    config: String,
+    config: EnvConfig,
     env: Vec<(&'static str, String)>,
 }
 
@@ -269,7 +270,6 @@ fn write_key(sandbox: &Sandbox, repo: &str, identity: &str, mode: u32) {
 }
 
 fn prepare(sandbox: &Sandbox, n: usize, repo: &str, broken: Break) -> Prepared {
-    let existing = format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR"));
     let mut kubeconfig = sandbox.cluster.kubeconfig_path().to_owned();
     let mut repo_url = sandbox.git.url(repo);
     let mut module = None;
@@ -350,13 +350,12 @@ fn prepare(sandbox: &Sandbox, n: usize, repo: &str, broken: Break) -> Prepared {
             write_key(sandbox, repo, &identity, 0o644);
         }
     }
-    let mut config = sandbox.config_toml(&kubeconfig, &repo_url);
+    let mut config = sandbox.env_config("sandbox", &kubeconfig, &repo_url);
     if let Some(module) = module {
-        config = config.replace(&existing, module.to_str().unwrap());
+        config.module = Some(module);
     }
     if let Some(components) = components {
-        let default = sandbox.path("gotk-components.yaml");
-        config = config.replace(default.to_str().unwrap(), components.to_str().unwrap());
+        config.flux_manifests = Some(components.display().to_string());
     }
     Prepared { config, env }
 }
@@ -489,7 +488,7 @@ async fn bad_modules_repositories_clusters_and_keys_end_with_cause_and_fix_and_w
         }
         let repo = case_repository(&sandbox, n);
         let prepared = prepare(&sandbox, n, &repo, case.broken);
-        std::fs::write(sandbox.path("gitops-bootstrap.toml"), &prepared.config).unwrap();
+        sandbox.write_dev_config(prepared.config.clone());
         let commits = sandbox.git.log(&repo, BRANCH).unwrap();
         let before = match case.broken {
             Break::ApiGoneAfterConnect => None,

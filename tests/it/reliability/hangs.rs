@@ -20,13 +20,7 @@ async fn a_silent_git_server_fails_with_what_did_not_answer_and_for_how_long() {
         format!("ssh://git@127.0.0.1:{port}/fleet.git"),
     ] {
         let project = if url.starts_with("ssh") {
-            Project::with_repository(&format!(
-                r#"url = "{url}"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-push = {{ method = "ssh_key", key_file = "{0}", known_hosts = "{0}" }}"#,
-                known_hosts.path().display()
-            ))
+            Project::over_ssh(&url, known_hosts.path())
         } else {
             Project::new(&url)
         };

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use testkit::env_config::EnvConfig;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
 
 use super::objects;
@@ -388,15 +389,14 @@ async fn sandbox() -> Sandbox {
 }
 
 fn write_config(sandbox: &Sandbox) {
-    let existing = format!("{}/terraform/existing", env!("CARGO_MANIFEST_DIR"));
     let module = sandbox.path("module");
     if !module.exists() {
         slow_module(sandbox);
     }
-    let toml = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace(&existing, module.to_str().unwrap());
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    sandbox.write_dev_config(EnvConfig {
+        module: Some(module),
+        ..sandbox.dev_config()
+    });
 }
 
 /// The outcome of each point tried, as `(point, error)`.

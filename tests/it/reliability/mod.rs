@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{Discovery, verbs};
+use testkit::env_config::{ConfigFile, EnvConfig, Push, Repository};
 
 /// A project directory with a config for env `dev` on terraform/existing and the repository at
 /// `repo_url`; tokens come from the environment the runs set.
@@ -29,38 +30,41 @@ struct Project {
 const PUSH_TOKEN: &str = "push-canary-3f9a1c";
 const READ_TOKEN: &str = "read-canary-8d2e77";
 
+const AUTHOR: (&str, &str) = ("Bootstrap Bot", "bot@example.test");
+
 impl Project {
     fn new(repo_url: &str) -> Project {
-        Project::with_repository(&format!(
-            r#"url = "{repo_url}"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-push = {{ method = "token", token_env = "REL_GIT_TOKEN" }}
-read = {{ token_env = "REL_GIT_READ_TOKEN" }}"#
-        ))
+        let push = Push::token("REL_GIT_TOKEN");
+        Project::with_repository(
+            Repository::new(repo_url, AUTHOR, push).with_read_token("REL_GIT_READ_TOKEN"),
+        )
     }
 
-    fn with_repository(repository: &str) -> Project {
+    /// The repository at the ssh `repo_url`, pushed to with a key: `known_hosts` stands in for
+    /// the key too, as the server never gets as far as asking for it.
+    fn over_ssh(repo_url: &str, known_hosts: &std::path::Path) -> Project {
+        let push = Push::SshKey {
+            key_file: known_hosts.to_owned(),
+            known_hosts: known_hosts.to_owned(),
+        };
+        Project::with_repository(Repository::new(repo_url, AUTHOR, push))
+    }
+
+    fn with_repository(repository: Repository) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").unwrap();
+        let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
+        let dev = EnvConfig::on_module(module, "standard")
+            .with_flux_version("v2.4.0")
+            .with_variable("cluster_name", "dev")
+            .with_variable("kubeconfig_path", kubeconfig.display().to_string());
         let project = Project { dir };
-        project.write_config(&format!(
-            r#"[repository]
-{repository}
-
-[envs.dev]
-module = "{root}/terraform/existing"
-profile = "standard"
-flux_version = "v2.4.0"
-
-[envs.dev.variables]
-cluster_name = "dev"
-kubeconfig_path = "{kubeconfig}"
-"#,
-            root = env!("CARGO_MANIFEST_DIR"),
-            kubeconfig = kubeconfig.display()
-        ));
+        project.write_config(
+            &ConfigFile::of_env("dev", dev)
+                .with_repository(repository)
+                .to_toml(),
+        );
         project
     }
 

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use testkit::apiserver::{Admin, FaultOptions};
+use testkit::env_config::EnvConfig;
 
 use super::faults::fault_injection;
 use super::told;
@@ -194,10 +195,10 @@ async fn a_terraform_that_prints_nothing_is_stopped_after_the_idle_bound_naming_
         module.join("stuck.tf"),
     )
     .unwrap();
-    let toml = sandbox
-        .config_toml(sandbox.cluster.kubeconfig_path(), &sandbox.repo_url())
-        .replace(existing.to_str().unwrap(), module.to_str().unwrap());
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    sandbox.write_dev_config(EnvConfig {
+        module: Some(module),
+        ..sandbox.dev_config()
+    });
     let seeded = sandbox.log();
 
     let started = std::time::Instant::now();
@@ -275,13 +276,7 @@ async fn an_ssh_git_server_that_stalls_after_its_greeting_fails_within_the_git_t
     let port = ssh_server_that_stalls_after_greeting();
     let url = format!("ssh://git@127.0.0.1:{port}/fleet.git");
     let known_hosts = tempfile::NamedTempFile::new().unwrap();
-    let project = super::Project::with_repository(&format!(
-        r#"url = "{url}"
-author_name = "Bootstrap Bot"
-author_email = "bot@example.test"
-push = {{ method = "ssh_key", key_file = "{0}", known_hosts = "{0}" }}"#,
-        known_hosts.path().display()
-    ));
+    let project = super::Project::over_ssh(&url, known_hosts.path());
     let (code, output, took) = project
         .run(&["--git-timeout", "2s", "create-env", "dev", "--yes"])
         .await;

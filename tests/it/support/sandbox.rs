@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use testkit::cluster::TestCluster;
+use testkit::env_config::{ConfigFile, EnvConfig, Push, Repository};
 use testkit::flux::{Controllers, FluxOptions};
 use testkit::git::GitServer;
 
@@ -158,67 +159,62 @@ impl Sandbox {
             .join("dev.agekey")
     }
 
-    /// The config file for env `dev`, pointing at `kubeconfig` and `repo_url`.
-    pub fn config_toml(&self, kubeconfig: &Path, repo_url: &str) -> String {
-        self.env_toml(ENV, "sandbox", kubeconfig, repo_url)
+    /// The config of one env on the sandbox's settings: `terraform/existing` with cluster
+    /// `cluster_name` at `kubeconfig`, profile `standard`, the offline Flux components, and the
+    /// repository at `repo_url` with the sandbox's CA and tokens.
+    pub fn env_config(&self, cluster_name: &str, kubeconfig: &Path, repo_url: &str) -> EnvConfig {
+        let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/existing");
+        let repository = Repository {
+            branch: Some(BRANCH.to_owned()),
+            ca_file: Some(self.path("git-ca.pem")),
+            ..Repository::new(
+                repo_url,
+                ("gitops-bootstrap tests", "tests@example.test"),
+                Push::token("SANDBOX_GIT_PUSH_TOKEN"),
+            )
+            .with_read_token("SANDBOX_GIT_READ_TOKEN")
+        };
+        EnvConfig {
+            flux_manifests: Some(self.path("gotk-components.yaml").display().to_string()),
+            ..EnvConfig::on_module(module, "standard")
+        }
+        .with_flux_version(FLUX_VERSION)
+        .with_variable("cluster_name", cluster_name)
+        .with_variable("kubeconfig_path", kubeconfig.display().to_string())
+        .with_variable(
+            "cluster_config",
+            serde_json::json!({"base_domain": "sandbox.example.test"}),
+        )
+        .with_secret_variable("cluster_secrets", "SANDBOX_CLUSTER_SECRETS")
+        .with_repository(repository)
     }
 
-    /// The config of one env (`[envs.<env>]` and its tables) on the sandbox's repository
-    /// settings; several of them make a fleet's config file.
-    pub fn env_toml(
-        &self,
-        env: &str,
-        cluster_name: &str,
-        kubeconfig: &Path,
-        repo_url: &str,
-    ) -> String {
-        let root = env!("CARGO_MANIFEST_DIR");
-        format!(
-            r#"[envs.{env}]
-module = "{root}/terraform/existing"
-profile = "standard"
-flux_version = "{FLUX_VERSION}"
-flux_manifests = "{components}"
+    /// Env `dev` on the sandbox's own cluster and repository.
+    pub fn dev_config(&self) -> EnvConfig {
+        self.env_config("sandbox", self.cluster.kubeconfig_path(), &self.repo_url())
+    }
 
-[envs.{env}.variables]
-cluster_name = "{cluster_name}"
-kubeconfig_path = "{kubeconfig}"
-cluster_config = {{ base_domain = "sandbox.example.test" }}
+    /// Writes the config file the runs read.
+    pub fn write_config_file(&self, file: &ConfigFile) {
+        file.write(&self.path("gitops-bootstrap.toml"))
+            .expect("writing the config");
+    }
 
-[envs.{env}.secret_variables]
-cluster_secrets = "SANDBOX_CLUSTER_SECRETS"
-
-[envs.{env}.repository]
-url = "{repo_url}"
-branch = "{BRANCH}"
-ca_file = "{ca}"
-author_name = "gitops-bootstrap tests"
-author_email = "tests@example.test"
-push = {{ method = "token", token_env = "SANDBOX_GIT_PUSH_TOKEN" }}
-read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
-"#,
-            components = self.path("gotk-components.yaml").display(),
-            kubeconfig = kubeconfig.display(),
-            ca = self.path("git-ca.pem").display(),
-        )
+    /// Writes a config file holding env `dev` alone, as `env`.
+    pub fn write_dev_config(&self, env: EnvConfig) {
+        self.write_config_file(&ConfigFile::of_env(ENV, env));
     }
 
     /// Writes the config for the sandbox's own cluster and repository.
     pub fn write_config(&self) {
-        let toml = self.config_toml(self.cluster.kubeconfig_path(), &self.repo_url());
-        std::fs::write(self.path("gitops-bootstrap.toml"), toml).expect("writing the config");
+        self.write_dev_config(self.dev_config());
     }
 
     /// Writes the config of env `dev` and env `other`, both given the sandbox's one cluster
     /// (`other` misconfigured with `dev`'s kubeconfig).
     pub fn write_config_sharing_the_cluster(&self, other: &str) {
-        let kubeconfig = self.cluster.kubeconfig_path();
-        let toml = [
-            self.env_toml(ENV, "sandbox", kubeconfig, &self.repo_url()),
-            self.env_toml(other, "sandbox", kubeconfig, &self.repo_url()),
-        ]
-        .join("\n");
-        std::fs::write(self.path("gitops-bootstrap.toml"), toml).expect("writing the config");
+        let file = ConfigFile::of_env(ENV, self.dev_config()).with_env(other, self.dev_config());
+        self.write_config_file(&file);
     }
 
     /// Writes the config of env `dev` on an existing root (a copy of tests/fixtures/eks-root at
@@ -229,31 +225,26 @@ read = {{ token_env = "SANDBOX_GIT_READ_TOKEN" }}
         std::fs::create_dir_all(&root).unwrap();
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eks-root");
         std::fs::copy(fixture.join("main.tf"), root.join("main.tf")).unwrap();
-        let module_line = format!(
-            "module = \"{}/terraform/existing\"",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let config = self
-            .config_toml(self.cluster.kubeconfig_path(), &self.repo_url())
-            .replace(&module_line, &format!("root = \"{dir}\""))
-            .replace(
-                "cluster_config = { base_domain = \"sandbox.example.test\" }\n",
-                "",
-            )
-            .replace(
-                "[envs.dev.secret_variables]\ncluster_secrets = \"SANDBOX_CLUSTER_SECRETS\"\n",
-                "",
-            );
-        let outputs = r#"
-[envs.dev.outputs]
-cluster_ca_certificate = "cluster_certificate_authority_data"
-cluster_config = { vpc_id = "vpc_id", node_count = "eks_managed_node_groups.default.desired_size", spot = "eks_managed_node_groups.default.spot" }
-"#;
-        std::fs::write(
-            self.path("gitops-bootstrap.toml"),
-            format!("{config}{outputs}"),
+        let mut env = EnvConfig {
+            module: None,
+            root: Some(PathBuf::from(dir)),
+            ..self.dev_config()
+        }
+        .with_output(
+            "cluster_ca_certificate",
+            "cluster_certificate_authority_data",
         )
-        .expect("writing the config");
+        .with_output(
+            "cluster_config",
+            serde_json::json!({
+                "vpc_id": "vpc_id",
+                "node_count": "eks_managed_node_groups.default.desired_size",
+                "spot": "eks_managed_node_groups.default.spot",
+            }),
+        );
+        env.variables.remove("cluster_config");
+        env.secret_variables.clear();
+        self.write_dev_config(env);
         root
     }
 

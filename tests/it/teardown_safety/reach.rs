@@ -71,8 +71,7 @@ async fn refused_credentials_are_bad_input_and_nothing_is_torn_down() {
     let kubeconfig = sandbox.path("kubeconfig");
     let server = sandbox.cluster.server().expect("an in-process cluster");
     write_kubeconfig(&sandbox, &kubeconfig, server.token());
-    let toml = sandbox.config_toml(&kubeconfig, &sandbox.repo_url());
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    sandbox.write_dev_config(sandbox.env_config("sandbox", &kubeconfig, &sandbox.repo_url()));
     let created = sandbox.run(&CREATE).await;
     assert_eq!(created.code, 0, "{}", created.output());
 
@@ -122,8 +121,7 @@ async fn an_unanswering_cluster_stops_a_teardown_unless_forced() {
     // The module reads the kubeconfig file even to destroy: keep a copy past the cluster.
     let kubeconfig = sandbox.path("old-kubeconfig");
     std::fs::copy(sandbox.cluster.kubeconfig_path(), &kubeconfig).unwrap();
-    let toml = sandbox.config_toml(&kubeconfig, &sandbox.repo_url());
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), toml).unwrap();
+    sandbox.write_dev_config(sandbox.env_config("sandbox", &kubeconfig, &sandbox.repo_url()));
     let created = sandbox.run(&CREATE).await;
     assert_eq!(created.code, 0, "{}", created.output());
     // Its API server stops (a new, unrelated one takes the sandbox's place).

@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::Context as _;
 use kube::Client;
 use testkit::apiserver::{Admin, ApiServer, ServerOptions};
+use testkit::env_config::{ConfigFile, EnvConfig, Flux, Push, Repository};
 use testkit::flux::{Controllers, FluxOptions};
 use testkit::git::GitServer;
 
@@ -136,39 +137,36 @@ impl Bench {
             Method::Components => (&self.components, "components"),
             Method::Operator => (&self.operator, "operator"),
         };
-        let toml = format!(
-            r#"[envs.{env}]
-module = "{module}"
-profile = "standard"
-flux_version = "{FLUX_VERSION}"
-flux_manifests = "{manifests}"
-flux = {{ install = "{install}" }}
-
-[envs.{env}.variables]
-cluster_name = "{env}"
-kubeconfig_path = "{kubeconfig}"
-cluster_config = {{ base_domain = "bench.example.test" }}
-
-[envs.{env}.secret_variables]
-cluster_secrets = "BENCH_CLUSTER_SECRETS"
-
-[envs.{env}.repository]
-url = "{url}"
-branch = "{BRANCH}"
-ca_file = "{ca}"
-author_name = "gitops-bootstrap bench"
-author_email = "bench@example.test"
-push = {{ method = "token", token_env = "BENCH_GIT_PUSH_TOKEN" }}
-read = {{ token_env = "BENCH_GIT_READ_TOKEN" }}
-"#,
-            module = repo_root().join("terraform/existing").display(),
-            manifests = manifests.display(),
-            kubeconfig = cluster.kubeconfig.display(),
-            url = self.git.url(REPO),
-            ca = self.path("git-ca.pem").display(),
-        );
+        let repository = Repository {
+            branch: Some(BRANCH.to_owned()),
+            ca_file: Some(self.path("git-ca.pem")),
+            ..Repository::new(
+                &self.git.url(REPO),
+                ("gitops-bootstrap bench", "bench@example.test"),
+                Push::token("BENCH_GIT_PUSH_TOKEN"),
+            )
+            .with_read_token("BENCH_GIT_READ_TOKEN")
+        };
+        let config = EnvConfig {
+            flux_manifests: Some(manifests.display().to_string()),
+            flux: Some(Flux {
+                install: install.to_owned(),
+            }),
+            ..EnvConfig::on_module(repo_root().join("terraform/existing"), "standard")
+        }
+        .with_flux_version(FLUX_VERSION)
+        .with_variable("cluster_name", env)
+        .with_variable("kubeconfig_path", cluster.kubeconfig.display().to_string())
+        .with_variable(
+            "cluster_config",
+            serde_json::json!({"base_domain": "bench.example.test"}),
+        )
+        .with_secret_variable("cluster_secrets", "BENCH_CLUSTER_SECRETS")
+        .with_repository(repository);
         let path = self.path(&format!("{env}.toml"));
-        std::fs::write(&path, toml).context("writing the config")?;
+        ConfigFile::of_env(env, config)
+            .write(&path)
+            .context("writing the config")?;
         Ok(path)
     }
 
