@@ -32,15 +32,11 @@ async fn three_envs_in_parallel_processes_share_one_repository() {
         extra[0].0.kubeconfig_path(),
         extra[1].0.kubeconfig_path(),
     ];
-    let config =
-        envs.iter()
-            .zip(kubeconfigs)
-            .fold(ConfigFile::default(), |config, (env, kubeconfig)| {
-                config.with_env(
-                    env,
-                    sandbox.env_config(env, kubeconfig, &sandbox.repo_url()),
-                )
-            });
+    let mut config = ConfigFile::default();
+    for (env, kubeconfig) in envs.iter().zip(kubeconfigs) {
+        let env_config = sandbox.env_config(env, kubeconfig, &sandbox.repo_url());
+        config = config.with_env(env, env_config);
+    }
     sandbox.write_config_file(&config);
 
     let [a, b, c] = envs.map(|env| {

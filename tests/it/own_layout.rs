@@ -7,7 +7,6 @@
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-
 use testkit::env_config::{SubstituteSource, Substitution};
 
 use crate::support::sandbox::{ENV, Sandbox};
