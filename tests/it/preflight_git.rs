@@ -25,8 +25,7 @@ async fn refused_at_connect() -> Sandbox {
     kubeconfig["users"][0]["user"]["token"] = "not-the-token".into();
     let path = sandbox.path("refused.kubeconfig");
     std::fs::write(&path, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
-    let config = sandbox.config_toml(&path, &sandbox.repo_url());
-    std::fs::write(sandbox.path("gitops-bootstrap.toml"), config).unwrap();
+    sandbox.write_dev_config(sandbox.env_config("sandbox", &path, &sandbox.repo_url()));
     sandbox
 }
 
