@@ -55,6 +55,51 @@ impl Run {
     pub fn output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+
+    /// What a person reads of a text run: the result on stdout, then stderr without the
+    /// progress lines between the steps (what a terminal shows on its spinners: how many there
+    /// are depends on timing). Its lines keep their timestamps, for the snapshot filters.
+    pub fn shown(&self) -> String {
+        // A progress line is indented under its timestamp; a step's, a notice's or an error's
+        // first line is not, and the rest of a multi-line error has no timestamp.
+        let progress = regex::Regex::new(r"^\d\d:\d\d:\d\d   ").unwrap();
+        let stderr: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| !progress.is_match(line))
+            .collect();
+        let mut shown = String::new();
+        for (stream, text) in [
+            ("stdout", self.stdout.trim_end()),
+            ("stderr", &stderr.join("\n")),
+        ] {
+            if !text.is_empty() {
+                shown.push_str(&format!("[{stream}]\n{text}\n"));
+            }
+        }
+        shown
+    }
+
+    /// The error on stderr and its hint, without the progress before it.
+    pub fn error_report(&self) -> String {
+        let start = self
+            .stderr
+            .find("✘ error")
+            .unwrap_or_else(|| panic!("an error report: {}", self.output()));
+        self.stderr[start..].trim_end().to_owned()
+    }
+
+    /// The events of a `--output json` run but its progress (as many as the timing gives),
+    /// one pretty-printed JSON array for a snapshot.
+    pub fn events(&self) -> String {
+        let events: Vec<serde_json::Value> = self
+            .stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("every stdout line is JSON"))
+            .filter(|event: &serde_json::Value| event["event"] != "progress")
+            .collect();
+        serde_json::to_string_pretty(&events).unwrap()
+    }
 }
 
 impl Sandbox {
