@@ -6,8 +6,8 @@
 
 use testkit::env_config::ConfigFile;
 
-use crate::support::OUTPUT_FILTERS;
 use crate::support::sandbox::{BRANCH, ENV, Run, Sandbox};
+use crate::support::snapshot;
 
 const CREATE: [&str; 5] = ["--output", "json", "create-env", ENV, "--yes"];
 /// No such file: Terraform fails, after preflight.
@@ -76,7 +76,8 @@ async fn env_dev_of_two_repositories_gets_two_keys_and_a_reused_key_is_said_so()
     let theirs =
         std::fs::read_to_string(sandbox.age_key_file_for(&sandbox.git.url("other"))).unwrap();
     assert_ne!(ours, theirs, "a key each");
-    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_snapshot!(said.join("\n"));
-    });
+    snapshot!(
+        "env_dev_of_two_repositories_gets_two_keys_and_a_reused_key_is_said_so",
+        said.join("\n")
+    );
 }

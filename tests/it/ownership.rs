@@ -10,17 +10,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
-use crate::support::sandbox::{ENV, Run, Sandbox};
+use crate::support::sandbox::{ENV, Sandbox};
+use crate::support::snapshot;
 
 const FLUX: &str = "flux-system";
-
-const FILTERS: [(&str, &str); 5] = [
-    (r"(?m)^\d\d:\d\d:\d\d ", ""),
-    (r"of [0-9a-f]{7} requested", "of [short-sha] requested"),
-    (r"\([0-9.]+m?s\)", "([duration])"),
-    (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
-    (r"/tmp/[^\s'\x22]+", "[temp]"),
-];
 
 fn flux_api(sandbox: &Sandbox, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk(group, "v1", kind);
@@ -89,14 +82,6 @@ async fn first_env_state(sandbox: &Sandbox) -> BTreeMap<String, String> {
     state
 }
 
-fn error_report(run: &Run) -> String {
-    let start = run
-        .stderr
-        .find("✘ error")
-        .unwrap_or_else(|| panic!("an error report: {}", run.output()));
-    run.stderr[start..].trim_end().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_env_on_the_first_envs_cluster_stops_before_any_write() {
     let sandbox = Sandbox::start().await;
@@ -119,10 +104,8 @@ async fn a_second_env_on_the_first_envs_cluster_stops_before_any_write() {
         "the first env is untouched"
     );
     assert_eq!(sandbox.committed("clusters/second/profile.yaml"), None);
-    let report = error_report(&second).replace(&sandbox.repo_url(), "[repo]");
-    insta::with_settings!({filters => FILTERS.to_vec()}, {
-        insta::assert_snapshot!("second_env_refused", report);
-    });
+    let report = second.error_report().replace(&sandbox.repo_url(), "[repo]");
+    snapshot!("second_env_refused", report);
 }
 
 /// The cluster as `flux bootstrap` leaves it: the components installed by the `flux` CLI, its
@@ -214,8 +197,6 @@ async fn a_cluster_flux_bootstrap_left_is_refused_and_converges_with_adopt() {
     assert_eq!(record["gitops-bootstrap.io/path"], "clusters/dev");
     let kustomization = kustomizations(&sandbox).get(FLUX).await.unwrap();
     assert_eq!(kustomization.data["spec"]["path"], "./clusters/dev");
-    insta::with_settings!({filters => FILTERS.to_vec()}, {
-        insta::assert_snapshot!("flux_bootstrap_refused", error_report(&refused));
-        insta::assert_snapshot!("flux_bootstrap_adopted", taken.join("\n"));
-    });
+    snapshot!("flux_bootstrap_refused", refused.error_report());
+    snapshot!("flux_bootstrap_adopted", taken.join("\n"));
 }

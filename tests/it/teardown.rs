@@ -15,7 +15,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::support::sandbox::{ENV, Run, Sandbox};
-use crate::support::{FLUX_UNINSTALL_FILTER, OUTPUT_FILTERS};
+use crate::support::{FLUX_UNINSTALL_FILTER, snapshot};
 
 /// The env's namespaces are gone (not even terminating) once `run`, a teardown, ended.
 async fn assert_namespaces_gone(sandbox: &Sandbox, case: &str, run: &Run) {
@@ -71,18 +71,18 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
     let down = sandbox.run(&["teardown", ENV, "--yes"]).await;
     assert_eq!(down.code, 0, "{}", down.output());
     // Whether helm's uninstall already released the ingress load balancer varies.
-    let mut filters = OUTPUT_FILTERS.to_vec();
-    filters.extend([
-        (
-            r"(delete-cloud-resources \[n\] ms  ).*",
-            "$1[what helm left]",
-        ),
-        (r"\d+ removed", "[n] removed"),
-        FLUX_UNINSTALL_FILTER,
-    ]);
-    insta::with_settings!({filters => filters}, {
-        insta::assert_snapshot!("teardown_text", down.stdout);
-    });
+    snapshot!(
+        "teardown_text",
+        &down.stdout,
+        extra = [
+            (
+                r"(delete-cloud-resources\s+\d+ ms  ).*",
+                "$1[what helm left]"
+            ),
+            (r"\d+ removed", "[n] removed"),
+            FLUX_UNINSTALL_FILTER,
+        ]
+    );
 
     let after = services.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(load_balancers(after), 0, "every load balancer released");
@@ -110,9 +110,10 @@ async fn teardown_leaves_nothing_of_the_env_and_a_second_run_has_nothing_to_do()
     let result = result_event(&again.stdout);
     assert_eq!(result["ok"], true);
     assert_eq!(result["result"]["removed"], serde_json::json!([]));
-    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_json_snapshot!("teardown_nothing_to_do_json", result);
-    });
+    snapshot!(
+        "teardown_nothing_to_do_json",
+        serde_json::to_string_pretty(&result).unwrap()
+    );
     assert_eq!(
         sandbox.log().len(),
         commits + 1,
@@ -207,9 +208,7 @@ async fn a_typed_confirmation_guards_teardown_and_a_stuck_load_balancer_stops_it
         .skip_while(|line| !line.contains("error:"))
         .collect::<Vec<_>>()
         .join("\n");
-    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_snapshot!("teardown_leftover_error", error);
-    });
+    snapshot!("teardown_leftover_error", error);
     assert!(
         sandbox
             .committed("clusters/dev/kustomization.yaml")
@@ -238,8 +237,9 @@ async fn a_typed_confirmation_guards_teardown_and_a_stuck_load_balancer_stops_it
         serde_json::json!(["example.test/hold"])
     );
     assert_eq!(sandbox.committed("clusters/dev/kustomization.yaml"), None);
-    insta::with_settings!({filters => OUTPUT_FILTERS.to_vec()}, {
-        insta::assert_json_snapshot!("teardown_forced_json", result);
-    });
+    snapshot!(
+        "teardown_forced_json",
+        serde_json::to_string_pretty(&result).unwrap()
+    );
     release(&sandbox, "held").await;
 }

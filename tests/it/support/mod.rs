@@ -57,16 +57,13 @@ pub const FLUX_UNINSTALL_FILTER: (&str, &str) = (
     "deleted [n] Flux objects ([n] finalizers",
 );
 
-/// `text` with [`OUTPUT_FILTERS`] applied, for a snapshot built from several outputs.
-pub fn output_filtered(text: &str) -> String {
-    OUTPUT_FILTERS
-        .iter()
-        .fold(text.to_owned(), |text, (pattern, replacement)| {
-            regex::Regex::new(pattern)
-                .unwrap()
-                .replace_all(&text, *replacement)
-                .into_owned()
-        })
+/// An error of the library as a user reads it: its message, then its hint when it has one.
+pub fn told(err: impl Into<gitops_bootstrap::Error>) -> String {
+    let err = err.into();
+    match err.hint() {
+        Some(hint) => format!("{}\nhint: {hint}", err.message()),
+        None => err.message().to_owned(),
+    }
 }
 
 /// Copies a directory tree (files and directories only), so a test can change a fixture.
