@@ -20,18 +20,10 @@ use gitops_bootstrap::{Error, ExitStatus};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::support::snapshot;
+use crate::support::{snapshot, told};
 use tokio_util::sync::CancellationToken;
 
 const CANARY: &str = "canary-5e1d0c";
-
-/// An error as the user reads it: its message, then its hint if it has one.
-fn told(err: &impl std::fmt::Display, hint: Option<impl std::fmt::Display>) -> String {
-    match hint {
-        Some(hint) => format!("{err}\nhint: {hint}"),
-        None => err.to_string(),
-    }
-}
 
 fn repo_modules() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform")
@@ -215,8 +207,9 @@ async fn runner_existing_module_refuses_an_empty_kubeconfig_with_its_diagnostic(
     assert_eq!(*command, "plan");
     assert_eq!(errors.len(), 1, "{errors:?}");
     // The module's own diagnostic, and no warning (Terraform's CLI configuration) as an error.
-    snapshot!("empty_kubeconfig_plan_error", told(&err, err.hint()));
-    assert_eq!(Error::from(err).status(), ExitStatus::Failure);
+    let err = Error::from(err);
+    assert_eq!(err.status(), ExitStatus::Failure);
+    snapshot!("empty_kubeconfig_plan_error", told(err));
 }
 
 #[tokio::test]
@@ -237,7 +230,7 @@ async fn runner_init_failure_is_summarised_from_stderr() {
     };
     assert_eq!(*command, "init");
     assert!(!errors.is_empty(), "{err}");
-    snapshot!("init_failure", told(&err, err.hint()));
+    snapshot!("init_failure", told(err));
 }
 
 const NAMED: &str = r#"
@@ -396,7 +389,7 @@ async fn runner_interrupt_kills_terraform_that_outlasts_the_grace_period() {
         ),
         "{err}"
     );
-    snapshot!("interrupt_killed_apply", told(&err, err.hint()));
+    snapshot!("interrupt_killed_apply", told(err));
 }
 
 const SECRETIVE: &str = r#"
@@ -484,9 +477,9 @@ async fn runner_secret_variables_never_reach_events_or_errors() {
         "{err}"
     );
     let err = Error::from(err);
-    snapshot!("failed_apply", told(&err, err.hint()));
     let shown = format!("{} {:?} {:?} {:?}", err, err.hint(), err.chain(), err);
     assert!(!shown.contains(CANARY), "{shown}");
+    snapshot!("failed_apply", told(err));
     assert!(!format!("{:?}", recorder.events()).contains(CANARY));
 }
 
