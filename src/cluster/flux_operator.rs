@@ -172,7 +172,8 @@ pub enum OperatorError {
     #[error("FluxInstance {FLUX_NAMESPACE}/{INSTANCE_NAME} failed ({reason}): {message}")]
     InstanceFailed { reason: String, message: String },
     #[error(
-        "FluxInstance {FLUX_NAMESPACE}/{INSTANCE_NAME} was not Ready within {timeout:?}: {last}"
+        "FluxInstance {FLUX_NAMESPACE}/{INSTANCE_NAME} was not Ready within {}: {last}",
+        crate::report::duration(*timeout)
     )]
     InstanceNotReady { timeout: Duration, last: Readiness },
     #[error(transparent)]

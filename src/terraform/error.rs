@@ -222,6 +222,11 @@ impl Diagnose for TerraformError {
                  run `terraform force-unlock <LOCK_ID>` in the environment's terraform directory"
                     .to_owned(),
             ),
+            TerraformError::Interrupted { forced: false, .. } => Some(
+                "Terraform stopped cleanly and saved its state: rerun the same command to \
+                 carry on from there"
+                    .to_owned(),
+            ),
             TerraformError::StateLocked { dir, lock, .. } => Some(format!(
                 "wait for that run to finish and rerun; if it is gone (killed, or its machine \
                  lost), release the lock with `terraform force-unlock {}` in {}",
@@ -290,7 +295,12 @@ mod tests {
             forced: false,
         };
         assert_eq!(interrupted.exit_status().code(), 130);
-        assert_eq!(interrupted.hint(), None);
+        assert!(
+            interrupted
+                .hint()
+                .unwrap()
+                .contains("rerun the same command")
+        );
         let killed = TerraformError::Interrupted {
             command: "apply",
             forced: true,

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use kube::Client;
-use tokio::time::Instant;
 
 use super::EnvRun;
+use super::phases::wait_for_apps::Budget;
 use super::phases::{flux_install, sync, wait_for_apps};
 use crate::cluster::substituted::ConfigReconcile;
 use crate::cluster::{Installation, Snapshot};
@@ -36,7 +36,7 @@ pub async fn install_sync_and_wait(
     timeout: Duration,
 ) -> Result<Snapshot> {
     let (reporter, cancel) = (run.reporter(), run.cancel().clone());
-    let deadline = Instant::now() + timeout;
+    let budget = Budget::from_now(timeout);
     let install = flux_install::run(
         client,
         target.install,
@@ -63,7 +63,7 @@ pub async fn install_sync_and_wait(
         Some(target.install),
         Some(pushed),
         "wait-for-apps",
-        deadline.saturating_duration_since(Instant::now()),
+        budget,
         reporter,
         &cancel,
     );

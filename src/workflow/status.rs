@@ -10,7 +10,7 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::phases::reach::{self, Patience, Reach};
-use super::phases::wait_for_apps;
+use super::phases::wait_for_apps::{self, Budget};
 use super::{Outcome, run_step, terraform};
 use crate::cluster::wait::{Row, readiness_tree};
 use crate::cluster::{FLUX_NAMESPACE, ObjectName, Snapshot, flux_operator};
@@ -36,8 +36,9 @@ pub async fn run(
         let snapshot = match wait {
             None => readiness_tree(client, &root_kustomization()).await?,
             Some(timeout) => {
+                let budget = Budget::from_now(timeout);
                 let waiting =
-                    wait_for_apps::run(client, None, None, "status", timeout, reporter, cancel);
+                    wait_for_apps::run(client, None, None, "status", budget, reporter, cancel);
                 waiting.await?.1
             }
         };

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Client;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::substituted::ConfigReconcile;
@@ -28,6 +29,28 @@ pub struct Pushed<'a> {
     pub config_reconcile: ConfigReconcile,
 }
 
+/// How long the wait may take: until `deadline`, which may be what earlier steps left of the
+/// `--timeout` the user `gave` — and a timeout is told against what they gave.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub gave: Duration,
+    pub deadline: Instant,
+}
+
+impl Budget {
+    /// All of `gave`, from now.
+    pub fn from_now(gave: Duration) -> Budget {
+        Budget {
+            gave,
+            deadline: Instant::now() + gave,
+        }
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
 /// Waits until `install` (when given) is ready, then every object under the root
 /// Kustomization (at `pushed`, when given); progress is reported under `step`.
 #[allow(clippy::too_many_arguments)] // the wait's inputs, each its own concern
@@ -36,7 +59,7 @@ pub async fn run(
     install: Option<&Installation>,
     pushed: Option<Pushed<'_>>,
     step: &'static str,
-    timeout: Duration,
+    budget: Budget,
     reporter: &dyn Reporter,
     cancel: &CancellationToken,
 ) -> Result<(Outcome, Snapshot)> {
@@ -76,14 +99,12 @@ pub async fn run(
             last_line = line;
         }
     };
-    let started = tokio::time::Instant::now();
     let waited = async {
         if let Some(install) = install {
-            install.await_ready(client, timeout).await?;
+            install.await_ready(client, budget.left()).await?;
         }
-        let left = timeout.saturating_sub(started.elapsed());
-        let watched = watch_apps(client, target, left, on_progress).await;
-        Ok::<_, Error>(watched.map_err(|err| err.against(timeout))?)
+        let watched = watch_apps(client, target, budget.left(), on_progress).await;
+        Ok::<_, Error>(watched.map_err(|err| err.against(budget.gave))?)
     };
     let snapshot = tokio::select! {
         waited = waited => waited?,
