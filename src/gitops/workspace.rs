@@ -148,7 +148,10 @@ impl Workspace {
             let tip = remote::push_rights_and_tip(&repo, &spec, &url, fetch)?;
             return Workspace::at_tip(repo, spec, url, dir, tip);
         }
-        let parent = dir.parent().unwrap_or(Path::new("."));
+        let parent = match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
         let io = |op, path: &Path| {
             let path = path.to_path_buf();
             move |source| GitError::Io { op, path, source }
