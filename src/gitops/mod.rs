@@ -24,7 +24,7 @@ use secrecy::SecretString;
 pub use deadline::{DEFAULT_TIMEOUT as DEFAULT_NETWORK_TIMEOUT, set_network_timeout};
 pub use deploy_key::{DeployKey, generate_deploy_key};
 pub use error::GitError;
-pub use remote::{Fetch, RemoteInfo, check_access, check_push_access};
+pub use remote::{RemoteInfo, check_access, check_push_access};
 pub use url::compare_url;
 pub use workspace::{FileChange, Proposal, ProposalMark, SyncOutcome, Unmerged, Workspace};
 

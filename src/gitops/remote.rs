@@ -77,19 +77,10 @@ fn advertised(
     Ok((branch_head, default_branch))
 }
 
-/// Whether [`push_rights_and_tip`] fetches when the clone has the advertised tip already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetch {
-    /// Only what the clone lacks: a clone at the tip is not fetched.
-    Missing,
-    /// Always, so the credential is seen to read (upload-pack) as well as push.
-    Always,
-}
-
 /// Proves the spec's credential may push (the receive-pack advertisement, as
 /// [`check_push_access`]) and brings `refs/remotes/origin/<branch>` to the advertised tip,
-/// fetching only when the clone lacks that commit (or `fetch` is [`Fetch::Always`]). Returns the
-/// tip, `None` when the remote has no such branch.
+/// fetching only when the clone lacks that commit. Returns the tip, `None` when the remote has
+/// no such branch.
 ///
 /// Both go through one `Remote`, so libgit2 keeps its HTTP connection between them. They
 /// cannot share one session: pushing and fetching are distinct services (receive-pack and
@@ -98,7 +89,6 @@ pub(super) fn push_rights_and_tip(
     repo: &Repository,
     spec: &RepoSpec,
     url: &RemoteUrl,
-    fetch: Fetch,
 ) -> Result<Option<Oid>, GitError> {
     let observed = Observed::default();
     let mut remote = repo
@@ -106,7 +96,7 @@ pub(super) fn push_rights_and_tip(
         .map_err(|err| credentials::classify(err, "connect to", url, &observed))?;
     let (tip, _) = advertised(&mut remote, spec, url, Direction::Push)?;
     let have = tip.is_some_and(|oid| repo.find_commit(oid).is_ok());
-    if fetch == Fetch::Always || (tip.is_some() && !have) {
+    if tip.is_some() && !have {
         return fetch_over(&mut remote, repo, spec, url, &spec.branch);
     }
     // What the fetch would have done: the tracking ref at the tip, or gone with the branch.

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use git2::build::CheckoutBuilder;
 use git2::{IndexAddOption, Oid, Repository, ResetType, Signature};
 
-use super::remote::{self, Fetch, ORIGIN, Pushed};
+use super::remote::{self, ORIGIN, Pushed};
 use super::retry::{self, Backoff, RetryFailure};
 use super::url::{self, RemoteUrl};
 use super::{GitError, RepoSpec};
@@ -127,14 +127,10 @@ impl Workspace {
 
     /// Like [`Workspace::open_or_clone`], once the server granted the spec's credential push
     /// rights, over one connection (see [`remote::push_rights_and_tip`]): a clone already at
-    /// the advertised tip is not fetched unless `fetch` says [`Fetch::Always`]. A new clone is
+    /// the advertised tip is not fetched. A new clone is
     /// made beside `dir` and moved into place only then, so a refused credential leaves
     /// nothing behind.
-    pub fn open_with_push_rights(
-        dir: &Path,
-        spec: RepoSpec,
-        fetch: Fetch,
-    ) -> Result<Workspace, GitError> {
+    pub fn open_with_push_rights(dir: &Path, spec: RepoSpec) -> Result<Workspace, GitError> {
         let url = url::validate(&spec)?;
         // A refused credential is told before what is wrong with the directory.
         if dir.join(".git").exists() {
@@ -145,7 +141,7 @@ impl Workspace {
                     return Err(err);
                 }
             };
-            let tip = remote::push_rights_and_tip(&repo, &spec, &url, fetch)?;
+            let tip = remote::push_rights_and_tip(&repo, &spec, &url)?;
             return Workspace::at_tip(repo, spec, url, dir, tip);
         }
         let parent = match dir.parent() {
@@ -162,7 +158,7 @@ impl Workspace {
             .tempdir_in(parent)
             .map_err(io("create", parent))?;
         let repo = init_clone(staging.path(), &spec)?;
-        let tip = remote::push_rights_and_tip(&repo, &spec, &url, fetch)?;
+        let tip = remote::push_rights_and_tip(&repo, &spec, &url)?;
         drop(repo);
         check_empty(dir)?;
         if dir.exists() {

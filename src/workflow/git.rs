@@ -6,9 +6,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::cluster::GitReadCredentials;
 use crate::config::{EnvConfig, GitTransport, PushCredentials, RepositoryConfig};
 use crate::error::{Error, Result};
-use crate::gitops::{
-    DeployKey, Fetch, GitCredentials, GitError, RepoSpec, Workspace, check_access,
-};
+use crate::gitops::{DeployKey, GitCredentials, GitError, RepoSpec, Workspace, check_access};
 use crate::render;
 
 /// Runs blocking git2 work on tokio's blocking pool.
@@ -108,9 +106,6 @@ fn token_from_env(var: &str, env: &str, purpose: &str) -> Result<SecretString> {
 /// the run there rather than failing in Flux a moment after create-env said all was well. An
 /// ssh deploy key is not checked: on a first run it cannot be registered yet.
 pub enum ReadCheck {
-    /// The token is the very credential the tool pushes with, over the same URL: the clone's
-    /// fetch with it ([`Fetch::Always`]) proves it reads.
-    SameAsPush,
     /// A token of its own, checked over its own connection.
     Separate(GitReadCredentials),
     /// Nothing to check: ssh, or read credentials that are incomplete (told in their turn).
@@ -118,36 +113,30 @@ pub enum ReadCheck {
 }
 
 impl ReadCheck {
-    pub fn of(env: &EnvConfig) -> ReadCheck {
+    /// A read token that is the push token itself is refused (as the config refuses one
+    /// variable for both): Flux would hold write access to the repository in the cluster.
+    pub fn of(env: &EnvConfig) -> Result<ReadCheck> {
         if env.repository.transport() != GitTransport::Http {
-            return ReadCheck::Nothing;
+            return Ok(ReadCheck::Nothing);
         }
         let Ok(read) = read_credentials(env, None) else {
-            return ReadCheck::Nothing;
+            return Ok(ReadCheck::Nothing);
         };
         let push = push_spec(env).map(|spec| spec.credentials);
-        match (&read, push) {
-            (
-                GitReadCredentials::Https {
-                    username, password, ..
-                },
-                Ok(GitCredentials::Token {
-                    username: push_user,
-                    token,
-                }),
-            ) if *username == push_user && password.expose_secret() == token.expose_secret() => {
-                ReadCheck::SameAsPush
-            }
-            _ => ReadCheck::Separate(read),
+        if let (GitReadCredentials::Https { password, .. }, Ok(GitCredentials::Token { token, .. })) =
+            (&read, push)
+            && password.expose_secret() == token.expose_secret()
+        {
+            let token_env = env.repository.read.token_env.clone().unwrap_or_default();
+            return Err(Error::bad_input(format!(
+                "Flux's read token ({token_env}) is the push token: Flux would keep write \
+                 access to the repository in the cluster"
+            ))
+            .with_hint(format!(
+                "create a token with read access only and put it in {token_env}"
+            )));
         }
-    }
-
-    /// How the working clone must be fetched for this check.
-    pub fn fetch(&self) -> Fetch {
-        match self {
-            ReadCheck::SameAsPush => Fetch::Always,
-            ReadCheck::Separate(_) | ReadCheck::Nothing => Fetch::Missing,
-        }
+        Ok(ReadCheck::Separate(read))
     }
 
     /// The check of a separate token (the others need none).

@@ -7,8 +7,7 @@
 
 use gitops_bootstrap::ExitStatus;
 use gitops_bootstrap::gitops::{
-    self, Fetch, FileChange, GitCredentials, GitError, Proposal, ProposalMark, SyncOutcome,
-    Workspace,
+    self, FileChange, GitCredentials, GitError, Proposal, ProposalMark, SyncOutcome, Workspace,
 };
 
 use crate::support::git::{self, SshGitServer, ssh_spec};
@@ -217,14 +216,14 @@ async fn a_clone_made_with_push_rights_is_moved_into_place_only_once_they_are_gr
     let seed = fixture.seeded_repo("env").unwrap();
     let dir = fixture.clone_dir("env");
     let read = git::https_spec(&fixture, "env", fixture.server.read_token());
-    let err = Workspace::open_with_push_rights(&dir, read, Fetch::Missing).unwrap_err();
+    let err = Workspace::open_with_push_rights(&dir, read).unwrap_err();
     assert!(matches!(err, GitError::AccessDenied { .. }), "{err:?}");
     let parent = dir.parent().unwrap();
     let left: Vec<_> = std::fs::read_dir(parent).unwrap().collect();
     assert!(left.is_empty(), "nothing left beside the clone: {left:?}");
 
     let push = git::https_spec(&fixture, "env", fixture.server.push_token());
-    let workspace = Workspace::open_with_push_rights(&dir, push, Fetch::Missing).unwrap();
+    let workspace = Workspace::open_with_push_rights(&dir, push).unwrap();
     assert_eq!(workspace.head().as_deref(), Some(seed.as_str()));
     assert_eq!(std::fs::read(dir.join("README.md")).unwrap(), b"seed\n");
     let entries: Vec<_> = std::fs::read_dir(parent)

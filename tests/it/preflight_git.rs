@@ -1,9 +1,9 @@
 //! create-env's preflight talks to the Git server as little as it can (issue 22 item 7), as the
 //! testkit server's request log shows: the push rights and the clone over one connection (the
 //! push and fetch services cannot share one session), no fetch at all while the clone is at the
-//! branch tip, Flux's read token checked meanwhile on a connection of its own — and not at all
-//! when it is the push token itself, whose fetch proved it reads. A wrong read token is still
-//! refused, after a wrong push token when both are wrong.
+//! branch tip, Flux's read token checked meanwhile on a connection of its own. A wrong read
+//! token is refused, after a wrong push token when both are wrong; a read token that is the
+//! push token is refused before any request (it would give Flux write access).
 //!
 //! Each run's cluster token is refused, so create-env stops at `connect`, past preflight and
 //! before anything else talks to Git: the requests logged are preflight's.
@@ -83,7 +83,7 @@ async fn push_rights_and_clone_share_a_connection_and_a_clone_at_the_tip_is_not_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_read_token_that_is_the_push_token_is_proven_by_the_fetch_and_a_wrong_one_refused() {
+async fn a_wrong_read_token_is_refused_after_a_wrong_push_token_and_the_push_token_never_reads() {
     let sandbox = refused_at_connect().await;
     let push = sandbox.push_token.clone();
     let (wrong_read, _) = run(&sandbox, &[("SANDBOX_GIT_READ_TOKEN", "wrong-read-2b9f")]).await;
@@ -101,13 +101,21 @@ async fn a_read_token_that_is_the_push_token_is_proven_by_the_fetch_and_a_wrong_
             ],
         )
         .await;
-    let (failed, same) = run(&sandbox, &[("SANDBOX_GIT_READ_TOKEN", push.as_str())]).await;
-    assert_eq!(failed, "connect", "the push token reads: past preflight");
+    let before = sandbox.git.requests().len();
+    let same = sandbox
+        .run_with_env(CREATE, &[("SANDBOX_GIT_READ_TOKEN", push.as_str())])
+        .await;
+    assert_eq!(
+        sandbox.git.requests().len(),
+        before,
+        "refused before any request"
+    );
+    assert!(!sandbox.age_key_file().exists(), "and before any key");
     snapshot!(
         "preflight_git_read_token",
         format!(
-            "both tokens wrong (exit {}):\n{}\nread token = push token:\n{same}\n",
-            both_wrong.code, both_wrong.stderr
+            "both tokens wrong (exit {}):\n{}\nread token = push token (exit {}):\n{}",
+            both_wrong.code, both_wrong.stderr, same.code, same.stderr
         )
     );
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, EnvConfig};
 use crate::error::Result;
-use crate::gitops::{Fetch, Workspace};
+use crate::gitops::Workspace;
 use crate::render::cluster_dir;
 use crate::terraform::{EnvRoot, Terraform};
 use crate::workflow::phases::preflight::open_with_push_rights;
@@ -41,7 +41,7 @@ pub async fn run(
     let repository = match options.keep_repo {
         true => None,
         false => {
-            let workspace = open_with_push_rights(env, paths, Fetch::Missing).await?;
+            let workspace = open_with_push_rights(env, paths).await?;
             let in_git = workspace.path_exists(&cluster_dir(&env.repository.path, &env.name))?;
             // Before anything is removed: a removal that could never be proposed must not
             // start.

@@ -10,7 +10,7 @@ use crate::cluster::flux::{ComponentsSource, ManifestLocation, resolve_component
 use crate::cluster::{GitReadCredentials, Installation, flux_operator};
 use crate::config::{Config, EnvConfig, FluxInstall, GitTransport, PushCredentials};
 use crate::error::{Error, Result};
-use crate::gitops::{DeployKey, Fetch, GitError, Workspace, generate_deploy_key};
+use crate::gitops::{DeployKey, GitError, Workspace, generate_deploy_key};
 use crate::keys::{AgeKey, KeyOrigin, KeyOwner, KeyStore};
 use crate::render::{self, CommittedEnv, CommittedFlux, cluster_dir};
 use crate::report::Reporter;
@@ -182,18 +182,14 @@ pub async fn resolve_install(
 }
 
 /// The env's working clone, once the server granted push rights (one connection for both,
-/// no fetch when the clone is at the tip already, unless `fetch` says otherwise): a refused
-/// credential stops the run before anything changes, naming where the credential comes from.
-pub async fn open_with_push_rights(
-    env: &EnvConfig,
-    paths: &EnvPaths,
-    fetch: Fetch,
-) -> Result<Workspace> {
+/// no fetch when the clone is at the tip already): a refused credential stops the run before
+/// anything changes, naming where the credential comes from.
+pub async fn open_with_push_rights(env: &EnvConfig, paths: &EnvPaths) -> Result<Workspace> {
     let spec = push_spec(env)?;
     let repo_dir = paths.repo();
     let credentials = push_credentials_source(env);
     blocking(move || {
-        Workspace::open_with_push_rights(&repo_dir, spec, fetch).map_err(|err| match err {
+        Workspace::open_with_push_rights(&repo_dir, spec).map_err(|err| match err {
             GitError::AuthFailed { .. } | GitError::AccessDenied { .. } => Error::from(err)
                 .with_hint(format!(
                     "the push credentials are {credentials}: put a valid credential with write \
@@ -209,10 +205,9 @@ pub async fn open_with_push_rights(
 /// Flux's read token is checked meanwhile on a connection of its own; its verdict is returned
 /// for its turn in [`settle_keys`].
 async fn repository(input: &PreflightInputs<'_>) -> Result<(Workspace, CommittedEnv, Result<()>)> {
-    let read_check = ReadCheck::of(input.env);
-    let fetch = read_check.fetch();
+    let read_check = ReadCheck::of(input.env)?;
     let (workspace, read_verdict) = tokio::join!(
-        open_with_push_rights(input.env, input.paths, fetch),
+        open_with_push_rights(input.env, input.paths),
         read_check.run(input.env)
     );
     let workspace = workspace?;
