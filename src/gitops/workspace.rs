@@ -127,9 +127,8 @@ impl Workspace {
 
     /// Like [`Workspace::open_or_clone`], once the server granted the spec's credential push
     /// rights, over one connection (see [`remote::push_rights_and_tip`]): a clone already at
-    /// the advertised tip is not fetched. A new clone is
-    /// made beside `dir` and moved into place only then, so a refused credential leaves
-    /// nothing behind.
+    /// the advertised tip is not fetched. A new clone is made beside `dir` and moved into
+    /// place only then, so a refused credential leaves nothing behind.
     pub fn open_with_push_rights(dir: &Path, spec: RepoSpec) -> Result<Workspace, GitError> {
         let url = url::validate(&spec)?;
         // A refused credential is told before what is wrong with the directory.
